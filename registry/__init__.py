@@ -1,0 +1,1 @@
+"""Model registry side of advrec: MLflow tracking, registered versions, the promotion gate."""

@@ -1,0 +1,43 @@
+"""The `advrec` command line: one group whose subcommands are loaded only when invoked.
+
+Each subcommand is a composition root: it builds the Settings once and wires the process.
+Lazy loading keeps `advrec --help` fast (no torch, faust or mlflow import) and lets each
+package own its commands.
+"""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+__all__ = ["main"]
+
+# command name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "broker": "streams.commands:broker",
+    "worker": "streams.commands:worker",
+    "produce": "streams.commands:produce",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when that subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """advrec: adversarially retrained recommendations on a Kafka stream."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,60 @@
+"""The one settings object of every advrec process, read from environment variables `ADVREC_*`.
+
+Only composition roots (the CLI commands) build it; everything else receives it, frozen.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Configuration of advrec; every field is `ADVREC_<FIELD>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="ADVREC_", frozen=True, extra="ignore")
+
+    # Kafka
+    kafka_bootstrap: str = Field("", description="Broker list host:port[,...]; empty starts the embedded broker.")
+    embedded_broker_port: int = Field(0, description="Port of the embedded broker; 0 picks a free one.")
+    topic_partitions: int = Field(4, description="Partitions of the topics advrec creates.")
+    app_id: str = Field("advrec", description="Faust application id (consumer group and changelog prefix).")
+
+    # Topics
+    events_topic: str = "events"
+    deadletter_topic: str = "events.deadletter"
+
+    # Worker HTTP views (profiles, metrics)
+    web_host: str = Field("127.0.0.1", description="Address the worker's HTTP views bind to.")
+    web_port: int = Field(6066, description="Port of the worker's HTTP views (/profiles, /metrics).")
+
+    # Local state
+    data_dir: Path = Field(Path("var"), description="Local state: tables, windows, MLflow store, reports.")
+    mlflow_tracking_uri: str = Field("", description="MLflow tracking URI; empty = sqlite file under data_dir.")
+
+    # Validation bounds
+    max_event_bytes: int = Field(16_384, description="Payloads larger than this are dead-lettered.")
+    max_future_skew_s: float = Field(3_600.0, description="How far in the future an event ts may lie.")
+    min_event_ts: float = Field(631_152_000.0, description="Earliest plausible event ts (1990-01-01).")
+    rating_min: float = 0.5
+    rating_max: float = 5.0
+    max_value: float = Field(1_000_000.0, description="Largest plausible price of a click/purchase.")
+    max_id_length: int = 128
+
+    # Profiles
+    recent_items: int = Field(50, description="How many recent items a profile keeps.")
+    rate_half_life_s: float = Field(300.0, description="Half-life of the event-rate EWMA, seconds.")
+
+    # Stream batching: the worker takes up to this many events, or waits at most this long.
+    batch_max_events: int = 2_000
+    batch_max_seconds: float = 0.25
+
+    @property
+    def mlflow_uri(self) -> str:
+        """The tracking URI in force: the configured one, or a sqlite file under the data dir."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"

@@ -1,0 +1,1 @@
+"""Training side of advrec: datasets, models, adversarial training, evaluation, the trainer loop."""
