@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     embedded_broker_port: int = Field(0, description="Port of the embedded broker; 0 picks a free one.")
     topic_partitions: int = Field(4, description="Partitions of the topics advrec creates.")
     app_id: str = Field("advrec", description="Faust application id (consumer group and changelog prefix).")
+    tansu_workarounds: bool | None = Field(
+        None, description="Apply the embedded broker's workarounds; unset = only when the broker is embedded.")
 
     # Topics
     events_topic: str = "events"
@@ -51,6 +53,11 @@ class Settings(BaseSettings):
     # Stream batching: the worker takes up to this many events, or waits at most this long.
     batch_max_events: int = 2_000
     batch_max_seconds: float = 0.25
+
+    @property
+    def use_tansu_workarounds(self) -> bool:
+        """Whether the broker is Tansu (embedded, or said so), whose quirks the clients must work around."""
+        return self.tansu_workarounds if self.tansu_workarounds is not None else not self.kafka_bootstrap
 
     @property
     def mlflow_uri(self) -> str:

@@ -49,7 +49,10 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
     else:
         sep = r"\s+"
     fields = [f.strip().strip('"') for f in (line.split(",") if sep == "," else line.split())]
-    has_header = not _is_number(fields[0]) or (len(fields) > 2 and not _is_number(fields[2]))
+    # A header names known columns, or has a non-numeric rating column; ids alone may be words.
+    known = {alias for aliases in COLUMN_ALIASES.values() for alias in aliases}
+    has_header = (any(f.lower() in known for f in fields)
+                  or (len(fields) > 2 and not _is_number(fields[2])))
     raw = pd.read_csv(path, sep=sep, header=0 if has_header else None, dtype=str, skip_blank_lines=True)
     if raw.shape[1] < 2:
         raise ValueError(f"{path}: need at least two columns (user item [rating [timestamp]])")

@@ -1,0 +1,106 @@
+"""The Faust application of the stream worker: topics, tables, the ingest agent and HTTP views.
+
+`create_app` is called by the worker's composition root with the frozen Settings and the broker
+to use. Agents stay short: batch in → `ingest_batch` (pure) → writes and sends out.
+"""
+from __future__ import annotations
+
+import time
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams import metrics
+from streams.ingest import RawRecord, ingest_batch
+from streams.profiles import ProfileConfig, UserProfile
+from streams.records import DeadLetter
+from streams.settings import Settings
+from streams.validation import ValidationLimits
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
+    """Build the worker's Faust app against `bootstrap` (host:port[,...])."""
+    broker_quirks = {}
+    if tansu_workarounds:
+        # Tansu 0.6 reports a partition's end offset as the last *batch's* base offset + 1,
+        # so Faust would stop changelog recovery short of the newest updates: one record per
+        # batch keeps end offsets exact. Its group join waits half the session timeout.
+        broker_quirks = dict(producer_max_batch_size=1, broker_session_timeout=6,
+                             broker_heartbeat_interval=1, broker_rebalance_timeout=6)
+    app = faust.App(
+        settings.app_id,
+        broker=",".join(f"kafka://{host}" for host in bootstrap.split(",")),
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        processing_guarantee="at_least_once",
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        datadir=str(settings.data_dir / "faust"),
+        stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
+        **broker_quirks,
+    )
+    limits = ValidationLimits.from_settings(settings)
+    profile_config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
+
+    events_topic = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw",
+                             partitions=settings.topic_partitions)
+    deadletter_topic = app.topic(settings.deadletter_topic, value_type=DeadLetter,
+                                 partitions=settings.topic_partitions)
+    # Keys are raw user/item ids and written with the default partitioner, so a profile's
+    # changelog partition equals its user's `events` partition when producers key by user_id.
+    # (key_type=bytes selects the raw key codec; values are JSON.)
+    profiles = app.Table("profiles", default=None, key_type=bytes, partitions=settings.topic_partitions,
+                         use_partitioner=True)
+    popularity = app.Table("item-popularity", default=int, key_type=bytes,
+                           partitions=settings.topic_partitions, use_partitioner=True)
+
+    @app.agent(events_topic)
+    async def ingest(stream):
+        """Validate, dead-letter and fold events into profiles, one batch at a time."""
+        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
+            started = time.time()
+            records = [RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset)
+                       for e in events]
+            result = ingest_batch(records, lambda user: profiles.get(user.encode()),
+                                  lambda item: popularity.get(item.encode(), 0), limits, profile_config, started)
+            for user_id, profile in result.profiles.items():
+                profiles[user_id.encode()] = profile.to_dict()
+            for item_id, count in result.popularity.items():
+                popularity[item_id.encode()] = count
+            for letter in result.dead_letters:
+                await deadletter_topic.send(key=None, value=letter)
+            done = time.time()
+            for kind, n in result.applied_by_type.items():
+                metrics.EVENTS_PROCESSED.labels(kind).inc(n)
+            for code, n in result.dead_by_reason.items():
+                metrics.DEAD_LETTERS.labels(code).inc(n)
+            if result.duplicates:
+                metrics.EVENTS_DUPLICATE.inc(result.duplicates)
+            for event in events:
+                metrics.EVENT_LATENCY.observe(max(0.0, done - event.message.timestamp))
+            metrics.BATCH_SECONDS.observe(done - started)
+            metrics.BATCH_SIZE.observe(len(events))
+
+    @app.page("/profiles/{user_id}")
+    @app.table_route(table=profiles, match_info="user_id")
+    async def profile_view(web, request, user_id: str):
+        """The profile of one user as JSON, 404 if the user was never seen."""
+        stored = profiles.get(user_id.encode())
+        if stored is None:
+            return web.json({"error": f"unknown user {user_id!r}"}, status=404)
+        return web.json(UserProfile.from_dict(stored).view())
+
+    @app.page("/metrics")
+    async def metrics_view(web, request):
+        """Prometheus exposition of this process's metrics."""
+        # aiohttp refuses a charset inside content_type; the exposition format is ASCII anyway.
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.replace("; charset=utf-8", ""))
+
+    app.advrec_tables = {"profiles": profiles, "popularity": popularity}  # for tests and views
+    return app

@@ -1,0 +1,26 @@
+"""Prometheus metrics of the stream worker (meanings and labels: docs/metrics.md).
+
+Defined once here, on the default registry, so every module of a process shares them.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = ["EVENTS_PROCESSED", "EVENTS_DUPLICATE", "DEAD_LETTERS", "EVENT_LATENCY", "BATCH_SECONDS",
+           "BATCH_SIZE"]
+
+EVENTS_PROCESSED = Counter("advrec_events_processed_total",
+                           "Valid events applied to profiles, by event type.", ["type"])
+EVENTS_DUPLICATE = Counter("advrec_events_duplicate_total",
+                           "Valid events skipped because they were applied before (redelivery or re-send).")
+DEAD_LETTERS = Counter("advrec_dead_letters_total",
+                       "Inputs sent to the dead-letter topic, by reason code.", ["reason"])
+EVENT_LATENCY = Histogram(
+    "advrec_event_processing_latency_seconds",
+    "Time from an event's append to Kafka to the end of its batch's processing.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+BATCH_SECONDS = Histogram("advrec_ingest_batch_seconds", "Wall time to process one batch of events.",
+                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
+BATCH_SIZE = Histogram("advrec_ingest_batch_events", "Events per processed batch.",
+                       buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000))
