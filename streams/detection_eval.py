@@ -15,7 +15,6 @@ import pandas as pd
 
 from streams.attacks import AttackSpec, plan_attack, summarize
 from streams.fraud import DetectorConfig, FraudDetector, Verdict
-from streams.fraud.combiner import robust_z
 
 __all__ = ["read_labels", "with_synthetic_timestamps", "inject_attacks", "replay", "metrics",
            "feature_baseline", "evaluate"]
@@ -101,8 +100,7 @@ def metrics(flagged: set[str], users: Iterable[str], attackers: dict[str, str]) 
 
 def feature_baseline(verdicts: dict[str, Verdict], detector: FraudDetector, feature: str, cutoff: float) -> set[str]:
     """Users whose single directed robust z-score of `feature` reaches `cutoff` (a one-feature detector)."""
-    pop = detector._population  # the fitted population of the final full flush
-    return {u for u, v in verdicts.items() if robust_z(v.features, pop).get(feature, -np.inf) >= cutoff}
+    return {u for u, v in verdicts.items() if detector.z_scores(u).get(feature, -np.inf) >= cutoff}
 
 
 def evaluate(ratings: pd.DataFrame, labels: dict[str, int] | None = None, inject: Iterable[AttackSpec] = (),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FeatureSpec", "FEATURES", "CombinerConfig", "fit_population", "robust_z", "combine"]
+__all__ = ["FeatureSpec", "FEATURES", "CombinerConfig", "fit_population", "robust_z", "own_evidence", "combine"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class CombinerConfig:
     reason_z: float = 3.0  # a feature is named as a reason above this
     profile_k: int = 4  # profile evidence = mean of its k strongest directed z-scores (4 = all of them)
     behaviour_k: int = 2  # behaviour evidence likewise (bots and farms light up a couple of timing features)
+    prior_ratings: float = 10.0  # credibility weight: a profile's z-scores count n / (n + prior_ratings)
     slope: float = 2.0  # logistic slope of the score around the cutoff
 
 
@@ -70,13 +71,16 @@ def fit_population(rows: list[dict[str, float]]) -> dict[str, list[float]]:
     return out
 
 
-def robust_z(features: dict[str, float], population: dict[str, list[float]]) -> dict[str, float]:
-    """Directed robust z-scores (positive = suspicious) of the features the population knows."""
+def robust_z(features: dict[str, float], population: dict[str, list[float]], n_ratings: int = 0,
+             cfg: CombinerConfig | None = None) -> dict[str, float]:
+    """Directed robust z-scores (positive = suspicious); profile ones shrunk by n / (n + n0) for short profiles."""
+    shrink = n_ratings / (n_ratings + cfg.prior_ratings) if cfg is not None and cfg.prior_ratings else 1.0
     z = {}
     for spec in FEATURES:
         if spec.name in features and spec.name in population:
             med, scale = population[spec.name]
-            z[spec.name] = spec.direction * (_value(spec, features[spec.name]) - med) / scale
+            zz = spec.direction * (_value(spec, features[spec.name]) - med) / scale
+            z[spec.name] = zz * shrink if spec.family == "profile" else zz
     return z
 
 

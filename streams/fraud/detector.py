@@ -200,8 +200,8 @@ class FraudDetector:
             deg = self._degsim(uid)
             if deg is not None:
                 u.features["degsim"] = deg
-        z = robust_z(u.features, self._population) if self._population else {}
         cfg = self.config.combiner
+        z = robust_z(u.features, self._population, len(u.ratings), cfg) if self._population else {}
         u.own = own_evidence(z, cfg)
         group = self._group(uid, u) if u.own >= cfg.lenient else {}
         u.score, _, reasons = combine(z, group, cfg)
@@ -230,7 +230,7 @@ class FraudDetector:
         self._population = fit_population(rows)
         for uid in todo:
             u = self._users[uid]
-            u.own = own_evidence(robust_z(u.features, self._population), cfg.combiner) if u.features else 0.0
+            u.own = own_evidence(robust_z(u.features, self._population, len(u.ratings), cfg.combiner), cfg.combiner) if u.features else 0.0
         scored = [u.own for u in self._users.values() if u.features]
         self._p_lenient = sum(o >= cfg.combiner.lenient for o in scored) / len(scored) if scored else 0.05
         self._group_cache = {}
@@ -254,6 +254,12 @@ class FraudDetector:
         if u is None:
             return Verdict(user_id, 0.0, False, (), {})
         return Verdict(user_id, u.score, u.score >= self.threshold, tuple(u.reasons), dict(u.features))
+
+    def z_scores(self, user_id: str) -> dict[str, float]:
+        """Directed robust z-scores of the user's features against the population (positive = suspicious)."""
+        u = self._users.get(user_id)
+        return robust_z(u.features, self._population, len(u.ratings), self.config.combiner) \
+            if u is not None and self._population else {}
 
     def verdicts(self) -> dict[str, Verdict]:
         """Current verdicts of every user seen."""
