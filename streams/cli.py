@@ -17,6 +17,8 @@ COMMANDS: dict[str, str] = {
     "broker": "streams.commands:broker",
     "worker": "streams.commands:worker",
     "produce": "streams.commands:produce",
+    "attack": "streams.detection_cli:attack",
+    "eval-detection": "streams.detection_cli:eval_detection",
 }
 
 
