@@ -32,7 +32,8 @@ class DetectorConfig:
     min_events: int = 5  # events before behaviour features count
     half_life_s: float = 300.0
     window_s: float = 7 * 86_400.0  # co-target window (tumbling)
-    growth: float = 1.5  # rescore a user when its event count grows by this factor
+    growth: float = 1.5  # update() rescores a user when its event count grows by this factor
+    flush_growth: float = 1.25  # flush() rescores a touched user when its count grew by this factor
     num_perm: int = 128
     neighbours: int = 10
     material: float = 0.1  # score change that makes update/flush report a verdict
@@ -100,7 +101,7 @@ class FraudDetector:
         self._dirty[user_id] = None
         if u.n >= u.due:
             u.due = max(u.n + 1, int(u.n * self.config.growth))
-            return self._rescore(user_id, u, with_degsim=False)
+            return self._rescore(user_id, u, with_degsim=False, index=False)
         return None
 
     def _rate(self, u: UserState, uid: str, item: str, r: float, ts: float) -> None:
@@ -132,15 +133,16 @@ class FraudDetector:
         self._acts.setdefault(item, {}).setdefault(bucket, []).append(uid)
 
     # ---- scoring ---------------------------------------------------------------------------
-    def _features(self, uid: str, u: UserState) -> dict[str, float]:
+    def _features(self, uid: str, u: UserState, index: bool = True) -> dict[str, float]:
         cfg = self.config
         feats: dict[str, float] = {}
         if len(u.ratings) >= cfg.min_profile:
             users, total, total_sq = self._len
             mean_len = total / users if users else 0.0
             feats.update(profile_features(u.ratings, self._items, mean_len, total_sq - users * mean_len ** 2))
-            key = self._index.setdefault(uid, len(self._index))
-            self._lsh.update(key, self._hasher.signature(u.ratings))
+            if index:
+                key = self._index.setdefault(uid, len(self._index))
+                self._lsh.update(key, self._hasher.signature(u.ratings))
             if "degsim" in u.features:
                 feats["degsim"] = u.features["degsim"]
         if u.n >= cfg.min_events:
@@ -193,9 +195,11 @@ class FraudDetector:
             best["degsim_high"] = (deg - med) / scale
         return best
 
-    def _rescore(self, uid: str, u: UserState, with_degsim: bool = True, features: bool = True) -> Verdict | None:
+    def _rescore(self, uid: str, u: UserState, with_degsim: bool = True, features: bool = True,
+                 index: bool = True) -> Verdict | None:
         if features:
-            u.features = self._features(uid, u)
+            u.features = self._features(uid, u, index)
+            u.scored_n = u.n
         if with_degsim and len(u.ratings) >= self.config.min_profile:
             deg = self._degsim(uid)
             if deg is not None:
@@ -215,11 +219,16 @@ class FraudDetector:
     def flush(self, full: bool = False) -> list[Verdict]:
         """Rescore users touched since the last flush (everyone if `full`) against fresh population stats."""
         cfg = self.config
-        todo = list(self._users) if full else list(self._dirty)
-        self._dirty = {}
+        if full:
+            todo, self._dirty = list(self._users), {}
+        else:  # a touched user is rescored once its event count grew by `flush_growth` since its last rescore
+            todo = [uid for uid in self._dirty if self._users[uid].n >= self._users[uid].scored_n * cfg.flush_growth]
+            for uid in todo:
+                del self._dirty[uid]
         for uid in todo:  # pass 1: profile features and fresh signatures
             u = self._users[uid]
             u.features = self._features(uid, u)
+            u.scored_n = u.n
         for uid in todo:  # pass 2: nearest-neighbour similarity on the refreshed index
             u = self._users[uid]
             if len(u.ratings) >= cfg.min_profile:

@@ -74,12 +74,12 @@ class LSHIndex:
         """Insert or replace the signature of `key`."""
         old = self._keys.get(key)
         new = self._band_keys(sig)
-        for b, k in enumerate(new.tolist()):
+        changed = range(self.bands) if old is None else np.flatnonzero(old != new).tolist()
+        new_l = new.tolist()
+        for b in changed:
             if old is not None:
-                if old[b] == k:
-                    continue
                 self._buckets[b][int(old[b])].discard(key)
-            self._buckets[b].setdefault(k, set()).add(key)
+            self._buckets[b].setdefault(new_l[b], set()).add(key)
         self._keys[key] = new
         self.signatures[key] = sig
 

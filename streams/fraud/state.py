@@ -11,7 +11,7 @@ __all__ = ["UserState"]
 
 _FIELDS = ("ratings", "acts", "bought", "n", "first", "last", "gap_n", "gap_mean", "gap_m2",
            "decayed", "decayed_ts", "peak", "first_hour", "clicks", "purchases", "click_items",
-           "due", "own", "features", "score", "reasons", "emitted")
+           "due", "scored_n", "own", "features", "score", "reasons", "emitted")
 
 
 class UserState:
@@ -37,6 +37,7 @@ class UserState:
         self.purchases = 0
         self.click_items: dict[str, int] = {}
         self.due = 5
+        self.scored_n = 0  # event count at the last rescore
         self.own = 0.0
         self.features: dict[str, float] = {}
         self.score = 0.0
