@@ -7,7 +7,6 @@ the detector.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Iterable, Iterator
 
 import numpy as np

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from streams.fraud.combiner import CombinerConfig, combine, fit_population, own_evidence, robust_z
-from streams.fraud.features import length_var, profile_features
+from streams.fraud.features import profile_features
 from streams.fraud.minhash import LSHIndex, MinHasher
 from streams.fraud.state import UserState
 
