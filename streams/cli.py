@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "worker": "streams.commands:worker",
     "produce": "streams.commands:produce",
     "demo": "streams.demo:demo",
+    "attack": "streams.detection_cli:attack",
+    "eval-detection": "streams.detection_cli:eval_detection",
 }
 
 
