@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "broker": "streams.commands:broker",
     "worker": "streams.commands:worker",
     "produce": "streams.commands:produce",
+    "eval-model": "training.commands:eval_model",
 }
 
 
