@@ -38,8 +38,8 @@ class MFConfig:
     """Hyper-parameters of a BPR matrix factorisation model (defaults tuned on ML-100K validation)."""
 
     dim: int = 64
-    lr: float = 0.01
-    reg: float = 1e-4
+    lr: float = 0.005
+    reg: float = 3e-3
     init_std: float = 0.1
     batch_size: int = 512
     gpu_batch_size: int = 8192
@@ -105,7 +105,7 @@ class BPRRecommender:
         """Forget everything learnt: empty vocabularies, tables and seen pairs."""
         self.users, self.items = Vocabulary(), Vocabulary()
         self.net = MatrixFactorization(0, 0, self.config.dim, self.config.init_std).to(self.device)
-        self.seen = PairSet(np.empty(0, np.int64), np.empty(0, np.int64))
+        self.seen = PairSet.empty()
         self.rounds = 0
         self.epoch_seconds: list[float] = []
         self.losses: list[float] = []
@@ -188,10 +188,11 @@ class BPRRecommender:
     def score(self, user_ids: list[str] | np.ndarray) -> np.ndarray:
         """Scores of every known item for each user, shape (len(user_ids), n_items); unknown users get the mean user."""
         idx = torch.as_tensor(self.users.lookup(user_ids), device=self.device)
-        table = self.net.users.detach()
-        mean = table.mean(0, keepdim=True) if len(table) else torch.zeros(1, self.net.dim, device=self.device)
-        rows = torch.where((idx >= 0)[:, None], table[idx.clamp(min=0)] if len(table) else mean, mean)
-        return (rows.float() @ self.net.items.detach().float().T).cpu().numpy()
+        table = self.net.users.detach().float()
+        mean = table.mean(0) if len(table) else torch.zeros(self.net.dim, device=self.device)
+        rows = mean.expand(len(idx), -1).clone()
+        rows[idx >= 0] = table[idx[idx >= 0]]
+        return (rows @ self.net.items.detach().float().T).cpu().numpy()
 
     def recommend(self, user_ids: list[str] | np.ndarray, k: int = 10,
                   exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -236,8 +237,7 @@ class BPRRecommender:
         model.net.users = torch.nn.Parameter(state["users"])
         model.net.items = torch.nn.Parameter(state["items"])
         model.net.to(model.device)
-        model.seen = PairSet(np.empty(0, np.int64), np.empty(0, np.int64))
-        model.seen.keys = blob["seen"].numpy()
+        model.seen = PairSet.from_keys(blob["seen"].numpy())
         model.rounds = int(blob["rounds"])
         return model
 

@@ -22,6 +22,16 @@ class PairSet:
     def __len__(self) -> int:
         return len(self.keys)
 
+    @classmethod
+    def from_keys(cls, keys: np.ndarray) -> "PairSet":
+        """Rebuild a set from the `keys` of another one."""
+        return cls(np.asarray(keys, dtype=np.int64) // _SHIFT, np.asarray(keys, dtype=np.int64) % _SHIFT)
+
+    @classmethod
+    def empty(cls) -> "PairSet":
+        """A set with no pairs."""
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64))
+
     @property
     def users(self) -> np.ndarray:
         """User index of each pair."""

@@ -51,14 +51,14 @@ def test_delta_has_norm_eps_per_row_and_sums_repeated_rows():
 
 
 def test_apr_without_adversary_is_bpr(toy):
-    a = APRRecommender(dim=8, epochs=3, reg_adv=0.0, device="cpu").fit(toy)
-    b = BPRRecommender(dim=8, epochs=3, device="cpu").fit(toy)
+    a = APRRecommender(dim=8, epochs=3, reg=1e-3, reg_adv=0.0, device="cpu").fit(toy)
+    b = BPRRecommender(dim=8, epochs=3, reg=1e-3, device="cpu").fit(toy)
     assert torch.equal(a.net.users, b.net.users) and torch.equal(a.net.items, b.net.items)
 
 
 def test_apr_warm_starts_from_bpr_within_the_epoch_budget(toy):
-    a = APRRecommender(dim=8, epochs=4, warmup=1.0, device="cpu").fit(toy)
-    b = BPRRecommender(dim=8, epochs=4, device="cpu").fit(toy)
+    a = APRRecommender(dim=8, epochs=4, reg=1e-3, warmup=1.0, device="cpu").fit(toy)
+    b = BPRRecommender(dim=8, epochs=4, reg=1e-3, device="cpu").fit(toy)
     assert torch.equal(a.net.users, b.net.users)
-    c = APRRecommender(dim=8, epochs=4, warmup=0.5, device="cpu").fit(toy)
+    c = APRRecommender(dim=8, epochs=4, reg=1e-3, warmup=0.5, device="cpu").fit(toy)
     assert not torch.equal(c.net.users, b.net.users) and len(c.epoch_seconds) == 4
