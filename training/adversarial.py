@@ -57,9 +57,12 @@ class APRRecommender(BPRRecommender):
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The adversarial Δ of the gathered user, positive and negative rows of a batch."""
         cfg = self.config
-        pu, qi, qj = (t.detach().requires_grad_() for t in
-                      (self.net.users[u], self.net.items[i], self.net.items[j]))
-        gu, gi, gj = torch.autograd.grad(bpr_loss(pu, qi, qj), [pu, qi, qj])
+        with torch.no_grad():
+            pu, qi, qj = self.net.users[u].float(), self.net.items[i].float(), self.net.items[j].float()
+            # Closed-form gradient of the BPR loss (up to the positive factor 1/batch, which the
+            # normalisation removes): d/dx of softplus(-x) is -sigmoid(-x), x = pu·(qi - qj).
+            w = torch.sigmoid(-(pu * (qi - qj)).sum(-1, keepdim=True))
+            gu, gi, gj = -w * (qi - qj), -w * pu, w * pu
         relative = cfg.eps_mode == "relative"
         du = adversarial_delta(gu, u, self.net.users, cfg.eps, relative)
         dq = adversarial_delta(torch.cat([gi, gj]), torch.cat([i, j]), self.net.items, cfg.eps, relative)

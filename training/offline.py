@@ -25,13 +25,15 @@ def build_model(kind: str, seed: int = 0, **overrides: Any) -> BPRRecommender:
 
 
 def report_model(model: BPRRecommender, split: Split, seed: int = 0) -> dict[str, Any]:
-    """Accuracy, FGSM robustness and mean epoch time of a trained model (plus APR's ε and λ)."""
+    """Accuracy, FGSM robustness, mean epoch time (APR: also of its adversarial epochs), settings."""
     out: dict[str, Any] = dict(evaluate(model, split))
     out["fgsm"] = robustness(model, split, seed=seed)
     out["epochs"] = len(model.epoch_seconds)
     out["epoch_seconds"] = float(np.mean(model.epoch_seconds)) if model.epoch_seconds else 0.0
     cfg = model.config
     if isinstance(model, APRRecommender):
+        adversarial = model.epoch_seconds[int(round(cfg.warmup * len(model.epoch_seconds))):]
+        out["adv_epoch_seconds"] = float(np.mean(adversarial)) if adversarial else 0.0
         out.update(eps=cfg.eps, reg_adv=cfg.reg_adv, eps_mode=cfg.eps_mode, warmup=cfg.warmup)
     out.update(dim=cfg.dim, lr=cfg.lr, reg=cfg.reg)
     return out

@@ -62,3 +62,15 @@ def test_apr_warm_starts_from_bpr_within_the_epoch_budget(toy):
     assert torch.equal(a.net.users, b.net.users)
     c = APRRecommender(dim=8, epochs=4, reg=1e-3, warmup=0.5, device="cpu").fit(toy)
     assert not torch.equal(c.net.users, b.net.users) and len(c.epoch_seconds) == 4
+
+
+def test_closed_form_perturbation_follows_the_autograd_gradient(toy):
+    model = APRRecommender(dim=8, epochs=2, eps=0.3, eps_mode="absolute", device="cpu").fit(toy)
+    u, i, j = torch.tensor([0, 1, 0]), torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
+    pu, qi, qj = (t.detach().requires_grad_() for t in
+                  (model.net.users[u], model.net.items[i], model.net.items[j]))
+    gu, gi, gj = torch.autograd.grad(bpr_loss(pu, qi, qj), [pu, qi, qj])
+    du, di, dj = model.perturbation(u, i, j)
+    torch.testing.assert_close(du, adversarial_delta(gu, u, model.net.users, 0.3, False))
+    dq = adversarial_delta(torch.cat([gi, gj]), torch.cat([i, j]), model.net.items, 0.3, False)
+    torch.testing.assert_close(torch.cat([di, dj]), dq)
