@@ -100,11 +100,10 @@ def full_ranks(model: Scorer, split: Split) -> np.ndarray:
     known = (tu >= 0) & (ti >= 0)
     rows, cols = PairSet(tu[known], ti[known]).of_users(model.users.lookup(users))
     s[rows, cols] = -np.inf
-    rows = np.arange(len(s))
-    target = model.items.lookup(split.test["item"])
-    col = np.maximum(target, 0)
-    pos = np.where(target >= 0, s[rows, col], -np.inf)
-    s[rows[target >= 0], target[target >= 0]] = -np.inf
+    rows, target = np.arange(len(s)), model.items.lookup(split.test["item"])
+    known = target >= 0
+    pos = np.where(known, s[rows, np.maximum(target, 0)], -np.inf)
+    s[rows[known], target[known]] = -np.inf  # the held-out item is not its own competitor
     return (s >= pos[:, None]).sum(1)
 
 
