@@ -18,7 +18,7 @@ from streams.detection_eval import _events, evaluate, read_labels, with_syntheti
 from streams.fraud import FraudDetector
 from training.data import read_ratings
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ML = DATA / "movielens-100k" / "u.data"
 SDLIB = DATA / "sdlib-shilling" / "averageattack"
 BASELINES = ("rdma", "degsim")

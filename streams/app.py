@@ -42,6 +42,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         web_port=settings.web_port,
         datadir=str(settings.data_dir / "faust"),
         stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
+        broker_max_poll_records=settings.batch_max_events,
         **broker_quirks,
     )
     limits = ValidationLimits.from_settings(settings)

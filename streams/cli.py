@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "streams.demo:demo",
     "attack": "streams.detection_cli:attack",
     "eval-detection": "streams.detection_cli:eval_detection",
+    "eval-model": "training.commands:eval_model",
 }
 
 

@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     rate_half_life_s: float = Field(300.0, description="Half-life of the event-rate EWMA, seconds.")
 
     # Stream batching: the worker takes up to this many events, or waits at most this long.
-    batch_max_events: int = 2_000
-    batch_max_seconds: float = 0.25
+    batch_max_events: int = 5_000
+    batch_max_seconds: float = 0.5
 
     @property
     def use_tansu_workarounds(self) -> bool:

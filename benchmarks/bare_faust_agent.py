@@ -1,0 +1,37 @@
+"""Baseline for benchmarks/ingest.py: a Faust agent that takes batches and does nothing else.
+
+    python benchmarks/bare_faust_agent.py BOOTSTRAP TOPIC TOTAL WEB_PORT
+
+Prints `rate <events/s>` once it has consumed TOTAL records: the ceiling Faust's own stream
+machinery puts on any agent on this machine.
+"""
+import os
+import sys
+import time
+
+import faust
+
+bootstrap, topic, total, web_port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+app = faust.App(f"bare-{time.time()}", broker=f"kafka://{bootstrap}", store="memory://", web_port=web_port,
+                web_bind="127.0.0.1", broker_session_timeout=6, broker_heartbeat_interval=1,
+                broker_rebalance_timeout=6, stream_buffer_maxsize=10_000, broker_max_poll_records=5_000)
+source = app.topic(topic, value_type=bytes, value_serializer="raw", key_serializer="raw")
+state = {"seen": 0, "started": 0.0}
+
+
+@app.agent(source)
+async def count(stream):
+    async for events in stream.take_events(5_000, within=0.5):
+        if not state["seen"]:
+            state["started"] = time.perf_counter()
+        state["seen"] += len(events)
+        if state["seen"] >= total:
+            rate = (state["seen"] - len(events)) / max(time.perf_counter() - state["started"], 1e-9)
+            sys.__stdout__.write(f"rate {rate:.0f}\n")
+            sys.__stdout__.flush()
+            os._exit(0)  # stopping the app from inside its own agent would wait on this agent
+
+
+if __name__ == "__main__":
+    sys.argv = [sys.argv[0], "worker", "-l", "warn"]
+    app.main()

@@ -1,0 +1,136 @@
+"""Ingest throughput: events/s through the advrec worker vs a bare aiokafka consumer, same topic, same run.
+
+    .venv/bin/python benchmarks/ingest.py [--events 200000] [--source sim|movielens|taobao]
+
+Starts the embedded broker, preloads the topic, then (1) drains it with a bare aiokafka consumer
+that only counts records, and (2) runs a real `advrec worker` process (validation, dead letters,
+profile + popularity tables with changelogs) on it, timing from its first to its last processed
+event by polling its /metrics. Prints both rates and their ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from streams.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
+from streams.producer import send_raw  # noqa: E402
+from streams.sources import movielens_events, simulated_events, taobao_events  # noqa: E402
+from streams.topics import ensure_topics  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def load_events(source: str, n: int):
+    if source == "movielens":
+        return list(islice(movielens_events(DATA / "movielens-100k" / "u.data"), n))
+    if source == "taobao":
+        return list(islice(taobao_events(DATA / "taobao-userbehavior-flink-subset" / "UserBehavior.csv"), n))
+    return list(simulated_events(n_events=n, n_users=5_000, n_items=2_000, seed=1))
+
+
+async def bare_consumer_rate(bootstrap: str, topic: str, total: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"bare-{time.time()}", enable_auto_commit=False)
+    await consumer.start()
+    seen, started = 0, None
+    try:
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if started is None and batches:
+                started = time.perf_counter()
+            seen += sum(len(records) for records in batches.values())
+    finally:
+        await consumer.stop()
+    return seen / (time.perf_counter() - started)
+
+
+def bare_faust_rate(bootstrap: str, topic: str, total: int) -> float:
+    import subprocess
+
+    script = Path(__file__).with_name("bare_faust_agent.py")
+    out = subprocess.run([sys.executable, str(script), bootstrap, topic, str(total), str(free_port())],
+                         capture_output=True, text=True, timeout=600)
+    rates = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("rate ")]
+    if not rates:
+        raise RuntimeError(f"bare Faust agent printed no rate:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return float(rates[0])
+
+
+def worker_rate(bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict) -> tuple[float, dict]:
+    port = free_port()
+    worker = AdvrecProcess(["worker"], {
+        "ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_EVENTS_TOPIC": topic,
+        "ADVREC_APP_ID": f"bench-{int(time.time())}", "ADVREC_WEB_PORT": str(port),
+        "ADVREC_DATA_DIR": str(workdir), **env_extra}, workdir / "worker.log").start()
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        worker.wait_http(url)
+        first = None
+        while True:
+            samples = scrape_metrics(url)
+            done = sum(metric_total(samples, name) for name in (
+                "advrec_events_processed_total", "advrec_dead_letters_total", "advrec_events_duplicate_total"))
+            now = time.perf_counter()
+            if first is None and done > 0:
+                first = (now, done)
+            if done >= total:
+                break
+            time.sleep(0.05)
+        rate = (done - first[1]) / (now - first[0])
+        return rate, samples
+    finally:
+        worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--source", choices=["sim", "movielens", "taobao"], default="sim")
+    parser.add_argument("--bad-every", type=int, default=100, help="one malformed input per this many events")
+    parser.add_argument("--env", action="append", default=[], help="extra ADVREC_X=Y for the worker")
+    args = parser.parse_args()
+
+    events = load_events(args.source, args.events)
+    records = []
+    for i, event in enumerate(events):
+        records.append((event["user_id"].encode(), json.dumps(event).encode()))
+        if args.bad_every and i % args.bad_every == 0:
+            records.append((None, b"{not json"))
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        topic = "bench-events"
+        ensure_topics(broker.bootstrap, [topic, "events.deadletter"], 4)
+        t0 = time.perf_counter()
+        send_raw(broker.bootstrap, topic, records)
+        produce_rate = len(records) / (time.perf_counter() - t0)
+        bare = asyncio.run(bare_consumer_rate(broker.bootstrap, topic, len(records)))
+        bare_faust = bare_faust_rate(broker.bootstrap, topic, len(records))
+        env = dict(kv.split("=", 1) for kv in args.env)
+        rate, samples = worker_rate(broker.bootstrap, topic, len(records), Path(tmp), env)
+
+    users = len({e["user_id"] for e in events})
+    batch_n = metric_total(samples, "advrec_ingest_batch_events_count")
+    batch_s = metric_total(samples, "advrec_ingest_batch_seconds_sum")
+    print(f"source={args.source} inputs={len(records)} users={users} (1 malformed per {args.bad_every})")
+    print(f"producer (kafka-python, preload):      {produce_rate:10.0f} records/s")
+    print(f"bare aiokafka consumer (count only):   {bare:10.0f} records/s")
+    print(f"bare Faust agent (take_events, no work): {bare_faust:8.0f} events/s")
+    print(f"advrec worker (validate+DLQ+profiles): {rate:10.0f} events/s")
+    print(f"ratio worker / bare consumer:          {rate / bare:10.3f}")
+    print(f"ratio worker / bare Faust agent:       {rate / bare_faust:10.3f}")
+    print(f"worker batches: {batch_n:.0f}, mean {len(records) / max(batch_n, 1):.0f} events/batch, "
+          f"pure batch work {1e6 * batch_s / len(records):.1f} us/event")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Contract every matrix factorisation recommender must pass (BPR and APR alike)."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from training.adversarial import APRRecommender
+from training.evaluation import evaluate, leave_last_out
+from training.models import BPRRecommender, PopularityRecommender, load_recommender
+
+KINDS = [BPRRecommender, APRRecommender]
+SMALL = dict(dim=16, epochs=4, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def small_split(ml_slice):
+    return leave_last_out(ml_slice, seed=0)
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_fit_is_deterministic_on_cpu_with_a_seed(cls, toy):
+    a = cls(**SMALL, seed=3).fit(toy)
+    b = cls(**SMALL, seed=3).fit(toy)
+    c = cls(**SMALL, seed=4).fit(toy)
+    assert torch.equal(a.net.users, b.net.users) and torch.equal(a.net.items, b.net.items)
+    assert not torch.equal(a.net.users, c.net.users)
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_recommend_shapes_and_excludes_seen(cls, toy):
+    model = cls(**SMALL).fit(toy)
+    items, scores = model.recommend(["a", "c"], k=3)
+    assert items.shape == (2, 3) and scores.shape == (2, 3)
+    assert set(items[0]) == {"4", "5", "6"}
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    items, _ = model.recommend(["a"], k=6, exclude_seen=False)
+    assert set(items[0]) == {"1", "2", "3", "4", "5", "6"}
+    items, scores = model.recommend(["nobody"], k=2)
+    assert items.shape == (1, 2) and np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_save_load_round_trip_gives_identical_recommendations(cls, toy, tmp_path):
+    model = cls(**SMALL, seed=1).fit(toy)
+    model.save(tmp_path / "m.pt")
+    back = load_recommender(tmp_path / "m.pt")
+    assert type(back) is cls and back.config == model.config
+    assert back.users == model.users and back.items == model.items
+    users = ["a", "b", "c", "d", "new"]
+    for a, b in zip(model.recommend(users, k=3), back.recommend(users, k=3)):
+        np.testing.assert_array_equal(a, b)
+    # loading is weights-only: the file holds tensors and plain values, no code
+    torch.load(tmp_path / "m.pt", weights_only=True)
+
+
+def test_load_refuses_a_model_of_another_kind(toy, tmp_path):
+    BPRRecommender(**SMALL).fit(toy).save(tmp_path / "bpr.pt")
+    with pytest.raises(TypeError):
+        APRRecommender.load(tmp_path / "bpr.pt")
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_train_round_grows_vocabulary_replays_and_drops_quarantined(cls, toy):
+    model = cls(**SMALL).fit(toy)
+    users_before = model.net.users.detach().clone()
+    new = pd.DataFrame({"user": ["a", "e", "mallory", "mallory"], "item": ["7", "1", "8", "9"],
+                        "rating": 5.0, "timestamp": 10.0})
+    stats = model.train_round(new, history=toy, quarantined_users={"mallory"}, epochs=2)
+    assert stats["events"] == 4 and stats["dropped_quarantined"] == 2
+    assert stats["new_users"] == 1 and stats["new_items"] == 1 and stats["replayed"] == 2
+    assert "mallory" not in model.users and "8" not in model.items
+    assert model.users.ids[:4] == ["a", "b", "c", "d"] and model.net.users.shape[0] == 5
+    assert not torch.equal(model.net.users[:4], users_before)  # warm start kept training the old rows
+    items, _ = model.recommend(["a"], k=10)
+    assert "7" not in items[0] and items[0][-1] is None  # the new interaction is now seen
+
+
+def test_train_round_from_an_empty_model_is_a_first_fit(toy):
+    model = BPRRecommender(**SMALL)
+    stats = model.train_round(toy, epochs=1)
+    assert stats["new_users"] == 4 and len(model.items) == 6
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_training_on_real_slice_beats_popularity(cls, small_split):
+    pop = evaluate(PopularityRecommender().fit(small_split.train), small_split)
+    model = cls(dim=32, epochs=20, device="cpu", seed=0).fit(small_split.train)
+    got = evaluate(model, small_split)
+    assert got["hr@10"] > pop["hr@10"] + 0.03, (got, pop)
+    assert got["ndcg@10"] > pop["ndcg@10"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_training_uses_cuda_and_beats_popularity(small_split):
+    pop = evaluate(PopularityRecommender().fit(small_split.train), small_split)
+    model = APRRecommender(dim=32, epochs=20, gpu_batch_size=1024).fit(small_split.train)
+    assert model.device.type == "cuda" and model.net.users.is_cuda
+    assert evaluate(model, small_split)["hr@10"] > pop["hr@10"]

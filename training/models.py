@@ -1,0 +1,265 @@
+"""Matrix factorisation recommenders trained with BPR, sharing `fit` / `recommend` / `train_round`.
+
+`BPRRecommender` owns the vocabularies, the embedding tables, the set of seen pairs and the training
+loop; subclasses (APR in `training.adversarial`) change only `pair_loss`. Pure core: no Kafka, no
+MLflow, no file formats beyond `save`/`load` (a torch file of tensors, lists and numbers, no code).
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from training.sampling import PairSet, sample_triples
+from training.vocab import Vocabulary
+
+__all__ = ["MFConfig", "MatrixFactorization", "BPRRecommender", "PopularityRecommender",
+           "bpr_loss", "implicit_pairs", "load_recommender", "MODEL_KINDS"]
+
+SAVE_FORMAT = "advrec.mf/1"
+
+# kind -> "module:Class", resolved lazily like the CLI's commands.
+MODEL_KINDS: dict[str, str] = {
+    "bpr": "training.models:BPRRecommender",
+    "apr": "training.adversarial:APRRecommender",
+}
+
+
+@dataclass(frozen=True)
+class MFConfig:
+    """Hyper-parameters of a BPR matrix factorisation model (defaults tuned on ML-100K validation)."""
+
+    dim: int = 64
+    lr: float = 0.005
+    reg: float = 3e-3
+    init_std: float = 0.1
+    batch_size: int = 512
+    gpu_batch_size: int = 8192
+    epochs: int = 40
+    min_rating: float | None = None
+    replay_ratio: float = 1.0
+    seed: int = 0
+    device: str = ""
+
+
+class MatrixFactorization(torch.nn.Module):
+    """User and item embedding tables; the score of a pair is the dot product of its rows."""
+
+    def __init__(self, n_users: int, n_items: int, dim: int, init_std: float,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.dim, self.init_std = dim, init_std
+        self.users = torch.nn.Parameter(self._rows(n_users, generator))
+        self.items = torch.nn.Parameter(self._rows(n_items, generator))
+
+    def _rows(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randn(n, self.dim, generator=generator) * self.init_std
+
+    def grow(self, n_users: int, n_items: int, generator: torch.Generator | None = None) -> None:
+        """Append fresh rows up to the given sizes; existing rows are kept bit-identical."""
+        for name, n in (("users", n_users), ("items", n_items)):
+            old = getattr(self, name)
+            if n > old.shape[0]:
+                new = self._rows(n - old.shape[0], generator).to(old.device)
+                setattr(self, name, torch.nn.Parameter(torch.cat([old.detach(), new])))
+
+    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+        """Scores of the (user, item) index pairs."""
+        return (self.users[u] * self.items[i]).sum(-1)
+
+
+def bpr_loss(pu: torch.Tensor, qi: torch.Tensor, qj: torch.Tensor) -> torch.Tensor:
+    """Mean BPR loss -log sigmoid(x_ui - x_uj) of gathered user, positive and negative rows."""
+    return F.softplus(-((pu * (qi - qj)).sum(-1))).mean()
+
+
+def implicit_pairs(interactions: pd.DataFrame, min_rating: float | None = None) -> pd.DataFrame:
+    """The (user, item) positives of an interaction frame: every row, or those rated >= min_rating."""
+    df = interactions
+    if min_rating is not None and "rating" in df:
+        df = df[~(df["rating"] < min_rating)]
+    return df[["user", "item"]].astype(str)
+
+
+class BPRRecommender:
+    """Matrix factorisation with the BPR pairwise loss (Rendle et al., 2009)."""
+
+    kind: ClassVar[str] = "bpr"
+    config_class: ClassVar[type] = MFConfig
+
+    def __init__(self, config: MFConfig | None = None, **overrides: Any) -> None:
+        self.config = replace(config or self.config_class(), **overrides)
+        self.device = torch.device(self.config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.reset()
+
+    # ---- state -------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget everything learnt: empty vocabularies, tables and seen pairs."""
+        self.users, self.items = Vocabulary(), Vocabulary()
+        self.net = MatrixFactorization(0, 0, self.config.dim, self.config.init_std).to(self.device)
+        self.seen = PairSet.empty()
+        self.rounds = 0
+        self.epoch_seconds: list[float] = []
+        self.losses: list[float] = []
+
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.rounds)
+
+    def _ingest(self, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Index the pairs (growing vocabularies and tables) and add them to the seen set."""
+        u = self.users.add(pairs["user"])
+        i = self.items.add(pairs["item"])
+        self.net.grow(len(self.users), len(self.items), self._generator())
+        self.seen = self.seen.union(u, i)
+        return u, i
+
+    # ---- training ----------------------------------------------------------------------------
+    def pair_loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor, epoch: int) -> torch.Tensor:
+        """Training loss of a batch of (user, positive, negative) triples."""
+        pu, qi, qj = self.net.users[u], self.net.items[i], self.net.items[j]
+        reg = self.config.reg * (pu.square().sum(-1) + qi.square().sum(-1) + qj.square().sum(-1)).mean()
+        return bpr_loss(pu, qi, qj) + reg
+
+    def _train(self, u: np.ndarray, i: np.ndarray, epochs: int, first_epoch: int = 0) -> None:
+        cfg, cuda = self.config, self.device.type == "cuda"
+        rng = np.random.default_rng([cfg.seed, self.rounds])
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        batch = cfg.gpu_batch_size if cuda else cfg.batch_size
+        self.net.train()
+        for epoch in range(first_epoch, first_epoch + epochs):
+            start = time.perf_counter()
+            triples = sample_triples(u, i, self.seen, len(self.items), rng)
+            uu, ii, jj = (torch.as_tensor(a, device=self.device) for a in triples)
+            total = 0.0
+            for lo in range(0, len(uu), batch):
+                sl = slice(lo, lo + batch)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                    loss = self.pair_loss(uu[sl], ii[sl], jj[sl], epoch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(uu[sl])
+            self.losses.append(float(total) / max(len(uu), 1))
+            if cuda:
+                torch.cuda.synchronize()
+            self.epoch_seconds.append(time.perf_counter() - start)
+        self.rounds += 1
+
+    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> "BPRRecommender":
+        """Train from scratch on an interaction frame (columns user, item[, rating, timestamp])."""
+        self.reset()
+        u, i = self._ingest(implicit_pairs(interactions, self.config.min_rating))
+        self._train(u, i, self.config.epochs if epochs is None else epochs)
+        return self
+
+    def train_round(self, new: pd.DataFrame, history: pd.DataFrame | None = None,
+                    quarantined_users: set[str] = frozenset(), epochs: int = 1) -> dict[str, float]:
+        """Warm-start update: new window plus a replay sample of history, flagged users' events dropped."""
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, self.rounds, 1])
+        quarantined = {str(x) for x in quarantined_users}
+        new_pairs = implicit_pairs(new, cfg.min_rating)
+        kept_new = new_pairs[~new_pairs["user"].isin(quarantined)]
+        replay = pd.DataFrame(columns=["user", "item"])
+        if history is not None and len(history) and cfg.replay_ratio > 0:
+            old = implicit_pairs(history, cfg.min_rating)
+            old = old[~old["user"].isin(quarantined)]
+            n = min(len(old), math.ceil(cfg.replay_ratio * len(kept_new)))
+            replay = old.iloc[np.sort(rng.choice(len(old), size=n, replace=False))]
+        n_users, n_items = len(self.users), len(self.items)
+        u, i = self._ingest(pd.concat([kept_new, replay], ignore_index=True))
+        if len(u):
+            self._train(u, i, epochs)
+        return {"events": float(len(new_pairs)), "dropped_quarantined": float(len(new_pairs) - len(kept_new)),
+                "replayed": float(len(replay)), "new_users": float(len(self.users) - n_users),
+                "new_items": float(len(self.items) - n_items),
+                "loss": self.losses[-1] if len(u) and self.losses else float("nan")}
+
+    # ---- inference ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def score(self, user_ids: list[str] | np.ndarray) -> np.ndarray:
+        """Scores of every known item for each user, shape (len(user_ids), n_items); unknown users get the mean user."""
+        idx = torch.as_tensor(self.users.lookup(user_ids), device=self.device)
+        table = self.net.users.detach().float()
+        mean = table.mean(0) if len(table) else torch.zeros(self.net.dim, device=self.device)
+        rows = mean.expand(len(idx), -1).clone()
+        rows[idx >= 0] = table[idx[idx >= 0]]
+        return (rows @ self.net.items.detach().float().T).cpu().numpy()
+
+    def recommend(self, user_ids: list[str] | np.ndarray, k: int = 10,
+                  exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k item ids and scores per user, (n_users, k) arrays, best first; padded with None / -inf."""
+        scores = self.score(user_ids)
+        if exclude_seen:
+            rows, cols = self.seen.of_users(self.users.lookup(user_ids))
+            scores[rows, cols] = -np.inf
+        k = min(k, scores.shape[1])
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        items = np.asarray(self.items.ids, dtype=object)[top] if k else np.empty((len(scores), 0), object)
+        scores = np.take_along_axis(scores, top, axis=1)
+        items[np.isneginf(scores)] = None  # fewer than k unseen items: pad
+        return items, scores
+
+    # ---- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write config, vocabularies, embedding tables and seen pairs to one torch file (no code)."""
+        torch.save({
+            "format": SAVE_FORMAT, "kind": self.kind, "config": asdict(self.config),
+            "users": self.users.to_list(), "items": self.items.to_list(), "rounds": self.rounds,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "seen": torch.from_numpy(self.seen.keys.copy()),
+        }, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "") -> "BPRRecommender":
+        """Read a file written by `save`; loads only tensors and plain values (weights_only)."""
+        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+        if blob.get("format") != SAVE_FORMAT:
+            raise ValueError(f"{path}: not an {SAVE_FORMAT} file")
+        module_name, attr = MODEL_KINDS[blob["kind"]].split(":")
+        klass = getattr(importlib.import_module(module_name), attr)
+        if not issubclass(klass, cls):
+            raise TypeError(f"{path} holds a {blob['kind']} model, not a {cls.kind} one")
+        names = {f.name for f in fields(klass.config_class)}
+        config = klass.config_class(**{k: v for k, v in blob["config"].items() if k in names})
+        model = klass(config, device=device or config.device)
+        model.users, model.items = Vocabulary(blob["users"]), Vocabulary(blob["items"])
+        state = blob["state_dict"]
+        model.net = MatrixFactorization(0, 0, config.dim, config.init_std)
+        model.net.users = torch.nn.Parameter(state["users"])
+        model.net.items = torch.nn.Parameter(state["items"])
+        model.net.to(model.device)
+        model.seen = PairSet.from_keys(blob["seen"].numpy())
+        model.rounds = int(blob["rounds"])
+        return model
+
+
+def load_recommender(path: str | Path, device: str = "") -> BPRRecommender:
+    """Load any saved matrix factorisation recommender, whatever its kind."""
+    return BPRRecommender.load(path, device)
+
+
+class PopularityRecommender:
+    """Baseline: every user gets the items with the most training interactions."""
+
+    kind: ClassVar[str] = "pop"
+
+    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> "PopularityRecommender":
+        """Count interactions per item."""
+        counts = implicit_pairs(interactions).drop_duplicates()["item"].value_counts()
+        self.items = Vocabulary(counts.index)
+        self.users = Vocabulary(interactions["user"].astype(str))
+        self.counts = counts.to_numpy(dtype=np.float32)
+        return self
+
+    def score(self, user_ids: list[str] | np.ndarray) -> np.ndarray:
+        """The item counts, the same row for every user."""
+        return np.tile(self.counts, (len(user_ids), 1))

@@ -1,0 +1,50 @@
+"""Offline comparison of the recommenders on one interaction frame: split, train, evaluate.
+
+Shared by `advrec eval-model` and `benchmarks/quality.py` so both report the same numbers.
+Pure: takes a DataFrame, returns a dict; printing and file reading belong to the callers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.adversarial import APRRecommender
+from training.evaluation import Split, evaluate, leave_last_out, robustness
+from training.models import BPRRecommender
+
+__all__ = ["MODELS", "build_model", "report_model", "eval_models"]
+
+MODELS: dict[str, type[BPRRecommender]] = {"bpr": BPRRecommender, "apr": APRRecommender}
+
+
+def build_model(kind: str, seed: int = 0, **overrides: Any) -> BPRRecommender:
+    """A fresh model of the given kind with its tuned defaults."""
+    return MODELS[kind](seed=seed, **overrides)
+
+
+def report_model(model: BPRRecommender, split: Split, seed: int = 0) -> dict[str, Any]:
+    """Accuracy, FGSM robustness, mean epoch time (APR: also of its adversarial epochs), settings."""
+    out: dict[str, Any] = dict(evaluate(model, split))
+    out["fgsm"] = robustness(model, split, seed=seed)
+    out["epochs"] = len(model.epoch_seconds)
+    out["epoch_seconds"] = float(np.mean(model.epoch_seconds)) if model.epoch_seconds else 0.0
+    cfg = model.config
+    if isinstance(model, APRRecommender):
+        adversarial = model.epoch_seconds[int(round(cfg.warmup * len(model.epoch_seconds))):]
+        out["adv_epoch_seconds"] = float(np.mean(adversarial)) if adversarial else 0.0
+        out.update(eps=cfg.eps, reg_adv=cfg.reg_adv, eps_mode=cfg.eps_mode, warmup=cfg.warmup)
+    out.update(dim=cfg.dim, lr=cfg.lr, reg=cfg.reg)
+    return out
+
+
+def eval_models(interactions: pd.DataFrame, kinds: tuple[str, ...] = ("bpr", "apr"),
+                epochs: int | None = None, seed: int = 0, **overrides: Any) -> dict[str, dict[str, Any]]:
+    """Split leave-last-out, train each kind with the same epoch budget and seed, report each."""
+    split = leave_last_out(interactions, seed=seed)
+    report = {}
+    for kind in kinds:
+        model = build_model(kind, seed=seed, **overrides).fit(split.train, epochs=epochs)
+        report[kind] = report_model(model, split, seed=seed)
+    return report

@@ -1,0 +1,57 @@
+"""Vocabulary: string ids of users or items mapped to dense row indices of an embedding table.
+
+Indices are handed out in first-seen order and never change, so a table can grow with new ids
+while every existing row keeps its meaning. Pure Python/numpy: no torch here.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Vocabulary"]
+
+
+class Vocabulary:
+    """An append-only map from string id to row index."""
+
+    def __init__(self, ids: Iterable[str] = ()) -> None:
+        self._index: dict[str, int] = {}
+        self._ids: list[str] = []
+        self.add(ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self._ids == other._ids
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} ids)"
+
+    @property
+    def ids(self) -> list[str]:
+        """The ids in index order (a copy)."""
+        return list(self._ids)
+
+    def add(self, ids: Iterable[str]) -> np.ndarray:
+        """Add unseen ids in first-seen order and return the indices of all given ids."""
+        values = pd.Series(list(ids) if not isinstance(ids, pd.Series) else ids, dtype=object).astype(str)
+        for key in pd.unique(values):
+            if key not in self._index:
+                self._index[key] = len(self._ids)
+                self._ids.append(key)
+        return values.map(self._index).to_numpy(dtype=np.int64, copy=True)
+
+    def lookup(self, ids: Iterable[str], missing: int = -1) -> np.ndarray:
+        """Indices of the given ids, `missing` for ids never added."""
+        values = pd.Series(list(ids) if not isinstance(ids, pd.Series) else ids, dtype=object).astype(str)
+        return values.map(self._index).fillna(missing).to_numpy(dtype=np.int64, copy=True)
+
+    def to_list(self) -> list[str]:
+        """A plain list to persist; `Vocabulary(lst)` restores it exactly."""
+        return self.ids
