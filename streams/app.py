@@ -5,19 +5,36 @@ to use. Agents stay short: batch in → `ingest_batch` (pure) → writes and sen
 """
 from __future__ import annotations
 
+import socket
 import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics
-from streams.ingest import RawRecord, ingest_batch
+from streams.ingest import BatchResult, RawRecord, ingest_batch
 from streams.profiles import ProfileConfig, UserProfile
 from streams.records import DeadLetter
 from streams.settings import Settings
 from streams.validation import ValidationLimits
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "WorkerContext", "BatchHook"]
+
+# Called after each ingest batch is applied: (what the batch changed, the Faust events).
+BatchHook = Callable[[BatchResult, list], Awaitable[None]]
+
+
+@dataclass
+class WorkerContext:
+    """What the worker's parts share: settings, topics, tables, and hooks on each ingest batch."""
+
+    settings: Settings
+    limits: ValidationLimits
+    topics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+    batch_hooks: list[BatchHook] = field(default_factory=list)
 
 
 def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
@@ -34,11 +51,11 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         broker=",".join(f"kafka://{host}" for host in bootstrap.split(",")),
         store="memory://",
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         processing_guarantee="at_least_once",
         web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_bind=settings.web_bind,
+        web_host=settings.web_host or socket.gethostname(),
         web_port=settings.web_port,
         datadir=str(settings.data_dir / "faust"),
         stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
@@ -46,6 +63,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         **broker_quirks,
     )
     limits = ValidationLimits.from_settings(settings)
+    context = WorkerContext(settings=settings, limits=limits)
     profile_config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
 
     events_topic = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
@@ -76,6 +94,8 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
                 popularity[item_id.encode()] = count
             for letter in result.dead_letters:
                 await deadletter_topic.send(key=None, value=letter)
+            for hook in context.batch_hooks:
+                await hook(result, events)
             done = time.time()
             for kind, n in result.applied_by_type.items():
                 metrics.EVENTS_PROCESSED.labels(kind).inc(n)
@@ -103,5 +123,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         # aiohttp refuses a charset inside content_type; the exposition format is ASCII anyway.
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.replace("; charset=utf-8", ""))
 
-    app.advrec_tables = {"profiles": profiles, "popularity": popularity}  # for tests and views
+    context.topics.update(events=events_topic, deadletter=deadletter_topic)
+    context.tables.update(profiles=profiles, popularity=popularity)
+    app.advrec = context  # the worker's parts, for the modules that install more agents
     return app

@@ -45,7 +45,7 @@ def broker(port: int | None) -> None:
     embedded = EmbeddedBroker(port or settings.embedded_broker_port).start()
     try:
         ensure_topics(embedded.bootstrap, [settings.events_topic, settings.deadletter_topic],
-                      settings.topic_partitions)
+                      settings.topic_partitions, settings.replication_factor)
         _broker_file(settings).write_text(json.dumps({"bootstrap": embedded.bootstrap}))
         click.echo(f"broker ready on {embedded.bootstrap} (Ctrl-C stops it)")
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -70,7 +70,7 @@ def worker(loglevel: str) -> None:
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions)
+    ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions, settings.replication_factor)
     app = create_app(settings, bootstrap, tansu_workarounds=settings.use_tansu_workarounds)
 
     class Worker(faust.Worker):
@@ -139,7 +139,7 @@ def produce(dataset, fmt, mapping, implicit_threshold, rate, limit, simulate, se
 
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
-    ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions)
+    ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions, settings.replication_factor)
     events = dataset_events(dataset, fmt, mapping, implicit_threshold, simulate, seed)
     if retime:
         events = _retimed(events, time.time())

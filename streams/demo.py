@@ -64,7 +64,7 @@ def demo(dataset, n_events, bad_fraction, out, seed, timeout_s) -> None:
             broker = stack.enter_context(EmbeddedBroker(settings.embedded_broker_port, log_path=out / "broker.log"))
             bootstrap = broker.bootstrap
         console.print(f"[bold]broker[/] {bootstrap}")
-        ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions)
+        ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions, settings.replication_factor)
         web_port = free_port()
         app_id = f"{settings.app_id}-demo-{int(time.time())}"
         worker = AdvrecProcess(["worker"], {

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field("", description="Broker list host:port[,...]; empty starts the embedded broker.")
     embedded_broker_port: int = Field(0, description="Port of the embedded broker; 0 picks a free one.")
     topic_partitions: int = Field(4, description="Partitions of the topics advrec creates.")
+    replication_factor: int = Field(1, description="Replication factor of the topics advrec creates (3 in production).")
     app_id: str = Field("advrec", description="Faust application id (consumer group and changelog prefix).")
     tansu_workarounds: bool | None = Field(
         None, description="Apply the embedded broker's workarounds; unset = only when the broker is embedded.")
@@ -30,7 +31,8 @@ class Settings(BaseSettings):
     deadletter_topic: str = "events.deadletter"
 
     # Worker HTTP views (profiles, metrics)
-    web_host: str = Field("127.0.0.1", description="Address the worker's HTTP views bind to.")
+    web_bind: str = Field("127.0.0.1", description="Address the worker's HTTP views listen on (0.0.0.0 in containers).")
+    web_host: str = Field("127.0.0.1", description="Host name other workers use to reach this one's views; empty = this machine's hostname.")
     web_port: int = Field(6066, description="Port of the worker's HTTP views (/profiles, /metrics).")
 
     # Local state
