@@ -353,7 +353,7 @@ def test_compose_services_are_wired_for_a_cluster():
         env = service["environment"]
         assert env["ADVREC_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert env["ADVREC_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-        assert env["ADVREC_WEB_HOST"] == "0.0.0.0"
+        assert env["ADVREC_WEB_BIND"] == "0.0.0.0" and env["ADVREC_WEB_HOST"] == ""  # advertise the hostname
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
     assert services["worker"]["deploy"]["replicas"] >= 1
     assert "ports" not in services["worker"], "replicas cannot share a fixed host port"
