@@ -108,6 +108,26 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
             metrics.BATCH_SECONDS.observe(done - started)
             metrics.BATCH_SIZE.observe(len(events))
 
+    metrics.init_label_values()
+
+    exported_lag: set[tuple[str, str]] = set()
+
+    @app.timer(5.0)
+    async def export_consumer_lag():
+        """Lag of every assigned input partition, from the offsets Faust's monitor tracks."""
+        monitor = app.monitor
+        assigned = {(tp.topic, str(tp.partition)): tp for tp in app.consumer.assignment()
+                    if tp.topic == settings.events_topic}
+        for labels, tp in assigned.items():
+            end = monitor.tp_end_offsets.get(tp)
+            if end is not None:
+                committed = monitor.tp_committed_offsets.get(tp, 0)
+                metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - committed))
+                exported_lag.add(labels)
+        for labels in exported_lag - assigned.keys():  # revoked: stop exporting it
+            metrics.CONSUMER_LAG.remove(*labels)
+            exported_lag.discard(labels)
+
     @app.page("/profiles/{user_id}")
     @app.table_route(table=profiles, match_info="user_id")
     async def profile_view(web, request, user_id: str):

@@ -4,9 +4,9 @@ Defined once here, on the default registry, so every module of a process shares 
 """
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["EVENTS_PROCESSED", "EVENTS_DUPLICATE", "DEAD_LETTERS", "EVENT_LATENCY", "BATCH_SECONDS",
+__all__ = ["CONSUMER_LAG", "init_label_values", "EVENTS_PROCESSED", "EVENTS_DUPLICATE", "DEAD_LETTERS", "EVENT_LATENCY", "BATCH_SECONDS",
            "BATCH_SIZE"]
 
 EVENTS_PROCESSED = Counter("advrec_events_processed_total",
@@ -24,3 +24,17 @@ BATCH_SECONDS = Histogram("advrec_ingest_batch_seconds", "Wall time to process o
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 BATCH_SIZE = Histogram("advrec_ingest_batch_events", "Events per processed batch.",
                        buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000))
+CONSUMER_LAG = Gauge("advrec_consumer_lag",
+                     "Messages behind on an assigned input partition: high watermark minus committed offset.",
+                     ["topic", "partition"])
+
+
+def init_label_values() -> None:
+    """Create every known label value at 0, so rate() sees the first increase (docs/metrics.md)."""
+    from streams.records import EVENT_TYPES
+    from streams.validation import REASON_CODES
+
+    for kind in EVENT_TYPES:
+        EVENTS_PROCESSED.labels(kind)
+    for code in REASON_CODES:
+        DEAD_LETTERS.labels(code)

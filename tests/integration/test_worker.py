@@ -96,6 +96,12 @@ def test_valid_and_invalid_events_are_all_accounted_for(kafka_broker, tmp_path):
                 assert counts[kind] == expected[(user, kind)], (user, kind)
         assert _profile(base, "never-seen") is None
 
+        def lag_drained():
+            lag = {k: v for k, v in scrape_metrics(f"{base}/metrics").items() if k.startswith("advrec_consumer_lag{")}
+            return len(lag) == 4 and all(v == 0 for v in lag.values()) and lag
+        lag = _wait_for(lag_drained, 30, "consumer lag exported for 4 partitions and drained", worker)
+        assert all('topic="acct-events"' in k for k in lag)
+
         consumer = KafkaConsumer("acct-events.deadletter", bootstrap_servers=kafka_broker,
                                  auto_offset_reset="earliest", consumer_timeout_ms=5000)
         letters = [json.loads(m.value) for m in consumer]
