@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "attack": "streams.detection_cli:attack",
     "eval-detection": "streams.detection_cli:eval_detection",
     "eval-model": "training.commands:eval_model",
+    "train": "training.commands:train",
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = ["CONSUMER_LAG", "init_label_values", "EVENTS_PROCESSED", "EVENTS_DUPLICATE", "DEAD_LETTERS", "EVENT_LATENCY", "BATCH_SECONDS",
-           "BATCH_SIZE"]
+           "BATCH_SIZE", "WINDOWS_WRITTEN", "WINDOW_ROWS"]
 
 EVENTS_PROCESSED = Counter("advrec_events_processed_total",
                            "Valid events applied to profiles, by event type.", ["type"])
@@ -38,3 +38,9 @@ def init_label_values() -> None:
         EVENTS_PROCESSED.labels(kind)
     for code in REASON_CODES:
         DEAD_LETTERS.labels(code)
+
+
+# --- window sink ---
+WINDOWS_WRITTEN = Counter("advrec_windows_written_total", "Closed windows written as training batches.")
+WINDOW_ROWS = Histogram("advrec_window_rows", "Rows (interactions) per written window.",
+                        buckets=(100, 1000, 10000, 50000, 100000, 500000, 1000000, 5000000))

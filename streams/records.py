@@ -8,7 +8,7 @@ from typing import Optional
 
 import faust
 
-__all__ = ["EVENT_TYPES", "Interaction", "DeadLetter"]
+__all__ = ["EVENT_TYPES", "Interaction", "DeadLetter", "BatchAnnouncement"]
 
 EVENT_TYPES = ("click", "purchase", "rating")
 
@@ -34,3 +34,21 @@ class DeadLetter(faust.Record, serializer="json", include_metadata=False):
     topic: str
     partition: int
     offset: int
+
+
+class BatchAnnouncement(faust.Record, serializer="json", include_metadata=False):
+    """A closed window written as a Parquet file, on topic `batches` (key = "topic/partition")."""
+
+    uri: str                # full URI of the file (file:///…, s3://…)
+    path: str               # path relative to the window store: topic/p{partition}/{first}-{last}.parquet
+    rows: int               # valid events in the file
+    topic: str              # source topic and partition of every row
+    partition: int
+    first_offset: int       # source offset range the window covers (invalid records included)
+    last_offset: int
+    min_ts: float           # event-time span of the rows
+    max_ts: float
+    min_kafka_ts: float     # arrival span: Kafka record timestamps, epoch seconds
+    max_kafka_ts: float
+    suspect_rows: int       # rows of users flagged in the suspicion table when written
+    written_at: float

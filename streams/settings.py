@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     batch_max_events: int = 5_000
     batch_max_seconds: float = 0.5
 
+    # --- windows and trainer ---
+    window_max_events: int = Field(50_000, description="The window sink closes a window after this many events…")
+    window_max_seconds: float = Field(60.0, description="…or after this many seconds, whichever comes first.")
+    windows_uri: str = Field("", description="Where window Parquet files go (file://, s3://…); empty = file://DATA_DIR/windows.")
+    batches_topic: str = Field("batches", description="Topic announcing each written window file.")
+    fraud_flags_topic: str = Field("fraud.flags", description="Topic of fraud flags (key user_id); the trainer quarantines flagged users.")
+    trainer_metrics_port: int = Field(6067, description="Port of the trainer's Prometheus endpoint.")
+
     @property
     def use_tansu_workarounds(self) -> bool:
         """Whether the broker is Tansu (embedded, or said so), whose quirks the clients must work around."""
@@ -67,3 +75,8 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.data_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def windows_location(self) -> str:
+        """The window store URI in force: the configured one, or file://DATA_DIR/windows."""
+        return self.windows_uri or f"file://{(self.data_dir / 'windows').resolve()}"
