@@ -136,11 +136,16 @@ class WindowStore:
             created = not os.path.isdir(directory)
             os.makedirs(directory, exist_ok=True)
             tmp = f"{target}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as fh:
-                pq.write_table(table, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
+            try:
+                with open(tmp, "wb") as fh:
+                    pq.write_table(table, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
             _fsync_dir(directory)
             if created:
                 _fsync_dir(os.path.dirname(directory))

@@ -28,6 +28,8 @@ def eval_model(ratings: str, model: str, epochs: int | None, seed: int) -> None:
 @click.command("train")
 @click.option("--model", "kind", type=click.Choice(["apr", "bpr"]), default="apr", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Epochs per round.")
+@click.option("--first-epochs", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Epochs of the first round when it starts from scratch.")
 @click.option("--max-rounds", type=click.IntRange(min=1), default=None, help="Exit after this many rounds.")
 @click.option("--idle-timeout", type=float, default=None,
               help="Exit after this many seconds without a new batch (training what is pending first).")
@@ -39,7 +41,7 @@ def eval_model(ratings: str, model: str, epochs: int | None, seed: int) -> None:
               help="Rows kept in the replay buffer.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--loglevel", default="info", show_default=True)
-def train(kind, epochs, max_rounds, idle_timeout, min_batch_rows, init_model, replay_rows, seed, loglevel) -> None:
+def train(kind, epochs, first_epochs, max_rounds, idle_timeout, min_batch_rows, init_model, replay_rows, seed, loglevel) -> None:
     """Train warm-started rounds on the window batches announced on `batches`; report each round."""
     import logging
 
@@ -61,7 +63,7 @@ def train(kind, epochs, max_rounds, idle_timeout, min_batch_rows, init_model, re
     ensure_topics(bootstrap, [settings.batches_topic, settings.fraud_flags_topic], settings.topic_partitions,
                   settings.replication_factor)
     start_http_server(settings.trainer_metrics_port, addr=settings.web_bind)
-    config = TrainerConfig(model=kind, epochs=epochs, min_batch_rows=min_batch_rows, replay_rows=replay_rows, seed=seed)
+    config = TrainerConfig(model=kind, epochs=epochs, first_epochs=first_epochs, min_batch_rows=min_batch_rows, replay_rows=replay_rows, seed=seed)
     trainer = Trainer(config, StateStore(settings.data_dir / "trainer"),
                       read_batch=lambda uri: read_window(uri).to_pandas(),
                       on_round=save_round_files(settings.data_dir / "models"), init_model=init_model,

@@ -42,6 +42,7 @@ class TrainerConfig:
 
     model: str = "apr"              # a key of training.models.MODEL_KINDS
     epochs: int = 5                 # epochs per round over new window + replay sample
+    first_epochs: int = 40          # epochs of a round that starts from scratch (no model yet)
     min_batch_rows: int = 1         # wait for announcements until this many rows are pending
     replay_rows: int = 200_000      # replay buffer cap (newest rows kept)
     eval_users: int = 2_000         # at most this many test users per round (seeded sample)
@@ -362,7 +363,9 @@ class Trainer:
             self.store.save(state)
             return None
 
-        model = state.model if state.model is not None else _make_model(cfg)
+        fresh = state.model is None
+        model = _make_model(cfg) if fresh else state.model
+        epochs = cfg.first_epochs if fresh else cfg.epochs
         history = state.history[~state.history["user"].isin(flagged)]
         split = self._split(model, history, new)
         held = set(_pair_keys(split.test))
@@ -370,7 +373,7 @@ class Trainer:
         train_new = pd.concat([new[~_pair_keys(new).isin(held)], carry], ignore_index=True)
         replay = history[~_pair_keys(history).isin(held)]
         train_started = time.perf_counter()
-        stats = model.train_round(train_new, replay, quarantined_users=flagged, epochs=cfg.epochs)
+        stats = model.train_round(train_new, replay, quarantined_users=flagged, epochs=epochs)
         train_seconds = time.perf_counter() - train_started
         state.model = model
         state.round += 1
@@ -392,7 +395,7 @@ class Trainer:
             outcome = "success" if all(math.isfinite(report[k]) for k in ("hr@10", "ndcg@10")) else "failure"
         report.update(round=state.round, model=model.kind, device=str(model.device), rows=counts,
                       train=stats, samples=samples, train_seconds=train_seconds,
-                      epoch_seconds=model.epoch_seconds[-cfg.epochs:] if stats["events"] else [])
+                      epochs=epochs, epoch_seconds=model.epoch_seconds[-epochs:] if stats["events"] else [])
         # Held-out pairs are trained next round; every kept row joins the replay buffer.
         state.carry = split.test.merge(new, on=["user", "item"]).drop_duplicates(["user", "item"])[INTERACTION_COLUMNS]
         state.history = pd.concat([state.history, new], ignore_index=True).tail(cfg.replay_rows).reset_index(drop=True)
