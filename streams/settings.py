@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     batch_max_seconds: float = 0.5
 
     # --- windows and trainer ---
-    window_max_events: int = Field(50_000, description="The window sink closes a window after this many events…")
-    window_max_seconds: float = Field(60.0, description="…or after this many seconds, whichever comes first.")
+    window_max_events: int = Field(20_000, description="The window sink closes a window after this many events…")
+    window_max_seconds: float = Field(30.0, description="…or after this many seconds, whichever comes first.")
     windows_uri: str = Field("", description="Where window Parquet files go (file://, s3://…); empty = file://DATA_DIR/windows.")
     batches_topic: str = Field("batches", description="Topic announcing each written window file.")
     fraud_flags_topic: str = Field("fraud.flags", description="Topic of fraud flags (key user_id); the trainer quarantines flagged users.")

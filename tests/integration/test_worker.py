@@ -35,7 +35,9 @@ def _worker(tmp_path, bootstrap: str, app_id: str, topic: str) -> tuple[AdvrecPr
     port = free_port()
     env = {"ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_APP_ID": app_id,
            "ADVREC_EVENTS_TOPIC": topic, "ADVREC_DEADLETTER_TOPIC": f"{topic}.deadletter",
-           "ADVREC_WEB_PORT": str(port), "ADVREC_DATA_DIR": str(tmp_path / app_id)}
+           "ADVREC_WEB_PORT": str(port), "ADVREC_DATA_DIR": str(tmp_path / app_id),
+           # offsets commit once the window sink has written its window too: close windows quickly
+           "ADVREC_WINDOW_MAX_SECONDS": "1"}
     process = AdvrecProcess(["worker"], env, tmp_path / f"{app_id}.log")
     return process, f"http://127.0.0.1:{port}"
 
