@@ -53,7 +53,7 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 20.0) -> None:
         budget_ms = int(max(0.5, min(2.0, deadline - time.monotonic())) * 1000)
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=budget_ms,
-                                     api_version_auto_timeout_ms=budget_ms, client_id="advrec-probe")
+                                     client_id="advrec-probe")
             try:
                 admin.list_topics()
                 return
