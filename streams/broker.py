@@ -41,9 +41,18 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 20.0) -> None:
 
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
     while time.monotonic() < deadline:
+        # A plain TCP connect first: kafka-python's client blocks ~30 s on a port nobody listens on.
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2_000,
+            socket.create_connection((host, int(port)), timeout=0.5).close()
+        except OSError as exc:
+            last_error = exc
+            time.sleep(0.1)
+            continue
+        budget_ms = int(max(0.5, min(2.0, deadline - time.monotonic())) * 1000)
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=budget_ms,
                                      client_id="advrec-probe")
             try:
                 admin.list_topics()
