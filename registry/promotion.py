@@ -113,9 +113,9 @@ def decide(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None,
             bound = old[metric] * (1.0 - tolerance)
             if new[metric] < bound:
                 reject.append(f"worse_than_champion: {metric} {new[metric]:.4f} < {old[metric]:.4f}"
-                              f"·(1−{tolerance:g}) = {bound:.4f}")
+                              f"*(1-{tolerance:g}) = {bound:.4f}")
             else:
-                compared.append(f"{metric} {new[metric]:.4f} ≥ {bound:.4f}")
+                compared.append(f"{metric} {new[metric]:.4f} >= {bound:.4f}")
     if reject:
         return Decision("reject", tuple(reject), numbers)
     if old is None:

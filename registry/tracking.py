@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -81,9 +82,11 @@ def log_round(experiment_id: str, model_file: Path, report: Mapping[str, Any], p
         run_id = run.info.run_id
         params_flat = flatten_params(params)
         metrics = flatten_metrics(report)
-        steps = [Metric(metric_name(k), float(v), 0, step) for k, values in epoch_metrics.items()
+        now = int(time.time() * 1000)
+        # Per-epoch series live under `epoch/…` so they never collide with the report's metrics.
+        steps = [Metric(f"epoch/{metric_name(k)}", float(v), now, step) for k, values in epoch_metrics.items()
                  for step, v in enumerate(values) if math.isfinite(float(v))]
-        client.log_batch(run_id, metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()] + steps,
+        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()] + steps,
                          params=[Param(k, v) for k, v in params_flat.items()])
         mlflow.set_tags({"advrec.kind": str(params.get("kind", "")), **{
             f"lineage.{k}": json.dumps(v, default=str)[:5000] for k, v in lineage.items()}})
