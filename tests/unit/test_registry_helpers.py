@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
 from registry.service import RegistryUnavailable, with_retries
 from registry.tracking import flatten_metrics, flatten_params, metric_name
@@ -41,6 +42,6 @@ def test_retries_recover_and_permanent_errors_are_not_retried():
     assert with_retries(flaky, "x", attempts=3, backoff_s=0.01, sleep=lambda s: None) == "ok"
     sleeps = []
     with pytest.raises(MlflowException):
-        with_retries(lambda: (_ for _ in ()).throw(MlflowException("no such", error_code="RESOURCE_DOES_NOT_EXIST")),
+        with_retries(lambda: (_ for _ in ()).throw(MlflowException("no such", error_code=RESOURCE_DOES_NOT_EXIST)),
                      "x", attempts=3, sleep=sleeps.append)
     assert sleeps == []
