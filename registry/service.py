@@ -104,6 +104,7 @@ class ModelRegistry:
         # MLflow's own HTTP retries would wait minutes on a dead server; ours are bounded instead.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in logs
         self.tracking_uri, self.model_name, self.gate_config = tracking_uri, model_name, gate_config
         self.experiment_name, self.retries, self.backoff_s, self.notify = experiment, retries, backoff_s, notify
         if artifact_location is None and tracking_uri.startswith("sqlite:///"):
