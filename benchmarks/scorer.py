@@ -108,7 +108,8 @@ def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rat
                 sent: dict[str, float] = {}
                 got: dict[str, float] = {}
                 consumer = KafkaConsumer(f"{app_id}.rec", bootstrap_servers=broker.bootstrap,
-                                         auto_offset_reset="earliest", consumer_timeout_ms=100, group_id=None)
+                                         auto_offset_reset="earliest", consumer_timeout_ms=100, group_id=None,
+                                         fetch_max_wait_ms=5)
                 stop = threading.Event()
 
                 def consume() -> None:

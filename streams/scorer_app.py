@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import click
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import scorer_metrics as metrics
@@ -26,7 +27,7 @@ from streams.records import DeadLetter, Recommendation
 from streams.scorer import Popularity, Rejected, ScorerCore, ServingModel, parse_request
 from streams.settings import Settings
 
-__all__ = ["ChangelogView", "ModelWatcher", "create_scorer_app", "scorer"]
+__all__ = ["ChangelogView", "ModelWatcher", "ScorerApp", "create_scorer_app", "scorer"]
 
 log = logging.getLogger(__name__)
 
@@ -192,15 +193,44 @@ class ModelWatcher:
             await consumer.stop()
 
 
+FETCH_MAX_WAIT_MS = 10
+
+
+class _FastFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust hard-codes fetch_max_wait_ms=1500; a request/response service wants answers in milliseconds."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the fetcher when the consumer starts
+        return consumer
+
+
+class _FastFetchConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _FastFetchThread:
+        return _FastFetchThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _FastFetchTransport(faust_aiokafka.Transport):
+    Consumer = _FastFetchConsumer
+
+
+class ScorerApp(faust.App):
+    """A Faust app whose consumer fetches with a short max wait (low request latency)."""
+
+    def _new_transport(self) -> Any:
+        return _FastFetchTransport(self.conf.broker_consumer, self)
+
+
 def create_scorer_app(settings: Settings, bootstrap: str, tansu_workarounds: bool, core: ScorerCore,
                       watcher: ModelWatcher | None) -> faust.App:
     """Build the scorer's Faust app (its own app id, consumer group and web port)."""
     broker_quirks = {}
     if tansu_workarounds:
-        # The same Tansu 0.6 workarounds as the worker (streams/app.py): exact end offsets, quick joins.
-        broker_quirks = dict(producer_max_batch_size=1, broker_session_timeout=6,
-                             broker_heartbeat_interval=1, broker_rebalance_timeout=6)
-    app = faust.App(
+        # Tansu 0.6's group-join quirk, as in the worker (streams/app.py). Not its one-record-per-batch
+        # producer workaround: that only keeps changelog end offsets exact, the scorer has no tables,
+        # and it caps the responses at ~600/s (one produce round trip each).
+        broker_quirks = dict(broker_session_timeout=6, broker_heartbeat_interval=1, broker_rebalance_timeout=6)
+    app = ScorerApp(
         f"{settings.app_id}-scorer",
         broker=",".join(f"kafka://{host}" for host in bootstrap.split(",")),
         store="memory://", topic_partitions=settings.topic_partitions,
