@@ -21,7 +21,11 @@ COMMANDS: dict[str, str] = {
     "attack": "streams.detection_cli:attack",
     "eval-detection": "streams.detection_cli:eval_detection",
     "eval-model": "training.commands:eval_model",
-    "train": "training.commands:train",
+    "train": "registry.commands:train",
+    "promote": "registry.commands:promote",
+    "rollback": "registry.commands:rollback",
+    "models": "registry.commands:models",
+    "scorer": "streams.scorer_app:scorer",
 }
 
 

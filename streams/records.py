@@ -8,7 +8,8 @@ from typing import Optional
 
 import faust
 
-__all__ = ["EVENT_TYPES", "Interaction", "DeadLetter", "BatchAnnouncement"]
+__all__ = ["EVENT_TYPES", "Interaction", "DeadLetter", "BatchAnnouncement", "ModelUpdate", "RecommendationRequest",
+           "Recommendation"]
 
 EVENT_TYPES = ("click", "purchase", "rating")
 
@@ -52,3 +53,34 @@ class BatchAnnouncement(faust.Record, serializer="json", include_metadata=False)
     max_kafka_ts: float
     suspect_rows: int       # rows of users flagged in the suspicion table when written
     written_at: float
+
+# --- registry and scorer ---
+class ModelUpdate(faust.Record, serializer="json", include_metadata=False):
+    """A move of a registered model's alias (promotion or rollback), on topic `model.updates`."""
+
+    model_name: str
+    version: int
+    alias: str
+    action: str
+    ts: float
+
+
+class RecommendationRequest(faust.Record, serializer="json", include_metadata=False):
+    """A request for a user's top-k items, on topic `rec.requests` (key = user_id)."""
+
+    request_id: str
+    user_id: str
+    k: int = 10
+    exclude_seen: bool = True
+
+
+class Recommendation(faust.Record, serializer="json", include_metadata=False):
+    """The answer to a request, on topic `recommendations` (key = user_id); version 0 = popularity."""
+
+    request_id: str
+    user_id: str
+    items: list
+    scores: list
+    model_version: int
+    served_at: float
+    source: str = "model"

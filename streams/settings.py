@@ -64,6 +64,28 @@ class Settings(BaseSettings):
     fraud_flags_topic: str = Field("fraud.flags", description="Topic of fraud flags (key user_id); the trainer quarantines flagged users.")
     trainer_metrics_port: int = Field(6067, description="Port of the trainer's Prometheus endpoint.")
 
+    # --- registry and scorer ---
+    model_name: str = Field("advrec-recommender", description="Registered model name in MLflow.")
+    gate_hr_tolerance: float = Field(0.02, description="Challenger HR@10 may be this share below the champion's.")
+    gate_ndcg_tolerance: float = Field(0.02, description="Challenger NDCG@10 may be this share below the champion's.")
+    gate_min_hr_at_10: float = Field(0.05, description="Absolute HR@10 floor of any promoted version.")
+    gate_min_ndcg_at_10: float = Field(0.02, description="Absolute NDCG@10 floor of any promoted version.")
+    gate_fgsm_eps: str = Field("0.25", description="FGSM step (key of the report's fgsm block) the gate checks.")
+    gate_max_fgsm_drop: float = Field(0.30, description="Largest relative NDCG@10 drop under FGSM at gate_fgsm_eps.")
+    gate_max_poisoning_lift: float = Field(0.05, description="Largest target HR@50 lift under the poisoning probe.")
+    gate_min_eval_users: int = Field(20, description="Fewer evaluation users than this: hold, do not decide.")
+    mlflow_retries: int = Field(5, description="Attempts of an MLflow call before giving up (exponential backoff).")
+    mlflow_retry_backoff_s: float = Field(0.5, description="First backoff between MLflow attempts; doubles each time.")
+    model_updates_topic: str = Field("model.updates", description="Topic on which promotions and rollbacks are announced.")
+    rec_requests_topic: str = Field("rec.requests", description="Recommendation requests, consumed by the scorer.")
+    recommendations_topic: str = Field("recommendations", description="Recommendation responses, produced by the scorer.")
+    rec_deadletter_topic: str = Field("rec.requests.deadletter", description="Rejected recommendation requests.")
+    scorer_metrics_port: int = Field(6068, description="Port of the scorer's HTTP views (/metrics, /model).")
+    scorer_poll_seconds: float = Field(30.0, description="How often the scorer checks the champion alias.")
+    scorer_batch_max: int = Field(32, description="Requests the scorer takes at most per micro-batch…")
+    scorer_batch_seconds: float = Field(0.002, description="…or what arrived within this time.")
+    scorer_max_k: int = Field(100, description="Largest k a request may ask for.")
+
     @property
     def use_tansu_workarounds(self) -> bool:
         """Whether the broker is Tansu (embedded, or said so), whose quirks the clients must work around."""

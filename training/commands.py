@@ -5,7 +5,7 @@ import json
 
 import click
 
-__all__ = ["eval_model", "train"]
+__all__ = ["eval_model", "train_stream"]
 
 
 @click.command("eval-model")
@@ -25,6 +25,31 @@ def eval_model(ratings: str, model: str, epochs: int | None, seed: int) -> None:
     click.echo(json.dumps(report, indent=2))
 
 
+def _round_handler(settings, use_registry: bool):
+    """Save each round's files and, with the registry, log/register it and run the promotion gate."""
+    from training.trainer import save_round_files
+
+    save_files = save_round_files(settings.data_dir / "models")
+    if not use_registry:
+        return save_files
+    from registry.commands import build_registry
+
+    registry = build_registry(settings, export_metrics=True)
+
+    def on_round(model, report: dict, lineage: dict) -> None:
+        save_files(model, report, lineage)
+        batches = lineage.get("batches") or []
+        arrivals = [b["min_kafka_ts"] for b in batches if b.get("min_kafka_ts")]
+        lineage = {**lineage, "batch_files": [b.get("path") for b in batches],
+                   "oldest_arrival": min(arrivals) if arrivals else None,
+                   "newest_arrival": max((b.get("max_kafka_ts") or 0 for b in batches), default=None)}
+        # Raises RegistryUnavailable after bounded retries: the round then fails and its batches
+        # stay pending (the trainer rolls back and retries), so no batch is lost to an MLflow outage.
+        registry.on_round(model, {**report, "eval_users": report.get("test_users")}, lineage)
+
+    return on_round
+
+
 @click.command("train")
 @click.option("--model", "kind", type=click.Choice(["apr", "bpr"]), default="apr", show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True, help="Epochs per round.")
@@ -40,8 +65,11 @@ def eval_model(ratings: str, model: str, epochs: int | None, seed: int) -> None:
 @click.option("--replay-rows", type=click.IntRange(min=0), default=200_000, show_default=True,
               help="Rows kept in the replay buffer.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--registry/--no-registry", "use_registry", default=True, show_default=True,
+              help="Register every round in MLflow and run the promotion gate (else only save files).")
 @click.option("--loglevel", default="info", show_default=True)
-def train(kind, epochs, first_epochs, max_rounds, idle_timeout, min_batch_rows, init_model, replay_rows, seed, loglevel) -> None:
+def train_stream(kind, epochs, first_epochs, max_rounds, idle_timeout, min_batch_rows, init_model, replay_rows, seed,
+                 use_registry, loglevel) -> None:
     """Train warm-started rounds on the window batches announced on `batches`; report each round."""
     import logging
 
@@ -66,7 +94,7 @@ def train(kind, epochs, first_epochs, max_rounds, idle_timeout, min_batch_rows, 
     config = TrainerConfig(model=kind, epochs=epochs, first_epochs=first_epochs, min_batch_rows=min_batch_rows, replay_rows=replay_rows, seed=seed)
     trainer = Trainer(config, StateStore(settings.data_dir / "trainer"),
                       read_batch=lambda uri: read_window(uri).to_pandas(),
-                      on_round=save_round_files(settings.data_dir / "models"), init_model=init_model,
+                      on_round=_round_handler(settings, use_registry), init_model=init_model,
                       metrics=PrometheusTrainerMetrics())
     device = "cuda" if torch.cuda.is_available() else "cpu"
     click.echo(f"trainer: {kind} on {device}, state round {trainer.state.round}, "

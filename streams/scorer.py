@@ -1,0 +1,218 @@
+"""The scorer's pure core: parse requests, rank items with the served model, fall back to popularity.
+
+`ScorerCore.serve` answers a micro-batch with one matrix product (known users) and a top-K per
+row; a batch reads `self.model` once, so a concurrent `swap` never mixes two versions in one
+batch, and a model is only swapped in after it is fully built (`ServingModel.from_recommender`).
+It must never do I/O: no Kafka, MLflow, Faust or clock access here.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Collection, Iterable
+
+import numpy as np
+
+__all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel",
+           "ScorerCore"]
+
+REJECT_CODES = ("malformed_json", "not_an_object", "missing_field", "wrong_type", "empty_id", "id_too_long",
+                "bad_k", "no_model")
+_MASK = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated recommendation request."""
+
+    request_id: str
+    user_id: str
+    k: int = 10
+    exclude_seen: bool = True
+
+
+@dataclass(frozen=True)
+class Served:
+    """A request's answer: items best first, their scores, where they came from, which version."""
+
+    request: Request
+    items: list[str]
+    scores: list[float]
+    source: str          # "model" | "popularity"
+    model_version: int   # 0 = popularity
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A request that cannot be answered: reason code and text."""
+
+    code: str
+    reason: str
+    request: Request | None = None
+
+
+def parse_request(raw: bytes, max_k: int = 100, max_id_length: int = 128) -> Request | Rejected:
+    """Validate one raw `rec.requests` payload into a Request, or say why not."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        return Rejected("malformed_json", f"malformed_json: {exc}")
+    if not isinstance(data, dict):
+        return Rejected("not_an_object", f"not_an_object: got {type(data).__name__}")
+    for name in ("request_id", "user_id"):
+        if name not in data:
+            return Rejected("missing_field", f"missing_field: {name!r} is required")
+        value = data[name]
+        if not isinstance(value, str):
+            return Rejected("wrong_type", f"wrong_type: {name!r} must be a string, got {type(value).__name__}")
+        if not value.strip():
+            return Rejected("empty_id", f"empty_id: {name!r} is empty")
+        if len(value) > max_id_length:
+            return Rejected("id_too_long", f"id_too_long: {name!r} is longer than {max_id_length}")
+    k = data.get("k", 10)
+    if isinstance(k, bool) or not isinstance(k, int):
+        return Rejected("wrong_type", f"wrong_type: 'k' must be an integer, got {type(k).__name__}")
+    if not 1 <= k <= max_k:
+        return Rejected("bad_k", f"bad_k: k={k} is not in [1, {max_k}]")
+    exclude = data.get("exclude_seen", True)
+    if not isinstance(exclude, bool):
+        return Rejected("wrong_type", f"wrong_type: 'exclude_seen' must be a boolean, got {type(exclude).__name__}")
+    return Request(data["request_id"], data["user_id"], k, exclude)
+
+
+class Popularity:
+    """Items ranked by a count (most first): the answer for unknown users or while no model is loaded."""
+
+    def __init__(self, items: Iterable[str], counts: Iterable[float]) -> None:
+        items, counts = np.asarray(list(items), dtype=object), np.asarray(list(counts), dtype=np.float64)
+        order = np.argsort(-counts, kind="stable")
+        self.items, self.counts = items[order], counts[order]
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, float]) -> "Popularity":
+        """From an {item: count} mapping."""
+        return cls(counts.keys(), counts.values())
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def top(self, k: int, exclude: Collection[str] = ()) -> tuple[list[str], list[float]]:
+        """The k most popular items not in `exclude`."""
+        items, scores = [], []
+        for item, count in zip(self.items[: k + len(exclude)], self.counts[: k + len(exclude)]):
+            if item not in exclude:
+                items.append(item)
+                scores.append(float(count))
+                if len(items) == k:
+                    break
+        return items, scores
+
+
+class ServingModel:
+    """A model ready to serve: numpy tables, id indexes, seen pairs and its own popularity ranking."""
+
+    def __init__(self, version: int, users: list[str], items: list[str], user_matrix: np.ndarray,
+                 item_matrix: np.ndarray, seen_keys: np.ndarray) -> None:
+        self.version = int(version)
+        self.oldest_arrival: float | None = None  # set by the loader from the version's lineage
+        self.freshness_observed = False
+        self.user_index = {u: i for i, u in enumerate(users)}
+        self.item_index = {t: i for i, t in enumerate(items)}
+        self.item_ids = np.asarray(items, dtype=object)
+        self.user_matrix = np.ascontiguousarray(user_matrix, dtype=np.float32)
+        self.item_matrix_t = np.ascontiguousarray(np.asarray(item_matrix, dtype=np.float32).T)
+        self.seen_keys = np.sort(np.asarray(seen_keys, dtype=np.int64))
+        counts = np.bincount(self.seen_keys & _MASK, minlength=len(items)) if len(items) else np.zeros(0)
+        self.popularity = Popularity(items, counts)
+
+    @classmethod
+    def from_recommender(cls, model: Any, version: int) -> "ServingModel":
+        """Copy what serving needs out of a trained `BPRRecommender` (or subclass)."""
+        return cls(version, model.users.to_list(), model.items.to_list(),
+                   model.net.users.detach().float().cpu().numpy(), model.net.items.detach().float().cpu().numpy(),
+                   model.seen.keys)
+
+    @property
+    def n_items(self) -> int:
+        """Number of items the model can rank."""
+        return len(self.item_ids)
+
+    def seen_items(self, user: int) -> np.ndarray:
+        """Item indexes the user trained on."""
+        lo = np.searchsorted(self.seen_keys, user << 31)
+        hi = np.searchsorted(self.seen_keys, (user + 1) << 31)
+        return self.seen_keys[lo:hi] & _MASK
+
+
+class ScorerCore:
+    """Serves micro-batches of requests from the current model, or from popularity."""
+
+    def __init__(self, max_k: int = 100) -> None:
+        self.max_k = max_k
+        self.model: ServingModel | None = None
+        self.popularity: Popularity | None = None
+
+    def swap(self, model: ServingModel) -> ServingModel | None:
+        """Replace the served model by a fully built one (one reference assignment); returns the old one."""
+        old, self.model = self.model, model
+        return old
+
+    def set_popularity(self, popularity: Popularity | None) -> None:
+        """Set the live popularity ranking (from the worker's item-popularity table)."""
+        self.popularity = popularity
+
+    def serve(self, requests: list[Request],
+              seen: Callable[[str], Collection[str] | None] = lambda user: None) -> tuple[list[Served], list[Rejected]]:
+        """Answer a batch: known users from the model, the rest from popularity; `seen` gives profile items."""
+        model = self.model  # one read: the whole batch uses one version
+        served: list[Served | None] = [None] * len(requests)
+        rejected: list[Rejected] = []
+        rows: list[int] = []
+        users: list[int] = []
+        for pos, request in enumerate(requests):
+            index = model.user_index.get(request.user_id, -1) if model is not None else -1
+            if index >= 0:
+                rows.append(pos)
+                users.append(index)
+        if rows:
+            self._rank(model, requests, rows, users, seen, served)
+        popularity = self.popularity if self.popularity is not None and len(self.popularity) else (
+            model.popularity if model is not None else None)
+        for pos, request in enumerate(requests):
+            if served[pos] is not None:
+                continue
+            if popularity is None or not len(popularity):
+                rejected.append(Rejected("no_model", "no_model: no model and no popularity ranking to serve",
+                                         request))
+                continue
+            exclude = (seen(request.user_id) or ()) if request.exclude_seen else ()
+            items, scores = popularity.top(request.k, exclude)
+            served[pos] = Served(request, items, scores, "popularity", 0)
+        return [s for s in served if s is not None], rejected
+
+    def _rank(self, model: ServingModel, requests: list[Request], rows: list[int], users: list[int],
+              seen: Callable[[str], Collection[str] | None], served: list) -> None:
+        scores = model.user_matrix[users] @ model.item_matrix_t  # (batch, n_items)
+        for row, pos in enumerate(rows):
+            request = requests[pos]
+            if request.exclude_seen:
+                scores[row, model.seen_items(users[row])] = -np.inf
+                profile = seen(request.user_id)
+                if profile:
+                    cols = [model.item_index[i] for i in profile if i in model.item_index]
+                    scores[row, cols] = -np.inf
+        k = min(max(requests[pos].k for pos in rows), model.n_items)
+        if k == 0:
+            top = np.zeros((len(rows), 0), dtype=np.int64)
+        elif k < model.n_items:
+            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        else:
+            top = np.tile(np.arange(model.n_items), (len(rows), 1))
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+        for row, pos in enumerate(rows):
+            keep = min(requests[pos].k, k)
+            finite = np.isfinite(top_scores[row, :keep])
+            served[pos] = Served(requests[pos], model.item_ids[top[row, :keep][finite]].tolist(),
+                                 top_scores[row, :keep][finite].astype(float).tolist(), "model", model.version)

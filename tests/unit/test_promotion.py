@@ -1,0 +1,71 @@
+"""The pure promotion gate, with literal reports: promote, hold and reject paths."""
+from __future__ import annotations
+
+import math
+
+from registry.promotion import Decision, GateConfig, decide, gate_numbers
+
+CONFIG = GateConfig(hr_tolerance=0.02, ndcg_tolerance=0.02, min_hr_at_10=0.10, min_ndcg_at_10=0.05,
+                    fgsm_eps="0.25", max_fgsm_drop=0.30, max_poisoning_lift=0.05, min_eval_users=20)
+
+
+def report(hr, ndcg, fgsm_ndcg=None, lift=None, users=100):
+    out = {"hr@10": hr, "ndcg@10": ndcg, "eval_users": users}
+    if fgsm_ndcg is not None:
+        out["fgsm"] = {"0.1": {"hr@10": hr, "ndcg@10": ndcg}, "0.25": {"hr@10": hr * 0.9, "ndcg@10": fgsm_ndcg}}
+    if lift is not None:
+        out["poisoning"] = {"hr@50_clean": 0.001, "hr@50_poisoned": 0.001 + lift, "lift": lift}
+    return out
+
+
+def test_numbers_of_a_report():
+    got = gate_numbers(report(0.6, 0.4, fgsm_ndcg=0.3, lift=0.01, users=50))
+    assert got["hr@10"] == 0.6 and got["ndcg@10"] == 0.4 and got["eval_users"] == 50
+    assert math.isclose(got["fgsm_ndcg_drop"], 0.25)
+    assert got["poisoning_lift"] == 0.01
+    assert math.isnan(gate_numbers({"hr@10": 0.5, "ndcg@10": 0.3})["poisoning_lift"])
+
+
+def test_first_version_is_promoted_when_it_passes_the_floors():
+    decision = decide(report(0.60, 0.38, fgsm_ndcg=0.33, lift=0.004), None, CONFIG)
+    assert decision == Decision("promote", decision.reasons, decision.numbers)
+    assert decision.promoted and decision.reasons[0].startswith("first_champion")
+    assert decision.numbers["challenger_hr@10"] == 0.60
+
+
+def test_first_version_below_a_floor_is_rejected():
+    decision = decide(report(0.08, 0.04, fgsm_ndcg=0.035), None, CONFIG)
+    assert decision.action == "reject"
+    assert [r.split(":")[0] for r in decision.reasons] == ["below_floor", "below_floor"]
+
+
+def test_slightly_worse_within_tolerance_is_promoted():
+    # 0.595 >= 0.60 * 0.98 = 0.588 and 0.375 >= 0.38 * 0.98 = 0.3724
+    decision = decide(report(0.595, 0.375, fgsm_ndcg=0.33), report(0.60, 0.38), CONFIG)
+    assert decision.action == "promote"
+    assert decision.reasons[0].startswith("not_worse_than_champion")
+    assert decision.numbers["champion_ndcg@10"] == 0.38
+
+
+def test_worse_beyond_tolerance_is_rejected():
+    decision = decide(report(0.60, 0.37, fgsm_ndcg=0.33), report(0.60, 0.38), CONFIG)
+    assert decision.action == "reject"
+    assert len(decision.reasons) == 1 and decision.reasons[0].startswith("worse_than_champion: ndcg@10 0.3700")
+
+
+def test_large_fgsm_drop_is_rejected_even_when_more_accurate():
+    # drop 1 - 0.25/0.40 = 37.5% > 30%
+    decision = decide(report(0.70, 0.40, fgsm_ndcg=0.25), report(0.60, 0.38), CONFIG)
+    assert decision.action == "reject" and decision.reasons[0].startswith("fgsm_drop")
+
+
+def test_poisoning_lift_over_the_bound_is_rejected():
+    decision = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.08), report(0.60, 0.38), CONFIG)
+    assert decision.action == "reject" and decision.reasons == ("poisoning_lift: 0.0800 > 0.0500",)
+
+
+def test_missing_robustness_or_too_few_users_holds():
+    assert decide(report(0.7, 0.4), report(0.6, 0.38), CONFIG).action == "hold"
+    decision = decide(report(0.7, 0.4, fgsm_ndcg=0.36, users=5), None, CONFIG)
+    assert decision.action == "hold" and decision.reasons[0] == "too_few_eval_users: 5 < 20"
+    assert decide({"fgsm": {}}, None, CONFIG).action == "hold"
