@@ -42,21 +42,26 @@ class Population:
 
 
 def summarize(ratings: pd.DataFrame) -> Population:
-    """Summarise a `read_ratings` frame into the statistics attack models use."""
+    """Summarise a `read_ratings` frame into the statistics attack models use.
+
+    Item counts cover every interaction (clicks too); rating statistics cover rated rows only,
+    and items never rated get the global mean, so click streams can be attacked as well.
+    """
     rated = ratings.dropna(subset=["rating"])
-    g = rated.groupby("item", sort=True)["rating"]
-    stats = g.agg(["size", "mean", "std"])
+    counts = ratings.groupby("item", sort=True).size()
+    stats = rated.groupby("item", sort=True)["rating"].agg(["mean", "std"]).reindex(counts.index)
     values = np.unique(rated["rating"].to_numpy(float)) if len(rated) else np.array([1.0, 5.0])
     diffs = np.diff(values)
     step = float(diffs.min()) if len(diffs) else 1.0
     ts = ratings["timestamp"].dropna()
+    global_mean = float(rated["rating"].mean()) if len(rated) else 3.0
     return Population(
-        items=tuple(stats.index.astype(str)),
-        counts=stats["size"].to_numpy(float),
-        means=stats["mean"].to_numpy(float),
+        items=tuple(counts.index.astype(str)),
+        counts=counts.to_numpy(float),
+        means=stats["mean"].fillna(global_mean).to_numpy(float),
         stds=stats["std"].fillna(0.0).to_numpy(float),
         users=frozenset(ratings["user"].astype(str)),
-        global_mean=float(rated["rating"].mean()) if len(rated) else 3.0,
+        global_mean=global_mean,
         global_std=float(rated["rating"].std()) if len(rated) > 1 else 1.0,
         r_min=float(values.min()), r_max=float(values.max()), step=step,
         ts_min=float(ts.min()) if len(ts) else 0.0,

@@ -69,7 +69,14 @@ class LocalCluster:
         if not self.bootstrap:
             self.broker = EmbeddedBroker(log_path=self.config.state_dir / "broker.log").start()
             self.bootstrap = self.broker.bootstrap
+        self.init_mlflow()
         return self.bootstrap
+
+    def init_mlflow(self) -> None:
+        """Create the MLflow store once, before several processes open it (their migrations would race)."""
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=self.mlflow_uri, registry_uri=self.mlflow_uri).search_experiments()
 
     def start(self, name: str, args: list[str] | None = None, wait: bool = True) -> AdvrecProcess:
         """Start process `name` (worker, trainer or scorer) and wait until its metrics answer."""

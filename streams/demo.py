@@ -1,18 +1,24 @@
-"""`advrec demo`: the whole pipeline on embedded defaults, ending with a summary of what happened.
+"""`advrec demo`: the whole loop on embedded defaults, watched live, ending with a report.
 
-Composition root: starts the embedded broker (unless ADVREC_KAFKA_BOOTSTRAP names one), a stream
-worker as a child process, replays a dataset or the simulator with a sprinkle of malformed
-events, waits until every input is accounted for, and writes `report.json`.
+Composition root. Starts a broker, a worker (ingest, fraud detection, windows), the trainer
+(registering every round in a local MLflow store behind the promotion gate) and the scorer as
+real processes; replays a dataset or the simulator with an attack injected midway and a sprinkle
+of malformed inputs; sends recommendation requests all along; shows a live view; and writes
+`report.md`, `report.json` and PNG plots whose numbers all come from this run.
 """
 from __future__ import annotations
 
 import json
 import random
+import shutil
+import threading
 import time
-from contextlib import ExitStack
+import uuid
 from pathlib import Path
 
 import click
+import numpy as np
+import pandas as pd
 
 from streams.settings import Settings
 
@@ -22,102 +28,374 @@ MALFORMED = [b"{broken json", b"[]", b'{"event_id": "x", "type": "click"}',
              b'{"event_id": "x", "user_id": "u", "item_id": "i", "type": "like", "ts": 1.7e9}']
 
 
-def _with_bad_input(events, fraction: float, seed: int):
-    """Interleave malformed payloads (as raw bytes) into an event stream, to exercise dead letters."""
+def build_stream(dataset: Path | None, n_events: int, attack: str, seed: int):
+    """Genuine events (dataset or simulator) with an attack woven in from the middle; plus labels."""
+    from streams.attacks import parse_inject, plan_attack, summarize
+    from streams.commands import dataset_events
+
+    genuine = [e for _, e in zip(range(n_events), dataset_events(dataset, "auto", None, None, n_events, seed))]
+    frame = pd.DataFrame({"user": [e["user_id"] for e in genuine], "item": [e["item_id"] for e in genuine],
+                          "rating": [e["value"] if e["type"] == "rating" else np.nan for e in genuine],
+                          "timestamp": [e["ts"] for e in genuine]})
+    if attack == "none":
+        return genuine, {}, []
+    middle, last = genuine[len(genuine) // 2]["ts"], genuine[-1]["ts"]
+    spec = parse_inject(attack, start_ts=middle, span_s=max(60.0, (last - middle) * 0.6))
+    plan = plan_attack(spec, summarize(frame), seed=seed)
+    events = sorted(genuine + list(plan.events()), key=lambda e: e["ts"])
+    return events, {user: kind for user, _, kind in plan.labels()}, list(plan.targets)
+
+
+def _records(events, bad_fraction: float, seed: int):
     rng = random.Random(seed)
     for event in events:
-        yield json.dumps(event).encode(), event["user_id"].encode()
-        if rng.random() < fraction:
-            yield rng.choice(MALFORMED), None
+        yield event["user_id"].encode(), json.dumps(event).encode()
+        if rng.random() < bad_fraction:
+            yield None, rng.choice(MALFORMED)
+
+
+class Traffic:
+    """Background threads: the replay at a set rate, recommendation requests, their answers."""
+
+    def __init__(self, bootstrap: str, settings: Settings, records: list, rate: float, request_rate: float,
+                 users: list[str], seed: int) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        self.settings, self.records, self.rate, self.request_rate = settings, records, rate, request_rate
+        self.users, self.rng = users, random.Random(seed)
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+        self.consumer = KafkaConsumer(settings.recommendations_topic, bootstrap_servers=bootstrap,
+                                      auto_offset_reset="earliest", consumer_timeout_ms=500)
+        self.sent = 0
+        self.replay_done = threading.Event()
+        self.stop = threading.Event()
+        self.requested: dict[str, float] = {}
+        self.answers: list[dict] = []
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._replay, self._ask, self._listen)]
+
+    def start(self) -> "Traffic":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def _replay(self) -> None:
+        started = time.monotonic()
+        for key, value in self.records:
+            if self.stop.is_set():
+                break
+            self.producer.send(self.settings.events_topic, key=key, value=value)
+            self.sent += 1
+            ahead = self.sent / self.rate - (time.monotonic() - started)
+            if ahead > 0.002:
+                time.sleep(ahead)
+        self.producer.flush()
+        self.replay_done.set()
+
+    def _ask(self) -> None:
+        while not self.stop.is_set():
+            seen = self.users[: max(1, int(len(self.users) * min(1.0, self.sent / max(1, len(self.records)))))]
+            user = self.rng.choice(seen)
+            request_id = uuid.uuid4().hex
+            self.requested[request_id] = time.time()
+            self.producer.send(self.settings.rec_requests_topic, key=user.encode(), value=json.dumps(
+                {"request_id": request_id, "user_id": user, "k": 10, "exclude_seen": True}).encode())
+            time.sleep(1.0 / self.request_rate)
+
+    def _listen(self) -> None:
+        while not self.stop.is_set():
+            for message in self.consumer:
+                answer = json.loads(message.value)
+                answer["received_at"] = time.time()
+                self.answers.append(answer)
+                if self.stop.is_set():
+                    break
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.producer.close()
+        self.consumer.close()
+
+
+def _total(samples: dict, name: str) -> float:
+    from streams.processes import metric_total
+
+    return metric_total(samples, name)
+
+
+def _live_table(cluster, traffic: Traffic, elapsed: float):
+    from rich.table import Table
+
+    from streams.loop_report import histogram_quantile
+
+    worker, trainer, scorer = (cluster.metrics(n) for n in ("worker", "trainer", "scorer"))
+    table = Table(title=f"advrec demo — {elapsed:5.0f} s", show_header=True)
+    table.add_column("stage")
+    table.add_column("now", justify="right")
+    processed = _total(worker, "advrec_events_processed_total")
+    table.add_row("events replayed / processed", f"{traffic.sent} / {processed:.0f}")
+    table.add_row("events/s (mean)", f"{processed / max(elapsed, 1e-9):.0f}")
+    table.add_row("dead letters", f"{_total(worker, 'advrec_dead_letters_total'):.0f}")
+    table.add_row("users flagged (now)", f"{_total(worker, 'advrec_fraud_flagged_users'):.0f}")
+    table.add_row("windows written", f"{_total(worker, 'advrec_windows_written_total'):.0f}")
+    rounds = trainer.get('advrec_training_rounds_total{outcome="success"}', 0)
+    failed = trainer.get('advrec_training_rounds_total{outcome="failure"}', 0)
+    table.add_row("training rounds", f"{rounds:.0f} (failed {failed:.0f})")
+    decisions = {d: trainer.get('advrec_promotions_total{decision="%s"}' % d, 0) for d in ("promote", "hold", "reject")}
+    table.add_row("promotions", " ".join(f"{d}={n:.0f}" for d, n in decisions.items()))
+    table.add_row("serving model version", f"{scorer.get('advrec_serving_model_version', 0):.0f}")
+    p50 = histogram_quantile(0.5, scorer, "advrec_scoring_latency_seconds")
+    p99 = histogram_quantile(0.99, scorer, "advrec_scoring_latency_seconds")
+    table.add_row("scoring latency p50 / p99", f"{(p50 or 0) * 1e3:.2f} / {(p99 or 0) * 1e3:.2f} ms")
+    table.add_row("recommendations answered", f"{len(traffic.answers)}")
+    return table
+
+
+def _final_flags(bootstrap: str, topic: str) -> set[str]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000)
+    state: dict[str, bool] = {}
+    for message in consumer:
+        flag = json.loads(message.value)
+        state[flag["user_id"]] = bool(flag["flagged"])
+    consumer.close()
+    return {user for user, flagged in state.items() if flagged}
+
+
+def _target_lift(windows: pd.DataFrame, attackers: set[str], flagged: set[str], targets: list[str], seed: int):
+    """Target items' HR@50 among genuine users: clean data, undefended (all), defended (flagged dropped)."""
+    from training.evaluation import target_hit_rate
+    from training.models import BPRRecommender
+    from training.trainer import events_to_interactions
+
+    interactions = events_to_interactions(windows)
+    genuine_users = sorted(set(interactions["user"]) - attackers)
+
+    def hit_rate(frame: pd.DataFrame) -> float:
+        model = BPRRecommender(seed=seed).fit(frame, epochs=15)
+        return target_hit_rate(model, genuine_users, targets, k=50)
+
+    clean = hit_rate(interactions[~interactions["user"].isin(attackers)])
+    undefended = hit_rate(interactions)
+    defended = hit_rate(interactions[~interactions["user"].isin(flagged)])
+    return {"clean_hr@50": clean, "undefended_hr@50": undefended, "defended_hr@50": defended,
+            "undefended": undefended - clean, "defended": defended - clean}
+
+
+def _plots(out: Path, timeline: list[tuple[float, float]], versions: list[dict], fresh: np.ndarray) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    fig, ax = plt.subplots(figsize=(6, 3))
+    if timeline:
+        t, n = zip(*timeline)
+        ax.plot(t, n)
+    ax.set(xlabel="seconds", ylabel="events processed", title="Ingest")
+    fig.tight_layout(), fig.savefig(out / "events.png"), plt.close(fig)
+    names.append("events.png")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    colors = {"promote": "tab:green", "hold": "tab:orange", "reject": "tab:red"}
+    for row in sorted(versions, key=lambda r: r["version"]):
+        ax.bar(row["version"], row["hr@10"] or 0, color=colors.get(row["decision"], "grey"))
+    ax.set(xlabel="model version", ylabel="HR@10", title="Versions (green promoted, red rejected)")
+    fig.tight_layout(), fig.savefig(out / "versions.png"), plt.close(fig)
+    names.append("versions.png")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    if len(fresh):
+        ax.hist(fresh, bins=30)
+    ax.set(xlabel="seconds from event arrival to first recommendation by a model trained on it",
+           ylabel="events", title="Freshness")
+    fig.tight_layout(), fig.savefig(out / "freshness.png"), plt.close(fig)
+    names.append("freshness.png")
+    return names
 
 
 @click.command()
 @click.option("--dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A dataset to replay (MovieLens u.data, Taobao UserBehavior.csv); default: the simulator.")
-@click.option("--events", "n_events", type=int, default=50_000, show_default=True,
-              help="Events to replay (simulator size, or a limit on the dataset).")
-@click.option("--bad-fraction", type=float, default=0.005, show_default=True,
-              help="Share of malformed inputs mixed in, to show dead-lettering.")
+@click.option("--events", "n_events", type=int, default=40_000, show_default=True, help="Genuine events to replay.")
+@click.option("--attack", default=None,
+              help="TYPE:ATTACK_SIZE:FILLER_SIZE injected midway, or 'none' (default: click_farm:0.05:0.02 on the "
+                   "simulator, bandwagon:0.05:0.03 on ratings).")
+@click.option("--rate", type=float, default=700.0, show_default=True, help="Replay rate, events/s.")
+@click.option("--duration", type=float, default=240.0, show_default=True,
+              help="Upper bound on the run (seconds), then the report is written with what happened.")
+@click.option("--bad-fraction", type=float, default=0.003, show_default=True, help="Share of malformed inputs.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the report goes (default: DATA_DIR/demo).")
+              help="Report directory (default: DATA_DIR/demo).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--timeout", "timeout_s", type=float, default=240.0, show_default=True,
-              help="Give up waiting for the worker after this many seconds.")
-def demo(dataset, n_events, bad_fraction, out, seed, timeout_s) -> None:
-    """Run broker + worker + replay on embedded defaults and print what was processed."""
+def demo(dataset, n_events, attack, rate, duration, bad_fraction, out, seed) -> None:
+    """Run the whole loop on embedded defaults, watch it live, and write a report."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.live import Live
 
-    from streams.broker import EmbeddedBroker, free_port
-    from streams.commands import dataset_events
-    from streams.processes import AdvrecProcess, metric_total, scrape_metrics
+    from registry.service import ModelRegistry
+    from streams.cluster import ClusterConfig, LocalCluster
+    from streams.loop_report import detection_scores, freshness_seconds, percentiles
     from streams.topics import ensure_topics
+    from streams.windows import read_window
 
     console = Console()
     settings = Settings()
-    out = out or settings.data_dir / "demo"
+    out = (out or settings.data_dir / "demo").resolve()
+    state = out / "state"
+    shutil.rmtree(state, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    with ExitStack() as stack:
-        if settings.kafka_bootstrap:
-            bootstrap = settings.kafka_bootstrap
-        else:
-            broker = stack.enter_context(EmbeddedBroker(settings.embedded_broker_port, log_path=out / "broker.log"))
-            bootstrap = broker.bootstrap
-        console.print(f"[bold]broker[/] {bootstrap}")
-        ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions, settings.replication_factor)
-        web_port = free_port()
-        app_id = f"{settings.app_id}-demo-{int(time.time())}"
-        worker = AdvrecProcess(["worker"], {
-            "ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": str(settings.use_tansu_workarounds),
-            "ADVREC_WEB_PORT": str(web_port), "ADVREC_APP_ID": app_id,
-            "ADVREC_DATA_DIR": str(settings.data_dir / app_id)}, out / "worker.log").start()
-        stack.callback(worker.stop)
-        metrics_url = f"http://127.0.0.1:{web_port}/metrics"
-        worker.wait_http(metrics_url, timeout_s=60)
-        console.print(f"[bold]worker[/] http://127.0.0.1:{web_port} (profiles at /profiles/USER, metrics at /metrics)")
+    is_ratings = dataset is not None and dataset.name.lower().startswith(("u.data", "ratings"))
+    attack = attack or ("bandwagon:0.05:0.03" if is_ratings else "click_farm:0.05:0.02")
+    events, labels, targets = build_stream(dataset, n_events, attack, seed)
+    attackers = set(labels)
+    records = list(_records(events, bad_fraction, seed))
+    users = sorted({e["user_id"] for e in events} - attackers)
+    console.print(f"[bold]stream[/] {len(events)} events ({len(attackers)} attackers, {attack}), "
+                  f"{len(records) - len(events)} malformed, replayed at {rate:.0f}/s")
 
-        events = dataset_events(dataset, "auto", None, None, n_events, seed)
-        records = list(_with_bad_input((e for _, e in zip(range(n_events), events)), bad_fraction, seed))
-        from streams.producer import send_raw
+    started = time.monotonic()
+    timeline: list[tuple[float, float]] = []
+    cluster = LocalCluster(ClusterConfig(state_dir=state, bootstrap=settings.kafka_bootstrap))
+    traffic = None
+    try:
+        bootstrap = cluster.start_broker()
+        ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic, settings.batches_topic,
+                                  settings.fraud_flags_topic, settings.rec_requests_topic,
+                                  settings.recommendations_topic, settings.model_updates_topic],
+                      settings.topic_partitions)
+        for name in ("worker", "trainer", "scorer"):
+            cluster.start(name)
+            console.print(f"[bold]{name}[/] up, metrics at {cluster.metrics_url(name)}")
+        traffic = Traffic(bootstrap, settings, records, rate, 20.0, users, seed).start()
+        deadline = started + duration
+        with Live(console=console, refresh_per_second=2) as live:
+            settled_since = None
+            while time.monotonic() < deadline:
+                elapsed = time.monotonic() - started
+                live.update(_live_table(cluster, traffic, elapsed))
+                worker, trainer = cluster.metrics("worker"), cluster.metrics("trainer")
+                done = sum(_total(worker, n) for n in ("advrec_events_processed_total", "advrec_dead_letters_total",
+                                                       "advrec_events_duplicate_total"))
+                timeline.append((elapsed, _total(worker, "advrec_events_processed_total")))
+                # Settled: everything replayed was handled, no batch waits for training, and the
+                # scorer serves the newest champion (checked over a few seconds).
+                settled = (traffic.replay_done.is_set() and done >= len(records)
+                           and trainer.get("advrec_batches_pending", 1) == 0)
+                if settled:
+                    # quiet long enough for the last window to close, train, register and be served
+                    settled_since = settled_since or time.monotonic()
+                    if time.monotonic() - settled_since > 25:
+                        break
+                else:
+                    settled_since = None
+                time.sleep(1.0)
+        worker = cluster.metrics("worker")
+        flagged = _final_flags(bootstrap, settings.fraud_flags_topic)
+    finally:
+        if traffic is not None:
+            traffic.close()
+        cluster.stop()
+    elapsed = time.monotonic() - started
+    console.print(f"[bold]loop finished[/] after {elapsed:.0f} s; writing the report")
 
-        started = time.monotonic()
-        sent = send_raw(bootstrap, settings.events_topic, ((key, value) for value, key in records))
-        bad = sum(1 for _, key in records if key is None)
-        console.print(f"[bold]replayed[/] {sent} inputs ({bad} malformed on purpose)")
+    registry = ModelRegistry(cluster.mlflow_uri, settings.model_name)
+    versions = registry.list_versions()
+    champion = next((v for v in versions if "champion" in v["aliases"]), None)
+    window_files = sorted((state / "windows").rglob("*.parquet"))
+    windows = (pd.concat([read_window(f.as_uri()).to_pandas().assign(path=f.relative_to(state / "windows").as_posix())
+                          for f in window_files]) if window_files else pd.DataFrame())
 
-        deadline = time.monotonic() + timeout_s
-        while True:
-            samples = scrape_metrics(metrics_url)
-            processed = metric_total(samples, "advrec_events_processed_total")
-            dead = metric_total(samples, "advrec_dead_letters_total")
-            duplicates = metric_total(samples, "advrec_events_duplicate_total")
-            if processed + dead + duplicates >= sent or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        elapsed = time.monotonic() - started
+    round_of_version = {}
+    for row in versions:
+        tag = registry.version_tags(row["version"]).get("lineage.round")
+        if tag not in (None, "", "null"):
+            round_of_version[row["version"]] = int(float(tag))
+    arrivals_by_round = {}
+    for path in (state / "models").glob("round-*.json"):
+        lineage = json.loads(path.read_text())["lineage"]
+        files = {b["path"] for b in lineage.get("batches", [])}
+        rows = windows[windows["path"].isin(files)] if len(windows) else windows
+        arrivals_by_round[int(lineage["round"])] = list(rows["kafka_ts"]) if len(rows) else []
+    first_served: dict[int, float] = {}
+    for answer in traffic.answers if traffic else []:
+        version = int(answer.get("model_version") or 0)
+        if version:
+            first_served[version] = min(first_served.get(version, answer["served_at"]), answer["served_at"])
+    fresh = freshness_seconds(arrivals_by_round, round_of_version, first_served)
+    detection = detection_scores(flagged & set(e["user_id"] for e in events), attackers,
+                                 {e["user_id"] for e in events})
+    lift = _target_lift(windows, attackers, flagged, targets, seed) if targets and len(windows) else None
+    latencies = [1e3 * (a["received_at"] - traffic.requested[a["request_id"]]) for a in traffic.answers
+                 if a["request_id"] in traffic.requested]
 
-    by_type = {k.split('"')[1]: int(v) for k, v in samples.items() if k.startswith("advrec_events_processed_total{")}
-    by_reason = {k.split('"')[1]: int(v) for k, v in samples.items() if k.startswith("advrec_dead_letters_total{")}
-    report = {"inputs": sent, "events": int(processed), "dead_letters": int(dead), "duplicates": int(duplicates),
-              "processed_by_type": by_type, "dead_letters_by_reason": by_reason,
-              "accounted_for": int(processed + dead + duplicates) == sent,
-              "seconds": round(elapsed, 2), "events_per_second": round(sent / elapsed, 1),
-              "dataset": str(dataset) if dataset else "simulator"}
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    report = {
+        "events": int(_total(worker, "advrec_events_processed_total")),
+        "dead_letters": int(_total(worker, "advrec_dead_letters_total")),
+        "inputs": len(records),
+        "detection": detection,
+        "attack": attack,
+        "models": {"trained": len(versions),
+                   "promoted": sum(1 for v in versions if v["decision"] == "promote"),
+                   "rejected": sum(1 for v in versions if v["decision"] == "reject"),
+                   "held": sum(1 for v in versions if v["decision"] == "hold")},
+        "champion": ({"version": champion["version"], "hr@10": champion["hr@10"], "ndcg@10": champion["ndcg@10"],
+                      "fgsm_ndcg_drop@0.25": champion["fgsm_drop"]} if champion else None),
+        "target_lift": lift,
+        "freshness_seconds": {**percentiles(fresh), "events_measured": int(len(fresh))},
+        "serving": {"requests": len(traffic.requested) if traffic else 0, "answered": len(latencies),
+                    "end_to_end_ms": percentiles(np.asarray(latencies), (50, 95, 99))},
+        "sample_recommendations": [{k: a[k] for k in ("user_id", "items", "model_version")}
+                                   for a in (traffic.answers[-3:] if traffic else [])],
+        "seconds": round(elapsed, 1),
+        "dataset": str(dataset) if dataset else "simulator",
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    plots = _plots(out, timeline, versions, fresh)
+    (out / "report.md").write_text(_markdown(report, versions, plots))
+    console.print_json(json.dumps({k: report[k] for k in ("events", "dead_letters", "detection", "models",
+                                                           "champion", "target_lift", "freshness_seconds")},
+                                  default=float))
+    console.print(f"report: {out / 'report.md'} and {out / 'report.json'}")
 
-    table = Table(title="advrec demo: what was processed")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("inputs replayed", str(sent))
-    for kind, n in sorted(by_type.items()):
-        table.add_row(f"  processed: {kind}", str(n))
-    for code, n in sorted(by_reason.items()):
-        table.add_row(f"  dead-lettered: {code}", str(n))
-    table.add_row("duplicates skipped", str(int(duplicates)))
-    table.add_row("every input accounted for", "yes" if report["accounted_for"] else "[red]NO[/]")
-    table.add_row("throughput (inputs/s, end to end)", f"{report['events_per_second']:.0f}")
-    console.print(table)
-    console.print(f"report: {out / 'report.json'}")
-    if not report["accounted_for"]:
-        raise click.ClickException(f"only {int(processed + dead + duplicates)} of {sent} inputs accounted for "
-                                   f"after {timeout_s}s; see {out / 'worker.log'}")
+
+def _markdown(report: dict, versions: list[dict], plots: list[str]) -> str:
+    def fmt(x):
+        return "–" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
+
+    lines = ["# advrec demo report", "", f"Dataset: {report['dataset']}; attack: {report['attack']}; "
+             f"run time {report['seconds']} s.", "", "| what | value |", "|---|---|",
+             f"| inputs replayed | {report['inputs']} |", f"| events processed | {report['events']} |",
+             f"| dead-lettered | {report['dead_letters']} |"]
+    d = report["detection"]
+    lines += [f"| detection precision / recall / F1 | {fmt(d['precision'])} / {fmt(d['recall'])} / {fmt(d['f1'])} |",
+              f"| false-positive rate | {fmt(d['fpr'])} |"]
+    m = report["models"]
+    lines += [f"| models trained / promoted / held / rejected | {m['trained']} / {m['promoted']} / {m['held']} / "
+              f"{m['rejected']} |"]
+    if report["champion"]:
+        c = report["champion"]
+        lines += [f"| champion | version {c['version']}, HR@10 {fmt(c['hr@10'])}, NDCG@10 {fmt(c['ndcg@10'])}, "
+                  f"NDCG drop under FGSM ε=0.25 {fmt(c['fgsm_ndcg_drop@0.25'])} |"]
+    if report["target_lift"]:
+        t = report["target_lift"]
+        lines += [f"| target HR@50: clean / undefended / defended | {fmt(t['clean_hr@50'])} / "
+                  f"{fmt(t['undefended_hr@50'])} / {fmt(t['defended_hr@50'])} |",
+                  f"| target lift undefended / defended | {fmt(t['undefended'])} / {fmt(t['defended'])} |"]
+    f = report["freshness_seconds"]
+    lines += [f"| freshness p50 / p95 (s) | {fmt(f['p50'])} / {fmt(f['p95'])} ({f['events_measured']} events) |"]
+    s = report["serving"]
+    lines += [f"| requests answered | {s['answered']} of {s['requests']} |",
+              f"| request→answer through Kafka p50 / p95 / p99 (ms) | {fmt(s['end_to_end_ms']['p50'])} / "
+              f"{fmt(s['end_to_end_ms']['p95'])} / {fmt(s['end_to_end_ms']['p99'])} |", "", "## Versions", "",
+              "| version | aliases | decision | HR@10 | NDCG@10 | FGSM drop | reasons |", "|---|---|---|---|---|---|---|"]
+    for v in sorted(versions, key=lambda r: r["version"]):
+        lines.append(f"| {v['version']} | {', '.join(v['aliases'])} | {v['decision']} | {fmt(v['hr@10'])} | "
+                     f"{fmt(v['ndcg@10'])} | {fmt(v['fgsm_drop'])} | {v['reasons']} |")
+    lines += ["", "## Sample recommendations", ""]
+    for rec in report["sample_recommendations"]:
+        lines.append(f"- user {rec['user_id']} (model {rec['model_version']}): {', '.join(map(str, rec['items'][:10]))}")
+    lines += [""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
