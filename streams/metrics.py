@@ -4,10 +4,11 @@ Defined once here, on the default registry, so every module of a process shares 
 """
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = ["EVENTS_PROCESSED", "EVENTS_DUPLICATE", "DEAD_LETTERS", "EVENT_LATENCY", "BATCH_SECONDS",
-           "BATCH_SIZE"]
+           "BATCH_SIZE",
+           "FRAUD_FLAGS", "FRAUD_CLEARED", "FRAUD_SCORE", "FRAUD_FLAGGED_USERS"]
 
 EVENTS_PROCESSED = Counter("advrec_events_processed_total",
                            "Valid events applied to profiles, by event type.", ["type"])
@@ -24,3 +25,10 @@ BATCH_SECONDS = Histogram("advrec_ingest_batch_seconds", "Wall time to process o
                           buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 BATCH_SIZE = Histogram("advrec_ingest_batch_events", "Events per processed batch.",
                        buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000))
+
+# Fraud detector (label values of FRAUD_FLAGS: streams.suspicion.PRIMARY_REASONS, created at 0 by the agent)
+FRAUD_FLAGS = Counter("advrec_fraud_flags_total", "Users newly flagged, by the verdict's primary reason.", ["reason"])
+FRAUD_CLEARED = Counter("advrec_fraud_cleared_total", "Flagged users whose verdict fell below the threshold again.")
+FRAUD_SCORE = Histogram("advrec_fraud_score", "Score of every verdict the fraud detector emits.",
+                        buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
+FRAUD_FLAGGED_USERS = Gauge("advrec_fraud_flagged_users", "Users flagged now, among this worker's partitions.")

@@ -8,7 +8,7 @@ from typing import Optional
 
 import faust
 
-__all__ = ["EVENT_TYPES", "Interaction", "DeadLetter"]
+__all__ = ["EVENT_TYPES", "Interaction", "DeadLetter", "FraudFlag"]
 
 EVENT_TYPES = ("click", "purchase", "rating")
 
@@ -34,3 +34,14 @@ class DeadLetter(faust.Record, serializer="json", include_metadata=False):
     topic: str
     partition: int
     offset: int
+
+
+class FraudFlag(faust.Record, serializer="json", include_metadata=False):
+    """A user crossing the fraud threshold (`flagged`) or falling back below it (cleared), on `fraud.flags` (key = user_id)."""
+
+    user_id: str
+    score: float
+    reasons: list[str]
+    ts: float
+    detector_version: str
+    flagged: bool

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     batch_max_events: int = 5_000
     batch_max_seconds: float = 0.5
 
+    # --- fraud detection in the stream ---
+    fraud_enabled: bool = Field(True, description="Run the fraud detector on the worker's ingest batches.")
+    fraud_threshold: float | None = Field(None, description="Score at or above which a user is flagged; unset = the detector's (0.5).")
+    fraud_flags_topic: str = Field("fraud.flags", description="Topic of FraudFlag records (flags and clears).")
+    fraud_checkpoint_s: float = Field(10.0, description="Seconds between checkpoints of the detector's per-user state.")
+    fraud_full_flush_s: float = Field(30.0, description="Seconds between full rescores of every user (only if events arrived).")
+
     @property
     def use_tansu_workarounds(self) -> bool:
         """Whether the broker is Tansu (embedded, or said so), whose quirks the clients must work around."""
