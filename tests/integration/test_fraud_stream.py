@@ -176,3 +176,29 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         worker.stop()
         if reader is not None:
             reader.consumer.close()
+
+
+def test_attack_command_sends_events_to_kafka_keyed_by_user(kafka_broker, tmp_path):
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    ratings = tmp_path / "r.txt"
+    ratings.write_text("".join(f"{u} {i} {1 + (u * i) % 5} {1_000_000 + u * 100 + i}\n"
+                               for u in range(1, 41) for i in range(1, 61) if (u + i) % 3))
+    labels = tmp_path / "labels.txt"
+    result = CliRunner().invoke(main, ["attack", "--ratings", str(ratings), "--type", "average", "--attack-size", "0.1",
+                                       "--filler-size", "0.1", "--out", "kafka:attack-sink", "--labels-out", str(labels),
+                                       "--seed", "3"], env={"ADVREC_KAFKA_BOOTSTRAP": kafka_broker})
+    assert result.exit_code == 0, result.output
+    attackers = {line.split()[0] for line in labels.read_text().splitlines()}
+    assert len(attackers) == 4
+    consumer = KafkaConsumer("attack-sink", bootstrap_servers=kafka_broker, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000)
+    messages = list(consumer)
+    consumer.close()
+    events = [json.loads(m.value) for m in messages]
+    assert len(events) == 4 * 7  # 6 filler items (10 % of 60) + the target, per attacker
+    assert all(m.key.decode() == e["user_id"] for m, e in zip(messages, events))
+    assert {e["user_id"] for e in events} == attackers
+    assert all("label" not in e and "attack" not in json.dumps(e) for e in events)
