@@ -60,8 +60,8 @@ class Settings(BaseSettings):
     fraud_enabled: bool = Field(True, description="Run the fraud detector on the worker's ingest batches.")
     fraud_threshold: float | None = Field(None, description="Score at or above which a user is flagged; unset = the detector's (0.5).")
     fraud_flags_topic: str = Field("fraud.flags", description="Topic of FraudFlag records (flags and clears).")
-    fraud_checkpoint_s: float = Field(10.0, description="Seconds between checkpoints of the detector's per-user state.")
-    fraud_full_flush_s: float = Field(30.0, description="Seconds between full rescores of every user (only if events arrived).")
+    fraud_checkpoint_s: float = Field(30.0, description="Seconds between checkpoints of the detector's per-user state.")
+    fraud_full_flush_s: float = Field(60.0, description="Seconds between full rescores of every user (only if events arrived).")
 
     @property
     def use_tansu_workarounds(self) -> bool:
