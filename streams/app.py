@@ -14,6 +14,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import metrics, windows
+from streams.fraud_agent import install as install_fraud_agent
 from streams.ingest import BatchResult, RawRecord, ingest_batch
 from streams.profiles import ProfileConfig, UserProfile
 from streams.records import DeadLetter
@@ -146,5 +147,6 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     context.topics.update(events=events_topic, deadletter=deadletter_topic)
     context.tables.update(profiles=profiles, popularity=popularity)
     app.advrec = context  # the worker's parts, for the modules that install more agents
+    install_fraud_agent(app)  # fraud detection: suspicion table, fraud.flags (before windows: they read it)
     windows.install(app)  # window sink: Parquet training batches, announced on `batches`
     return app

@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 
 import click
 
-__all__ = ["attack", "eval_detection", "write_jsonl"]
+__all__ = ["attack", "eval_detection", "write_jsonl", "send_kafka", "sink_for"]
 
 
 def write_jsonl(events: Iterable[dict], path: str) -> int:
@@ -28,8 +28,29 @@ def write_jsonl(events: Iterable[dict], path: str) -> int:
     return n
 
 
-# Event sinks by scheme: the integrator adds "kafka" here; each takes (events, target) -> count.
-SINKS: dict[str, Callable[[Iterable[dict], str], int]] = {"jsonl": write_jsonl}
+def send_kafka(events: Iterable[dict], topic: str) -> int:
+    """Send event dicts to `topic` (empty = ADVREC_EVENTS_TOPIC) on the configured broker, key = user_id."""
+    from streams.commands import resolve_bootstrap
+    from streams.producer import produce_events
+    from streams.settings import Settings
+    from streams.topics import ensure_topics
+
+    settings = Settings()
+    bootstrap = resolve_bootstrap(settings)
+    topic = topic or settings.events_topic
+    ensure_topics(bootstrap, [topic], settings.topic_partitions, settings.replication_factor)
+    return produce_events(bootstrap, topic, events)
+
+
+# Event sinks by scheme; each takes (events, target) -> count. `--out kafka:[TOPIC]` picks "kafka".
+SINKS: dict[str, Callable[[Iterable[dict], str], int]] = {"jsonl": write_jsonl, "kafka": send_kafka}
+
+
+def sink_for(out: str) -> tuple[str, str]:
+    """(sink name, target) of an `--out` value: `kafka:[TOPIC]`, else a JSONL path ('-' = stdout)."""
+    if out == "kafka" or out.startswith("kafka:"):
+        return "kafka", out[len("kafka:"):]
+    return "jsonl", out
 
 
 @click.command("attack")
@@ -43,7 +64,9 @@ SINKS: dict[str, Callable[[Iterable[dict], str], int]] = {"jsonl": write_jsonl}
 @click.option("--start-ts", type=float, default=None, help="Start of the injection span (epoch s); default: its end is the data's last ts.")
 @click.option("--span-s", type=float, default=86_400.0, show_default=True, help="Length of the injection span, seconds.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", "out_path", default="-", show_default=True, help="Events JSONL file ('-' = stdout).")
+@click.option("--out", "out_path", default="-", show_default=True,
+              help="Events JSONL file ('-' = stdout), or kafka:[TOPIC] to send them to the configured broker "
+                   "(default topic ADVREC_EVENTS_TOPIC, key = user_id).")
 @click.option("--labels-out", type=click.Path(dir_okay=False), required=True, help="Ground truth: `user_id 1 attack_type` lines.")
 def attack(ratings_path, kind, attack_size, filler_size, targets, nuke, start_ts, span_s, seed, out_path, labels_out):
     """Generate a profile-injection or click-fraud attack as event JSONL, labels in a separate file."""
@@ -57,7 +80,8 @@ def attack(ratings_path, kind, attack_size, filler_size, targets, nuke, start_ts
     spec = AttackSpec(kind.replace("-", "_"), attack_size, filler_size, tuple(targets), push=not nuke,
                       start_ts=start_ts, span_s=span_s)
     plan = plan_attack(spec, pop, seed)
-    n = SINKS["jsonl"](plan.events(), out_path)
+    sink, target = sink_for(out_path)
+    n = SINKS[sink](plan.events(), target)
     with open(labels_out, "w", encoding="utf-8") as fh:
         for user, label, k in plan.labels():
             fh.write(f"{user} {label} {k}\n")

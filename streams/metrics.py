@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["CONSUMER_LAG", "init_label_values", "EVENTS_PROCESSED", "EVENTS_DUPLICATE", "DEAD_LETTERS", "EVENT_LATENCY", "BATCH_SECONDS",
-           "BATCH_SIZE", "WINDOWS_WRITTEN", "WINDOW_ROWS"]
+__all__ = ["CONSUMER_LAG", "init_label_values", "EVENTS_PROCESSED", "EVENTS_DUPLICATE", "DEAD_LETTERS",
+           "EVENT_LATENCY", "BATCH_SECONDS", "BATCH_SIZE", "WINDOWS_WRITTEN", "WINDOW_ROWS",
+           "FRAUD_FLAGS", "FRAUD_CLEARED", "FRAUD_SCORE", "FRAUD_FLAGGED_USERS"]
 
 EVENTS_PROCESSED = Counter("advrec_events_processed_total",
                            "Valid events applied to profiles, by event type.", ["type"])
@@ -44,3 +45,11 @@ def init_label_values() -> None:
 WINDOWS_WRITTEN = Counter("advrec_windows_written_total", "Closed windows written as training batches.")
 WINDOW_ROWS = Histogram("advrec_window_rows", "Rows (interactions) per written window.",
                         buckets=(100, 1000, 10000, 50000, 100000, 500000, 1000000, 5000000))
+
+
+# Fraud detector (label values of FRAUD_FLAGS: streams.suspicion.PRIMARY_REASONS, created at 0 by the agent)
+FRAUD_FLAGS = Counter("advrec_fraud_flags_total", "Users newly flagged, by the verdict's primary reason.", ["reason"])
+FRAUD_CLEARED = Counter("advrec_fraud_cleared_total", "Flagged users whose verdict fell below the threshold again.")
+FRAUD_SCORE = Histogram("advrec_fraud_score", "Score of every verdict the fraud detector emits.",
+                        buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
+FRAUD_FLAGGED_USERS = Gauge("advrec_fraud_flagged_users", "Users flagged now, among this worker's partitions.")

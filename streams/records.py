@@ -9,7 +9,7 @@ from typing import Optional
 import faust
 
 __all__ = ["EVENT_TYPES", "Interaction", "DeadLetter", "BatchAnnouncement", "ModelUpdate", "RecommendationRequest",
-           "Recommendation"]
+           "Recommendation", "FraudFlag"]
 
 EVENT_TYPES = ("click", "purchase", "rating")
 
@@ -84,3 +84,14 @@ class Recommendation(faust.Record, serializer="json", include_metadata=False):
     model_version: int
     served_at: float
     source: str = "model"
+
+
+class FraudFlag(faust.Record, serializer="json", include_metadata=False):
+    """A user crossing the fraud threshold (`flagged`) or falling back below it (cleared), on `fraud.flags` (key = user_id)."""
+
+    user_id: str
+    score: float
+    reasons: list[str]
+    ts: float
+    detector_version: str
+    flagged: bool

@@ -61,7 +61,6 @@ class Settings(BaseSettings):
     window_max_seconds: float = Field(30.0, description="…or after this many seconds, whichever comes first.")
     windows_uri: str = Field("", description="Where window Parquet files go (file://, s3://…); empty = file://DATA_DIR/windows.")
     batches_topic: str = Field("batches", description="Topic announcing each written window file.")
-    fraud_flags_topic: str = Field("fraud.flags", description="Topic of fraud flags (key user_id); the trainer quarantines flagged users.")
     trainer_metrics_port: int = Field(6067, description="Port of the trainer's Prometheus endpoint.")
 
     # --- registry and scorer ---
@@ -85,6 +84,13 @@ class Settings(BaseSettings):
     scorer_batch_max: int = Field(32, description="Requests the scorer takes at most per micro-batch…")
     scorer_batch_seconds: float = Field(0.002, description="…or what arrived within this time.")
     scorer_max_k: int = Field(100, description="Largest k a request may ask for.")
+
+    # --- fraud detection in the stream ---
+    fraud_enabled: bool = Field(True, description="Run the fraud detector on the worker's ingest batches.")
+    fraud_threshold: float | None = Field(None, description="Score at or above which a user is flagged; unset = the detector's (0.5).")
+    fraud_flags_topic: str = Field("fraud.flags", description="Topic of FraudFlag records (flags and clears); the trainer quarantines flagged users.")
+    fraud_checkpoint_s: float = Field(30.0, description="Seconds between checkpoints of the detector's per-user state.")
+    fraud_full_flush_s: float = Field(60.0, description="Seconds between full rescores of every user (only if events arrived).")
 
     @property
     def use_tansu_workarounds(self) -> bool:

@@ -275,6 +275,59 @@ class FraudDetector:
         return {uid: self.score(uid) for uid in self._users}
 
     # ---- state -------------------------------------------------------------------------------
+    def events_of(self, user_id: str) -> int:
+        """Events folded in for the user (0 if unknown)."""
+        u = self._users.get(user_id)
+        return u.n if u is not None else 0
+
+    def user_state(self, user_id: str) -> dict | None:
+        """The user's own state as a JSON-able dict (None if unknown): the per-user slice of `snapshot`."""
+        u = self._users.get(user_id)
+        return u.to_dict() if u is not None else None
+
+    @classmethod
+    def from_users(cls, states: dict[str, dict], config: DetectorConfig | None = None) -> "FraudDetector":
+        """Rebuild a detector from per-user states alone (`user_state` of each user): the aggregates are derived.
+
+        Item counts and means, rating lengths, scale, co-target windows, population statistics and the
+        LSH index are all functions of the users' states. Only the co-target windows lose something: a
+        user is listed in the latest window of each item it acted on, not in earlier ones.
+        """
+        cfg = config or DetectorConfig()
+        users = {uid: UserState.from_dict(d) for uid, d in sorted(states.items())}
+        items: dict[str, list[float]] = {}
+        acts: dict[str, dict[int, list[str]]] = {}
+        lengths = [0, 0.0, 0.0]
+        lo, hi = math.inf, -math.inf
+        for uid, u in users.items():
+            for item, r in u.ratings.items():
+                cell = items.setdefault(item, [0, 0.0])
+                cell[0] += 1
+                cell[1] += r
+                lo, hi = min(lo, r), max(hi, r)
+            if u.ratings:
+                n = len(u.ratings)
+                lengths[0] += 1
+                lengths[1] += n
+                lengths[2] += n * n
+            for item, bucket in u.acts.items():
+                acts.setdefault(item, {}).setdefault(int(bucket), []).append(uid)
+        scored = [u for u in users.values() if u.features]
+        snap = {
+            "version": DETECTOR_VERSION,
+            "events": sum(u.n for u in users.values()),
+            "scale": [None, None] if lo > hi else [lo, hi],
+            "lengths": lengths,
+            "population": fit_population([u.features for u in scored]),
+            "p_lenient": (sum(u.own >= cfg.combiner.lenient for u in scored) / len(scored)) if scored else 0.05,
+            "items": {i: [c, s / c] for i, (c, s) in items.items()},
+            "acts": {i: [[b, us] for b, us in bs.items()] for i, bs in acts.items()},
+            "dirty": [],
+            "index": [uid for uid, u in users.items() if len(u.ratings) >= cfg.min_profile],
+            "users": {uid: u.to_dict() for uid, u in users.items()},
+        }
+        return cls.restore(snap, cfg)
+
     def snapshot(self) -> dict:
         """The whole state as JSON-able plain dicts and lists (no signatures: they are rebuilt)."""
         return {
