@@ -219,12 +219,12 @@ def _plots(out: Path, timeline: list[tuple[float, float]], versions: list[dict],
 @click.command()
 @click.option("--dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A dataset to replay (MovieLens u.data, Taobao UserBehavior.csv); default: the simulator.")
-@click.option("--events", "n_events", type=int, default=40_000, show_default=True, help="Genuine events to replay.")
+@click.option("--events", "n_events", type=int, default=30_000, show_default=True, help="Genuine events to replay.")
 @click.option("--attack", default=None,
               help="TYPE:ATTACK_SIZE:FILLER_SIZE injected midway, or 'none' (default: click_farm:0.05:0.02 on the "
                    "simulator, bandwagon:0.05:0.03 on ratings).")
 @click.option("--rate", type=float, default=700.0, show_default=True, help="Replay rate, events/s.")
-@click.option("--duration", type=float, default=240.0, show_default=True,
+@click.option("--duration", type=float, default=200.0, show_default=True,
               help="Upper bound on the run (seconds), then the report is written with what happened.")
 @click.option("--bad-fraction", type=float, default=0.003, show_default=True, help="Share of malformed inputs.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
