@@ -8,13 +8,18 @@ This module must never commit an offset the trainer did not hand back as handled
 """
 from __future__ import annotations
 
+import logging
+
 import json
 import time
 
+from kafka.errors import KafkaError
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from training.trainer import Batch
+
+log = logging.getLogger(__name__)
 
 __all__ = ["KafkaBatchSource"]
 
@@ -67,8 +72,16 @@ class KafkaBatchSource:
         for b in batches:
             tp = TopicPartition(b.topic, b.partition)
             offsets[tp] = max(offsets.get(tp, 0), b.offset + 1)
-        if offsets:
-            self.batches.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+        if not offsets:
+            return
+        try:
+            # Bounded: after a kill -9 the group rebalances, and an unbounded commit can wait on it
+            # forever. A commit lost here is harmless: the trainer's saved state records the
+            # trained offsets, so redelivered announcements are skipped.
+            self.batches.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}, timeout_ms=10_000)
+        except KafkaError as exc:
+            log.warning("offset commit of %d partition(s) failed, will be redone by a later commit: %s",
+                        len(offsets), exc)
 
     def backlog(self) -> int:
         """Announcements on the assigned partitions not yet polled."""

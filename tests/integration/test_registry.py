@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -20,6 +17,7 @@ from registry.promotion import GateConfig
 from registry.pyfunc import log_pyfunc
 from registry.service import CorruptModelError, ModelRegistry, RegistryError, RegistryUnavailable
 from streams.broker import free_port
+from tests.integration.conftest import mlflow_server_process
 from training.models import BPRRecommender
 
 pytestmark = pytest.mark.integration
@@ -48,34 +46,8 @@ def _report(hr: float, ndcg: float, drop: float = 0.1, users: int = 50) -> dict:
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` (sqlite backend, proxied local artifacts) in its own process group."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = open(root / "server.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-                time.sleep(0.3)
+    with mlflow_server_process(tmp_path_factory.mktemp("mlflow-server")) as (url, _stop):
         yield url
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 @pytest.fixture(params=["sqlite", "server"])

@@ -46,6 +46,8 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
            "ADVREC_EVENTS_TOPIC": "win-events", "ADVREC_DEADLETTER_TOPIC": "win-events.deadletter",
            "ADVREC_BATCHES_TOPIC": "win-batches", "ADVREC_FRAUD_FLAGS_TOPIC": "win-flags",
            "ADVREC_WINDOW_MAX_EVENTS": "800", "ADVREC_WINDOW_MAX_SECONDS": "1.0",
+           # the flag below is injected by hand: no detector of its own on this worker
+           "ADVREC_FRAUD_ENABLED": "false",
            "ADVREC_DATA_DIR": str(data_dir), "ADVREC_WEB_PORT": str(free_port()),
            "ADVREC_TRAINER_METRICS_PORT": str(free_port())}
     worker_url = f"http://127.0.0.1:{env['ADVREC_WEB_PORT']}/metrics"
