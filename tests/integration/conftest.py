@@ -1,4 +1,4 @@
-"""Helpers shared by the integration tests: a real `mlflow server` in its own process group."""
+"""Helpers shared by the integration tests: waiting on real processes, a real `mlflow server`."""
 from __future__ import annotations
 
 import os
@@ -49,3 +49,14 @@ def mlflow_server_process(root: Path):
     finally:
         stop()
         log.close()
+
+
+def wait_for(predicate, timeout_s: float, what: str, *processes, interval_s: float = 0.3):
+    """Poll `predicate` until it returns something truthy (returned); else fail with the processes' logs."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(p.log_tail() for p in processes if p))

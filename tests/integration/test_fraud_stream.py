@@ -17,6 +17,7 @@ from streams.broker import free_port
 from streams.processes import AdvrecProcess, metric_total, scrape_metrics
 from streams.producer import produce_events
 from training.data import read_ratings
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +49,6 @@ def _get(base: str, path: str):
         raise
 
 
-def _wait_for(predicate, timeout_s: float, what: str, process: AdvrecProcess):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{process.log_tail()}")
 
 
 def _inputs(base: str) -> float:
@@ -115,9 +108,9 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         assert samples['advrec_fraud_flags_total{reason="cotarget_push"}'] == 0
         assert samples['advrec_fraud_flags_total{reason="other"}'] == 0
         produce_events(kafka_broker, TOPIC, phase_a)
-        _wait_for(lambda: _inputs(base) >= len(phase_a), 90, "phase A processed", worker)
+        wait_for(lambda: _inputs(base) >= len(phase_a), 90, "phase A processed", worker)
         reader = FlagReader(kafka_broker)
-        _wait_for(lambda: len(reader.poll() and reader.flagged() & attackers1) >= 18, 30, "flags", worker)
+        wait_for(lambda: len(reader.poll() and reader.flagged() & attackers1) >= 18, 30, "flags", worker)
         time.sleep(4)  # one more full flush and checkpoint: nothing should change
         reader.poll()
         flagged = reader.flagged()
@@ -142,21 +135,21 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         # Kill -9 in the middle of phase B, restart.
         producer = threading.Thread(target=produce_events, args=(kafka_broker, TOPIC, later), kwargs={"rate": 500.0})
         producer.start()
-        _wait_for(lambda: _inputs(base) >= len(phase_a) + len(later) // 3, 60, "a third of phase B", worker)
+        wait_for(lambda: _inputs(base) >= len(phase_a) + len(later) // 3, 60, "a third of phase B", worker)
         worker.kill9()
         producer.join()
         worker.start()
         worker.wait_http(f"{base}/metrics")
         # The profile view answers 404/503 until the tables are recovered; then the verdict must be there.
-        _wait_for(lambda: isinstance(_get(base, f"/profiles/{attacker}"), dict), 60, "tables recovered", worker)
+        wait_for(lambda: isinstance(_get(base, f"/profiles/{attacker}"), dict), 60, "tables recovered", worker)
         restored = _get(base, f"/fraud/{attacker}")
         assert restored["flagged"] is True and restored["score"] == view["score"]
 
         produce_events(kafka_broker, TOPIC, attack2)
         sent = Counter(e["user_id"] for e in phase_a + later + attack2)
         later_users = sorted({e["user_id"] for e in later + attack2})
-        _wait_for(lambda: len(reader.poll() and reader.flagged() & attackers2) >= 10, 60, "flags after restart", worker)
-        _wait_for(lambda: all(_get(base, f"/profiles/{u}")["events"] == sent[u] for u in later_users), 60,
+        wait_for(lambda: len(reader.poll() and reader.flagged() & attackers2) >= 10, 60, "flags after restart", worker)
+        wait_for(lambda: all(_get(base, f"/profiles/{u}")["events"] == sent[u] for u in later_users), 60,
                   "every event applied to profiles", worker)
         time.sleep(4)  # a full flush and a checkpoint after the last batch
         reader.poll()

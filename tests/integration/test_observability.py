@@ -21,6 +21,7 @@ from streams.producer import produce_events, send_raw
 from streams.sources import simulated_events
 from streams.topics import ensure_topics
 from tests.integration.test_deploy import GRAFANA_MACROS, _dashboard_exprs, ops_tools  # noqa: F401
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,14 +33,6 @@ def _query(base: str, expr: str) -> dict:
         return json.loads(response.read())
 
 
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +73,7 @@ def prometheus(ops_tools, cluster, tmp_path_factory):  # noqa: F811
                 return urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200
             except OSError:
                 return False
-        _wait(ready, 60, "prometheus ready")
+        wait_for(ready, 60, "prometheus ready")
         yield base
     finally:
         process.terminate()
@@ -92,24 +85,24 @@ def test_prometheus_scrapes_every_process_and_sees_their_metrics(prometheus, clu
     def all_up():
         result = _query(prometheus, "up")["data"]["result"]
         return len(result) == 3 and all(r["value"][1] == "1" for r in result)
-    _wait(all_up, 60, "worker, trainer and scorer up in Prometheus")
+    wait_for(all_up, 60, "worker, trainer and scorer up in Prometheus")
 
     def value(expr: str) -> float | None:
         result = _query(prometheus, expr)["data"]["result"]
         return float(result[0]["value"][1]) if result else None
 
-    processed = _wait(lambda: value("sum(advrec_events_processed_total)") == 3_000 and 3_000, 90,
+    processed = wait_for(lambda: value("sum(advrec_events_processed_total)") == 3_000 and 3_000, 90,
                       "3000 events processed, as seen by Prometheus")
     assert processed == 3_000
     assert value('sum(advrec_dead_letters_total{reason="malformed_json"})') == 1
-    _wait(lambda: (value("sum(advrec_batches_consumed_total)") or 0) >= 1, 90, "the trainer consumed a batch")
-    _wait(lambda: (value('sum(advrec_training_rounds_total{outcome="success"})') or 0) >= 1, 120,
+    wait_for(lambda: (value("sum(advrec_batches_consumed_total)") or 0) >= 1, 90, "the trainer consumed a batch")
+    wait_for(lambda: (value('sum(advrec_training_rounds_total{outcome="success"})') or 0) >= 1, 120,
           "a training round, as seen by Prometheus")
     # with a model registered (or at least popularity known), requests get answers
     send_raw(cluster.bootstrap, "rec.requests", [
         (f"u{i}".encode(), json.dumps({"request_id": uuid.uuid4().hex, "user_id": f"u{i}", "k": 5}).encode())
         for i in range(50)])
-    _wait(lambda: (value("sum(advrec_recommendations_total)") or 0) >= 50, 60, "the scorer answered 50 requests")
+    wait_for(lambda: (value("sum(advrec_recommendations_total)") or 0) >= 50, 60, "the scorer answered 50 requests")
     assert value("advrec_scoring_latency_seconds_count") >= 1
     assert value("sum(advrec_windows_written_total)") >= 1
 
@@ -119,7 +112,7 @@ def test_alert_rules_evaluate_on_live_series(prometheus, cluster):
         groups = json.loads(urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=5).read())["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         return rules if rules and all(rule.get("health") == "ok" for rule in rules) else None
-    rules = _wait(loaded, 60, "every alert rule evaluated with health ok")
+    rules = wait_for(loaded, 60, "every alert rule evaluated with health ok")
     assert len(rules) >= 7
     # a healthy little cluster: no target is down
     firing = {rule["name"] for rule in rules if rule.get("state") == "firing"}
@@ -127,7 +120,7 @@ def test_alert_rules_evaluate_on_live_series(prometheus, cluster):
 
 
 def test_every_dashboard_panel_query_answers(prometheus, cluster):
-    _wait(lambda: _query(prometheus, "sum(advrec_events_processed_total)")["data"]["result"], 60, "first samples")
+    wait_for(lambda: _query(prometheus, "sum(advrec_events_processed_total)")["data"]["result"], 60, "first samples")
     time.sleep(3)  # a few scrapes, so rate() over the macros' windows has two points
     answered_with_data = 0
     for title, expr in _dashboard_exprs():

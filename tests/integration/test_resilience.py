@@ -21,18 +21,11 @@ from streams.producer import produce_events, send_raw
 from streams.sources import simulated_events
 from tests.integration.conftest import mlflow_server_process
 from training.models import BPRRecommender
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def _wait(predicate, timeout_s: float, what: str, process: AdvrecProcess | None = None):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{process.log_tail() if process else ''}")
 
 
 def _requests(users: list[str], tag: str) -> list[tuple[bytes, bytes]]:
@@ -73,17 +66,17 @@ def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path
 
         try:
             scorer.wait_http(f"http://127.0.0.1:{port}/metrics", 60)
-            _wait(lambda: scrape_metrics(f"http://127.0.0.1:{port}/metrics").get("advrec_serving_model_version")
+            wait_for(lambda: scrape_metrics(f"http://127.0.0.1:{port}/metrics").get("advrec_serving_model_version")
                   == version, 60, "the champion loaded", scorer)
             send_raw(kafka_broker, topics["ADVREC_REC_REQUESTS_TOPIC"], _requests(users, "before"))
-            _wait(lambda: answered("before", len(users)), 60, "answers before the outage", scorer)
+            wait_for(lambda: answered("before", len(users)), 60, "answers before the outage", scorer)
 
             stop_mlflow()
             with pytest.raises(OSError):
                 urllib.request.urlopen(f"{url}/health", timeout=2)
             time.sleep(4)  # several alias polls fail meanwhile
             send_raw(kafka_broker, topics["ADVREC_REC_REQUESTS_TOPIC"], _requests(users, "during"))
-            _wait(lambda: answered("during", len(users)), 60, "answers during the outage", scorer)
+            wait_for(lambda: answered("during", len(users)), 60, "answers during the outage", scorer)
             assert scorer.process.poll() is None
         finally:
             consumer.close()
@@ -110,7 +103,7 @@ def test_trainer_killed_mid_round_resumes_and_registers_no_half_made_model(kafka
         produce_events(kafka_broker, "trainkill.events", simulated_events(n_events=6_000, n_users=300, n_items=200,
                                                                            seed=4))
 
-        _wait(lambda: cluster.metrics("trainer").get("advrec_batches_consumed_total", 0) >= 3, 120,
+        wait_for(lambda: cluster.metrics("trainer").get("advrec_batches_consumed_total", 0) >= 3, 120,
               "batches reaching the trainer", trainer)
         time.sleep(1.0)  # most likely inside the 60-epoch first round; either way the invariants hold
         trainer.kill9()
@@ -124,7 +117,7 @@ def test_trainer_killed_mid_round_resumes_and_registers_no_half_made_model(kafka
         def resumed():
             metrics = cluster.metrics("trainer")
             return metrics.get('advrec_training_rounds_total{outcome="success"}', 0) >= 1 and metrics
-        _wait(resumed, 180, "a completed round after the restart", trainer)
+        wait_for(resumed, 180, "a completed round after the restart", trainer)
     finally:
         cluster.stop()
 

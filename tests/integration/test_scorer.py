@@ -18,6 +18,7 @@ from streams.broker import free_port
 from streams.processes import AdvrecProcess, metric_total, scrape_metrics
 from streams.topics import ensure_topics
 from training.models import BPRRecommender
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -60,13 +61,6 @@ class Responses:
         self._consumer.close()
 
 
-def _wait(predicate, timeout_s: float, what: str, process: AdvrecProcess) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{process.log_tail()}")
 
 
 def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(kafka_broker, tmp_path):
@@ -108,14 +102,14 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
     try:
         base = f"http://127.0.0.1:{port}"
         scorer.wait_http(f"{base}/metrics", 60)
-        _wait(lambda: json.loads(__import__("urllib.request").request.urlopen(f"{base}/model").read())["profiles"] >= 1,
+        wait_for(lambda: json.loads(__import__("urllib.request").request.urlopen(f"{base}/model").read())["profiles"] >= 1,
               30, "the profile changelog", scorer)
         send(100, 0)
         producer.send(topics["ADVREC_REC_REQUESTS_TOPIC"], key=b"x", value=b"{not json")
         producer.send(topics["ADVREC_REC_REQUESTS_TOPIC"], key=b"x",
                       value=json.dumps({"request_id": "bad-k", "user_id": "u1", "k": 0}).encode())
         producer.flush()
-        _wait(lambda: set(sent) <= responses.ids(), 60, "the first 100 answers", scorer)
+        wait_for(lambda: set(sent) <= responses.ids(), 60, "the first 100 answers", scorer)
         by_id = {r["request_id"]: r for r in responses.got}
         assert {by_id[r]["model_version"] for r in sent if by_id[r]["source"] == "model"} == {1}
         assert by_id["r0"]["source"] == "popularity" and by_id["r0"]["model_version"] == 0  # "stranger"
@@ -140,12 +134,12 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
             time.sleep(1.0)
             version, decision = registry.register_round(second, _report(0.55, 0.32), {"batch_files": ["w2"]})
             assert (version, decision.action) == (2, "promote")
-            _wait(lambda: any(r["model_version"] == 2 for r in list(responses.got)), 60, "version 2 served", scorer)
+            wait_for(lambda: any(r["model_version"] == 2 for r in list(responses.got)), 60, "version 2 served", scorer)
             time.sleep(1.0)
         finally:
             stop.set()
             sender.join()
-        _wait(lambda: set(sent) <= responses.ids(), 60, "every request answered", scorer)
+        wait_for(lambda: set(sent) <= responses.ids(), 60, "every request answered", scorer)
         answered = [r for r in responses.got if r["source"] == "model"]
         switch = min(r["served_at"] for r in answered if r["model_version"] == 2)
         assert all(r["model_version"] == 2 for r in answered if r["served_at"] > switch)

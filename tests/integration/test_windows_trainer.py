@@ -15,20 +15,13 @@ from streams.producer import produce_events, send_raw
 from streams.sources import simulated_events
 from streams.topics import ensure_topics
 from training.models import load_recommender
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
 BAD = [b"{not json", json.dumps({"event_id": "b1", "user_id": "u1", "type": "click", "ts": 1.7e9}).encode()]
 
 
-def _wait_for(predicate, timeout_s: float, what: str, *processes: AdvrecProcess):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(p.log_tail() for p in processes))
 
 
 def _scrape(url: str) -> dict[str, float]:
@@ -69,7 +62,7 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
         # 1. windows: every valid event in exactly one Parquet file, invalid ones in none
         def rows_written():
             return metric_total(_scrape(worker_url), "advrec_window_rows_sum") >= len(events)
-        _wait_for(rows_written, 60, "every event in a window", worker)
+        wait_for(rows_written, 60, "every event in a window", worker)
         files = sorted((data_dir / "windows" / "win-events").rglob("*.parquet"))
         table = [pq.read_table(f) for f in files]
         ids = [i for t in table for i in t.column("event_id").to_pylist()]
@@ -96,8 +89,8 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
         # 3. the trainer: one round on all of it, a saved model and a report, then idle exit
         trainer.start()
         report_path = data_dir / "models" / "round-1.json"
-        _wait_for(report_path.exists, 60, "the first round's report", trainer)
-        metrics = _wait_for(lambda: ((s := _scrape(trainer_url)).get('advrec_training_rounds_total{outcome="success"}')
+        wait_for(report_path.exists, 60, "the first round's report", trainer)
+        metrics = wait_for(lambda: ((s := _scrape(trainer_url)).get('advrec_training_rounds_total{outcome="success"}')
                                      and s.get("advrec_batches_pending") == 0 and s),
                             10, "trainer metrics after the round", trainer)
         trainer.process.wait(timeout=30)

@@ -15,6 +15,7 @@ from streams.broker import free_port
 from streams.processes import AdvrecProcess, metric_total, scrape_metrics
 from streams.producer import produce_events, send_raw
 from streams.sources import simulated_events
+from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +53,6 @@ def _profile(base: str, user: str) -> dict | None:
         raise
 
 
-def _wait_for(predicate, timeout_s: float, what: str, process: AdvrecProcess):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}\n{process.log_tail()}")
 
 
 def _processed(base: str) -> float:
@@ -83,7 +76,7 @@ def test_valid_and_invalid_events_are_all_accounted_for(kafka_broker, tmp_path):
         send_raw(kafka_broker, "acct-events", [(b"u1", payload) for payload in BAD_PAYLOADS])
         produce_events(kafka_broker, "acct-events", events[700:])
         total = len(events) + len(BAD_PAYLOADS)
-        _wait_for(lambda: _processed(base) >= total, 90, "all inputs processed", worker)
+        wait_for(lambda: _processed(base) >= total, 90, "all inputs processed", worker)
 
         samples = scrape_metrics(f"{base}/metrics")
         assert metric_total(samples, "advrec_events_processed_total") == len(events)
@@ -101,7 +94,7 @@ def test_valid_and_invalid_events_are_all_accounted_for(kafka_broker, tmp_path):
         def lag_drained():
             lag = {k: v for k, v in scrape_metrics(f"{base}/metrics").items() if k.startswith("advrec_consumer_lag{")}
             return len(lag) == 4 and all(v == 0 for v in lag.values()) and lag
-        lag = _wait_for(lag_drained, 30, "consumer lag exported for 4 partitions and drained", worker)
+        lag = wait_for(lag_drained, 30, "consumer lag exported for 4 partitions and drained", worker)
         assert all('topic="acct-events"' in k for k in lag)
 
         consumer = KafkaConsumer("acct-events.deadletter", bootstrap_servers=kafka_broker,
@@ -127,7 +120,7 @@ def test_kill_9_mid_stream_restores_profiles_exactly(kafka_broker, tmp_path):
     try:
         reference.wait_http(f"{ref_base}/metrics")
         produce_events(kafka_broker, "ref-events", events)
-        _wait_for(lambda: _processed(ref_base) >= len(events), 120, "reference run", reference)
+        wait_for(lambda: _processed(ref_base) >= len(events), 120, "reference run", reference)
         expected = {user: _comparable(_profile(ref_base, user)) for user in users}
     finally:
         reference.stop()
@@ -139,7 +132,7 @@ def test_kill_9_mid_stream_restores_profiles_exactly(kafka_broker, tmp_path):
                                 kwargs={"rate": 2_000.0})
     producer.start()
     try:
-        _wait_for(lambda: _processed(base) >= len(events) // 3, 90, "a third processed", victim)
+        wait_for(lambda: _processed(base) >= len(events) // 3, 90, "a third processed", victim)
         victim.kill9()
         producer.join()
         victim.start()
@@ -154,7 +147,7 @@ def test_kill_9_mid_stream_restores_profiles_exactly(kafka_broker, tmp_path):
                 raise
             return sum(p["events"] for p in profiles if p) == len(events)
 
-        _wait_for(all_applied, 150, "every event applied after restart", victim)
+        wait_for(all_applied, 150, "every event applied after restart", victim)
         time.sleep(2)  # nothing more may arrive: a double application would show now
         restored = {user: _comparable(_profile(base, user)) for user in users}
     finally:
