@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -21,43 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import load_events  # noqa: E402
+from ingest import load_events, worker_run  # noqa: E402
 
-from streams.broker import EmbeddedBroker, free_port  # noqa: E402
-from streams.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
+from streams.broker import EmbeddedBroker  # noqa: E402
+from streams.processes import metric_total  # noqa: E402
 from streams.producer import send_raw  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def worker_run(bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict) -> tuple[float, float, dict]:
-    """(events/s wall, CPU µs/event of the worker process, last metrics) from first to last processed event."""
-    port = free_port()
-    worker = AdvrecProcess(["worker"], {
-        "ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_EVENTS_TOPIC": topic,
-        "ADVREC_WEB_PORT": str(port), "ADVREC_DATA_DIR": str(workdir), **env_extra}, workdir / "worker.log").start()
-    url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        worker.wait_http(url)
-        first = None
-        while True:
-            samples = scrape_metrics(url)
-            done = sum(metric_total(samples, name) for name in (
-                "advrec_events_processed_total", "advrec_dead_letters_total", "advrec_events_duplicate_total"))
-            now, cpu = time.perf_counter(), _cpu_s(worker.process.pid)
-            if first is None and done > 0:
-                first = (now, done, cpu)
-            if done >= total:
-                break
-            time.sleep(0.05)
-        n = done - first[1]
-        return n / (now - first[0]), 1e6 * (cpu - first[2]) / n, samples
-    finally:
-        worker.stop()
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -67,11 +68,17 @@ def bare_faust_rate(bootstrap: str, topic: str, total: int) -> float:
     return float(rates[0])
 
 
-def worker_rate(bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict) -> tuple[float, dict]:
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def worker_run(bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict) -> tuple[float, float, dict]:
+    """(events/s wall, CPU µs/event of the worker process, last metrics) from first to last processed event."""
     port = free_port()
     worker = AdvrecProcess(["worker"], {
         "ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_EVENTS_TOPIC": topic,
-        "ADVREC_APP_ID": f"bench-{int(time.time())}", "ADVREC_WEB_PORT": str(port),
+        "ADVREC_APP_ID": f"bench-{time.time()}", "ADVREC_WEB_PORT": str(port),
         "ADVREC_DATA_DIR": str(workdir), **env_extra}, workdir / "worker.log").start()
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -81,14 +88,14 @@ def worker_rate(bootstrap: str, topic: str, total: int, workdir: Path, env_extra
             samples = scrape_metrics(url)
             done = sum(metric_total(samples, name) for name in (
                 "advrec_events_processed_total", "advrec_dead_letters_total", "advrec_events_duplicate_total"))
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), _cpu_s(worker.process.pid)
             if first is None and done > 0:
-                first = (now, done)
+                first = (now, done, cpu)
             if done >= total:
                 break
             time.sleep(0.05)
-        rate = (done - first[1]) / (now - first[0])
-        return rate, samples
+        n = done - first[1]
+        return n / (now - first[0]), 1e6 * (cpu - first[2]) / n, samples
     finally:
         worker.stop()
 
@@ -116,7 +123,7 @@ def main() -> None:
         bare = asyncio.run(bare_consumer_rate(broker.bootstrap, topic, len(records)))
         bare_faust = bare_faust_rate(broker.bootstrap, topic, len(records))
         env = dict(kv.split("=", 1) for kv in args.env)
-        rate, samples = worker_rate(broker.bootstrap, topic, len(records), Path(tmp), env)
+        rate, cpu, samples = worker_run(broker.bootstrap, topic, len(records), Path(tmp), env)
 
     users = len({e["user_id"] for e in events})
     batch_n = metric_total(samples, "advrec_ingest_batch_events_count")
@@ -125,7 +132,7 @@ def main() -> None:
     print(f"producer (kafka-python, preload):      {produce_rate:10.0f} records/s")
     print(f"bare aiokafka consumer (count only):   {bare:10.0f} records/s")
     print(f"bare Faust agent (take_events, no work): {bare_faust:8.0f} events/s")
-    print(f"advrec worker (validate+DLQ+profiles): {rate:10.0f} events/s")
+    print(f"advrec worker (validate+DLQ+profiles): {rate:10.0f} events/s ({cpu:.0f} us CPU/event)")
     print(f"ratio worker / bare consumer:          {rate / bare:10.3f}")
     print(f"ratio worker / bare Faust agent:       {rate / bare_faust:10.3f}")
     print(f"worker batches: {batch_n:.0f}, mean {len(records) / max(batch_n, 1):.0f} events/batch, "
