@@ -1,11 +1,13 @@
 """Ingest throughput: events/s through the advrec worker vs a bare aiokafka consumer, same topic, same run.
 
-    .venv/bin/python benchmarks/ingest.py [--events 200000] [--source sim|movielens|taobao]
+    .venv/bin/python benchmarks/ingest.py [--events 200000] [--source sim|movielens|taobao] [--engines kafka,tansu]
 
-Starts the embedded broker, preloads the topic, then (1) drains it with a bare aiokafka consumer
-that only counts records, and (2) runs a real `advrec worker` process (validation, dead letters,
-profile + popularity tables with changelogs) on it, timing from its first to its last processed
-event by polling its /metrics. Prints both rates and their ratio.
+For each embedded broker engine (Apache Kafka, and Tansu, the fallback without Java), starts the
+broker, preloads the topic, then (1) drains it with a bare aiokafka consumer that only counts
+records, (2) with a bare Faust agent that takes batches and does nothing, and (3) runs a real
+`advrec worker` process (validation, dead letters, profile + popularity tables with changelogs,
+fraud detection, windows) on it, timing from its first to its last processed event by polling its
+/metrics. Prints the rates and their ratios per engine, and the broker's start time.
 """
 from __future__ import annotations
 
@@ -73,11 +75,13 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def worker_run(bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict) -> tuple[float, float, dict]:
+def worker_run(bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict,
+               tansu: bool = False) -> tuple[float, float, dict]:
     """(events/s wall, CPU µs/event of the worker process, last metrics) from first to last processed event."""
     port = free_port()
     worker = AdvrecProcess(["worker"], {
-        "ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_EVENTS_TOPIC": topic,
+        "ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1" if tansu else "0",
+        "ADVREC_EVENTS_TOPIC": topic,
         "ADVREC_APP_ID": f"bench-{time.time()}", "ADVREC_WEB_PORT": str(port),
         "ADVREC_DATA_DIR": str(workdir), **env_extra}, workdir / "worker.log").start()
     url = f"http://127.0.0.1:{port}/metrics"
@@ -100,11 +104,27 @@ def worker_run(bootstrap: str, topic: str, total: int, workdir: Path, env_extra:
         worker.stop()
 
 
+def run_engine(engine: str, records: list, env: dict) -> dict:
+    """Every rate of this benchmark on one broker engine, from one fresh broker."""
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine=engine) as broker:
+        topic = "bench-events"
+        ensure_topics(broker.bootstrap, [topic, "events.deadletter"], 4)
+        t0 = time.perf_counter()
+        send_raw(broker.bootstrap, topic, records)
+        produce_rate = len(records) / (time.perf_counter() - t0)
+        bare = asyncio.run(bare_consumer_rate(broker.bootstrap, topic, len(records)))
+        bare_faust = bare_faust_rate(broker.bootstrap, topic, len(records))
+        rate, cpu, samples = worker_run(broker.bootstrap, topic, len(records), Path(tmp), env, engine == "tansu")
+        return dict(engine=engine, start_s=broker.started_in_s, produce=produce_rate, bare=bare,
+                    bare_faust=bare_faust, worker=rate, cpu=cpu, samples=samples)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--source", choices=["sim", "movielens", "taobao"], default="sim")
     parser.add_argument("--bad-every", type=int, default=100, help="one malformed input per this many events")
+    parser.add_argument("--engines", default="kafka,tansu", help="broker engines to measure, in this order")
     parser.add_argument("--env", action="append", default=[], help="extra ADVREC_X=Y for the worker")
     args = parser.parse_args()
 
@@ -114,29 +134,28 @@ def main() -> None:
         records.append((event["user_id"].encode(), json.dumps(event).encode()))
         if args.bad_every and i % args.bad_every == 0:
             records.append((None, b"{not json"))
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        topic = "bench-events"
-        ensure_topics(broker.bootstrap, [topic, "events.deadletter"], 4)
-        t0 = time.perf_counter()
-        send_raw(broker.bootstrap, topic, records)
-        produce_rate = len(records) / (time.perf_counter() - t0)
-        bare = asyncio.run(bare_consumer_rate(broker.bootstrap, topic, len(records)))
-        bare_faust = bare_faust_rate(broker.bootstrap, topic, len(records))
-        env = dict(kv.split("=", 1) for kv in args.env)
-        rate, cpu, samples = worker_run(broker.bootstrap, topic, len(records), Path(tmp), env)
-
+    env = dict(kv.split("=", 1) for kv in args.env)
     users = len({e["user_id"] for e in events})
-    batch_n = metric_total(samples, "advrec_ingest_batch_events_count")
-    batch_s = metric_total(samples, "advrec_ingest_batch_seconds_sum")
     print(f"source={args.source} inputs={len(records)} users={users} (1 malformed per {args.bad_every})")
-    print(f"producer (kafka-python, preload):      {produce_rate:10.0f} records/s")
-    print(f"bare aiokafka consumer (count only):   {bare:10.0f} records/s")
-    print(f"bare Faust agent (take_events, no work): {bare_faust:8.0f} events/s")
-    print(f"advrec worker (validate+DLQ+profiles): {rate:10.0f} events/s ({cpu:.0f} us CPU/event)")
-    print(f"ratio worker / bare consumer:          {rate / bare:10.3f}")
-    print(f"ratio worker / bare Faust agent:       {rate / bare_faust:10.3f}")
-    print(f"worker batches: {batch_n:.0f}, mean {len(records) / max(batch_n, 1):.0f} events/batch, "
-          f"pure batch work {1e6 * batch_s / len(records):.1f} us/event")
+    results = []
+    for engine in args.engines.split(","):
+        r = run_engine(engine, records, env)
+        results.append(r)
+        batch_n = metric_total(r["samples"], "advrec_ingest_batch_events_count")
+        batch_s = metric_total(r["samples"], "advrec_ingest_batch_seconds_sum")
+        print(f"\n[{engine}] broker ready in {r['start_s']:.1f} s")
+        print(f"producer (kafka-python, preload):      {r['produce']:10.0f} records/s")
+        print(f"bare aiokafka consumer (count only):   {r['bare']:10.0f} records/s")
+        print(f"bare Faust agent (take_events, no work): {r['bare_faust']:8.0f} events/s")
+        print(f"advrec worker (validate+DLQ+profiles): {r['worker']:10.0f} events/s ({r['cpu']:.0f} us CPU/event)")
+        print(f"ratio worker / bare consumer:          {r['worker'] / r['bare']:10.3f}")
+        print(f"ratio worker / bare Faust agent:       {r['worker'] / r['bare_faust']:10.3f}")
+        print(f"worker batches: {batch_n:.0f}, mean {len(records) / max(batch_n, 1):.0f} events/batch, "
+              f"pure batch work {1e6 * batch_s / len(records):.1f} us/event")
+    if len(results) > 1:
+        base = results[0]
+        print(f"\nworker events/s by engine (ratio to {base['engine']}): " + ", ".join(
+            f"{r['engine']} {r['worker']:.0f} ({r['worker'] / base['worker']:.2f}x)" for r in results))
 
 
 if __name__ == "__main__":

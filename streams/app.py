@@ -36,11 +36,40 @@ class WorkerContext:
     topics: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     batch_hooks: list[BatchHook] = field(default_factory=list)
+    app: Any = None
+    _partitioner_ready: bool = False
+
+    async def partitioner_ready(self) -> None:
+        """Make the producer track every table's changelog topic in its metadata (once).
+
+        Tables written with `use_partitioner=True` hash keys with the producer's metadata
+        (faust's `key_partition` reads it synchronously). aiokafka refreshes metadata only for the
+        topics it tracks, and a topic seen in its first all-topics fetch is not tracked: as soon as
+        it sends anywhere, Apache Kafka's answers drop the other changelogs and the next table write
+        fails with a TypeError. Tracking them explicitly keeps them in every refresh.
+        """
+        if self._partitioner_ready:
+            return
+        producer = self.app.producer._ensure_producer()
+        for table in self.tables.values():
+            name = table.changelog_topic.get_topic_name()
+            await producer.client.add_topic(name)
+            await producer.partitions_for(name)
+        self._partitioner_ready = True
+
+
+def processing_guarantee(settings: Settings, tansu_workarounds: bool) -> str:
+    """Faust's processing guarantee: as configured, but at-least-once on Tansu (it has no transactions)."""
+    if settings.processing_guarantee not in ("at_least_once", "exactly_once"):
+        raise ValueError(f"processing_guarantee must be at_least_once or exactly_once, not {settings.processing_guarantee!r}")
+    return "at_least_once" if tansu_workarounds else settings.processing_guarantee
 
 
 def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
     """Build the worker's Faust app against `bootstrap` (host:port[,...])."""
-    broker_quirks = {}
+    # A crashed worker holds its partitions until its session times out (Faust's default: 60 s).
+    broker_quirks = dict(broker_session_timeout=settings.group_session_timeout_s,
+                         broker_heartbeat_interval=max(1.0, settings.group_session_timeout_s / 4))
     if tansu_workarounds:
         # Tansu 0.6 reports a partition's end offset as the last *batch's* base offset + 1,
         # so Faust would stop changelog recovery short of the newest updates: one record per
@@ -53,7 +82,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         store="memory://",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,
-        processing_guarantee="at_least_once",
+        processing_guarantee=processing_guarantee(settings, tansu_workarounds),
         web_enabled=True,
         web_bind=settings.web_bind,
         web_host=settings.web_host or socket.gethostname(),
@@ -64,7 +93,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         **broker_quirks,
     )
     limits = ValidationLimits.from_settings(settings)
-    context = WorkerContext(settings=settings, limits=limits)
+    context = WorkerContext(settings=settings, limits=limits, app=app)
     profile_config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
 
     events_topic = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
@@ -84,6 +113,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     async def ingest(stream):
         """Validate, dead-letter and fold events into profiles, one batch at a time."""
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
+            await context.partitioner_ready()
             started = time.time()
             records = [RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset)
                        for e in events]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streams.broker import EmbeddedBroker, free_port
+from streams.broker import EmbeddedBroker, KafkaBroker, TansuBroker, free_port
 from streams.processes import AdvrecProcess, scrape_metrics
 
 __all__ = ["LocalCluster", "ClusterConfig"]
@@ -21,6 +21,7 @@ class ClusterConfig:
 
     state_dir: Path
     bootstrap: str = ""  # empty: start an embedded broker
+    broker_engine: str = "auto"  # of the embedded broker: kafka where Java runs, else tansu
     window_max_events: int = 4_000
     window_max_seconds: float = 8.0
     trainer_args: tuple[str, ...] = ("--min-batch-rows", "6000", "--first-epochs", "20", "--epochs", "4")
@@ -33,7 +34,7 @@ class LocalCluster:
 
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
-        self.broker: EmbeddedBroker | None = None
+        self.broker: KafkaBroker | TansuBroker | None = None
         self.bootstrap = config.bootstrap
         self.ports = {"worker": free_port(), "trainer": free_port(), "scorer": free_port()}
         self.processes: dict[str, AdvrecProcess] = {}
@@ -45,9 +46,10 @@ class LocalCluster:
 
     def env(self) -> dict[str, str]:
         """The ADVREC_* environment shared by every process."""
+        quirks = {} if self.broker is None else {"ADVREC_TANSU_WORKAROUNDS": "1" if self.broker.engine == "tansu" else "0"}
         return {
             "ADVREC_KAFKA_BOOTSTRAP": self.bootstrap,
-            "ADVREC_TANSU_WORKAROUNDS": "1" if self.broker is not None else "",
+            **quirks,
             "ADVREC_DATA_DIR": str(self.config.state_dir),
             "ADVREC_MLFLOW_TRACKING_URI": self.mlflow_uri,
             "ADVREC_WEB_PORT": str(self.ports["worker"]),
@@ -67,7 +69,8 @@ class LocalCluster:
         """Start the embedded broker unless one was given; return the bootstrap address."""
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.bootstrap:
-            self.broker = EmbeddedBroker(log_path=self.config.state_dir / "broker.log").start()
+            self.broker = EmbeddedBroker(self.config.state_dir / "kafka", log_path=self.config.state_dir / "broker.log",
+                                         engine=self.config.broker_engine).start()
             self.bootstrap = self.broker.bootstrap
         self.init_mlflow()
         return self.bootstrap

@@ -13,28 +13,46 @@ import click
 
 from streams.settings import Settings
 
-__all__ = ["broker", "worker", "produce", "demo", "resolve_bootstrap"]
+__all__ = ["broker", "worker", "produce", "resolve_bootstrap", "tansu_workarounds"]
 
 
 def _broker_file(settings: Settings) -> Path:
     return settings.data_dir / "broker.json"
 
 
+def _announced(settings: Settings) -> dict | None:
+    path = _broker_file(settings)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def resolve_bootstrap(settings: Settings) -> str:
     """The broker to use: ADVREC_KAFKA_BOOTSTRAP, else the one `advrec broker` announced."""
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
-    path = _broker_file(settings)
-    if path.exists():
-        return json.loads(path.read_text())["bootstrap"]
+    announced = _announced(settings)
+    if announced:
+        return announced["bootstrap"]
     raise click.ClickException(
         "no broker: set ADVREC_KAFKA_BOOTSTRAP=host:port, or start the embedded one with `advrec broker`")
 
 
+def tansu_workarounds(settings: Settings) -> bool:
+    """Whether the clients must work around Tansu: as configured, else when the announced broker is Tansu."""
+    if settings.tansu_workarounds is not None:
+        return settings.tansu_workarounds
+    if settings.kafka_bootstrap:
+        return False
+    announced = _announced(settings)
+    return bool(announced and announced.get("engine") == "tansu")
+
+
 @click.command()
 @click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: ADVREC_EMBEDDED_BROKER_PORT, or free).")
-def broker(port: int | None) -> None:
-    """Run the embedded Kafka-compatible broker (Tansu, in memory) until interrupted."""
+@click.option("--engine", type=click.Choice(["auto", "kafka", "tansu"]), default=None,
+              help="kafka: Apache Kafka 4.x (KRaft, needs Java); tansu: the fallback without Java; "
+                   "auto: kafka where Java runs. Default: ADVREC_BROKER_ENGINE (auto).")
+def broker(port: int | None, engine: str | None) -> None:
+    """Run the embedded broker (Apache Kafka in KRaft mode, data under DATA_DIR/kafka) until interrupted."""
     from streams.broker import EmbeddedBroker
     from streams.topics import ensure_topics
 
@@ -42,12 +60,17 @@ def broker(port: int | None) -> None:
     if settings.kafka_bootstrap:
         raise click.ClickException(f"ADVREC_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is set: nothing to start")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded = EmbeddedBroker(port or settings.embedded_broker_port).start()
+    embedded = EmbeddedBroker(settings.data_dir / "kafka", port or settings.embedded_broker_port,
+                              engine=engine or settings.broker_engine, partitions=settings.topic_partitions,
+                              cache_dir=settings.broker_cache_dir)
+    click.echo(f"broker: starting {embedded.engine} on {embedded.bootstrap}…")
+    embedded.start()
     try:
         ensure_topics(embedded.bootstrap, [settings.events_topic, settings.deadletter_topic],
                       settings.topic_partitions, settings.replication_factor)
-        _broker_file(settings).write_text(json.dumps({"bootstrap": embedded.bootstrap}))
-        click.echo(f"broker ready on {embedded.bootstrap} (Ctrl-C stops it)")
+        _broker_file(settings).write_text(json.dumps({"bootstrap": embedded.bootstrap, "engine": embedded.engine}))
+        click.echo(f"broker ready: {embedded.engine} on {embedded.bootstrap} in {embedded.started_in_s:.1f} s, "
+                   f"announced in {_broker_file(settings)} (Ctrl-C stops it)")
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while True:
             time.sleep(3600)
@@ -71,7 +94,7 @@ def worker(loglevel: str) -> None:
     bootstrap = resolve_bootstrap(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions, settings.replication_factor)
-    app = create_app(settings, bootstrap, tansu_workarounds=settings.use_tansu_workarounds)
+    app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
 
     class Worker(faust.Worker):
         def on_setup_root_logger(self, logger, level: int) -> None:

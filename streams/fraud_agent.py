@@ -34,7 +34,7 @@ class FraudAgent:
     """The worker's fraud detector and the tables, topic and metrics around it."""
 
     def __init__(self, app):
-        ctx = app.advrec
+        ctx = self.context = app.advrec
         s = self.settings = ctx.settings
         self.app, self.limits = app, ctx.limits
         self.bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
@@ -61,6 +61,7 @@ class FraudAgent:
     # ---- the batch hook -----------------------------------------------------------------------
     async def on_batch(self, result, events) -> None:
         """Fold a batch's applied events into the detector, flush once, publish changed verdicts."""
+        await self.context.partitioner_ready()
         async with self.lock:
             if self.detector is None or self._actives() != self.loaded:
                 self._load()
@@ -107,6 +108,7 @@ class FraudAgent:
     # ---- timers -------------------------------------------------------------------------------
     async def on_checkpoint(self) -> None:
         """Write the per-user state of users changed since the last checkpoint, then each partition's watermark."""
+        await self.context.partitioner_ready()
         async with self.lock:
             if self.detector is None:
                 metrics.FRAUD_FLAGGED_USERS.set(len(self._flagged_in_table(self._actives())))
@@ -115,6 +117,7 @@ class FraudAgent:
 
     async def on_full_flush(self) -> None:
         """Rescore every user against the current population (stale features of quiet users catch up)."""
+        await self.context.partitioner_ready()
         async with self.lock:
             if self.detector is None or not self.events_since_full:
                 return

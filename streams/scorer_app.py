@@ -26,6 +26,7 @@ from streams import scorer_metrics as metrics
 from streams.records import DeadLetter, Recommendation
 from streams.scorer import Popularity, Rejected, ScorerCore, ServingModel, parse_request
 from streams.settings import Settings
+from streams.topics import partitions_of
 
 __all__ = ["ChangelogView", "ModelWatcher", "ScorerApp", "create_scorer_app", "scorer"]
 
@@ -89,11 +90,10 @@ class ChangelogView:
                 now = time.monotonic()
                 if assigned != {self.profiles_topic, self.popularity_topic} and now - last_check > refresh_s:
                     last_check = now
-                    existing = await consumer.topics()
-                    wanted = {t for t in (self.profiles_topic, self.popularity_topic) if t in existing}
+                    partitions = {t: await partitions_of(consumer, t) for t in (self.profiles_topic, self.popularity_topic)}
+                    wanted = {t for t, ps in partitions.items() if ps}
                     if wanted != assigned:
-                        consumer.assign([TopicPartition(t, p) for t in wanted
-                                         for p in consumer.partitions_for_topic(t) or ()])
+                        consumer.assign([TopicPartition(t, p) for t in wanted for p in partitions[t]])
                         assigned = wanted
                 if not assigned:
                     await asyncio.sleep(1.0)
@@ -175,8 +175,7 @@ class ModelWatcher:
         try:
             partitions: set = set()
             while not partitions:
-                await consumer.topics()
-                partitions = consumer.partitions_for_topic(topic) or set()
+                partitions = await partitions_of(consumer, topic)
                 if not partitions:
                     await asyncio.sleep(2.0)
             tps = [TopicPartition(topic, p) for p in partitions]
@@ -238,7 +237,8 @@ def observe_freshness(model: ServingModel | None, served: list, served_at: float
 def create_scorer_app(settings: Settings, bootstrap: str, tansu_workarounds: bool, core: ScorerCore,
                       watcher: ModelWatcher | None) -> faust.App:
     """Build the scorer's Faust app (its own app id, consumer group and web port)."""
-    broker_quirks = {}
+    broker_quirks = dict(broker_session_timeout=settings.group_session_timeout_s,
+                         broker_heartbeat_interval=max(1.0, settings.group_session_timeout_s / 4))
     if tansu_workarounds:
         # Tansu 0.6's group-join quirk, as in the worker (streams/app.py). Not its one-record-per-batch
         # producer workaround: that only keeps changelog end offsets exact, the scorer has no tables,
@@ -333,7 +333,7 @@ def create_scorer_app(settings: Settings, bootstrap: str, tansu_workarounds: boo
 def scorer(loglevel: str) -> None:
     """Run the scorer: serve the MLflow champion on `rec.requests` → `recommendations` (/metrics, /model)."""
     from registry.commands import build_registry
-    from streams.commands import resolve_bootstrap
+    from streams.commands import resolve_bootstrap, tansu_workarounds
     from streams.topics import ensure_topics
 
     from threadpoolctl import threadpool_limits
@@ -352,7 +352,7 @@ def scorer(loglevel: str) -> None:
     registry = build_registry(settings, export_metrics=False, announce=False)
     watcher = ModelWatcher(core, registry)
     watcher.install(watcher.load_if_changed(), count=False)  # the champion at start, if MLflow has one and answers
-    app = create_scorer_app(settings, bootstrap, settings.use_tansu_workarounds, core, watcher)
+    app = create_scorer_app(settings, bootstrap, tansu_workarounds(settings), core, watcher)
 
     class Worker(faust.Worker):
         def on_setup_root_logger(self, logger, level: int) -> None:

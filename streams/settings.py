@@ -23,8 +23,12 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, description="Partitions of the topics advrec creates.")
     replication_factor: int = Field(1, description="Replication factor of the topics advrec creates (3 in production).")
     app_id: str = Field("advrec", description="Faust application id (consumer group and changelog prefix).")
+    broker_engine: str = Field("auto", description="Embedded broker: kafka (Apache Kafka, needs Java), tansu (no Java), or auto (kafka where Java runs).")
+    broker_cache_dir: Path = Field(Path.home() / ".cache" / "advrec", description="Where the embedded Kafka's jars are cached (outside the repository).")
+    processing_guarantee: str = Field("at_least_once", description="Faust's processing guarantee: at_least_once (idempotent updates) or exactly_once (transactions; Apache Kafka only).")
+    group_session_timeout_s: float = Field(10.0, description="Consumer-group session timeout: how long a crashed member holds its partitions before the group rebalances them.")
     tansu_workarounds: bool | None = Field(
-        None, description="Apply the embedded broker's workarounds; unset = only when the broker is embedded.")
+        None, description="Apply the Tansu broker's workarounds; unset = only when the broker in use is Tansu.")
 
     # Topics
     events_topic: str = "events"
@@ -91,11 +95,6 @@ class Settings(BaseSettings):
     fraud_flags_topic: str = Field("fraud.flags", description="Topic of FraudFlag records (flags and clears); the trainer quarantines flagged users.")
     fraud_checkpoint_s: float = Field(30.0, description="Seconds between checkpoints of the detector's per-user state.")
     fraud_full_flush_s: float = Field(60.0, description="Seconds between full rescores of every user (only if events arrived).")
-
-    @property
-    def use_tansu_workarounds(self) -> bool:
-        """Whether the broker is Tansu (embedded, or said so), whose quirks the clients must work around."""
-        return self.tansu_workarounds if self.tansu_workarounds is not None else not self.kafka_bootstrap
 
     @property
     def mlflow_uri(self) -> str:

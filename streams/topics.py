@@ -1,7 +1,7 @@
 """Creating advrec's topics up front, so producers and workers agree on partition counts."""
 from __future__ import annotations
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_topics", "partitions_of"]
 
 
 def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication_factor: int = 1) -> None:
@@ -21,3 +21,15 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication
                 pass  # another process created it between our list and create
     finally:
         admin.close()
+
+
+async def partitions_of(consumer, topic: str) -> set[int]:
+    """The partitions of `topic` for a group-less aiokafka consumer ({} if the topic does not exist yet).
+
+    aiokafka keeps metadata only for the topics its client tracks, and Apache Kafka answers only for
+    those, so the topic is tracked first (Tansu answered for every topic, which hid this).
+    """
+    if topic not in await consumer.topics():
+        return set()
+    await consumer._client.add_topic(topic)
+    return set(consumer.partitions_for_topic(topic) or ())

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real embedded Kafka-protocol broker (Tansu) for the whole session."""
+"""Shared fixtures: a real embedded broker (Apache Kafka 4.x, KRaft, single node) for the whole session."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from streams.broker import EmbeddedBroker
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory):
-    """A Tansu broker on a free loopback port; yields its bootstrap address."""
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with EmbeddedBroker(log_path=log) as broker:
+    """Apache Kafka on free loopback ports (Tansu only where no Java runs); yields its bootstrap address."""
+    root = tmp_path_factory.mktemp("broker")
+    with EmbeddedBroker(root / "kafka", log_path=root / "broker.log") as broker:
         yield broker.bootstrap

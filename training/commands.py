@@ -76,7 +76,7 @@ def train_stream(kind, epochs, first_epochs, max_rounds, idle_timeout, min_batch
     import torch
     from prometheus_client import start_http_server
 
-    from streams.commands import resolve_bootstrap
+    from streams.commands import resolve_bootstrap, tansu_workarounds
     from streams.settings import Settings
     from streams.topics import ensure_topics
     from streams.windows import read_window
@@ -101,7 +101,7 @@ def train_stream(kind, epochs, first_epochs, max_rounds, idle_timeout, min_batch
                f"metrics on {settings.web_bind}:{settings.trainer_metrics_port}")
     source = KafkaBatchSource(bootstrap, settings.batches_topic, settings.fraud_flags_topic,
                               group_id=f"{settings.app_id}-trainer",
-                              tansu_workarounds=settings.use_tansu_workarounds)
+                              tansu_workarounds=tansu_workarounds(settings))
     try:
         results = run(trainer, source, Quarantine(), max_rounds=max_rounds, idle_timeout=idle_timeout)
     finally:

@@ -10,7 +10,12 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from streams.broker import free_port
+from streams.broker import choose_engine, free_port
+
+
+def broker_quirks() -> dict[str, str]:
+    """The env that tells advrec processes to work around Tansu, when the session's broker is Tansu."""
+    return {"ADVREC_TANSU_WORKAROUNDS": "1"} if choose_engine("auto") == "tansu" else {}
 
 
 @contextmanager

@@ -20,9 +20,10 @@ pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def test_broker_command_starts_announces_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize("engine", ["kafka", "tansu"])
+def test_broker_command_starts_announces_and_stops_cleanly(tmp_path, engine):
     env = {**os.environ, "ADVREC_DATA_DIR": str(tmp_path), "ADVREC_KAFKA_BOOTSTRAP": ""}
-    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--engine", engine], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     announced = tmp_path / "broker.json"
     try:
@@ -30,8 +31,9 @@ def test_broker_command_starts_announces_and_stops_cleanly(tmp_path):
         while not announced.exists():
             assert time.monotonic() < deadline, process.stdout.read1().decode()
             time.sleep(0.1)
-        bootstrap = json.loads(announced.read_text())["bootstrap"]
-        assert bootstrap.startswith("127.0.0.1:")
+        broker = json.loads(announced.read_text())
+        bootstrap = broker["bootstrap"]
+        assert bootstrap.startswith("127.0.0.1:") and broker["engine"] == engine
         wait_for_kafka(bootstrap, timeout_s=5)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -39,6 +41,8 @@ def test_broker_command_starts_announces_and_stops_cleanly(tmp_path):
     assert not announced.exists()
     with pytest.raises(TimeoutError):
         wait_for_kafka(bootstrap, timeout_s=1)
+    if engine == "kafka":  # its storage stays under DATA_DIR for the next start
+        assert (tmp_path / "kafka" / "logs" / "meta.properties").exists()
 
 
 def test_produce_replays_movielens_keyed_by_user(kafka_broker, monkeypatch):

@@ -17,7 +17,7 @@ from streams.broker import free_port
 from streams.processes import AdvrecProcess, metric_total, scrape_metrics
 from streams.producer import produce_events
 from training.data import read_ratings
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import broker_quirks, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -96,7 +96,7 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_APP_ID": "fraudwire",
+    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, **broker_quirks(), "ADVREC_APP_ID": "fraudwire",
            "ADVREC_EVENTS_TOPIC": TOPIC, "ADVREC_DEADLETTER_TOPIC": f"{TOPIC}.deadletter",
            "ADVREC_FRAUD_FLAGS_TOPIC": FLAGS, "ADVREC_FRAUD_CHECKPOINT_S": "2", "ADVREC_FRAUD_FULL_FLUSH_S": "3",
            "ADVREC_WEB_PORT": str(port), "ADVREC_DATA_DIR": str(tmp_path / "w")}

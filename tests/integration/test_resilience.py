@@ -19,7 +19,7 @@ from streams.cluster import ClusterConfig, LocalCluster
 from streams.processes import AdvrecProcess, scrape_metrics
 from streams.producer import produce_events, send_raw
 from streams.sources import simulated_events
-from tests.integration.conftest import mlflow_server_process
+from tests.integration.conftest import broker_quirks, mlflow_server_process
 from training.models import BPRRecommender
 from tests.integration.conftest import wait_for
 
@@ -50,7 +50,7 @@ def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path
         assert decision.action == "promote"
         port = free_port()
         scorer = AdvrecProcess(["scorer"], {
-            "ADVREC_KAFKA_BOOTSTRAP": kafka_broker, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_APP_ID": "resilience",
+            "ADVREC_KAFKA_BOOTSTRAP": kafka_broker, **broker_quirks(), "ADVREC_APP_ID": "resilience",
             "ADVREC_MODEL_NAME": "resilience", "ADVREC_MLFLOW_TRACKING_URI": url, "ADVREC_SCORER_METRICS_PORT": str(port),
             "ADVREC_SCORER_POLL_SECONDS": "1", "ADVREC_DATA_DIR": str(tmp_path / "scorer"), **topics},
             tmp_path / "scorer.log").start()
@@ -90,7 +90,7 @@ def test_trainer_killed_mid_round_resumes_and_registers_no_half_made_model(kafka
     config = ClusterConfig(state_dir=tmp_path / "state", bootstrap=kafka_broker, window_max_events=1_000,
                            window_max_seconds=2.0,
                            trainer_args=("--min-batch-rows", "2500", "--first-epochs", "60", "--epochs", "3"),
-                           extra_env={"ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_APP_ID": "trainkill",
+                           extra_env={**broker_quirks(), "ADVREC_APP_ID": "trainkill",
                                       "ADVREC_EVENTS_TOPIC": "trainkill.events",
                                       "ADVREC_BATCHES_TOPIC": "trainkill.batches",
                                       "ADVREC_FRAUD_FLAGS_TOPIC": "trainkill.flags",

@@ -18,7 +18,7 @@ from streams.broker import free_port
 from streams.processes import AdvrecProcess, metric_total, scrape_metrics
 from streams.topics import ensure_topics
 from training.models import BPRRecommender
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import broker_quirks, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
     producer.flush()
 
     port = free_port()
-    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_APP_ID": app_id,
+    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, **broker_quirks(), "ADVREC_APP_ID": app_id,
            "ADVREC_TOPIC_PARTITIONS": "2", "ADVREC_SCORER_METRICS_PORT": str(port),
            "ADVREC_MLFLOW_TRACKING_URI": uri, "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
            "ADVREC_SCORER_POLL_SECONDS": "300", **topics}  # the switch must come from model.updates

@@ -15,7 +15,7 @@ from streams.producer import produce_events, send_raw
 from streams.sources import simulated_events
 from streams.topics import ensure_topics
 from training.models import load_recommender
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import broker_quirks, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
     events = list(simulated_events(n_events=3000, n_users=150, n_items=300, seed=4))
     flagged_user = events[0]["user_id"]
     data_dir = tmp_path / "data"
-    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_APP_ID": "win",
+    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, **broker_quirks(), "ADVREC_APP_ID": "win",
            "ADVREC_EVENTS_TOPIC": "win-events", "ADVREC_DEADLETTER_TOPIC": "win-events.deadletter",
            "ADVREC_BATCHES_TOPIC": "win-batches", "ADVREC_FRAUD_FLAGS_TOPIC": "win-flags",
            "ADVREC_WINDOW_MAX_EVENTS": "800", "ADVREC_WINDOW_MAX_SECONDS": "1.0",

@@ -11,11 +11,11 @@ from collections import Counter
 import pytest
 from kafka import KafkaConsumer
 
-from streams.broker import free_port
+from streams.broker import TansuBroker, free_port
 from streams.processes import AdvrecProcess, metric_total, scrape_metrics
 from streams.producer import produce_events, send_raw
 from streams.sources import simulated_events
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import broker_quirks, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +32,10 @@ BAD_PAYLOADS = {
 }
 
 
-def _worker(tmp_path, bootstrap: str, app_id: str, topic: str) -> tuple[AdvrecProcess, str]:
+def _worker(tmp_path, bootstrap: str, app_id: str, topic: str,
+            quirks: dict | None = None) -> tuple[AdvrecProcess, str]:
     port = free_port()
-    env = {"ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1", "ADVREC_APP_ID": app_id,
+    env = {"ADVREC_KAFKA_BOOTSTRAP": bootstrap, **(broker_quirks() if quirks is None else quirks), "ADVREC_APP_ID": app_id,
            "ADVREC_EVENTS_TOPIC": topic, "ADVREC_DEADLETTER_TOPIC": f"{topic}.deadletter",
            "ADVREC_WEB_PORT": str(port), "ADVREC_DATA_DIR": str(tmp_path / app_id),
            # offsets commit once the window sink has written its window too: close windows quickly
@@ -66,9 +67,20 @@ def _comparable(profile: dict) -> dict:
     return {k: v for k, v in profile.items() if k != "item_popularity_mean"}
 
 
-def test_valid_and_invalid_events_are_all_accounted_for(kafka_broker, tmp_path):
+@pytest.fixture(params=["kafka", "tansu"])
+def any_broker(request, kafka_broker):
+    """The session's Apache Kafka, and a Tansu broker (the fallback without Java, with its workarounds)."""
+    if request.param == "kafka":
+        yield kafka_broker, {}
+        return
+    with TansuBroker() as tansu:
+        yield tansu.bootstrap, {"ADVREC_TANSU_WORKAROUNDS": "1"}
+
+
+def test_valid_and_invalid_events_are_all_accounted_for(any_broker, tmp_path):
+    kafka_broker, quirks = any_broker
     events = list(simulated_events(n_events=1500, n_users=120, n_items=300, seed=3))
-    worker, base = _worker(tmp_path, kafka_broker, "acct", "acct-events")
+    worker, base = _worker(tmp_path, kafka_broker, "acct", "acct-events", quirks)
     worker.start()
     try:
         worker.wait_http(f"{base}/metrics")
