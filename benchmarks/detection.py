@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from streams.attacks import AttackSpec  # noqa: E402
-from streams.detection_eval import _events, evaluate, read_labels, with_synthetic_timestamps
+from streams.sources.attacks import AttackSpec  # noqa: E402
+from streams.fraud.evaluation import _events, evaluate, read_labels, with_synthetic_timestamps
 from streams.fraud import FraudDetector
-from training.data import read_ratings
+from streams.sources.datasets import read_ratings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ML = DATA / "movielens-100k" / "u.data"

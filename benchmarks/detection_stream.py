@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import load_events, worker_run  # noqa: E402
 
-from streams.broker import EmbeddedBroker  # noqa: E402
-from streams.processes import metric_total  # noqa: E402
-from streams.producer import send_raw  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+from streams.local.broker import EmbeddedBroker  # noqa: E402
+from streams.local.processes import metric_total  # noqa: E402
+from streams.kafka.producer import send_raw  # noqa: E402
+from streams.kafka.topics import ensure_topics  # noqa: E402
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ def main() -> None:
         rounds = sorted(Path(out, "state", "models").glob("round-*.json"))
         round_seconds = [json.loads(p.read_text())["report"].get("seconds") for p in rounds]
     fresh = report["freshness_seconds"]
-    from streams.cluster import ClusterConfig
+    from streams.local.cluster import ClusterConfig
 
     window_s = ClusterConfig(state_dir=Path(".")).window_max_seconds
     print(f"events measured:        {fresh['events_measured']}")

@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import load_events, worker_run  # noqa: E402
 
-from streams.broker import EmbeddedBroker, free_port  # noqa: E402
-from streams.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
-from streams.producer import produce_events, send_raw  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+from streams.local.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
+from streams.kafka.producer import produce_events, send_raw  # noqa: E402
+from streams.kafka.topics import ensure_topics  # noqa: E402
 
 GUARANTEES = ("at_least_once", "exactly_once")
 

@@ -23,11 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.broker import EmbeddedBroker, free_port  # noqa: E402
-from streams.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
-from streams.producer import send_raw  # noqa: E402
-from streams.sources import movielens_events, simulated_events, taobao_events  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+from streams.local.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
+from streams.kafka.producer import send_raw  # noqa: E402
+from streams.sources.datasets import movielens_events, taobao_events  # noqa: E402
+from streams.sources.simulator import simulated_events  # noqa: E402
+from streams.kafka.topics import ensure_topics  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.data import read_ratings  # noqa: E402
+from streams.sources.datasets import read_ratings  # noqa: E402
 from training.evaluation import evaluate, leave_last_out, poisoning_lift  # noqa: E402
 from training.models import PopularityRecommender  # noqa: E402
 from training.offline import build_model, report_model  # noqa: E402

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.scorer import Request, ScorerCore, ServingModel  # noqa: E402
+from streams.serving.core import Request, ScorerCore, ServingModel  # noqa: E402
 
 
 def synthetic(n_users: int, n_items: int, dim: int, seen_per_user: int, seed: int = 0):
@@ -77,8 +77,8 @@ def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rat
 
     from registry.promotion import GateConfig
     from registry.service import ModelRegistry
-    from streams.broker import EmbeddedBroker, free_port
-    from streams.processes import AdvrecProcess
+    from streams.local.broker import EmbeddedBroker, free_port
+    from streams.local.processes import AdvrecProcess
     from training.models import BPRRecommender
 
     torch.set_num_threads(1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.records import ModelUpdate
+from streams.contract.records import ModelUpdate, encode
 
 __all__ = ["UpdatePublisher"]
 
@@ -27,7 +27,7 @@ class UpdatePublisher:
         try:
             from kafka import KafkaProducer
 
-            from streams.topics import ensure_topics
+            from streams.kafka.topics import ensure_topics
 
             # One partition: every scorer reads every update, in order.
             ensure_topics(self.bootstrap, [self.topic], 1, self.replication_factor)
@@ -36,7 +36,7 @@ class UpdatePublisher:
                                      max_block_ms=int(self.timeout_s * 1000))
             try:
                 record = ModelUpdate(**update)
-                producer.send(self.topic, key=record.model_name.encode(), value=record.dumps())
+                producer.send(self.topic, key=record.model_name.encode(), value=encode(record))
                 producer.flush(timeout=self.timeout_s)
             finally:
                 producer.close(timeout=self.timeout_s)

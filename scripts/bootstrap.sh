@@ -27,5 +27,5 @@ fi
 .venv/bin/python -m pip check
 
 if command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1; then
-  .venv/bin/python -c "from streams.broker import fetch_kafka_jars; print('bootstrap: Kafka jars in', fetch_kafka_jars())"
+  .venv/bin/python -c "from streams.local.broker import fetch_kafka_jars; print('bootstrap: Kafka jars in', fetch_kafka_jars())"
 fi

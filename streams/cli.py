@@ -14,18 +14,18 @@ __all__ = ["main"]
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
-    "broker": "streams.commands:broker",
-    "worker": "streams.commands:worker",
-    "produce": "streams.commands:produce",
-    "demo": "streams.demo:demo",
-    "attack": "streams.detection_cli:attack",
-    "eval-detection": "streams.detection_cli:eval_detection",
-    "eval-model": "training.commands:eval_model",
-    "train": "registry.commands:train",
-    "promote": "registry.commands:promote",
-    "rollback": "registry.commands:rollback",
-    "models": "registry.commands:models",
-    "scorer": "streams.scorer_app:scorer",
+    "broker": "streams.local.main:broker",
+    "produce": "streams.local.main:produce",
+    "demo": "streams.local.main:demo",
+    "worker": "streams.worker.main:worker",
+    "scorer": "streams.serving.main:scorer",
+    "attack": "streams.fraud.main:attack",
+    "eval-detection": "streams.fraud.main:eval_detection",
+    "eval-model": "training.main:eval_model",
+    "train": "training.main:train",
+    "promote": "registry.main:promote",
+    "rollback": "registry.main:rollback",
+    "models": "registry.main:models",
 }
 
 
@@ -41,6 +41,14 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def invoke(self, ctx: click.Context):
+        from streams.contract.errors import UserError
+
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:  # the user can fix it: say what, without a traceback
+            raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.broker import EmbeddedBroker
+from streams.local.broker import EmbeddedBroker
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 import numpy as np
 import pandas as pd
 
+from streams.contract.windows import fsync_path
 from training.evaluation import FGSM_EPS, Split, evaluate, leave_last_out, rank_metrics, robustness, sampled_ranks
 from training.models import MODEL_KINDS, BPRRecommender, PopularityRecommender, load_recommender
 
@@ -176,14 +177,6 @@ class TrainerState:
     recent_batches: list[str] = field(default_factory=list)
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class StateStore:
     """A directory holding one consistent TrainerState: files of round n, then `state.json` naming them."""
 
@@ -193,7 +186,7 @@ class StateStore:
     def _publish(self, name: str, write: Callable[[Path], None]) -> None:
         tmp = self.dir / f"{name}.tmp"
         write(tmp)
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, self.dir / name)
 
     def save(self, state: TrainerState) -> None:
@@ -209,7 +202,7 @@ class StateStore:
         doc = {"format": STATE_FORMAT, "round": state.round, **names, "trained": state.trained.to_dict(),
                "recent_batches": state.recent_batches}
         self._publish("state.json", lambda p: p.write_text(json.dumps(doc)))
-        _fsync(self.dir)
+        fsync_path(self.dir)
         keep = set(names.values()) | {"state.json"}
         for path in self.dir.iterdir():  # files of older rounds, and of a round killed mid-save
             if path.name not in keep and path.name.startswith(("model-", "history-", "carry-", "state.json.")):

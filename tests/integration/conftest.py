@@ -10,7 +10,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from streams.broker import choose_engine, free_port
+from streams.local.broker import choose_engine, free_port
 
 
 def broker_quirks() -> dict[str, str]:

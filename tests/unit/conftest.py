@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from training.data import read_ratings
+from streams.sources.datasets import read_ratings
 
 
 def make_ratings(n_users: int = 300, n_items: int = 400, seed: int = 7, with_ts: bool = True) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def ratings() -> pd.DataFrame:
     return make_ratings()
 
 # ../shared beside the checkout, as in CI
-ML100K = Path(__file__).resolve().parents[3] / "shared" / "data" / "movielens-100k" / "u.data"
+from tests.paths import ML100K
 
 
 @pytest.fixture(autouse=True, scope="session")

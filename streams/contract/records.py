@@ -1,0 +1,111 @@
+"""Typed records for every message advrec puts on Kafka (the topic contract, see docs/topics.md).
+
+Records are frozen msgspec Structs: plain typed data, encoded as one JSON object per message
+(`encode`) and decoded with type checks (`decode`). No I/O, no Faust: the pure rooms use them too.
+"""
+from __future__ import annotations
+
+from typing import Optional, TypeVar
+
+import msgspec
+
+__all__ = ["EVENT_TYPES", "Interaction", "DeadLetter", "BatchAnnouncement", "ModelUpdate", "RecommendationRequest",
+           "Recommendation", "FraudFlag", "encode", "decode"]
+
+R = TypeVar("R")
+_encoder = msgspec.json.Encoder()
+
+
+def encode(record: msgspec.Struct) -> bytes:
+    """The record as the JSON object that goes on the wire."""
+    return _encoder.encode(record)
+
+
+def decode(data: bytes | str, record_type: type[R]) -> R:
+    """A record of `record_type` from its JSON (msgspec.ValidationError if it does not fit)."""
+    return msgspec.json.decode(data, type=record_type)
+
+EVENT_TYPES = ("click", "purchase", "rating")
+
+
+class Interaction(msgspec.Struct, frozen=True):
+    """One user event on topic `events` (key = user_id)."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: str
+    ts: float
+    value: Optional[float] = None
+    session_id: Optional[str] = None
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """An input that could not be processed, on topic `events.deadletter`, with why and where from."""
+
+    reason: str
+    code: str
+    raw: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class BatchAnnouncement(msgspec.Struct, frozen=True):
+    """A closed window written as a Parquet file, on topic `batches` (key = "topic/partition")."""
+
+    uri: str                # full URI of the file (file:///…, s3://…)
+    path: str               # path relative to the window store: topic/p{partition}/{first}-{last}.parquet
+    rows: int               # valid events in the file
+    topic: str              # source topic and partition of every row
+    partition: int
+    first_offset: int       # source offset range the window covers (invalid records included)
+    last_offset: int
+    min_ts: float           # event-time span of the rows
+    max_ts: float
+    min_kafka_ts: float     # arrival span: Kafka record timestamps, epoch seconds
+    max_kafka_ts: float
+    suspect_rows: int       # rows of users flagged in the suspicion table when written
+    written_at: float
+
+# --- registry and scorer ---
+class ModelUpdate(msgspec.Struct, frozen=True):
+    """A move of a registered model's alias (promotion or rollback), on topic `model.updates`."""
+
+    model_name: str
+    version: int
+    alias: str
+    action: str
+    ts: float
+
+
+class RecommendationRequest(msgspec.Struct, frozen=True):
+    """A request for a user's top-k items, on topic `rec.requests` (key = user_id)."""
+
+    request_id: str
+    user_id: str
+    k: int = 10
+    exclude_seen: bool = True
+
+
+class Recommendation(msgspec.Struct, frozen=True):
+    """The answer to a request, on topic `recommendations` (key = user_id); version 0 = popularity."""
+
+    request_id: str
+    user_id: str
+    items: list[str]
+    scores: list[float]
+    model_version: int
+    served_at: float
+    source: str = "model"
+
+
+class FraudFlag(msgspec.Struct, frozen=True):
+    """A user crossing the fraud threshold (`flagged`) or falling back below it (cleared), on `fraud.flags` (key = user_id)."""
+
+    user_id: str
+    score: float
+    reasons: list[str]
+    ts: float
+    detector_version: str
+    flagged: bool

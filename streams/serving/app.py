@@ -1,0 +1,149 @@
+"""The scorer process: its own Faust app (`{app_id}-scorer`) that serves the MLflow champion.
+
+Requests from `rec.requests` are taken in micro-batches, answered by `ScorerCore` (pure) and sent
+to `recommendations`; bad ones go to `rec.requests.deadletter`. Seen items come from a read-only
+tail of the worker's `profiles` changelog (and popularity from its `item-popularity` changelog),
+read without a consumer group, so the scorer runs in a process of its own and never writes the
+worker's tables. Models are loaded in a thread, fully, and swapped in by one assignment; a
+promotion on `model.updates` or the periodic alias check triggers a load. MLflow being down or a
+corrupt version never stops serving: the current model stays.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from streams.contract.records import DeadLetter, Recommendation, encode
+from streams.contract.settings import Settings
+from streams.kafka.faust_app import add_metrics_page, app_options
+from streams.serving import metrics
+from streams.serving.changelog import ChangelogView
+from streams.serving.core import Rejected, ScorerCore, ServingModel, parse_request
+from streams.serving.watcher import ModelWatcher
+
+__all__ = ["ScorerApp", "create_scorer_app", "observe_freshness"]
+
+FETCH_MAX_WAIT_MS = 10
+
+
+class _FastFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust hard-codes fetch_max_wait_ms=1500; a request/response service wants answers in milliseconds."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by the fetcher when the consumer starts
+        return consumer
+
+
+class _FastFetchConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _FastFetchThread:
+        return _FastFetchThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _FastFetchTransport(faust_aiokafka.Transport):
+    Consumer = _FastFetchConsumer
+
+
+class ScorerApp(faust.App):
+    """A Faust app whose consumer fetches with a short max wait (low request latency)."""
+
+    def _new_transport(self) -> Any:
+        return _FastFetchTransport(self.conf.broker_consumer, self)
+
+
+def observe_freshness(model: ServingModel | None, served: list, served_at: float) -> None:
+    """On a version's first served answer: event arrival (oldest of its new batches) → now."""
+    oldest = getattr(model, "oldest_arrival", None)
+    if oldest is None or getattr(model, "freshness_observed", False):
+        return
+    if any(answer.model_version == model.version for answer in served):
+        model.freshness_observed = True
+        metrics.FRESHNESS.observe(max(0.0, served_at - oldest))
+
+
+def create_scorer_app(settings: Settings, bootstrap: str, tansu_workarounds: bool, core: ScorerCore,
+                      watcher: ModelWatcher | None) -> faust.App:
+    """Build the scorer's Faust app (its own app id, consumer group and web port)."""
+    # Tansu's one-record-per-batch workaround only keeps changelog end offsets exact: the scorer has
+    # no tables, and it would cap the responses at ~600/s (one produce round trip each).
+    app = ScorerApp(
+        f"{settings.app_id}-scorer",
+        **app_options(settings, bootstrap, tansu_workarounds, settings.scorer_metrics_port,
+                      str(settings.data_dir / "faust-scorer"), tables=False),
+        broker_max_poll_records=max(500, settings.scorer_batch_max),
+    )
+    metrics.init_labels()
+    metrics.SERVING_VERSION.set(core.model.version if core.model is not None else 0)
+    view = ChangelogView(bootstrap, f"{settings.app_id}-profiles-changelog",
+                         f"{settings.app_id}-item-popularity-changelog")
+    requests_topic = app.topic(settings.rec_requests_topic, key_type=bytes, value_type=bytes,
+                               key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
+    recommendations_topic = app.topic(settings.recommendations_topic, key_type=bytes, key_serializer="raw",
+                                      value_type=bytes, value_serializer="raw", partitions=settings.topic_partitions)
+    deadletter_topic = app.topic(settings.rec_deadletter_topic, value_type=bytes, value_serializer="raw",
+                                 partitions=settings.topic_partitions)
+
+    @app.agent(requests_topic)
+    async def score(stream):
+        """Answer requests a micro-batch at a time."""
+        async for events in stream.take_events(settings.scorer_batch_max, within=settings.scorer_batch_seconds):
+            received = time.perf_counter()
+            parsed, letters = [], []
+            for event in events:
+                got = parse_request(event.value, settings.scorer_max_k, settings.max_id_length)
+                if isinstance(got, Rejected):
+                    letters.append((got, event))
+                else:
+                    parsed.append(got)
+            served, rejected = core.serve(parsed, view.seen)
+            ready = time.perf_counter()
+            served_at = time.time()
+            observe_freshness(core.model, served, served_at)
+            for answer in served:
+                await recommendations_topic.send(key=answer.request.user_id.encode(), value=encode(Recommendation(
+                    request_id=answer.request.request_id, user_id=answer.request.user_id, items=answer.items,
+                    scores=answer.scores, model_version=answer.model_version, served_at=served_at,
+                    source=answer.source)))
+                metrics.RECOMMENDATIONS.labels(answer.source).inc()
+                metrics.SCORING_LATENCY.observe(ready - received)
+            for got, event in letters:
+                await deadletter_topic.send(value=encode(DeadLetter(
+                    reason=got.reason, code=got.code, raw=bytes(event.value or b"")[:4096].decode("utf-8", "replace"),
+                    topic=event.message.topic, partition=event.message.partition, offset=event.message.offset)))
+                metrics.REJECTED.labels("bad_request").inc()
+            for got in rejected:
+                await deadletter_topic.send(value=encode(DeadLetter(
+                    reason=got.reason, code=got.code, raw=json.dumps(got.request.__dict__) if got.request else "",
+                    topic=settings.rec_requests_topic, partition=-1, offset=-1)))
+                metrics.REJECTED.labels("no_model").inc()
+
+    @app.task
+    async def tail_changelogs() -> None:
+        await view.run(core.set_popularity)
+
+    if watcher is not None:
+        @app.task
+        async def watch_champion() -> None:
+            await watcher.run(settings.scorer_poll_seconds)
+
+        @app.task
+        async def follow_updates() -> None:
+            await watcher.follow_updates(bootstrap, settings.model_updates_topic, settings.model_name)
+
+    add_metrics_page(app)
+
+    @app.page("/model")
+    async def model_view(web, request):
+        """Which model is served, and what the seen-items view holds."""
+        model = core.model
+        return web.json({"model_version": model.version if model else 0, "n_items": model.n_items if model else 0,
+                         "profiles": len(view.items), "popular_items": len(core.popularity or ()),
+                         "changelog_records": view.records})
+
+    return app
+
+

@@ -1,0 +1,148 @@
+"""Per-user profile features and their update rule: the pure core behind the profile table.
+
+A profile is updated one event at a time by `UserProfile.update`, which is idempotent per
+event: a replayed Kafka record (same partition, offset at or below the profile's watermark)
+or a re-sent event (same `event_id` among the recent ones) changes nothing. No Kafka or Faust
+here: the agent loads profiles from the table, calls `update`, and writes them back.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from streams.contract.records import EVENT_TYPES
+
+__all__ = ["UserProfile", "ProfileConfig"]
+
+_LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileConfig:
+    """Bounds of a profile: how much history it keeps and how fast its rate forgets."""
+
+    recent_items: int = 50
+    recent_event_ids: int = 64
+    rate_half_life_s: float = 300.0
+    max_tracked_items: int = 10_000
+
+
+@dataclass(slots=True)
+class UserProfile:
+    """Features of one user, kept current event by event."""
+
+    user_id: str
+    counts: dict[str, int] = field(default_factory=lambda: {t: 0 for t in EVENT_TYPES})
+    first_seen: float | None = None
+    last_seen: float | None = None
+    recent_items: list[str] = field(default_factory=list)
+    rate_ewma: float = 0.0
+    # Insertion-ordered set of items touched (a dict: O(1) membership, JSON as a list).
+    items: dict[str, None] = field(default_factory=dict)
+    items_capped: bool = False
+    rating_count: int = 0
+    rating_mean: float = 0.0
+    rating_m2: float = 0.0
+    popularity_mean: float = 0.0
+    # Idempotency: last applied offset per source partition, and recent event ids.
+    offsets: dict[str, int] = field(default_factory=dict)
+    recent_event_ids: list[str] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        """Events applied to this profile."""
+        return sum(self.counts.values())
+
+    @property
+    def distinct_items(self) -> int:
+        """Distinct items touched (a lower bound once `items_capped`)."""
+        return len(self.items)
+
+    @property
+    def rating_variance(self) -> float:
+        """Population variance of the user's ratings (0 with fewer than two)."""
+        return self.rating_m2 / self.rating_count if self.rating_count > 1 else 0.0
+
+    def is_duplicate(self, event_id: str, partition: int | None = None, offset: int | None = None) -> bool:
+        """True when this event was applied already (same record replayed, or same event_id)."""
+        if partition is not None and offset is not None:
+            last = self.offsets.get(str(partition))
+            if last is not None and offset <= last:
+                return True
+        return event_id in self.recent_event_ids
+
+    def update(self, event_id: str, item_id: str, kind: str, ts: float, value: float | None,
+               item_popularity: int, config: ProfileConfig,
+               partition: int | None = None, offset: int | None = None) -> bool:
+        """Apply one event; return False (and change nothing) if it was applied before."""
+        if self.is_duplicate(event_id, partition, offset):
+            return False
+        if partition is not None and offset is not None:
+            self.offsets[str(partition)] = offset
+        self.recent_event_ids.append(event_id)
+        del self.recent_event_ids[:-config.recent_event_ids]
+
+        n_before = self.events
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self._update_rate(ts, config.rate_half_life_s)
+        self.first_seen = ts if self.first_seen is None else min(self.first_seen, ts)
+        self.last_seen = ts if self.last_seen is None else max(self.last_seen, ts)
+
+        if item_id in self.recent_items:
+            self.recent_items.remove(item_id)
+        self.recent_items.append(item_id)
+        del self.recent_items[:-config.recent_items]
+        if item_id not in self.items:
+            if len(self.items) < config.max_tracked_items:
+                self.items[item_id] = None
+            else:
+                self.items_capped = True
+
+        if kind == "rating" and value is not None:
+            # Welford's online mean/variance.
+            self.rating_count += 1
+            delta = value - self.rating_mean
+            self.rating_mean += delta / self.rating_count
+            self.rating_m2 += delta * (value - self.rating_mean)
+        self.popularity_mean += (item_popularity - self.popularity_mean) / (n_before + 1)
+        return True
+
+    def _update_rate(self, ts: float, half_life_s: float) -> None:
+        # EWMA of events/second: decays by half every half-life of event time, so a steady
+        # stream of r events/s converges to r. Out-of-order events decay nothing.
+        if self.last_seen is not None:
+            elapsed = max(0.0, ts - self.last_seen)
+            self.rate_ewma *= math.exp(-_LN2 * elapsed / half_life_s)
+        self.rate_ewma += _LN2 / half_life_s
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able form, as stored in the profile table."""
+        # Shallow on purpose: dataclasses.asdict deep-copies and costs ~1 ms on a large profile.
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["items"] = list(self.items)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "UserProfile":
+        """Inverse of `to_dict`."""
+        data = dict(data)
+        data["items"] = dict.fromkeys(data.get("items", ()))
+        return cls(**data)
+
+    def view(self) -> dict:
+        """The public JSON view served at GET /profiles/{user_id} (no idempotency bookkeeping)."""
+        return {
+            "user_id": self.user_id,
+            "counts": dict(self.counts),
+            "events": self.events,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "recent_items": list(self.recent_items),
+            "event_rate_per_s": self.rate_ewma,
+            "distinct_items": self.distinct_items,
+            "distinct_items_capped": self.items_capped,
+            "rating_count": self.rating_count,
+            "rating_mean": self.rating_mean if self.rating_count else None,
+            "rating_variance": self.rating_variance if self.rating_count else None,
+            "item_popularity_mean": self.popularity_mean,
+        }

@@ -1,0 +1,167 @@
+"""The scorer process on the real broker with a real MLflow store: serve, exclude seen, swap, dead letters."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from kafka import KafkaConsumer, KafkaProducer
+
+from registry.promotion import GateConfig
+from registry.service import ModelRegistry
+from registry.updates import UpdatePublisher
+from streams.local.broker import free_port
+from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics
+from streams.kafka.topics import ensure_topics
+from training.models import BPRRecommender
+from tests.integration.conftest import broker_quirks, wait_for
+
+pytestmark = pytest.mark.integration
+
+GATE = GateConfig(min_hr_at_10=0.05, min_ndcg_at_10=0.02, min_eval_users=10)
+
+
+def _model(seed: int) -> BPRRecommender:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"user": [f"u{x}" for x in rng.integers(0, 30, 1200)],
+                          "item": [f"i{x}" for x in rng.integers(0, 150, 1200)]})
+    return BPRRecommender(dim=8, epochs=2, seed=seed).fit(frame)
+
+
+def _report(hr: float, ndcg: float) -> dict:
+    return {"hr@10": hr, "ndcg@10": ndcg, "eval_users": 30, "fgsm": {"0.25": {"hr@10": hr, "ndcg@10": ndcg * 0.9}}}
+
+
+class Responses:
+    """Collects `recommendations` in a background thread."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.got: list[dict] = []
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                       consumer_timeout_ms=200, group_id=None)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for message in self._consumer:
+                self.got.append(json.loads(message.value))
+
+    def ids(self) -> set[str]:
+        return {r["request_id"] for r in list(self.got)}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._consumer.close()
+
+
+
+
+def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(kafka_broker, tmp_path):
+    torch.set_num_threads(1)
+    app_id = "scr"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    topics = {"ADVREC_REC_REQUESTS_TOPIC": "scr.requests", "ADVREC_RECOMMENDATIONS_TOPIC": "scr.recs",
+              "ADVREC_REC_DEADLETTER_TOPIC": "scr.requests.deadletter", "ADVREC_MODEL_UPDATES_TOPIC": "scr.updates"}
+    registry = ModelRegistry(uri, "advrec-recommender", GATE, cache_dir=tmp_path / "cache",
+                             notify=UpdatePublisher(kafka_broker, topics["ADVREC_MODEL_UPDATES_TOPIC"]))
+    first, second = _model(1), _model(2)
+    assert registry.register_round(first, _report(0.5, 0.3), {"batch_files": ["w1"]})[1].promoted
+
+    # The worker's profile changelog, written by hand: u1 has "seen" its best item.
+    best = str(first.recommend(["u1"], k=1)[0][0, 0])
+    changelog = f"{app_id}-profiles-changelog"
+    ensure_topics(kafka_broker, [changelog], 2)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker, linger_ms=0)
+    producer.send(changelog, key=b"u1", value=json.dumps({"user_id": "u1", "items": [best]}).encode())
+    producer.flush()
+
+    port = free_port()
+    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, **broker_quirks(), "ADVREC_APP_ID": app_id,
+           "ADVREC_TOPIC_PARTITIONS": "2", "ADVREC_SCORER_METRICS_PORT": str(port),
+           "ADVREC_MLFLOW_TRACKING_URI": uri, "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
+           "ADVREC_SCORER_POLL_SECONDS": "300", **topics}  # the switch must come from model.updates
+    scorer = AdvrecProcess(["scorer"], env, tmp_path / "scorer.log").start()
+    responses = Responses(kafka_broker, topics["ADVREC_RECOMMENDATIONS_TOPIC"])
+    sent: list[str] = []
+
+    def send(n: int, start: int) -> None:
+        for i in range(start, start + n):
+            user = f"u{i % 30}" if i % 10 else "stranger"
+            producer.send(topics["ADVREC_REC_REQUESTS_TOPIC"], key=user.encode(),
+                          value=json.dumps({"request_id": f"r{i}", "user_id": user, "k": 5}).encode())
+            sent.append(f"r{i}")
+        producer.flush()
+
+    try:
+        base = f"http://127.0.0.1:{port}"
+        scorer.wait_http(f"{base}/metrics", 60)
+        wait_for(lambda: json.loads(__import__("urllib.request").request.urlopen(f"{base}/model").read())["profiles"] >= 1,
+              30, "the profile changelog", scorer)
+        send(100, 0)
+        producer.send(topics["ADVREC_REC_REQUESTS_TOPIC"], key=b"x", value=b"{not json")
+        producer.send(topics["ADVREC_REC_REQUESTS_TOPIC"], key=b"x",
+                      value=json.dumps({"request_id": "bad-k", "user_id": "u1", "k": 0}).encode())
+        producer.flush()
+        wait_for(lambda: set(sent) <= responses.ids(), 60, "the first 100 answers", scorer)
+        by_id = {r["request_id"]: r for r in responses.got}
+        assert {by_id[r]["model_version"] for r in sent if by_id[r]["source"] == "model"} == {1}
+        assert by_id["r0"]["source"] == "popularity" and by_id["r0"]["model_version"] == 0  # "stranger"
+        u1 = [by_id[r] for r in sent if by_id[r]["user_id"] == "u1"]
+        assert u1 and all(best not in r["items"] and len(r["items"]) == 5 for r in u1)
+        expected = [str(x) for x in first.recommend(["u2"], k=5)[0][0]]
+        assert by_id["r2"]["items"] == expected
+
+        # Promote a new version while requests keep coming.
+        stop = threading.Event()
+
+        def keep_sending() -> None:
+            i = 1000
+            while not stop.is_set():
+                send(10, i)
+                i += 10
+                time.sleep(0.05)
+
+        sender = threading.Thread(target=keep_sending)
+        sender.start()
+        try:
+            time.sleep(1.0)
+            version, decision = registry.register_round(second, _report(0.55, 0.32), {"batch_files": ["w2"]})
+            assert (version, decision.action) == (2, "promote")
+            wait_for(lambda: any(r["model_version"] == 2 for r in list(responses.got)), 60, "version 2 served", scorer)
+            time.sleep(1.0)
+        finally:
+            stop.set()
+            sender.join()
+        wait_for(lambda: set(sent) <= responses.ids(), 60, "every request answered", scorer)
+        answered = [r for r in responses.got if r["source"] == "model"]
+        switch = min(r["served_at"] for r in answered if r["model_version"] == 2)
+        assert all(r["model_version"] == 2 for r in answered if r["served_at"] > switch)
+        assert any(r["model_version"] == 1 and r["request_id"].startswith("r1") and int(r["request_id"][1:]) >= 1000
+                   for r in answered)  # the switch happened while requests were flowing
+        late = [r for r in answered if r["model_version"] == 2 and r["user_id"] == "u3"]
+        assert late and late[-1]["items"] == [str(x) for x in second.recommend(["u3"], k=5)[0][0]]
+
+        samples = scrape_metrics(f"{base}/metrics")
+        assert samples["advrec_serving_model_version"] == 2
+        assert samples["advrec_model_swaps_total"] == 1
+        assert metric_total(samples, "advrec_recommendations_total") >= len(sent)
+        assert samples['advrec_recommendations_total{source="popularity"}'] >= 10
+        assert samples['advrec_scorer_requests_rejected_total{reason="bad_request"}'] == 2
+        assert samples["advrec_scoring_latency_seconds_count"] >= len(sent)
+
+        letters = KafkaConsumer(topics["ADVREC_REC_DEADLETTER_TOPIC"], bootstrap_servers=kafka_broker,
+                                auto_offset_reset="earliest", consumer_timeout_ms=3000)
+        codes = sorted(json.loads(m.value)["code"] for m in letters)
+        letters.close()
+        assert codes == ["bad_k", "malformed_json"]
+    finally:
+        responses.close()
+        producer.close()
+        scorer.stop()

@@ -1,0 +1,45 @@
+"""Pure bookkeeping of the fraud agent: primary reasons, transitions, partition keys, checkpoint marks."""
+from __future__ import annotations
+
+from streams.fraud.suspicion import PRIMARY_REASONS, Checkpoint, primary_reason, suspicion_entry, transition
+from streams.kafka.partitioner import partition_of, watermark_key
+
+
+def test_primary_reason_follows_the_fixed_order():
+    assert primary_reason(["rdma_high", "cotarget_push", "burst"]) == "cotarget_push"
+    assert primary_reason(["burst", "degsim_low"]) == "degsim_low"
+    assert primary_reason(["something_new"]) == "other" and primary_reason([]) == "other"
+    assert PRIMARY_REASONS[0] == "cotarget_push" and PRIMARY_REASONS[-1] == "other" and len(PRIMARY_REASONS) == 13
+
+
+def test_transitions_flag_and_clear_once():
+    assert transition(None, True) == "flag"
+    assert transition(None, False) is None
+    assert transition({"flagged": False}, True) == "flag"
+    assert transition({"flagged": True}, True) is None
+    assert transition({"flagged": True}, False) == "clear"
+
+
+def test_suspicion_entry_is_plain_json():
+    assert suspicion_entry(0.71234567, True, ("burst",), "fraud-1.0", 12.5) == \
+        {"score": 0.712346, "flagged": True, "reasons": ["burst"], "ts": 12.5, "version": "fraud-1.0"}
+
+
+def test_partition_of_is_kafkas_murmur2():
+    # murmur2 values from Kafka's own UtilsTest ("21" -> -973932308, "foobar" -> -790332482), then & 0x7fffffff % n.
+    assert partition_of(b"21", 1000) == (-973932308 & 0x7FFFFFFF) % 1000
+    assert partition_of(b"foobar", 1000) == (-790332482 & 0x7FFFFFFF) % 1000
+    for p in range(8):
+        assert partition_of(watermark_key(p, 8), 8) == p
+        assert watermark_key(p, 8).startswith(b"\x00watermark-")
+
+
+def test_checkpoint_marks_skip_what_the_detector_holds():
+    ckpt = Checkpoint({"u": 10}, {0: 12})
+    assert ckpt.folded("u", 10) and not ckpt.folded("u", 11) and not ckpt.folded("v", 0)
+    ckpt.observe("u", 0, 15)
+    ckpt.observe("v", 1, 3)
+    ckpt.observe("u", 0, 14)  # an older offset never lowers a mark
+    ckpt.advance(1, 7)
+    assert ckpt.marks == {"u": 15, "v": 3} and ckpt.watermarks == {0: 15, 1: 7}
+    assert ckpt.take_dirty() == {0: ["u"], 1: ["v"]} and ckpt.take_dirty() == {}

@@ -1,0 +1,97 @@
+"""The profile update rule, against hand-computed values."""
+from __future__ import annotations
+
+import math
+
+from streams.worker.profiles import ProfileConfig, UserProfile
+
+CONFIG = ProfileConfig(recent_items=3, recent_event_ids=4, rate_half_life_s=10.0)
+
+
+def apply(profile, n, item, kind="rating", ts=0.0, value=None, popularity=1, partition=None, offset=None):
+    return profile.update(f"e{n}", item, kind, ts, value, popularity, CONFIG, partition, offset)
+
+
+def test_counts_first_last_seen_and_recent_items():
+    p = UserProfile("u")
+    apply(p, 1, "a", "click", ts=100.0)
+    apply(p, 2, "b", "purchase", ts=90.0, value=9.99)  # out of order: first_seen moves back
+    apply(p, 3, "a", "click", ts=120.0)
+    apply(p, 4, "c", "click", ts=130.0)
+    apply(p, 5, "d", "click", ts=140.0)
+    assert p.counts == {"click": 4, "purchase": 1, "rating": 0}
+    assert p.events == 5
+    assert (p.first_seen, p.last_seen) == (90.0, 140.0)
+    assert p.recent_items == ["a", "c", "d"]  # most recent last, bounded to 3, 'a' moved up
+    assert p.distinct_items == 4
+
+
+def test_rating_mean_and_variance_are_welford_exact():
+    p = UserProfile("u")
+    for n, rating in enumerate([2.0, 4.0, 4.0, 5.0]):
+        apply(p, n, f"i{n}", "rating", value=rating)
+    apply(p, 9, "x", "click")  # clicks do not move rating statistics
+    assert p.rating_count == 4
+    assert math.isclose(p.rating_mean, 3.75)
+    assert math.isclose(p.rating_variance, ((2 - 3.75) ** 2 + 2 * (4 - 3.75) ** 2 + (5 - 3.75) ** 2) / 4)
+
+
+def test_event_rate_ewma_halves_every_half_life():
+    p = UserProfile("u")
+    apply(p, 1, "a", ts=0.0)
+    step = math.log(2) / 10.0
+    assert math.isclose(p.rate_ewma, step)
+    apply(p, 2, "b", ts=10.0)  # one half-life later: old mass halves, new event adds a step
+    assert math.isclose(p.rate_ewma, step / 2 + step)
+
+
+def test_event_rate_of_a_steady_stream_converges_to_that_rate():
+    p = UserProfile("u")
+    for n in range(2000):
+        apply(p, n, f"i{n % 5}", ts=n * 0.5)  # 2 events per second
+    assert math.isclose(p.rate_ewma, 2.0, rel_tol=0.05)
+
+
+def test_mean_popularity_of_items_touched():
+    p = UserProfile("u")
+    for n, pop in enumerate([10, 20, 60]):
+        apply(p, n, f"i{n}", popularity=pop)
+    assert math.isclose(p.popularity_mean, 30.0)
+
+
+def test_replayed_record_changes_nothing():
+    p = UserProfile("u")
+    assert apply(p, 1, "a", ts=1.0, partition=0, offset=5)
+    before = p.to_dict()
+    assert not apply(p, 99, "b", ts=2.0, partition=0, offset=5)  # same partition/offset
+    assert not apply(p, 98, "b", ts=2.0, partition=0, offset=3)  # older offset
+    assert p.to_dict() == before
+    assert apply(p, 2, "b", ts=2.0, partition=1, offset=3)  # another partition has its own watermark
+
+
+def test_resent_event_id_changes_nothing_and_the_id_window_is_bounded():
+    p = UserProfile("u")
+    apply(p, 1, "a")
+    assert not apply(p, 1, "a")
+    for n in range(2, 7):
+        apply(p, n, "a")
+    assert p.recent_event_ids == ["e3", "e4", "e5", "e6"]
+    assert p.events == 6
+
+
+def test_distinct_items_stop_growing_at_the_cap():
+    config = ProfileConfig(max_tracked_items=3)
+    p = UserProfile("u")
+    for n in range(5):
+        p.update(f"e{n}", f"i{n}", "click", 0.0, None, 1, config)
+    assert p.distinct_items == 3 and p.items_capped
+
+
+def test_dict_round_trip_and_public_view():
+    p = UserProfile("u")
+    apply(p, 1, "a", "rating", ts=5.0, value=4.0, partition=2, offset=7)
+    q = UserProfile.from_dict(p.to_dict())
+    assert q == p
+    view = q.view()
+    assert view["counts"] == {"click": 0, "purchase": 0, "rating": 1}
+    assert view["rating_mean"] == 4.0 and "offsets" not in view and "recent_event_ids" not in view
