@@ -5,6 +5,7 @@
 Prints `rate <events/s>` once it has consumed TOTAL records: the ceiling Faust's own stream
 machinery puts on any agent on this machine.
 """
+
 import os
 import sys
 import time
@@ -12,9 +13,18 @@ import time
 import faust
 
 bootstrap, topic, total, web_port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-app = faust.App(f"bare-{time.time()}", broker=f"kafka://{bootstrap}", store="memory://", web_port=web_port,
-                web_bind="127.0.0.1", broker_session_timeout=6, broker_heartbeat_interval=1,
-                broker_rebalance_timeout=6, stream_buffer_maxsize=10_000, broker_max_poll_records=5_000)
+app = faust.App(
+    f"bare-{time.time()}",
+    broker=f"kafka://{bootstrap}",
+    store="memory://",
+    web_port=web_port,
+    web_bind="127.0.0.1",
+    broker_session_timeout=6,
+    broker_heartbeat_interval=1,
+    broker_rebalance_timeout=6,
+    stream_buffer_maxsize=10_000,
+    broker_max_poll_records=5_000,
+)
 source = app.topic(topic, value_type=bytes, value_serializer="raw", key_serializer="raw")
 state = {"seen": 0, "started": 0.0}
 

@@ -3,6 +3,7 @@
 Run: `nice -n 10 python benchmarks/detection.py [--seed 2] [--quick]`. Reads the shared data in place
 (never copies it). The combiner's cut-offs were chosen on seed 1; report on another seed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from streams.sources.attacks import AttackSpec  # noqa: E402
-from streams.fraud.evaluation import _events, evaluate, read_labels, with_synthetic_timestamps
 from streams.fraud import FraudDetector
+from streams.fraud.evaluation import _events, evaluate, read_labels, with_synthetic_timestamps
+from streams.sources.attacks import AttackSpec  # noqa: E402
 from streams.sources.datasets import read_ratings
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -37,8 +38,11 @@ def grid(seed: int, kinds, sizes, fillers) -> list[dict]:
             for filler in fillers:
                 m = evaluate(ratings, inject=[AttackSpec(kind, size, filler)], seed=seed, baselines=BASELINES)
                 rows.append({"attack": kind, "size": size, "filler": filler, **m})
-                print(f"{kind:10s} {size:5.0%} {filler:5.0%} | {cell(m)} | "
-                      + " | ".join(cell(m['baselines'][b]) for b in BASELINES), flush=True)
+                print(
+                    f"{kind:10s} {size:5.0%} {filler:5.0%} | {cell(m)} | "
+                    + " | ".join(cell(m["baselines"][b]) for b in BASELINES),
+                    flush=True,
+                )
     return rows
 
 
@@ -54,8 +58,12 @@ def cost(path: Path, seed: int, flush_every: int = 2000) -> dict:
     t1 = time.perf_counter()
     det.flush(full=True)
     t2 = time.perf_counter()
-    return {"events": len(events), "us_per_event_streaming": round(1e6 * (t1 - t0) / len(events), 2),
-            "final_full_flush_s": round(t2 - t1, 3), "us_per_event_total": round(1e6 * (t2 - t0) / len(events), 2)}
+    return {
+        "events": len(events),
+        "us_per_event_streaming": round(1e6 * (t1 - t0) / len(events), 2),
+        "final_full_flush_s": round(t2 - t1, 3),
+        "us_per_event_total": round(1e6 * (t2 - t0) / len(events), 2),
+    }
 
 
 def main() -> None:
@@ -66,13 +74,19 @@ def main() -> None:
     args = ap.parse_args()
     kinds = ("random", "average", "bandwagon")
     sizes, fillers = ((0.05,), (0.03,)) if args.quick else ((0.01, 0.05, 0.10), (0.01, 0.03, 0.05))
-    print(f"MovieLens-100K, seed {args.seed}: precision recall F1 FPR | combined | " + " | ".join(BASELINES)
-          + " alone at the same cut-off (best: F1 at the threshold chosen with the labels)")
+    print(
+        f"MovieLens-100K, seed {args.seed}: precision recall F1 FPR | combined | "
+        + " | ".join(BASELINES)
+        + " alone at the same cut-off (best: F1 at the threshold chosen with the labels)"
+    )
     rows = grid(args.seed, kinds, sizes, fillers)
-    sd = evaluate(read_ratings(SDLIB / "ratings.txt"), read_labels(SDLIB / "labels.txt"), seed=args.seed,
-                  baselines=BASELINES)
-    print(f"SDLib averageattack (150 labelled attackers) | {cell(sd)} | "
-          + " | ".join(cell(sd['baselines'][b]) for b in BASELINES))
+    sd = evaluate(
+        read_ratings(SDLIB / "ratings.txt"), read_labels(SDLIB / "labels.txt"), seed=args.seed, baselines=BASELINES
+    )
+    print(
+        f"SDLib averageattack (150 labelled attackers) | {cell(sd)} | "
+        + " | ".join(cell(sd["baselines"][b]) for b in BASELINES)
+    )
     timing = cost(ML, args.seed)
     print("detector cost on ML-100K:", json.dumps(timing))
     if args.json:

@@ -10,6 +10,7 @@ On the embedded Apache Kafka, for each guarantee in the same run:
    users minus events sent: must be 0), and the time from restart to the last event applied.
 Prints both next to each other and the ratio of their throughputs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,18 +28,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import load_events, worker_run  # noqa: E402
 
-from streams.local.broker import EmbeddedBroker, free_port  # noqa: E402
-from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
 from streams.kafka.producer import produce_events, send_raw  # noqa: E402
 from streams.kafka.topics import ensure_topics  # noqa: E402
+from streams.local.broker import EmbeddedBroker, free_port  # noqa: E402
+from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
 
 GUARANTEES = ("at_least_once", "exactly_once")
 
 
 def _seen(base: str) -> float:
     samples = scrape_metrics(f"{base}/metrics")
-    return sum(metric_total(samples, n) for n in ("advrec_events_processed_total", "advrec_dead_letters_total",
-                                                   "advrec_events_duplicate_total"))
+    return sum(
+        metric_total(samples, n)
+        for n in ("advrec_events_processed_total", "advrec_dead_letters_total", "advrec_events_duplicate_total")
+    )
 
 
 def _profile_events(base: str, users: list[str]) -> int | None:
@@ -59,9 +62,16 @@ def crash_run(bootstrap: str, guarantee: str, events: list[dict], workdir: Path)
     topic = f"crash-{guarantee}"
     ensure_topics(bootstrap, [topic, f"{topic}.deadletter"], 4)
     port = free_port()
-    env = {"ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "0", "ADVREC_APP_ID": f"crash-{guarantee}",
-           "ADVREC_EVENTS_TOPIC": topic, "ADVREC_DEADLETTER_TOPIC": f"{topic}.deadletter",
-           "ADVREC_WEB_PORT": str(port), "ADVREC_DATA_DIR": str(workdir), "ADVREC_PROCESSING_GUARANTEE": guarantee}
+    env = {
+        "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
+        "ADVREC_TANSU_WORKAROUNDS": "0",
+        "ADVREC_APP_ID": f"crash-{guarantee}",
+        "ADVREC_EVENTS_TOPIC": topic,
+        "ADVREC_DEADLETTER_TOPIC": f"{topic}.deadletter",
+        "ADVREC_WEB_PORT": str(port),
+        "ADVREC_DATA_DIR": str(workdir),
+        "ADVREC_PROCESSING_GUARANTEE": guarantee,
+    }
     base = f"http://127.0.0.1:{port}"
     worker = AdvrecProcess(["worker"], env, workdir / "worker.log").start()
     users = sorted({e["user_id"] for e in events})
@@ -100,7 +110,7 @@ def main() -> None:
 
     events = load_events(args.source, args.events)
     records = [(e["user_id"].encode(), json.dumps(e).encode()) for e in events]
-    crash_events = events[:args.crash_events]
+    crash_events = events[: args.crash_events]
     results = {}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine="kafka") as broker:
         topic = "guarantee-events"
@@ -108,16 +118,22 @@ def main() -> None:
         send_raw(broker.bootstrap, topic, records)
         for guarantee in GUARANTEES:
             work = Path(tmp) / guarantee
-            rate, cpu, _ = worker_run(broker.bootstrap, topic, len(records), work / "rate",
-                                      {"ADVREC_PROCESSING_GUARANTEE": guarantee})
+            rate, cpu, _ = worker_run(
+                broker.bootstrap, topic, len(records), work / "rate", {"ADVREC_PROCESSING_GUARANTEE": guarantee}
+            )
             crash = crash_run(broker.bootstrap, guarantee, crash_events, work / "crash")
             results[guarantee] = dict(rate=rate, cpu=cpu, **crash)
 
     print(f"source={args.source} throughput events={len(records)} crash events={len(crash_events)} (Apache Kafka)")
-    print(f"{'guarantee':15} {'events/s':>9} {'us CPU/ev':>10} {'redelivered':>12} {'applied twice':>14} {'recovery s':>11}")
+    print(
+        f"{'guarantee':15} {'events/s':>9} {'us CPU/ev':>10} {'redelivered':>12} {'applied twice':>14} "
+        f"{'recovery s':>11}"
+    )
     for guarantee, r in results.items():
-        print(f"{guarantee:15} {r['rate']:9.0f} {r['cpu']:10.0f} {r['redelivered']:12.0f} {r['applied_twice']:14d} "
-              f"{r['recovered_s']:11.1f}")
+        print(
+            f"{guarantee:15} {r['rate']:9.0f} {r['cpu']:10.0f} {r['redelivered']:12.0f} {r['applied_twice']:14d} "
+            f"{r['recovered_s']:11.1f}"
+        )
     alo, eos = results["at_least_once"], results["exactly_once"]
     print(f"ratio exactly_once / at_least_once events/s: {eos['rate'] / alo['rate']:.2f}")
 

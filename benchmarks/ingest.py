@@ -9,6 +9,7 @@ records, (2) with a bare Faust agent that takes batches and does nothing, and (3
 fraud detection, windows) on it, timing from its first to its last processed event by polling its
 /metrics. Prints the rates and their ratios per engine, and the broker's start time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streams.kafka.producer import send_raw  # noqa: E402
+from streams.kafka.topics import ensure_topics  # noqa: E402
 from streams.local.broker import EmbeddedBroker, free_port  # noqa: E402
 from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics  # noqa: E402
-from streams.kafka.producer import send_raw  # noqa: E402
 from streams.sources.datasets import movielens_events, taobao_events  # noqa: E402
 from streams.sources.simulator import simulated_events  # noqa: E402
-from streams.kafka.topics import ensure_topics  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -44,8 +45,13 @@ def load_events(source: str, n: int):
 async def bare_consumer_rate(bootstrap: str, topic: str, total: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"bare-{time.time()}", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"bare-{time.time()}",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     seen, started = 0, None
     try:
@@ -63,8 +69,12 @@ def bare_faust_rate(bootstrap: str, topic: str, total: int) -> float:
     import subprocess
 
     script = Path(__file__).with_name("bare_faust_agent.py")
-    out = subprocess.run([sys.executable, str(script), bootstrap, topic, str(total), str(free_port())],
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(script), bootstrap, topic, str(total), str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     rates = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("rate ")]
     if not rates:
         raise RuntimeError(f"bare Faust agent printed no rate:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
@@ -76,23 +86,38 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def worker_run(bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict,
-               tansu: bool = False) -> tuple[float, float, dict]:
+def worker_run(
+    bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict, tansu: bool = False
+) -> tuple[float, float, dict]:
     """(events/s wall, CPU µs/event of the worker process, last metrics) from first to last processed event."""
     port = free_port()
-    worker = AdvrecProcess(["worker"], {
-        "ADVREC_KAFKA_BOOTSTRAP": bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1" if tansu else "0",
-        "ADVREC_EVENTS_TOPIC": topic,
-        "ADVREC_APP_ID": f"bench-{time.time()}", "ADVREC_WEB_PORT": str(port),
-        "ADVREC_DATA_DIR": str(workdir), **env_extra}, workdir / "worker.log").start()
+    worker = AdvrecProcess(
+        ["worker"],
+        {
+            "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
+            "ADVREC_TANSU_WORKAROUNDS": "1" if tansu else "0",
+            "ADVREC_EVENTS_TOPIC": topic,
+            "ADVREC_APP_ID": f"bench-{time.time()}",
+            "ADVREC_WEB_PORT": str(port),
+            "ADVREC_DATA_DIR": str(workdir),
+            **env_extra,
+        },
+        workdir / "worker.log",
+    ).start()
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         worker.wait_http(url)
         first = None
         while True:
             samples = scrape_metrics(url)
-            done = sum(metric_total(samples, name) for name in (
-                "advrec_events_processed_total", "advrec_dead_letters_total", "advrec_events_duplicate_total"))
+            done = sum(
+                metric_total(samples, name)
+                for name in (
+                    "advrec_events_processed_total",
+                    "advrec_dead_letters_total",
+                    "advrec_events_duplicate_total",
+                )
+            )
             now, cpu = time.perf_counter(), _cpu_s(worker.process.pid)
             if first is None and done > 0:
                 first = (now, done, cpu)
@@ -116,8 +141,16 @@ def run_engine(engine: str, records: list, env: dict) -> dict:
         bare = asyncio.run(bare_consumer_rate(broker.bootstrap, topic, len(records)))
         bare_faust = bare_faust_rate(broker.bootstrap, topic, len(records))
         rate, cpu, samples = worker_run(broker.bootstrap, topic, len(records), Path(tmp), env, engine == "tansu")
-        return dict(engine=engine, start_s=broker.started_in_s, produce=produce_rate, bare=bare,
-                    bare_faust=bare_faust, worker=rate, cpu=cpu, samples=samples)
+        return dict(
+            engine=engine,
+            start_s=broker.started_in_s,
+            produce=produce_rate,
+            bare=bare,
+            bare_faust=bare_faust,
+            worker=rate,
+            cpu=cpu,
+            samples=samples,
+        )
 
 
 def main() -> None:
@@ -151,12 +184,16 @@ def main() -> None:
         print(f"advrec worker (validate+DLQ+profiles): {r['worker']:10.0f} events/s ({r['cpu']:.0f} us CPU/event)")
         print(f"ratio worker / bare consumer:          {r['worker'] / r['bare']:10.3f}")
         print(f"ratio worker / bare Faust agent:       {r['worker'] / r['bare_faust']:10.3f}")
-        print(f"worker batches: {batch_n:.0f}, mean {len(records) / max(batch_n, 1):.0f} events/batch, "
-              f"pure batch work {1e6 * batch_s / len(records):.1f} us/event")
+        print(
+            f"worker batches: {batch_n:.0f}, mean {len(records) / max(batch_n, 1):.0f} events/batch, "
+            f"pure batch work {1e6 * batch_s / len(records):.1f} us/event"
+        )
     if len(results) > 1:
         base = results[0]
-        print(f"\nworker events/s by engine (ratio to {base['engine']}): " + ", ".join(
-            f"{r['engine']} {r['worker']:.0f} ({r['worker'] / base['worker']:.2f}x)" for r in results))
+        print(
+            f"\nworker events/s by engine (ratio to {base['engine']}): "
+            + ", ".join(f"{r['engine']} {r['worker']:.0f} ({r['worker'] / base['worker']:.2f}x)" for r in results)
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Both models use their tuned defaults (`MFConfig`, `APRConfig`) and the same epoc
 the first `warmup` share of it as plain BPR. A popularity baseline is shown for scale.
 Runs in about a minute per seed on one core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ ML100K = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "movielen
 METRICS = ("hr@10", "ndcg@10", "recall@20", "ndcg@20")
 
 
-def inject_attack(train: pd.DataFrame, n_fake: int, n_targets: int, filler: int,
-                  seed: int) -> tuple[pd.DataFrame, list[str]]:
+def inject_attack(
+    train: pd.DataFrame, n_fake: int, n_targets: int, filler: int, seed: int
+) -> tuple[pd.DataFrame, list[str]]:
     """A bandwagon shilling attack: fake users rate unpopular targets plus popular filler items."""
     rng = np.random.default_rng(seed)
     counts = train["item"].value_counts()
@@ -80,8 +82,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--keep", type=float, default=1.0,
-                    help="keep this seeded share of the interactions (a sparser dataset)")
+    ap.add_argument(
+        "--keep", type=float, default=1.0, help="keep this seeded share of the interactions (a sparser dataset)"
+    )
     ap.add_argument("--no-poison", action="store_true", help="skip the shilling-attack section")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -94,11 +97,14 @@ def main() -> None:
         report, pop = run_seed(frame, seed, args.epochs, not args.no_poison)
         reports.append(report)
         pops.append(pop)
-        print(f"seed {seed}: " + "  ".join(f"{k} ndcg@10 {r['ndcg@10']:.4f}" for k, r in reports[-1].items()),
-              flush=True)
+        print(
+            f"seed {seed}: " + "  ".join(f"{k} ndcg@10 {r['ndcg@10']:.4f}" for k, r in reports[-1].items()), flush=True
+        )
     rep, pop = mean_report(reports), mean_report(pops)
-    print(f"\n{Path(args.ratings).name} ({len(frame)} interactions), mean of seeds {seeds}, "
-          f"{rep['bpr']['epochs']} epochs each\n")
+    print(
+        f"\n{Path(args.ratings).name} ({len(frame)} interactions), mean of seeds {seeds}, "
+        f"{rep['bpr']['epochs']} epochs each\n"
+    )
     head = f"{'model':6s}" + "".join(f"{m:>10s}" for m in METRICS)
     head += "   fgsm0.1 hr/ndcg (drop)     fgsm0.25 hr/ndcg (drop)   s/epoch"
     print(head)
@@ -115,21 +121,32 @@ def main() -> None:
     per_seed = [100 * (r["apr"]["ndcg@10"] / r["bpr"]["ndcg@10"] - 1) for r in reports]
     print("\nAPR vs BPR: " + "  ".join(f"{m} {g:+.1f}%" for m, g in gain.items()))
     print("APR vs BPR ndcg@10 per seed: " + " ".join(f"{g:+.1f}%" for g in per_seed))
-    print(f"APR settings: eps={apr['eps']} ({apr['eps_mode']}), reg_adv={apr['reg_adv']}, "
-          f"warmup={apr['warmup']}, dim={apr['dim']}, lr={apr['lr']}, reg={apr['reg']}")
-    print(f"APR epoch time / BPR epoch time: {apr['adv_epoch_seconds'] / bpr['epoch_seconds']:.2f} "
-          f"(adversarial epochs; whole budget incl. BPR warm-up: "
-          f"{apr['epoch_seconds'] / bpr['epoch_seconds']:.2f})")
+    print(
+        f"APR settings: eps={apr['eps']} ({apr['eps_mode']}), reg_adv={apr['reg_adv']}, "
+        f"warmup={apr['warmup']}, dim={apr['dim']}, lr={apr['lr']}, reg={apr['reg']}"
+    )
+    print(
+        f"APR epoch time / BPR epoch time: {apr['adv_epoch_seconds'] / bpr['epoch_seconds']:.2f} "
+        f"(adversarial epochs; whole budget incl. BPR warm-up: "
+        f"{apr['epoch_seconds'] / bpr['epoch_seconds']:.2f})"
+    )
     if "poisoning" in bpr:
-        print("\nBandwagon attack (5% fake users, 5 unpopular targets + 30 of the top-50 items each), "
-              "target HR@50 among genuine users:")
+        print(
+            "\nBandwagon attack (5% fake users, 5 unpopular targets + 30 of the top-50 items each), "
+            "target HR@50 among genuine users:"
+        )
         for name in ("bpr", "apr"):
             p = rep[name]["poisoning"]
-            print(f"  {name}: clean {p['hr@50_clean']:.4f} -> poisoned {p['hr@50_poisoned']:.4f} "
-                  f"(lift {p['lift']:+.4f})")
+            print(
+                f"  {name}: clean {p['hr@50_clean']:.4f} -> poisoned {p['hr@50_poisoned']:.4f} (lift {p['lift']:+.4f})"
+            )
     print(f"total {time.perf_counter() - start:.0f}s")
-    print(json.dumps({"seeds": seeds, "pop": pop, **rep, "apr_gain_percent": gain,
-                      "apr_ndcg10_gain_per_seed": per_seed}, indent=2))
+    print(
+        json.dumps(
+            {"seeds": seeds, "pop": pop, **rep, "apr_gain_percent": gain, "apr_ndcg10_gain_per_seed": per_seed},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

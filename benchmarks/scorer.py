@@ -11,6 +11,7 @@
    `ADVREC_SCORER_BATCH_MAX=1` (single-request) and with the default micro-batching; paced at a
    moderate rate for latency, then a burst for requests/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,14 @@ def synthetic(n_users: int, n_items: int, dim: int, seen_per_user: int, seed: in
     items = [f"i{i}" for i in range(n_items)]
     seen_u = np.repeat(np.arange(n_users, dtype=np.int64), seen_per_user)
     seen_i = rng.integers(0, n_items, n_users * seen_per_user)
-    serving = ServingModel(1, users, items, rng.normal(0, 0.3, (n_users, dim)), rng.normal(0, 0.3, (n_items, dim)),
-                           np.unique((seen_u << 31) + seen_i))
+    serving = ServingModel(
+        1,
+        users,
+        items,
+        rng.normal(0, 0.3, (n_users, dim)),
+        rng.normal(0, 0.3, (n_items, dim)),
+        np.unique((seen_u << 31) + seen_i),
+    )
     profiles = {u: frozenset(items[j] for j in rng.integers(0, n_items, seen_per_user)) for u in users}
     return serving, profiles
 
@@ -60,14 +67,16 @@ def in_process(n_users: int, n_items: int, dim: int, n_requests: int) -> None:
         per_request = []
         start = time.perf_counter()
         for lo in range(0, n_requests, batch):
-            chunk = requests[lo:lo + batch]
+            chunk = requests[lo : lo + batch]
             t0 = time.perf_counter()
             served, _ = core.serve(chunk, profiles.get)
             per_request += [time.perf_counter() - t0] * len(chunk)
             assert len(served) == len(chunk) and len(served[0].items) == 10
         rate = n_requests / (time.perf_counter() - start)
-        print(f"  batch {batch:>3}: p50 {pct(per_request, 50):6.3f} ms  p99 {pct(per_request, 99):6.3f} ms  "
-              f"{rate:9.0f} requests/s")
+        print(
+            f"  batch {batch:>3}: p50 {pct(per_request, 50):6.3f} ms  p99 {pct(per_request, 99):6.3f} ms  "
+            f"{rate:9.0f} requests/s"
+        )
 
 
 def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rate: float) -> None:
@@ -84,8 +93,12 @@ def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rat
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="advrec-bench-scorer-"))
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"user": [f"u{x}" for x in np.repeat(np.arange(n_users), 20)],
-                          "item": [f"i{x}" for x in rng.integers(0, n_items, n_users * 20)]})
+    frame = pd.DataFrame(
+        {
+            "user": [f"u{x}" for x in np.repeat(np.arange(n_users), 20)],
+            "item": [f"i{x}" for x in rng.integers(0, n_items, n_users * 20)],
+        }
+    )
     frame.loc[: n_items - 1, "item"] = [f"i{x}" for x in range(n_items)]  # every item present
     model = BPRRecommender(dim=dim, epochs=1).fit(frame)
     uri = f"sqlite:///{work / 'mlflow.db'}"
@@ -97,19 +110,31 @@ def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rat
         for label, batch_max in (("single-request", "1"), ("micro-batched", "32")):
             app_id = f"bench{batch_max}"
             port = free_port()
-            env = {"ADVREC_KAFKA_BOOTSTRAP": broker.bootstrap, "ADVREC_TANSU_WORKAROUNDS": "1",
-                   "ADVREC_APP_ID": app_id, "ADVREC_SCORER_METRICS_PORT": str(port), "ADVREC_MLFLOW_TRACKING_URI": uri,
-                   "ADVREC_DATA_DIR": str(work / app_id), "ADVREC_SCORER_BATCH_MAX": batch_max,
-                   "ADVREC_REC_REQUESTS_TOPIC": f"{app_id}.req", "ADVREC_RECOMMENDATIONS_TOPIC": f"{app_id}.rec",
-                   "ADVREC_TOPIC_PARTITIONS": "1"}
+            env = {
+                "ADVREC_KAFKA_BOOTSTRAP": broker.bootstrap,
+                "ADVREC_TANSU_WORKAROUNDS": "1",
+                "ADVREC_APP_ID": app_id,
+                "ADVREC_SCORER_METRICS_PORT": str(port),
+                "ADVREC_MLFLOW_TRACKING_URI": uri,
+                "ADVREC_DATA_DIR": str(work / app_id),
+                "ADVREC_SCORER_BATCH_MAX": batch_max,
+                "ADVREC_REC_REQUESTS_TOPIC": f"{app_id}.req",
+                "ADVREC_RECOMMENDATIONS_TOPIC": f"{app_id}.rec",
+                "ADVREC_TOPIC_PARTITIONS": "1",
+            }
             scorer = AdvrecProcess(["scorer"], env, work / f"{app_id}.log").start()
             try:
                 scorer.wait_http(f"http://127.0.0.1:{port}/metrics", 90)
                 sent: dict[str, float] = {}
                 got: dict[str, float] = {}
-                consumer = KafkaConsumer(f"{app_id}.rec", bootstrap_servers=broker.bootstrap,
-                                         auto_offset_reset="earliest", consumer_timeout_ms=100, group_id=None,
-                                         fetch_max_wait_ms=5)
+                consumer = KafkaConsumer(
+                    f"{app_id}.rec",
+                    bootstrap_servers=broker.bootstrap,
+                    auto_offset_reset="earliest",
+                    consumer_timeout_ms=100,
+                    group_id=None,
+                    fetch_max_wait_ms=5,
+                )
                 stop = threading.Event()
 
                 def consume() -> None:
@@ -125,8 +150,11 @@ def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rat
                     user = f"u{rng.integers(0, n_users)}"
                     rid = f"{label}-{i}"
                     sent[rid] = time.time()
-                    producer.send(f"{app_id}.req", key=user.encode(),
-                                  value=json.dumps({"request_id": rid, "user_id": user, "k": 10}).encode())
+                    producer.send(
+                        f"{app_id}.req",
+                        key=user.encode(),
+                        value=json.dumps({"request_id": rid, "user_id": user, "k": 10}).encode(),
+                    )
 
                 for i in range(200):  # warm-up: group join, first batches
                     send(-i - 1)
@@ -147,8 +175,10 @@ def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rat
                 while not all(r in got for r in ids) and time.monotonic() < deadline:
                     time.sleep(0.1)
                 lat = [got[r] - sent[r] for r in ids if r in got]
-                print(f"  {label:<14} paced {rate:.0f}/s: answered {len(lat)}/{paced}, "
-                      f"p50 {pct(lat, 50):7.1f} ms  p99 {pct(lat, 99):7.1f} ms")
+                print(
+                    f"  {label:<14} paced {rate:.0f}/s: answered {len(lat)}/{paced}, "
+                    f"p50 {pct(lat, 50):7.1f} ms  p99 {pct(lat, 99):7.1f} ms"
+                )
                 t0 = time.time()
                 for i in range(paced, paced + burst):
                     send(i)
@@ -158,8 +188,10 @@ def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rat
                 while not all(r in got for r in ids) and time.monotonic() < deadline:
                     time.sleep(0.05)
                 done = max(got[r] for r in ids if r in got)
-                print(f"  {label:<14} burst of {burst}: answered {sum(r in got for r in ids)}, "
-                      f"{burst / (done - t0):7.0f} requests/s (first produced → last consumed)")
+                print(
+                    f"  {label:<14} burst of {burst}: answered {sum(r in got for r in ids)}, "
+                    f"{burst / (done - t0):7.0f} requests/s (first produced → last consumed)"
+                )
                 stop.set()
                 thread.join(5)
                 consumer.close()

@@ -6,6 +6,7 @@ Samples/s = training triples / wall time of the epochs (negative sampling includ
 each run dropped as warm-up). Prints one line per device and model, then a JSON summary; the CUDA
 rows appear whenever CUDA is available (large batches and bf16 autocast there, as in training).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,9 @@ def synthetic(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     users = rng.zipf(1.3, n) % max(n // 50, 10)
     items = rng.zipf(1.2, n) % max(n // 20, 10)
-    return pd.DataFrame({"user": users.astype(str), "item": items.astype(str),
-                         "rating": 1.0, "timestamp": np.arange(n, dtype=float)})
+    return pd.DataFrame(
+        {"user": users.astype(str), "item": items.astype(str), "rating": 1.0, "timestamp": np.arange(n, dtype=float)}
+    )
 
 
 def measure(kind: str, frame: pd.DataFrame, device: str, epochs: int) -> dict[str, float]:
@@ -39,8 +41,11 @@ def measure(kind: str, frame: pd.DataFrame, device: str, epochs: int) -> dict[st
     model = build_model(kind, device=device, warmup=0.0) if kind == "apr" else build_model(kind, device=device)
     model.fit(frame, epochs=epochs + 1)
     seconds = float(np.mean(model.epoch_seconds[1:]))
-    return {"samples_per_s": len(model.seen) / seconds, "epoch_seconds": seconds,
-            "batch_size": model.config.gpu_batch_size if device == "cuda" else model.config.batch_size}
+    return {
+        "samples_per_s": len(model.seen) / seconds,
+        "epoch_seconds": seconds,
+        "batch_size": model.config.gpu_batch_size if device == "cuda" else model.config.batch_size,
+    }
 
 
 def main() -> None:
@@ -59,8 +64,11 @@ def main() -> None:
         for kind in ("bpr", "apr"):
             got = measure(kind, frame, device, args.epochs)
             out.setdefault(device, {})[kind] = got
-            print(f"{device:5s} {kind}: {got['samples_per_s']:>12,.0f} samples/s  "
-                  f"{got['epoch_seconds']:.3f} s/epoch  batch {got['batch_size']}", flush=True)
+            print(
+                f"{device:5s} {kind}: {got['samples_per_s']:>12,.0f} samples/s  "
+                f"{got['epoch_seconds']:.3f} s/epoch  batch {got['batch_size']}",
+                flush=True,
+            )
         ratio = out[device]["apr"]["epoch_seconds"] / out[device]["bpr"]["epoch_seconds"]
         out[device]["apr_over_bpr_epoch_time"] = ratio
         print(f"{device:5s} APR/BPR epoch time: {ratio:.2f}")

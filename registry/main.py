@@ -1,4 +1,5 @@
 """Composition roots of the registry: `advrec promote`, `rollback`, `models`."""
+
 from __future__ import annotations
 
 import json
@@ -67,11 +68,15 @@ def models(as_json: bool) -> None:
     if not rows:
         click.echo(f"{registry.model_name}: no versions registered yet")
         return
-    header = f"{'version':>7}  {'aliases':<20} {'decision':<8} {'kind':<4} {'HR@10':>7} {'NDCG@10':>7} " \
-             f"{'FGSM drop':>9} {'poison':>7}  created"
+    header = (
+        f"{'version':>7}  {'aliases':<20} {'decision':<8} {'kind':<4} {'HR@10':>7} {'NDCG@10':>7} "
+        f"{'FGSM drop':>9} {'poison':>7}  created"
+    )
     click.echo(header)
     for r in rows:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])) if r["created"] else "-"
-        click.echo(f"{r['version']:>7}  {','.join(r['aliases']) or '-':<20} {r['decision'] or '-':<8} "
-                   f"{r['kind'] or '-':<4} {_fmt(r['hr@10']):>7} {_fmt(r['ndcg@10']):>7} "
-                   f"{_fmt(r['fgsm_drop']):>9} {_fmt(r['poisoning_lift']):>7}  {created}")
+        click.echo(
+            f"{r['version']:>7}  {','.join(r['aliases']) or '-':<20} {r['decision'] or '-':<8} "
+            f"{r['kind'] or '-':<4} {_fmt(r['hr@10']):>7} {_fmt(r['ndcg@10']):>7} "
+            f"{_fmt(r['fgsm_drop']):>9} {_fmt(r['poisoning_lift']):>7}  {created}"
+        )

@@ -3,11 +3,13 @@
 Created on first use by `registry_metrics()`, so that only the process that decides promotions
 (the trainer) exports them: the champion's version is a global fact, exported by one process.
 """
+
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from prometheus_client import Counter, Gauge
 
@@ -39,10 +41,8 @@ class RegistryMetrics:
         """Set an alias's HR@10 / NDCG@10; None removes the alias's series."""
         for gauge, value in ((self.hr_at_10, hr), (self.ndcg_at_10, ndcg)):
             if value is None:
-                try:
+                with contextlib.suppress(KeyError):
                     gauge.remove(alias)
-                except KeyError:
-                    pass
             else:
                 gauge.labels(alias).set(value)
 
@@ -58,8 +58,7 @@ def registry_metrics() -> RegistryMetrics:
     """The process's registry metrics, created (every label value at 0) on the first call."""
     global _METRICS
     if _METRICS is None:
-        promotions = Counter("advrec_promotions_total", "Promotion decisions, one per successful round.",
-                             ["decision"])
+        promotions = Counter("advrec_promotions_total", "Promotion decisions, one per successful round.", ["decision"])
         for decision in DECISIONS:
             promotions.labels(decision)
         metrics = RegistryMetrics(

@@ -9,11 +9,13 @@ Inputs are evaluation reports (plain dicts, as `training.offline.report_model` w
 * hold: the evidence is not enough to decide (too few evaluation users, a needed number missing);
 * promote: everything else; the first version (no champion) is promoted if it passes the floors.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["GateConfig", "Decision", "gate_numbers", "decide", "ACTIONS"]
 
@@ -34,13 +36,18 @@ class GateConfig:
     min_eval_users: int = 20
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "GateConfig":
+    def from_settings(cls, settings: Any) -> GateConfig:
         """The gate bounds of the one Settings object (`ADVREC_GATE_*`)."""
-        return cls(hr_tolerance=settings.gate_hr_tolerance, ndcg_tolerance=settings.gate_ndcg_tolerance,
-                   min_hr_at_10=settings.gate_min_hr_at_10, min_ndcg_at_10=settings.gate_min_ndcg_at_10,
-                   fgsm_eps=settings.gate_fgsm_eps, max_fgsm_drop=settings.gate_max_fgsm_drop,
-                   max_poisoning_lift=settings.gate_max_poisoning_lift,
-                   min_eval_users=settings.gate_min_eval_users)
+        return cls(
+            hr_tolerance=settings.gate_hr_tolerance,
+            ndcg_tolerance=settings.gate_ndcg_tolerance,
+            min_hr_at_10=settings.gate_min_hr_at_10,
+            min_ndcg_at_10=settings.gate_min_ndcg_at_10,
+            fgsm_eps=settings.gate_fgsm_eps,
+            max_fgsm_drop=settings.gate_max_fgsm_drop,
+            max_poisoning_lift=settings.gate_max_poisoning_lift,
+            min_eval_users=settings.gate_min_eval_users,
+        )
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,18 @@ def gate_numbers(report: Mapping[str, Any], fgsm_eps: str = "0.25") -> dict[str,
     perturbed = _number(fgsm.get("ndcg@10"))
     drop = 1.0 - perturbed / ndcg if ndcg > 0 and not math.isnan(perturbed) else float("nan")
     poisoning = report.get("poisoning") or {}
-    return {"hr@10": hr, "ndcg@10": ndcg, "fgsm_ndcg_drop": drop,
-            "poisoning_lift": _number(poisoning.get("lift")), "eval_users": _number(report.get("eval_users"))}
+    return {
+        "hr@10": hr,
+        "ndcg@10": ndcg,
+        "fgsm_ndcg_drop": drop,
+        "poisoning_lift": _number(poisoning.get("lift")),
+        "eval_users": _number(report.get("eval_users")),
+    }
 
 
-def decide(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None,
-           config: GateConfig = GateConfig()) -> Decision:
+def decide(
+    challenger: Mapping[str, Any], champion: Mapping[str, Any] | None, config: GateConfig = GateConfig()
+) -> Decision:
     """Decide on a challenger report against the champion's report on the same set (None: no champion)."""
     new = gate_numbers(challenger, config.fgsm_eps)
     numbers = {f"challenger_{k}": v for k, v in new.items()}
@@ -101,8 +114,10 @@ def decide(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None,
     if new["ndcg@10"] < config.min_ndcg_at_10:
         reject.append(f"below_floor: ndcg@10 {new['ndcg@10']:.4f} < {config.min_ndcg_at_10:.4f}")
     if new["fgsm_ndcg_drop"] > config.max_fgsm_drop:
-        reject.append(f"fgsm_drop: ndcg@10 drops {new['fgsm_ndcg_drop']:.1%} at eps {config.fgsm_eps} "
-                      f"> {config.max_fgsm_drop:.1%}")
+        reject.append(
+            f"fgsm_drop: ndcg@10 drops {new['fgsm_ndcg_drop']:.1%} at eps {config.fgsm_eps} "
+            f"> {config.max_fgsm_drop:.1%}"
+        )
     if not math.isnan(new["poisoning_lift"]) and new["poisoning_lift"] > config.max_poisoning_lift:
         reject.append(f"poisoning_lift: {new['poisoning_lift']:.4f} > {config.max_poisoning_lift:.4f}")
     compared: list[str] = []
@@ -112,13 +127,18 @@ def decide(challenger: Mapping[str, Any], champion: Mapping[str, Any] | None,
                 continue
             bound = old[metric] * (1.0 - tolerance)
             if new[metric] < bound:
-                reject.append(f"worse_than_champion: {metric} {new[metric]:.4f} < {old[metric]:.4f}"
-                              f"*(1-{tolerance:g}) = {bound:.4f}")
+                reject.append(
+                    f"worse_than_champion: {metric} {new[metric]:.4f} < {old[metric]:.4f}"
+                    f"*(1-{tolerance:g}) = {bound:.4f}"
+                )
             else:
                 compared.append(f"{metric} {new[metric]:.4f} >= {bound:.4f}")
     if reject:
         return Decision("reject", tuple(reject), numbers)
     if old is None:
         return Decision("promote", ("first_champion: passes the floors and robustness bounds",), numbers)
-    return Decision("promote", (f"not_worse_than_champion: {', '.join(compared) or 'no champion numbers'}",
-                                "robustness within bounds"), numbers)
+    return Decision(
+        "promote",
+        (f"not_worse_than_champion: {', '.join(compared) or 'no champion numbers'}", "robustness within bounds"),
+        numbers,
+    )

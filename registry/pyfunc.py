@@ -5,6 +5,7 @@ Input: a table with `user_id` (and optionally `k`, default 10); output: one row 
 ships `training/` and `registry/` as code paths, so `mlflow models predict --env-manager local`
 works without advrec installed. It must never train, log or touch the registry.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema
 
-__all__ = ["AdvrecPyfunc", "SIGNATURE", "MODEL_ARTIFACT", "pip_requirements", "code_paths",
-           "log_pyfunc", "DEFAULT_K"]
+__all__ = ["AdvrecPyfunc", "SIGNATURE", "MODEL_ARTIFACT", "pip_requirements", "code_paths", "log_pyfunc", "DEFAULT_K"]
 
 MODEL_ARTIFACT = "model"  # key of the saved advrec model file among the pyfunc's artifacts
 DEFAULT_K = 10
@@ -25,8 +25,9 @@ _ROOT = Path(__file__).resolve().parents[1]
 
 SIGNATURE = ModelSignature(
     inputs=Schema([ColSpec("string", "user_id"), ColSpec("long", "k", required=False)]),
-    outputs=Schema([ColSpec("string", "user_id"), ColSpec(Array("string"), "items"),
-                    ColSpec(Array("double"), "scores")]),
+    outputs=Schema(
+        [ColSpec("string", "user_id"), ColSpec(Array("string"), "items"), ColSpec(Array("double"), "scores")]
+    ),
 )
 
 
@@ -43,8 +44,11 @@ class AdvrecPyfunc(mlflow.pyfunc.PythonModel):
         """One output row per input row: the user's top-k unseen items and their scores."""
         frame = pd.DataFrame(model_input)
         users = frame["user_id"].astype(str).tolist()
-        ks = (frame["k"].fillna(DEFAULT_K).astype(int).clip(lower=1).tolist() if "k" in frame
-              else [DEFAULT_K] * len(users))
+        ks = (
+            frame["k"].fillna(DEFAULT_K).astype(int).clip(lower=1).tolist()
+            if "k" in frame
+            else [DEFAULT_K] * len(users)
+        )
         if not users:
             return pd.DataFrame({"user_id": [], "items": [], "scores": []})
         items, scores = self.model.recommend(users, k=max(ks), exclude_seen=True)
@@ -63,8 +67,12 @@ def pip_requirements() -> list[str]:
     def base(version: str) -> str:
         return version.split("+")[0]
 
-    return [f"mlflow=={mlflow.__version__}", f"torch=={base(torch.__version__)}",
-            f"numpy=={np.__version__}", f"pandas=={pd.__version__}"]
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"torch=={base(torch.__version__)}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
 
 
 def code_paths() -> list[str]:
@@ -72,10 +80,15 @@ def code_paths() -> list[str]:
     return [str(_ROOT / "training"), str(_ROOT / "registry")]
 
 
-def log_pyfunc(model_file: str | Path, name: str = "model", registered_model_name: str | None = None,
-               **kwargs: Any):
+def log_pyfunc(model_file: str | Path, name: str = "model", registered_model_name: str | None = None, **kwargs: Any):
     """Log a saved advrec model file as a pyfunc in the active run; returns MLflow's ModelInfo."""
     return mlflow.pyfunc.log_model(
-        name=name, python_model=AdvrecPyfunc(), artifacts={MODEL_ARTIFACT: str(model_file)},
-        code_paths=code_paths(), pip_requirements=pip_requirements(), signature=SIGNATURE,
-        registered_model_name=registered_model_name, **kwargs)
+        name=name,
+        python_model=AdvrecPyfunc(),
+        artifacts={MODEL_ARTIFACT: str(model_file)},
+        code_paths=code_paths(),
+        pip_requirements=pip_requirements(),
+        signature=SIGNATURE,
+        registered_model_name=registered_model_name,
+        **kwargs,
+    )

@@ -4,14 +4,16 @@ The flattening helpers are pure; `log_round` is the adapter that talks to the tr
 the current tracking URI (the registry sets it). It must never register versions or move
 aliases: that is `registry.service`'s job.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import re
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -57,8 +59,9 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return out
 
 
-def plot_series(series: Mapping[str, Sequence[float]], title: str, xlabel: str, path: Path,
-                x: Sequence[Any] | None = None) -> Path:
+def plot_series(
+    series: Mapping[str, Sequence[float]], title: str, xlabel: str, path: Path, x: Sequence[Any] | None = None
+) -> Path:
     """One PNG line plot of named series (e.g. the loss curve, or HR@10/NDCG@10 per version)."""
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     for name, values in series.items():
@@ -73,9 +76,17 @@ def plot_series(series: Mapping[str, Sequence[float]], title: str, xlabel: str, 
     return path
 
 
-def log_round(experiment_id: str, model_file: Path, report: Mapping[str, Any], params: Mapping[str, Any],
-              lineage: Mapping[str, Any], epoch_metrics: Mapping[str, Sequence[float]],
-              history: Sequence[Mapping[str, Any]], workdir: Path, run_name: str | None = None) -> tuple[str, str]:
+def log_round(
+    experiment_id: str,
+    model_file: Path,
+    report: Mapping[str, Any],
+    params: Mapping[str, Any],
+    lineage: Mapping[str, Any],
+    epoch_metrics: Mapping[str, Sequence[float]],
+    history: Sequence[Mapping[str, Any]],
+    workdir: Path,
+    run_name: str | None = None,
+) -> tuple[str, str]:
     """Log a round (run + pyfunc model) and return (run_id, model_uri)."""
     client = mlflow.MlflowClient()
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
@@ -84,25 +95,46 @@ def log_round(experiment_id: str, model_file: Path, report: Mapping[str, Any], p
         metrics = flatten_metrics(report)
         now = int(time.time() * 1000)
         # Per-epoch series live under `epoch/…` so they never collide with the report's metrics.
-        steps = [Metric(f"epoch/{metric_name(k)}", float(v), now, step) for k, values in epoch_metrics.items()
-                 for step, v in enumerate(values) if math.isfinite(float(v))]
-        client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()] + steps,
-                         params=[Param(k, v) for k, v in params_flat.items()])
-        mlflow.set_tags({"advrec.kind": str(params.get("kind", "")), **{
-            f"lineage.{k}": json.dumps(v, default=str)[:5000] for k, v in lineage.items()}})
+        steps = [
+            Metric(f"epoch/{metric_name(k)}", float(v), now, step)
+            for k, values in epoch_metrics.items()
+            for step, v in enumerate(values)
+            if math.isfinite(float(v))
+        ]
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()] + steps,
+            params=[Param(k, v) for k, v in params_flat.items()],
+        )
+        mlflow.set_tags(
+            {
+                "advrec.kind": str(params.get("kind", "")),
+                **{f"lineage.{k}": json.dumps(v, default=str)[:5000] for k, v in lineage.items()},
+            }
+        )
         mlflow.log_dict(dict(report), "report.json")
         mlflow.log_dict(dict(lineage), "lineage.json")
         plots = workdir / "plots"
         plots.mkdir(parents=True, exist_ok=True)
         if epoch_metrics.get("loss"):
-            mlflow.log_artifact(str(plot_series({"loss": epoch_metrics["loss"]}, "training loss", "epoch",
-                                                plots / "loss_curve.png")), "plots")
+            mlflow.log_artifact(
+                str(plot_series({"loss": epoch_metrics["loss"]}, "training loss", "epoch", plots / "loss_curve.png")),
+                "plots",
+            )
         rows = [*history, {"version": "this", "hr@10": report.get("hr@10"), "ndcg@10": report.get("ndcg@10")}]
         rows = [r for r in rows if r.get("hr@10") is not None and r.get("ndcg@10") is not None]
         if rows:
-            mlflow.log_artifact(str(plot_series(
-                {"HR@10": [float(r["hr@10"]) for r in rows], "NDCG@10": [float(r["ndcg@10"]) for r in rows]},
-                "accuracy per registered version", "version", plots / "metric_history.png",
-                x=[str(r["version"]) for r in rows])), "plots")
+            mlflow.log_artifact(
+                str(
+                    plot_series(
+                        {"HR@10": [float(r["hr@10"]) for r in rows], "NDCG@10": [float(r["ndcg@10"]) for r in rows]},
+                        "accuracy per registered version",
+                        "version",
+                        plots / "metric_history.png",
+                        x=[str(r["version"]) for r in rows],
+                    )
+                ),
+                "plots",
+            )
         info = log_pyfunc(model_file, name="model")
     return run_id, info.model_uri

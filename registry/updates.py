@@ -3,6 +3,7 @@
 The registry calls the publisher after moving `champion`; scorers also poll the alias, so a lost
 announcement only delays a swap. It must never raise into the registry: failures are logged.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,10 +18,15 @@ log = logging.getLogger(__name__)
 class UpdatePublisher:
     """A callable that sends one `ModelUpdate` per call to the updates topic (key = model name)."""
 
-    def __init__(self, bootstrap: str, topic: str = "model.updates", replication_factor: int = 1,
-                 timeout_s: float = 10.0) -> None:
-        self.bootstrap, self.topic, self.replication_factor, self.timeout_s = \
-            bootstrap, topic, replication_factor, timeout_s
+    def __init__(
+        self, bootstrap: str, topic: str = "model.updates", replication_factor: int = 1, timeout_s: float = 10.0
+    ) -> None:
+        self.bootstrap, self.topic, self.replication_factor, self.timeout_s = (
+            bootstrap,
+            topic,
+            replication_factor,
+            timeout_s,
+        )
 
     def __call__(self, update: dict) -> None:
         """Publish the update; log (never raise) when the broker cannot be reached."""
@@ -31,16 +37,24 @@ class UpdatePublisher:
 
             # One partition: every scorer reads every update, in order.
             ensure_topics(self.bootstrap, [self.topic], 1, self.replication_factor)
-            producer = KafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=0,
-                                     request_timeout_ms=int(self.timeout_s * 1000),
-                                     max_block_ms=int(self.timeout_s * 1000))
+            producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                linger_ms=0,
+                request_timeout_ms=int(self.timeout_s * 1000),
+                max_block_ms=int(self.timeout_s * 1000),
+            )
             try:
                 record = ModelUpdate(**update)
                 producer.send(self.topic, key=record.model_name.encode(), value=encode(record))
                 producer.flush(timeout=self.timeout_s)
             finally:
                 producer.close(timeout=self.timeout_s)
-            log.info("announced %s of %s version %s on %s", update["action"], update["model_name"],
-                     update["version"], self.topic)
+            log.info(
+                "announced %s of %s version %s on %s",
+                update["action"],
+                update["model_name"],
+                update["version"],
+                self.topic,
+            )
         except Exception as exc:  # noqa: BLE001 - best effort by contract
             log.warning("could not publish %s to %s on %s: %s", update, self.topic, self.bootstrap, exc)

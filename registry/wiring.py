@@ -3,6 +3,7 @@
 Every process that registers or reads models (trainer, scorer, the registry commands) builds its
 registry here.
 """
+
 from __future__ import annotations
 
 from streams.contract.settings import Settings
@@ -28,7 +29,13 @@ def build_registry(settings: Settings, export_metrics: bool = False, announce: b
     from registry.promotion import GateConfig
     from registry.service import ModelRegistry
 
-    return ModelRegistry(settings.mlflow_uri, settings.model_name, GateConfig.from_settings(settings),
-                         cache_dir=settings.data_dir / "models", retries=settings.mlflow_retries,
-                         backoff_s=settings.mlflow_retry_backoff_s,
-                         notify=_publisher(settings) if announce else None, export_metrics=export_metrics)
+    return ModelRegistry(
+        settings.mlflow_uri,
+        settings.model_name,
+        GateConfig.from_settings(settings),
+        cache_dir=settings.data_dir / "models",
+        retries=settings.mlflow_retries,
+        backoff_s=settings.mlflow_retry_backoff_s,
+        notify=_publisher(settings) if announce else None,
+        export_metrics=export_metrics,
+    )

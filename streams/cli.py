@@ -4,6 +4,7 @@ Each subcommand is a composition root: it builds the Settings once and wires the
 Lazy loading keeps `advrec --help` fast (no torch, faust or mlflow import) and lets each
 package own its commands.
 """
+
 from __future__ import annotations
 
 import importlib

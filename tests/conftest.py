@@ -1,4 +1,5 @@
 """Shared fixtures: a real embedded broker (Apache Kafka 4.x, KRaft, single node) for the whole session."""
+
 from __future__ import annotations
 
 import pytest

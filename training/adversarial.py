@@ -5,6 +5,7 @@ batch's BPR loss (the fast-gradient direction that increases the loss most). Wit
 `eps_mode="relative"` the step of a row is ε·‖row‖, matching the scale-free robustness check in
 `training.evaluation`, so the model cannot buy robustness by inflating its norms. Pure torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ class APRConfig(MFConfig):
     warmup: float = 0.5
 
 
-def adversarial_delta(grad: torch.Tensor, index: torch.Tensor, table: torch.Tensor,
-                      eps: float, relative: bool) -> torch.Tensor:
+def adversarial_delta(
+    grad: torch.Tensor, index: torch.Tensor, table: torch.Tensor, eps: float, relative: bool
+) -> torch.Tensor:
     """Per gathered row: ε·g/‖g‖ (×‖row‖ if relative), g summed over repeats of the same table row."""
     unique, inverse = torch.unique(index, return_inverse=True)
     summed = torch.zeros(len(unique), grad.shape[1], dtype=grad.dtype, device=grad.device)
@@ -53,8 +55,9 @@ class APRRecommender(BPRRecommender):
     config_class: ClassVar[type] = APRConfig
     _adv_from: int = 0  # first epoch with the adversary; set by `fit` for its BPR warm-up
 
-    def perturbation(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def perturbation(
+        self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The adversarial Δ of the gathered user, positive and negative rows of a batch."""
         cfg = self.config
         with torch.no_grad():
@@ -66,7 +69,7 @@ class APRRecommender(BPRRecommender):
         relative = cfg.eps_mode == "relative"
         du = adversarial_delta(gu, u, self.net.users, cfg.eps, relative)
         dq = adversarial_delta(torch.cat([gi, gj]), torch.cat([i, j]), self.net.items, cfg.eps, relative)
-        return du, dq[: len(i)], dq[len(i):]
+        return du, dq[: len(i)], dq[len(i) :]
 
     def pair_loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor, epoch: int) -> torch.Tensor:
         """BPR loss plus λ times the BPR loss at the adversarially perturbed embeddings."""
@@ -77,7 +80,7 @@ class APRRecommender(BPRRecommender):
         pu, qi, qj = self.net.users[u], self.net.items[i], self.net.items[j]
         return loss + self.config.reg_adv * bpr_loss(pu + du, qi + di, qj + dj)
 
-    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> "APRRecommender":
+    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> APRRecommender:
         """Train from scratch: the first `warmup` share of the epochs is plain BPR, the rest APR."""
         epochs = self.config.epochs if epochs is None else epochs
         self._adv_from = int(round(self.config.warmup * epochs))

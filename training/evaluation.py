@@ -7,6 +7,7 @@ scale-free FGSM step on the embeddings. A model is anything with `users`, `items
 `score(user_ids) -> (n_users, n_items) array`; FGSM also needs the `net` embedding tables.
 Pure: it reads no files and logs nowhere, so the registry can reuse it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,9 +22,20 @@ from training.models import bpr_loss, implicit_pairs
 from training.sampling import PairSet, sample_negatives, sample_triples
 from training.vocab import Vocabulary
 
-__all__ = ["Split", "Scorer", "leave_last_out", "rank_metrics", "sampled_ranks", "full_ranks",
-           "evaluate", "fgsm_perturb", "robustness", "target_hit_rate", "poisoning_lift",
-           "FGSM_EPS"]
+__all__ = [
+    "Split",
+    "Scorer",
+    "leave_last_out",
+    "rank_metrics",
+    "sampled_ranks",
+    "full_ranks",
+    "evaluate",
+    "fgsm_perturb",
+    "robustness",
+    "target_hit_rate",
+    "poisoning_lift",
+    "FGSM_EPS",
+]
 
 FGSM_EPS: tuple[float, ...] = (0.1, 0.25)
 
@@ -42,12 +54,13 @@ class Split:
     """Training interactions, one held-out item per test user, and its sampled negatives."""
 
     train: pd.DataFrame
-    test: pd.DataFrame          # columns user, item: one row per test user
-    negatives: np.ndarray       # (n_test_users, n_negatives) item ids, str
+    test: pd.DataFrame  # columns user, item: one row per test user
+    negatives: np.ndarray  # (n_test_users, n_negatives) item ids, str
 
 
-def leave_last_out(interactions: pd.DataFrame, n_negatives: int = 99, seed: int = 0,
-                   min_rating: float | None = None) -> Split:
+def leave_last_out(
+    interactions: pd.DataFrame, n_negatives: int = 99, seed: int = 0, min_rating: float | None = None
+) -> Split:
     """Hold out each user's last positive by timestamp (users with >= 2 positives); sample negatives."""
     df = interactions.assign(user=interactions["user"].astype(str), item=interactions["item"].astype(str))
     pos = df.loc[implicit_pairs(df, min_rating).index]
@@ -133,8 +146,9 @@ def fgsm_perturb(model: Any, interactions: pd.DataFrame, eps: float, seed: int =
     return bad
 
 
-def robustness(model: Any, split: Split, eps: tuple[float, ...] = FGSM_EPS,
-               seed: int = 0) -> dict[str, dict[str, float]]:
+def robustness(
+    model: Any, split: Split, eps: tuple[float, ...] = FGSM_EPS, seed: int = 0
+) -> dict[str, dict[str, float]]:
     """Sampled HR@10 / NDCG@10 after a scale-free FGSM step of each size in eps."""
     out = {}
     for e in eps:
@@ -143,8 +157,7 @@ def robustness(model: Any, split: Split, eps: tuple[float, ...] = FGSM_EPS,
     return out
 
 
-def target_hit_rate(model: Any, users: list[str], targets: list[str], k: int = 50,
-                    exclude_seen: bool = True) -> float:
+def target_hit_rate(model: Any, users: list[str], targets: list[str], k: int = 50, exclude_seen: bool = True) -> float:
     """Mean over target items of the share of the given users who get it in their top-k."""
     items, _ = model.recommend(list(users), k=k, exclude_seen=exclude_seen)
     targets = [str(t) for t in targets]
@@ -153,8 +166,7 @@ def target_hit_rate(model: Any, users: list[str], targets: list[str], k: int = 5
     return float(np.mean([(items == t).any(1).mean() for t in targets]))
 
 
-def poisoning_lift(clean: Any, poisoned: Any, users: list[str], targets: list[str],
-                   k: int = 50) -> dict[str, float]:
+def poisoning_lift(clean: Any, poisoned: Any, users: list[str], targets: list[str], k: int = 50) -> dict[str, float]:
     """Target items' HR@k among genuine users for the clean and the poisoned model, and the lift."""
     before = target_hit_rate(clean, users, targets, k)
     after = target_hit_rate(poisoned, users, targets, k)

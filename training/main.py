@@ -4,6 +4,7 @@
 on the window batches announced on `batches`. Both plug the registry (MLflow, promotion gate) into
 the pure trainer here: this module is the only training module that imports `registry`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,11 +25,20 @@ STREAM_EPOCHS = 5  # epochs per stream round, unless --epochs says otherwise
 
 
 @click.command("eval-model")
-@click.option("--ratings", "ratings", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Interaction file: user item [rating [timestamp]], any format read_ratings accepts.")
+@click.option(
+    "--ratings",
+    "ratings",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Interaction file: user item [rating [timestamp]], any format read_ratings accepts.",
+)
 @click.option("--model", "model", type=click.Choice(["bpr", "apr", "both"]), default="both", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Epoch budget per model (APR's BPR warm-up included); default: the tuned default.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Epoch budget per model (APR's BPR warm-up included); default: the tuned default.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def eval_model(ratings: str, model: str, epochs: int | None, seed: int) -> None:
     """Split leave-last-out, train BPR and/or APR, print accuracy and FGSM robustness as JSON."""
@@ -63,9 +73,12 @@ def _round_handler(settings: Settings, use_registry: bool):
         save_files(model, report, lineage)
         batches = lineage.get("batches") or []
         arrivals = [b["min_kafka_ts"] for b in batches if b.get("min_kafka_ts")]
-        lineage = {**lineage, "batch_files": [b.get("path") for b in batches],
-                   "oldest_arrival": min(arrivals) if arrivals else None,
-                   "newest_arrival": max((b.get("max_kafka_ts") or 0 for b in batches), default=None)}
+        lineage = {
+            **lineage,
+            "batch_files": [b.get("path") for b in batches],
+            "oldest_arrival": min(arrivals) if arrivals else None,
+            "newest_arrival": max((b.get("max_kafka_ts") or 0 for b in batches), default=None),
+        }
         # Raises RegistryUnavailable after bounded retries: the round then fails and its batches
         # stay pending (the trainer rolls back and retries), so no batch is lost to an MLflow outage.
         registry.on_round(model, {**report, "eval_users": report.get("test_users")}, lineage)
@@ -73,8 +86,9 @@ def _round_handler(settings: Settings, use_registry: bool):
     return on_round
 
 
-def _train_from_file(settings: Settings, from_file: Path, kind: str, epochs: int | None, seed: int,
-                     poison: bool) -> None:
+def _train_from_file(
+    settings: Settings, from_file: Path, kind: str, epochs: int | None, seed: int, poison: bool
+) -> None:
     """Bootstrap: train once from a file, evaluate, register, run the gate; print the outcome as JSON."""
     from registry.service import RegistryError
     from registry.wiring import build_registry
@@ -89,25 +103,50 @@ def _train_from_file(settings: Settings, from_file: Path, kind: str, epochs: int
         frame = read_ratings(from_file)
         current = registry.champion_version()
         champion = registry.load_version(current) if current is not None else None
-        model, report, split = bootstrap_round(frame, kind, epochs=epochs, seed=seed, poison=poison,
-                                               champion=champion)
-        lineage = {"source_file": str(from_file.resolve()), "source_sha256": _sha256(from_file),
-                   "rows": int(len(frame)), "batch_files": [], "kafka_offsets": {},
-                   "trainer_config": {"kind": kind, "epochs": epochs, "seed": seed, "poison": poison,
-                                      "mode": "bootstrap"}}
-        version, decision = registry.register_round(model, report, lineage,
-                                                    params={"source": "from-file", "seed": seed})
+        model, report, split = bootstrap_round(frame, kind, epochs=epochs, seed=seed, poison=poison, champion=champion)
+        lineage = {
+            "source_file": str(from_file.resolve()),
+            "source_sha256": _sha256(from_file),
+            "rows": int(len(frame)),
+            "batch_files": [],
+            "kafka_offsets": {},
+            "trainer_config": {"kind": kind, "epochs": epochs, "seed": seed, "poison": poison, "mode": "bootstrap"},
+        }
+        version, decision = registry.register_round(
+            model, report, lineage, params={"source": "from-file", "seed": seed}
+        )
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps({"version": version, "decision": decision.action, "reasons": list(decision.reasons),
-                           "hr@10": report["hr@10"], "ndcg@10": report["ndcg@10"],
-                           "champion": registry.champion_version(), "seconds": round(time.time() - started, 1)},
-                          indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "version": version,
+                "decision": decision.action,
+                "reasons": list(decision.reasons),
+                "hr@10": report["hr@10"],
+                "ndcg@10": report["ndcg@10"],
+                "champion": registry.champion_version(),
+                "seconds": round(time.time() - started, 1),
+            },
+            indent=2,
+        )
+    )
 
 
-def _train_stream(settings: Settings, kind: str, epochs: int, first_epochs: int, max_rounds: int | None,
-                  idle_timeout: float | None, min_batch_rows: int, init_model: str | None, replay_rows: int,
-                  seed: int, use_registry: bool, loglevel: str) -> None:
+def _train_stream(
+    settings: Settings,
+    kind: str,
+    epochs: int,
+    first_epochs: int,
+    max_rounds: int | None,
+    idle_timeout: float | None,
+    min_batch_rows: int,
+    init_model: str | None,
+    replay_rows: int,
+    seed: int,
+    use_registry: bool,
+    loglevel: str,
+) -> None:
     """Train warm-started rounds on the window batches announced on `batches`; report each round."""
     import torch
     from prometheus_client import start_http_server
@@ -122,21 +161,41 @@ def _train_stream(settings: Settings, kind: str, epochs: int, first_epochs: int,
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     bootstrap = resolve_bootstrap(settings)
-    ensure_topics(bootstrap, [settings.batches_topic, settings.fraud_flags_topic], settings.topic_partitions,
-                  settings.replication_factor)
+    ensure_topics(
+        bootstrap,
+        [settings.batches_topic, settings.fraud_flags_topic],
+        settings.topic_partitions,
+        settings.replication_factor,
+    )
     start_http_server(settings.trainer_metrics_port, addr=settings.web_bind)
-    config = TrainerConfig(model=kind, epochs=epochs, first_epochs=first_epochs, min_batch_rows=min_batch_rows,
-                           replay_rows=replay_rows, seed=seed)
-    trainer = Trainer(config, StateStore(settings.data_dir / "trainer"),
-                      read_batch=lambda uri: read_window(uri).to_pandas(),
-                      on_round=_round_handler(settings, use_registry), init_model=init_model,
-                      metrics=PrometheusTrainerMetrics())
+    config = TrainerConfig(
+        model=kind,
+        epochs=epochs,
+        first_epochs=first_epochs,
+        min_batch_rows=min_batch_rows,
+        replay_rows=replay_rows,
+        seed=seed,
+    )
+    trainer = Trainer(
+        config,
+        StateStore(settings.data_dir / "trainer"),
+        read_batch=lambda uri: read_window(uri).to_pandas(),
+        on_round=_round_handler(settings, use_registry),
+        init_model=init_model,
+        metrics=PrometheusTrainerMetrics(),
+    )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    click.echo(f"trainer: {kind} on {device}, state round {trainer.state.round}, "
-               f"metrics on {settings.web_bind}:{settings.trainer_metrics_port}")
-    source = KafkaBatchSource(bootstrap, settings.batches_topic, settings.fraud_flags_topic,
-                              group_id=f"{settings.app_id}-trainer",
-                              tansu_workarounds=tansu_workarounds(settings))
+    click.echo(
+        f"trainer: {kind} on {device}, state round {trainer.state.round}, "
+        f"metrics on {settings.web_bind}:{settings.trainer_metrics_port}"
+    )
+    source = KafkaBatchSource(
+        bootstrap,
+        settings.batches_topic,
+        settings.fraud_flags_topic,
+        group_id=f"{settings.app_id}-trainer",
+        tansu_workarounds=tansu_workarounds(settings),
+    )
     try:
         results = run(trainer, source, Quarantine(), max_rounds=max_rounds, idle_timeout=idle_timeout)
     finally:
@@ -145,36 +204,101 @@ def _train_stream(settings: Settings, kind: str, epochs: int, first_epochs: int,
 
 
 @click.command("train")
-@click.option("--from-file", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Bootstrap: train once from this ratings/interaction file, evaluate, register, gate "
-                   "(else: run the stream trainer on the window batches).")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Bootstrap: train once from this ratings/interaction file, evaluate, register, gate "
+    "(else: run the stream trainer on the window batches).",
+)
 @click.option("--model", "kind", type=click.Choice(["apr", "bpr"]), default="apr", show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help=f"Stream: epochs per round (default {STREAM_EPOCHS}). --from-file: the epoch budget "
-                   "(default: the tuned one).")
-@click.option("--first-epochs", type=click.IntRange(min=1), default=40, show_default=True,
-              help="Stream: epochs of the first round when it starts from scratch.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Stream: epochs per round (default {STREAM_EPOCHS}). --from-file: the epoch budget (default: the tuned one).",
+)
+@click.option(
+    "--first-epochs",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="Stream: epochs of the first round when it starts from scratch.",
+)
 @click.option("--max-rounds", type=click.IntRange(min=1), default=None, help="Stream: exit after this many rounds.")
-@click.option("--idle-timeout", type=float, default=None,
-              help="Stream: exit after this many seconds without a new batch (training what is pending first).")
-@click.option("--min-batch-rows", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Stream: accumulate announced batches until they hold this many rows.")
-@click.option("--init-model", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Stream: warm-start the first round from this saved model (ignored when a trainer state exists).")
-@click.option("--replay-rows", type=click.IntRange(min=0), default=200_000, show_default=True,
-              help="Stream: rows kept in the replay buffer.")
+@click.option(
+    "--idle-timeout",
+    type=float,
+    default=None,
+    help="Stream: exit after this many seconds without a new batch (training what is pending first).",
+)
+@click.option(
+    "--min-batch-rows",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Stream: accumulate announced batches until they hold this many rows.",
+)
+@click.option(
+    "--init-model",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Stream: warm-start the first round from this saved model (ignored when a trainer state exists).",
+)
+@click.option(
+    "--replay-rows",
+    type=click.IntRange(min=0),
+    default=200_000,
+    show_default=True,
+    help="Stream: rows kept in the replay buffer.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--poison/--no-poison", default=True, show_default=True,
-              help="--from-file: probe poisoning robustness with a bandwagon attack (trains a second model).")
-@click.option("--registry/--no-registry", "use_registry", default=True, show_default=True,
-              help="Stream: register every round in MLflow and run the promotion gate (else only save files).")
+@click.option(
+    "--poison/--no-poison",
+    default=True,
+    show_default=True,
+    help="--from-file: probe poisoning robustness with a bandwagon attack (trains a second model).",
+)
+@click.option(
+    "--registry/--no-registry",
+    "use_registry",
+    default=True,
+    show_default=True,
+    help="Stream: register every round in MLflow and run the promotion gate (else only save files).",
+)
 @click.option("--loglevel", default="info", show_default=True)
-def train(from_file, kind, epochs, first_epochs, max_rounds, idle_timeout, min_batch_rows, init_model, replay_rows,
-          seed, poison, use_registry, loglevel) -> None:
+def train(
+    from_file,
+    kind,
+    epochs,
+    first_epochs,
+    max_rounds,
+    idle_timeout,
+    min_batch_rows,
+    init_model,
+    replay_rows,
+    seed,
+    poison,
+    use_registry,
+    loglevel,
+) -> None:
     """Train: once from a file (--from-file), or else warm-started rounds on the stream's window batches."""
     settings = Settings()
     if from_file is not None:
         _train_from_file(settings, from_file, kind, epochs, seed, poison)
         return
-    _train_stream(settings, kind, epochs or STREAM_EPOCHS, first_epochs, max_rounds, idle_timeout, min_batch_rows,
-                  init_model, replay_rows, seed, use_registry, loglevel)
+    _train_stream(
+        settings,
+        kind,
+        epochs or STREAM_EPOCHS,
+        first_epochs,
+        max_rounds,
+        idle_timeout,
+        min_batch_rows,
+        init_model,
+        replay_rows,
+        seed,
+        use_registry,
+        loglevel,
+    )

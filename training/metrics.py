@@ -3,6 +3,7 @@
 The adapter between `training.trainer.TrainerMetrics` and prometheus_client; the trainer's pure
 loop never imports this module. Defined once, on the default registry.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,20 +12,33 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from training.trainer import RoundResult, TrainerMetrics
 
-__all__ = ["ROUNDS", "ROUND_SECONDS", "SAMPLES", "BATCHES_CONSUMED", "BATCHES_PENDING", "MODEL_HR_AT_10",
-           "MODEL_NDCG_AT_10", "PrometheusTrainerMetrics", "OUTCOMES"]
+__all__ = [
+    "ROUNDS",
+    "ROUND_SECONDS",
+    "SAMPLES",
+    "BATCHES_CONSUMED",
+    "BATCHES_PENDING",
+    "MODEL_HR_AT_10",
+    "MODEL_NDCG_AT_10",
+    "PrometheusTrainerMetrics",
+    "OUTCOMES",
+]
 
 OUTCOMES = ("success", "failure")
 
 ROUNDS = Counter("advrec_training_rounds_total", "Training rounds finished, by outcome.", ["outcome"])
-ROUND_SECONDS = Histogram("advrec_training_round_seconds", "Wall time of a training round, both outcomes.",
-                          buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200))
+ROUND_SECONDS = Histogram(
+    "advrec_training_round_seconds",
+    "Wall time of a training round, both outcomes.",
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+)
 SAMPLES = Counter("advrec_training_samples_total", "Interactions trained on, counted when a round succeeds.")
 BATCHES_CONSUMED = Counter("advrec_batches_consumed_total", "Window batches taken into a round.")
 BATCHES_PENDING = Gauge("advrec_batches_pending", "Written window batches not yet consumed by the trainer.")
 MODEL_HR_AT_10 = Gauge("advrec_model_hr_at_10", "HR@10 of a model on the latest round's evaluation set.", ["alias"])
-MODEL_NDCG_AT_10 = Gauge("advrec_model_ndcg_at_10", "NDCG@10 of a model on the latest round's evaluation set.",
-                         ["alias"])
+MODEL_NDCG_AT_10 = Gauge(
+    "advrec_model_ndcg_at_10", "NDCG@10 of a model on the latest round's evaluation set.", ["alias"]
+)
 
 
 class PrometheusTrainerMetrics(TrainerMetrics):

@@ -4,6 +4,7 @@
 loop; subclasses (APR in `training.adversarial`) change only `pair_loss`. Pure core: no Kafka, no
 MLflow, no file formats beyond `save`/`load` (a torch file of tensors, lists and numbers, no code).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,8 +22,16 @@ import torch.nn.functional as F
 from training.sampling import PairSet, sample_triples
 from training.vocab import Vocabulary
 
-__all__ = ["MFConfig", "MatrixFactorization", "BPRRecommender", "PopularityRecommender",
-           "bpr_loss", "implicit_pairs", "load_recommender", "MODEL_KINDS"]
+__all__ = [
+    "MFConfig",
+    "MatrixFactorization",
+    "BPRRecommender",
+    "PopularityRecommender",
+    "bpr_loss",
+    "implicit_pairs",
+    "load_recommender",
+    "MODEL_KINDS",
+]
 
 SAVE_FORMAT = "advrec.mf/1"
 
@@ -53,8 +62,9 @@ class MFConfig:
 class MatrixFactorization(torch.nn.Module):
     """User and item embedding tables; the score of a pair is the dot product of its rows."""
 
-    def __init__(self, n_users: int, n_items: int, dim: int, init_std: float,
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, dim: int, init_std: float, generator: torch.Generator | None = None
+    ) -> None:
         super().__init__()
         self.dim, self.init_std = dim, init_std
         self.users = torch.nn.Parameter(self._rows(n_users, generator))
@@ -153,15 +163,20 @@ class BPRRecommender:
             self.epoch_seconds.append(time.perf_counter() - start)
         self.rounds += 1
 
-    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> "BPRRecommender":
+    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> BPRRecommender:
         """Train from scratch on an interaction frame (columns user, item[, rating, timestamp])."""
         self.reset()
         u, i = self._ingest(implicit_pairs(interactions, self.config.min_rating))
         self._train(u, i, self.config.epochs if epochs is None else epochs)
         return self
 
-    def train_round(self, new: pd.DataFrame, history: pd.DataFrame | None = None,
-                    quarantined_users: set[str] = frozenset(), epochs: int = 1) -> dict[str, float]:
+    def train_round(
+        self,
+        new: pd.DataFrame,
+        history: pd.DataFrame | None = None,
+        quarantined_users: set[str] = frozenset(),
+        epochs: int = 1,
+    ) -> dict[str, float]:
         """Warm-start update: new window plus a replay sample of history, flagged users' events dropped."""
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, self.rounds, 1])
@@ -178,10 +193,14 @@ class BPRRecommender:
         u, i = self._ingest(pd.concat([kept_new, replay], ignore_index=True))
         if len(u):
             self._train(u, i, epochs)
-        return {"events": float(len(new_pairs)), "dropped_quarantined": float(len(new_pairs) - len(kept_new)),
-                "replayed": float(len(replay)), "new_users": float(len(self.users) - n_users),
-                "new_items": float(len(self.items) - n_items),
-                "loss": self.losses[-1] if len(u) and self.losses else float("nan")}
+        return {
+            "events": float(len(new_pairs)),
+            "dropped_quarantined": float(len(new_pairs) - len(kept_new)),
+            "replayed": float(len(replay)),
+            "new_users": float(len(self.users) - n_users),
+            "new_items": float(len(self.items) - n_items),
+            "loss": self.losses[-1] if len(u) and self.losses else float("nan"),
+        }
 
     # ---- inference ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -194,8 +213,9 @@ class BPRRecommender:
         rows[idx >= 0] = table[idx[idx >= 0]]
         return (rows @ self.net.items.detach().float().T).cpu().numpy()
 
-    def recommend(self, user_ids: list[str] | np.ndarray, k: int = 10,
-                  exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, user_ids: list[str] | np.ndarray, k: int = 10, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k item ids and scores per user, (n_users, k) arrays, best first; padded with None / -inf."""
         scores = self.score(user_ids)
         if exclude_seen:
@@ -211,15 +231,22 @@ class BPRRecommender:
     # ---- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write config, vocabularies, embedding tables and seen pairs to one torch file (no code)."""
-        torch.save({
-            "format": SAVE_FORMAT, "kind": self.kind, "config": asdict(self.config),
-            "users": self.users.to_list(), "items": self.items.to_list(), "rounds": self.rounds,
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-            "seen": torch.from_numpy(self.seen.keys.copy()),
-        }, Path(path))
+        torch.save(
+            {
+                "format": SAVE_FORMAT,
+                "kind": self.kind,
+                "config": asdict(self.config),
+                "users": self.users.to_list(),
+                "items": self.items.to_list(),
+                "rounds": self.rounds,
+                "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+                "seen": torch.from_numpy(self.seen.keys.copy()),
+            },
+            Path(path),
+        )
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "") -> "BPRRecommender":
+    def load(cls, path: str | Path, device: str = "") -> BPRRecommender:
         """Read a file written by `save`; loads only tensors and plain values (weights_only)."""
         blob = torch.load(Path(path), map_location="cpu", weights_only=True)
         if blob.get("format") != SAVE_FORMAT:
@@ -252,7 +279,7 @@ class PopularityRecommender:
 
     kind: ClassVar[str] = "pop"
 
-    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> "PopularityRecommender":
+    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> PopularityRecommender:
         """Count interactions per item."""
         counts = implicit_pairs(interactions).drop_duplicates()["item"].value_counts()
         self.items = Vocabulary(counts.index)

@@ -3,6 +3,7 @@
 Shared by `advrec eval-model` and `benchmarks/quality.py` so both report the same numbers.
 Pure: takes a DataFrame, returns a dict; printing and file reading belong to the callers.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,15 +33,20 @@ def report_model(model: BPRRecommender, split: Split, seed: int = 0) -> dict[str
     out["epoch_seconds"] = float(np.mean(model.epoch_seconds)) if model.epoch_seconds else 0.0
     cfg = model.config
     if isinstance(model, APRRecommender):
-        adversarial = model.epoch_seconds[int(round(cfg.warmup * len(model.epoch_seconds))):]
+        adversarial = model.epoch_seconds[int(round(cfg.warmup * len(model.epoch_seconds))) :]
         out["adv_epoch_seconds"] = float(np.mean(adversarial)) if adversarial else 0.0
         out.update(eps=cfg.eps, reg_adv=cfg.reg_adv, eps_mode=cfg.eps_mode, warmup=cfg.warmup)
     out.update(dim=cfg.dim, lr=cfg.lr, reg=cfg.reg)
     return out
 
 
-def eval_models(interactions: pd.DataFrame, kinds: tuple[str, ...] = ("bpr", "apr"),
-                epochs: int | None = None, seed: int = 0, **overrides: Any) -> dict[str, dict[str, Any]]:
+def eval_models(
+    interactions: pd.DataFrame,
+    kinds: tuple[str, ...] = ("bpr", "apr"),
+    epochs: int | None = None,
+    seed: int = 0,
+    **overrides: Any,
+) -> dict[str, dict[str, Any]]:
     """Split leave-last-out, train each kind with the same epoch budget and seed, report each."""
     split = leave_last_out(interactions, seed=seed)
     report = {}

@@ -3,6 +3,7 @@
 A set of (user, item) index pairs is kept as a sorted array of 64-bit keys, so membership tests
 for millions of candidates are one `searchsorted`. Pure numpy, seeded by the caller's Generator.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,12 +24,12 @@ class PairSet:
         return len(self.keys)
 
     @classmethod
-    def from_keys(cls, keys: np.ndarray) -> "PairSet":
+    def from_keys(cls, keys: np.ndarray) -> PairSet:
         """Rebuild a set from the `keys` of another one."""
         return cls(np.asarray(keys, dtype=np.int64) // _SHIFT, np.asarray(keys, dtype=np.int64) % _SHIFT)
 
     @classmethod
-    def empty(cls) -> "PairSet":
+    def empty(cls) -> PairSet:
         """A set with no pairs."""
         return cls(np.empty(0, np.int64), np.empty(0, np.int64))
 
@@ -42,7 +43,7 @@ class PairSet:
         """Item index of each pair."""
         return self.keys % _SHIFT
 
-    def union(self, users: np.ndarray, items: np.ndarray) -> "PairSet":
+    def union(self, users: np.ndarray, items: np.ndarray) -> PairSet:
         """A new set holding these pairs and the given ones."""
         return PairSet(np.concatenate([self.users, users]), np.concatenate([self.items, items]))
 
@@ -64,8 +65,9 @@ class PairSet:
         return (self.keys[pos] == keys) if len(self.keys) else np.zeros(len(keys), bool)
 
 
-def sample_negatives(users: np.ndarray, positives: PairSet, n_items: int,
-                     rng: np.random.Generator, max_tries: int = 50) -> np.ndarray:
+def sample_negatives(
+    users: np.ndarray, positives: PairSet, n_items: int, rng: np.random.Generator, max_tries: int = 50
+) -> np.ndarray:
     """One item per user drawn uniformly among the items the user has no pair with."""
     items = rng.integers(0, n_items, size=len(users))
     todo = np.flatnonzero(positives.contains(users, items))
@@ -77,8 +79,9 @@ def sample_negatives(users: np.ndarray, positives: PairSet, n_items: int,
     return items
 
 
-def sample_triples(users: np.ndarray, items: np.ndarray, positives: PairSet, n_items: int,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sample_triples(
+    users: np.ndarray, items: np.ndarray, positives: PairSet, n_items: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Shuffled (user, positive, negative) index triples, one negative per positive pair."""
     order = rng.permutation(len(users))
     u, i = users[order], items[order]

@@ -6,15 +6,15 @@ every start without a group (its latest record per user is the user's state), an
 its end before each poll, so a round sees the flags as they are at training time.
 This module must never commit an offset the trainer did not hand back as handled.
 """
+
 from __future__ import annotations
 
-import logging
-
 import json
+import logging
 import time
 
-from kafka.errors import KafkaError
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from training.trainer import Batch
@@ -31,10 +31,16 @@ def _json(value: bytes | None):
 class KafkaBatchSource:
     """A BatchSource over Kafka with kafka-python."""
 
-    def __init__(self, bootstrap: str, batches_topic: str, flags_topic: str, group_id: str,
-                 tansu_workarounds: bool = False) -> None:
-        common = dict(bootstrap_servers=bootstrap.split(","), client_id="advrec-trainer",
-                      enable_auto_commit=False, auto_offset_reset="earliest", value_deserializer=_json)
+    def __init__(
+        self, bootstrap: str, batches_topic: str, flags_topic: str, group_id: str, tansu_workarounds: bool = False
+    ) -> None:
+        common = dict(
+            bootstrap_servers=bootstrap.split(","),
+            client_id="advrec-trainer",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            value_deserializer=_json,
+        )
         # Tansu's group join waits half the session timeout: keep it short, as the worker does.
         quirks = dict(session_timeout_ms=6_000, heartbeat_interval_ms=1_000) if tansu_workarounds else {}
         # A round may take long; the heartbeat thread keeps the membership, max_poll_interval the slack.
@@ -80,8 +86,9 @@ class KafkaBatchSource:
             # trained offsets, so redelivered announcements are skipped.
             self.batches.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}, timeout_ms=10_000)
         except KafkaError as exc:
-            log.warning("offset commit of %d partition(s) failed, will be redone by a later commit: %s",
-                        len(offsets), exc)
+            log.warning(
+                "offset commit of %d partition(s) failed, will be redone by a later commit: %s", len(offsets), exc
+            )
 
     def backlog(self) -> int:
         """Announcements on the assigned partitions not yet polled."""

@@ -8,6 +8,7 @@ its state atomically. `run` is the poll loop over any `BatchSource` (Kafka in
 `training.sources`, a list in tests). Kafka, Prometheus and MLflow are injected, never imported
 here; this module must never let a source commit a batch before the round that took it is saved.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,9 +17,10 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -27,9 +29,24 @@ from streams.contract.windows import fsync_path
 from training.evaluation import FGSM_EPS, Split, evaluate, leave_last_out, rank_metrics, robustness, sampled_ranks
 from training.models import MODEL_KINDS, BPRRecommender, PopularityRecommender, load_recommender
 
-__all__ = ["TrainerConfig", "Batch", "OffsetRanges", "Quarantine", "TrainerState", "StateStore", "Trainer",
-           "RoundResult", "BatchSource", "MemorySource", "TrainerMetrics", "events_to_interactions",
-           "clean_events", "save_round_files", "run", "INTERACTION_COLUMNS"]
+__all__ = [
+    "TrainerConfig",
+    "Batch",
+    "OffsetRanges",
+    "Quarantine",
+    "TrainerState",
+    "StateStore",
+    "Trainer",
+    "RoundResult",
+    "BatchSource",
+    "MemorySource",
+    "TrainerMetrics",
+    "events_to_interactions",
+    "clean_events",
+    "save_round_files",
+    "run",
+    "INTERACTION_COLUMNS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +58,12 @@ STATE_FORMAT = "advrec.trainer/1"
 class TrainerConfig:
     """How the stream trainer trains and evaluates a round."""
 
-    model: str = "apr"              # a key of training.models.MODEL_KINDS
-    epochs: int = 5                 # epochs per round over new window + replay sample
-    first_epochs: int = 40          # epochs of a round that starts from scratch (no model yet)
-    min_batch_rows: int = 1         # wait for announcements until this many rows are pending
-    replay_rows: int = 200_000      # replay buffer cap (newest rows kept)
-    eval_users: int = 2_000         # at most this many test users per round (seeded sample)
+    model: str = "apr"  # a key of training.models.MODEL_KINDS
+    epochs: int = 5  # epochs per round over new window + replay sample
+    first_epochs: int = 40  # epochs of a round that starts from scratch (no model yet)
+    min_batch_rows: int = 1  # wait for announcements until this many rows are pending
+    replay_rows: int = 200_000  # replay buffer cap (newest rows kept)
+    eval_users: int = 2_000  # at most this many test users per round (seeded sample)
     negatives: int = 99
     fgsm_eps: tuple[float, ...] = FGSM_EPS
     seed: int = 0
@@ -120,18 +137,21 @@ class Quarantine:
 
 
 def events_to_interactions(events: pd.DataFrame) -> pd.DataFrame:
-    """Window rows → interactions: a rating keeps its value; a click or purchase is an implicit positive (rating NaN)."""
-    return pd.DataFrame({
-        "event_id": events["event_id"].astype(str).to_numpy(),
-        "user": events["user_id"].astype(str).to_numpy(),
-        "item": events["item_id"].astype(str).to_numpy(),
-        "rating": np.where(events["type"].to_numpy() == "rating", events["value"].astype(float).to_numpy(), np.nan),
-        "timestamp": events["ts"].astype(float).to_numpy(),
-    })
+    """Window rows → interactions: a rating keeps its value; a click or purchase is an implicit positive (NaN)."""
+    return pd.DataFrame(
+        {
+            "event_id": events["event_id"].astype(str).to_numpy(),
+            "user": events["user_id"].astype(str).to_numpy(),
+            "item": events["item_id"].astype(str).to_numpy(),
+            "rating": np.where(events["type"].to_numpy() == "rating", events["value"].astype(float).to_numpy(), np.nan),
+            "timestamp": events["ts"].astype(float).to_numpy(),
+        }
+    )
 
 
-def clean_events(events: pd.DataFrame, flagged: set[str], trained: OffsetRanges,
-                 known_event_ids: Iterable[str] = ()) -> tuple[pd.DataFrame, dict[str, int]]:
+def clean_events(
+    events: pd.DataFrame, flagged: set[str], trained: OffsetRanges, known_event_ids: Iterable[str] = ()
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Drop suspect or flagged users' events, offsets already trained, and repeated event ids; count each."""
     counts = {"rows": len(events)}
     suspect = events["suspect"].fillna(False).astype(bool).to_numpy()
@@ -155,9 +175,15 @@ def _pair_keys(frame: pd.DataFrame) -> pd.Series:
 
 
 def _empty_interactions() -> pd.DataFrame:
-    return pd.DataFrame({"event_id": pd.Series(dtype=str), "user": pd.Series(dtype=str),
-                         "item": pd.Series(dtype=str), "rating": pd.Series(dtype=float),
-                         "timestamp": pd.Series(dtype=float)})
+    return pd.DataFrame(
+        {
+            "event_id": pd.Series(dtype=str),
+            "user": pd.Series(dtype=str),
+            "item": pd.Series(dtype=str),
+            "rating": pd.Series(dtype=float),
+            "timestamp": pd.Series(dtype=float),
+        }
+    )
 
 
 def _make_model(config: TrainerConfig) -> BPRRecommender:
@@ -193,14 +219,22 @@ class StateStore:
         """Write the state so that a kill at any moment leaves the previous or the new one, whole."""
         self.dir.mkdir(parents=True, exist_ok=True)
         n = f"{state.round:06d}"
-        names = {"model": f"model-{n}.pt" if state.model is not None else None,
-                 "history": f"history-{n}.parquet", "carry": f"carry-{n}.parquet"}
+        names = {
+            "model": f"model-{n}.pt" if state.model is not None else None,
+            "history": f"history-{n}.parquet",
+            "carry": f"carry-{n}.parquet",
+        }
         if state.model is not None:
             self._publish(names["model"], state.model.save)
         self._publish(names["history"], lambda p: state.history.to_parquet(p, index=False))
         self._publish(names["carry"], lambda p: state.carry.to_parquet(p, index=False))
-        doc = {"format": STATE_FORMAT, "round": state.round, **names, "trained": state.trained.to_dict(),
-               "recent_batches": state.recent_batches}
+        doc = {
+            "format": STATE_FORMAT,
+            "round": state.round,
+            **names,
+            "trained": state.trained.to_dict(),
+            "recent_batches": state.recent_batches,
+        }
         self._publish("state.json", lambda p: p.write_text(json.dumps(doc)))
         fsync_path(self.dir)
         keep = set(names.values()) | {"state.json"}
@@ -217,9 +251,14 @@ class StateStore:
         if doc.get("format") != STATE_FORMAT:
             raise ValueError(f"{path}: not an {STATE_FORMAT} file")
         model = load_recommender(self.dir / doc["model"]) if doc.get("model") else None
-        return TrainerState(model=model, history=pd.read_parquet(self.dir / doc["history"]),
-                            carry=pd.read_parquet(self.dir / doc["carry"]), trained=OffsetRanges(doc["trained"]),
-                            round=int(doc["round"]), recent_batches=list(doc["recent_batches"]))
+        return TrainerState(
+            model=model,
+            history=pd.read_parquet(self.dir / doc["history"]),
+            carry=pd.read_parquet(self.dir / doc["carry"]),
+            trained=OffsetRanges(doc["trained"]),
+            round=int(doc["round"]),
+            recent_batches=list(doc["recent_batches"]),
+        )
 
 
 @dataclass
@@ -254,9 +293,15 @@ OnRound = Callable[[BPRRecommender, dict, dict], None]
 class Trainer:
     """Accumulates announced batches and trains a warm-started round on them."""
 
-    def __init__(self, config: TrainerConfig, store: StateStore, read_batch: Callable[[str], pd.DataFrame],
-                 on_round: OnRound | None = None, init_model: str | Path | None = None,
-                 metrics: TrainerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainerConfig,
+        store: StateStore,
+        read_batch: Callable[[str], pd.DataFrame],
+        on_round: OnRound | None = None,
+        init_model: str | Path | None = None,
+        metrics: TrainerMetrics | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.read_batch = read_batch
@@ -264,7 +309,7 @@ class Trainer:
         self.init_model = str(init_model) if init_model else None
         self.metrics = metrics or TrainerMetrics()
         self.pending: list[Batch] = []
-        self.handled: list[Batch] = []   # taken into a saved round or skipped: safe to commit
+        self.handled: list[Batch] = []  # taken into a saved round or skipped: safe to commit
         self.state = self._restore()
 
     def _restore(self) -> TrainerState:
@@ -313,7 +358,9 @@ class Trainer:
         trained[known] = model.seen.contains(u[known], i[known])
         keep = np.flatnonzero(fresh & ~trained)
         if len(keep) > cfg.eval_users:
-            keep = np.sort(np.random.default_rng([cfg.seed, self.state.round]).choice(keep, cfg.eval_users, replace=False))
+            keep = np.sort(
+                np.random.default_rng([cfg.seed, self.state.round]).choice(keep, cfg.eval_users, replace=False)
+            )
         return Split(split.train, test.iloc[keep].reset_index(drop=True), split.negatives[keep])
 
     def _report(self, model: BPRRecommender, split: Split) -> dict:
@@ -352,7 +399,9 @@ class Trainer:
             state.trained.add(f"{a['topic']}/{a['partition']}", a["first_offset"], a["last_offset"])
         state.recent_batches = (state.recent_batches + [b.announcement["path"] for b in batches])[-1000:]
         if new.empty:
-            log.warning("round skipped: all %d rows of %d batches were dropped %s", counts["rows"], len(batches), counts)
+            log.warning(
+                "round skipped: all %d rows of %d batches were dropped %s", counts["rows"], len(batches), counts
+            )
             self.store.save(state)
             return None
 
@@ -375,20 +424,35 @@ class Trainer:
         lineage = {
             "round": state.round,
             "batches": [dict(b.announcement) for b in batches],
-            "offset_ranges": {f"{b.announcement['topic']}/{b.announcement['partition']}":
-                              [b.announcement["first_offset"], b.announcement["last_offset"]] for b in batches},
+            "offset_ranges": {
+                f"{b.announcement['topic']}/{b.announcement['partition']}": [
+                    b.announcement["first_offset"],
+                    b.announcement["last_offset"],
+                ]
+                for b in batches
+            },
             "detector_version": quarantine.detector_version,
             "quarantined_users": len(flagged),
             "trainer_config": {**asdict(cfg), "fgsm_eps": list(cfg.fgsm_eps)},
-            "model_kind": model.kind, "model_config": asdict(model.config), "init_model": self.init_model,
+            "model_kind": model.kind,
+            "model_config": asdict(model.config),
+            "init_model": self.init_model,
         }
         outcome, report = "failure", {}
         if len(split.test):
             report = self._report(model, split)
             outcome = "success" if all(math.isfinite(report[k]) for k in ("hr@10", "ndcg@10")) else "failure"
-        report.update(round=state.round, model=model.kind, device=str(model.device), rows=counts,
-                      train=stats, samples=samples, train_seconds=train_seconds,
-                      epochs=epochs, epoch_seconds=model.epoch_seconds[-epochs:] if stats["events"] else [])
+        report.update(
+            round=state.round,
+            model=model.kind,
+            device=str(model.device),
+            rows=counts,
+            train=stats,
+            samples=samples,
+            train_seconds=train_seconds,
+            epochs=epochs,
+            epoch_seconds=model.epoch_seconds[-epochs:] if stats["events"] else [],
+        )
         # Held-out pairs are trained next round; every kept row joins the replay buffer.
         state.carry = split.test.merge(new, on=["user", "item"]).drop_duplicates(["user", "item"])[INTERACTION_COLUMNS]
         state.history = pd.concat([state.history, new], ignore_index=True).tail(cfg.replay_rows).reset_index(drop=True)
@@ -398,8 +462,15 @@ class Trainer:
             log.warning("round %d trained but could not be evaluated (%d test users)", state.round, len(split.test))
         self.store.save(state)
         report["seconds"] = time.perf_counter() - started
-        return RoundResult(outcome, state.round, report["seconds"], samples if outcome == "success" else 0,
-                           len(batches), report, lineage)
+        return RoundResult(
+            outcome,
+            state.round,
+            report["seconds"],
+            samples if outcome == "success" else 0,
+            len(batches),
+            report,
+            lineage,
+        )
 
     def take_handled(self) -> list[Batch]:
         """Batches whose effect is saved (trained or skipped), for the source to commit; clears the list."""
@@ -420,8 +491,12 @@ class BatchSource(Protocol):
 class MemorySource:
     """A BatchSource over lists, for tests: hands out `per_poll` batches (and every flag) a poll, records commits."""
 
-    def __init__(self, batches: Iterable[Batch] = (), flags: Iterable[tuple[str | None, dict | None]] = (),
-                 per_poll: int | None = None) -> None:
+    def __init__(
+        self,
+        batches: Iterable[Batch] = (),
+        flags: Iterable[tuple[str | None, dict | None]] = (),
+        per_poll: int | None = None,
+    ) -> None:
         self.batches, self.flags, self.per_poll = list(batches), list(flags), per_poll
         self.committed: list[Batch] = []
 
@@ -451,14 +526,25 @@ def save_round_files(models_dir: str | Path) -> OnRound:
         tmp = directory / f"round-{n}.pt.tmp"
         model.save(tmp)
         os.replace(tmp, directory / f"round-{n}.pt")
-        (directory / f"round-{n}.json").write_text(json.dumps({"report": report, "lineage": lineage}, indent=2, default=str))
+        (directory / f"round-{n}.json").write_text(
+            json.dumps({"report": report, "lineage": lineage}, indent=2, default=str)
+        )
         log.info("round %d: %s", n, json.dumps({k: report[k] for k in ("hr@10", "ndcg@10", "test_users")}))
+
     return on_round
 
 
-def run(trainer: Trainer, source: BatchSource, quarantine: Quarantine, max_rounds: int | None = None,
-        idle_timeout: float | None = None, poll_s: float = 1.0, max_failures: int = 3,
-        clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> list[RoundResult]:
+def run(
+    trainer: Trainer,
+    source: BatchSource,
+    quarantine: Quarantine,
+    max_rounds: int | None = None,
+    idle_timeout: float | None = None,
+    poll_s: float = 1.0,
+    max_failures: int = 3,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[RoundResult]:
     """Poll, train when enough rows are pending, commit what is saved; stop after max_rounds or when idle."""
     results: list[RoundResult] = []
     last_batch, failures = clock(), 0
@@ -480,7 +566,7 @@ def run(trainer: Trainer, source: BatchSource, quarantine: Quarantine, max_round
                 log.exception("training round failed (%d in a row)", failures)
                 if failures >= max_failures:
                     raise
-                sleep(min(60.0, 2.0 ** failures))
+                sleep(min(60.0, 2.0**failures))
                 continue
             failures = 0
             if result is not None:

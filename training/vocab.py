@@ -3,6 +3,7 @@
 Indices are handed out in first-seen order and never change, so a table can grow with new ids
 while every existing row keeps its meaning. Pure Python/numpy: no torch here.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,4 +1,5 @@
 """Errors a user can fix by changing how they run advrec; the CLI prints them without a traceback."""
+
 from __future__ import annotations
 
 __all__ = ["UserError"]

@@ -3,14 +3,25 @@
 Records are frozen msgspec Structs: plain typed data, encoded as one JSON object per message
 (`encode`) and decoded with type checks (`decode`). No I/O, no Faust: the pure rooms use them too.
 """
+
 from __future__ import annotations
 
-from typing import Optional, TypeVar
+from typing import TypeVar
 
 import msgspec
 
-__all__ = ["EVENT_TYPES", "Interaction", "DeadLetter", "BatchAnnouncement", "ModelUpdate", "RecommendationRequest",
-           "Recommendation", "FraudFlag", "encode", "decode"]
+__all__ = [
+    "EVENT_TYPES",
+    "Interaction",
+    "DeadLetter",
+    "BatchAnnouncement",
+    "ModelUpdate",
+    "RecommendationRequest",
+    "Recommendation",
+    "FraudFlag",
+    "encode",
+    "decode",
+]
 
 R = TypeVar("R")
 _encoder = msgspec.json.Encoder()
@@ -25,6 +36,7 @@ def decode(data: bytes | str, record_type: type[R]) -> R:
     """A record of `record_type` from its JSON (msgspec.ValidationError if it does not fit)."""
     return msgspec.json.decode(data, type=record_type)
 
+
 EVENT_TYPES = ("click", "purchase", "rating")
 
 
@@ -36,8 +48,8 @@ class Interaction(msgspec.Struct, frozen=True):
     item_id: str
     type: str
     ts: float
-    value: Optional[float] = None
-    session_id: Optional[str] = None
+    value: float | None = None
+    session_id: str | None = None
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -54,19 +66,20 @@ class DeadLetter(msgspec.Struct, frozen=True):
 class BatchAnnouncement(msgspec.Struct, frozen=True):
     """A closed window written as a Parquet file, on topic `batches` (key = "topic/partition")."""
 
-    uri: str                # full URI of the file (file:///…, s3://…)
-    path: str               # path relative to the window store: topic/p{partition}/{first}-{last}.parquet
-    rows: int               # valid events in the file
-    topic: str              # source topic and partition of every row
+    uri: str  # full URI of the file (file:///…, s3://…)
+    path: str  # path relative to the window store: topic/p{partition}/{first}-{last}.parquet
+    rows: int  # valid events in the file
+    topic: str  # source topic and partition of every row
     partition: int
-    first_offset: int       # source offset range the window covers (invalid records included)
+    first_offset: int  # source offset range the window covers (invalid records included)
     last_offset: int
-    min_ts: float           # event-time span of the rows
+    min_ts: float  # event-time span of the rows
     max_ts: float
-    min_kafka_ts: float     # arrival span: Kafka record timestamps, epoch seconds
+    min_kafka_ts: float  # arrival span: Kafka record timestamps, epoch seconds
     max_kafka_ts: float
-    suspect_rows: int       # rows of users flagged in the suspicion table when written
+    suspect_rows: int  # rows of users flagged in the suspicion table when written
     written_at: float
+
 
 # --- registry and scorer ---
 class ModelUpdate(msgspec.Struct, frozen=True):
@@ -101,7 +114,10 @@ class Recommendation(msgspec.Struct, frozen=True):
 
 
 class FraudFlag(msgspec.Struct, frozen=True):
-    """A user crossing the fraud threshold (`flagged`) or falling back below it (cleared), on `fraud.flags` (key = user_id)."""
+    """A user crossing the fraud threshold (`flagged`) or falling back below it (cleared).
+
+    On `fraud.flags`, key = user_id.
+    """
 
     user_id: str
     score: float

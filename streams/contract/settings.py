@@ -2,6 +2,7 @@
 
 Only composition roots (the CLI commands) build it; everything else receives it, frozen.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,12 +24,28 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, description="Partitions of the topics advrec creates.")
     replication_factor: int = Field(1, description="Replication factor of the topics advrec creates (3 in production).")
     app_id: str = Field("advrec", description="Faust application id (consumer group and changelog prefix).")
-    broker_engine: str = Field("auto", description="Embedded broker: kafka (Apache Kafka, needs Java), tansu (no Java), or auto (kafka where Java runs).")
-    broker_cache_dir: Path = Field(Path.home() / ".cache" / "advrec", description="Where the embedded Kafka's jars are cached (outside the repository).")
-    processing_guarantee: str = Field("at_least_once", description="Faust's processing guarantee: at_least_once (idempotent updates) or exactly_once (transactions; Apache Kafka only).")
-    group_session_timeout_s: float = Field(10.0, description="Consumer-group session timeout: how long a crashed member holds its partitions before the group rebalances them.")
+    broker_engine: str = Field(
+        "auto",
+        description="Embedded broker: kafka (Apache Kafka, needs Java), tansu (no Java), "
+        "or auto (kafka where Java runs).",
+    )
+    broker_cache_dir: Path = Field(
+        Path.home() / ".cache" / "advrec",
+        description="Where the embedded Kafka's jars are cached (outside the repository).",
+    )
+    processing_guarantee: str = Field(
+        "at_least_once",
+        description="Faust's processing guarantee: at_least_once (idempotent updates) "
+        "or exactly_once (transactions; Apache Kafka only).",
+    )
+    group_session_timeout_s: float = Field(
+        10.0,
+        description="Consumer-group session timeout: how long a crashed member holds its partitions "
+        "before the group rebalances them.",
+    )
     tansu_workarounds: bool | None = Field(
-        None, description="Apply the Tansu broker's workarounds; unset = only when the broker in use is Tansu.")
+        None, description="Apply the Tansu broker's workarounds; unset = only when the broker in use is Tansu."
+    )
 
     # Topics
     events_topic: str = "events"
@@ -36,7 +53,10 @@ class Settings(BaseSettings):
 
     # Worker HTTP views (profiles, metrics)
     web_bind: str = Field("127.0.0.1", description="Address the worker's HTTP views listen on (0.0.0.0 in containers).")
-    web_host: str = Field("127.0.0.1", description="Host name other workers use to reach this one's views; empty = this machine's hostname.")
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Host name other workers use to reach this one's views; empty = this machine's hostname.",
+    )
     web_port: int = Field(6066, description="Port of the worker's HTTP views (/profiles, /metrics).")
 
     # Local state
@@ -63,7 +83,9 @@ class Settings(BaseSettings):
     # --- windows and trainer ---
     window_max_events: int = Field(20_000, description="The window sink closes a window after this many events…")
     window_max_seconds: float = Field(30.0, description="…or after this many seconds, whichever comes first.")
-    windows_uri: str = Field("", description="Where window Parquet files go (file://, s3://…); empty = file://DATA_DIR/windows.")
+    windows_uri: str = Field(
+        "", description="Where window Parquet files go (file://, s3://…); empty = file://DATA_DIR/windows."
+    )
     batches_topic: str = Field("batches", description="Topic announcing each written window file.")
     trainer_metrics_port: int = Field(6067, description="Port of the trainer's Prometheus endpoint.")
 
@@ -79,9 +101,13 @@ class Settings(BaseSettings):
     gate_min_eval_users: int = Field(20, description="Fewer evaluation users than this: hold, do not decide.")
     mlflow_retries: int = Field(5, description="Attempts of an MLflow call before giving up (exponential backoff).")
     mlflow_retry_backoff_s: float = Field(0.5, description="First backoff between MLflow attempts; doubles each time.")
-    model_updates_topic: str = Field("model.updates", description="Topic on which promotions and rollbacks are announced.")
+    model_updates_topic: str = Field(
+        "model.updates", description="Topic on which promotions and rollbacks are announced."
+    )
     rec_requests_topic: str = Field("rec.requests", description="Recommendation requests, consumed by the scorer.")
-    recommendations_topic: str = Field("recommendations", description="Recommendation responses, produced by the scorer.")
+    recommendations_topic: str = Field(
+        "recommendations", description="Recommendation responses, produced by the scorer."
+    )
     rec_deadletter_topic: str = Field("rec.requests.deadletter", description="Rejected recommendation requests.")
     scorer_metrics_port: int = Field(6068, description="Port of the scorer's HTTP views (/metrics, /model).")
     scorer_poll_seconds: float = Field(30.0, description="How often the scorer checks the champion alias.")
@@ -91,10 +117,17 @@ class Settings(BaseSettings):
 
     # --- fraud detection in the stream ---
     fraud_enabled: bool = Field(True, description="Run the fraud detector on the worker's ingest batches.")
-    fraud_threshold: float | None = Field(None, description="Score at or above which a user is flagged; unset = the detector's (0.5).")
-    fraud_flags_topic: str = Field("fraud.flags", description="Topic of FraudFlag records (flags and clears); the trainer quarantines flagged users.")
+    fraud_threshold: float | None = Field(
+        None, description="Score at or above which a user is flagged; unset = the detector's (0.5)."
+    )
+    fraud_flags_topic: str = Field(
+        "fraud.flags",
+        description="Topic of FraudFlag records (flags and clears); the trainer quarantines flagged users.",
+    )
     fraud_checkpoint_s: float = Field(30.0, description="Seconds between checkpoints of the detector's per-user state.")
-    fraud_full_flush_s: float = Field(60.0, description="Seconds between full rescores of every user (only if events arrived).")
+    fraud_full_flush_s: float = Field(
+        60.0, description="Seconds between full rescores of every user (only if events arrived)."
+    )
 
     @property
     def mlflow_uri(self) -> str:

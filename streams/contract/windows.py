@@ -5,6 +5,7 @@ A window file holds the valid events of one source partition over one offset ran
 same file. `WindowStore.write` is atomic (temporary name, fsync, rename) on local disks and whole-object
 on object stores. Shared by the worker (writer) and the trainer (reader); imports nothing of advrec.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,11 +16,22 @@ import pyarrow.parquet as pq
 
 __all__ = ["WINDOW_SCHEMA", "window_path", "WindowStore", "read_window", "fsync_path"]
 
-WINDOW_SCHEMA = pa.schema([
-    ("event_id", pa.string()), ("user_id", pa.string()), ("item_id", pa.string()), ("type", pa.string()),
-    ("ts", pa.float64()), ("value", pa.float64()), ("session_id", pa.string()),
-    ("partition", pa.int32()), ("offset", pa.int64()), ("kafka_ts", pa.float64()), ("suspect", pa.bool_()),
-], metadata={"advrec.format": "advrec.window/1"})
+WINDOW_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("type", pa.string()),
+        ("ts", pa.float64()),
+        ("value", pa.float64()),
+        ("session_id", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("kafka_ts", pa.float64()),
+        ("suspect", pa.bool_()),
+    ],
+    metadata={"advrec.format": "advrec.window/1"},
+)
 
 
 def window_path(topic: str, partition: int, first_offset: int, last_offset: int) -> str:
@@ -34,7 +46,6 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
 
 
 class WindowStore:

@@ -3,6 +3,7 @@
 Pure: population statistics come in as a plain dict (median and scale per feature) fitted by
 `fit_population`; nothing here may look at labels, so the rule stays unsupervised.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,12 @@ def fit_population(rows: list[dict[str, float]]) -> dict[str, list[float]]:
     return out
 
 
-def robust_z(features: dict[str, float], population: dict[str, list[float]], n_ratings: int = 0,
-             cfg: CombinerConfig | None = None) -> dict[str, float]:
+def robust_z(
+    features: dict[str, float],
+    population: dict[str, list[float]],
+    n_ratings: int = 0,
+    cfg: CombinerConfig | None = None,
+) -> dict[str, float]:
     """Directed robust z-scores (positive = suspicious); profile ones shrunk by n / (n + n0) for short profiles."""
     shrink = n_ratings / (n_ratings + cfg.prior_ratings) if cfg is not None and cfg.prior_ratings else 1.0
     z = {}

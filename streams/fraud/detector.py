@@ -6,6 +6,7 @@ user touched since the last `flush`; `flush(full=True)` rescores everyone agains
 population statistics, which makes the scores after a replay deterministic. It must never
 import faust, kafka or prometheus, read the clock or look at labels.
 """
+
 from __future__ import annotations
 
 import math
@@ -139,7 +140,7 @@ class FraudDetector:
         if len(u.ratings) >= cfg.min_profile:
             users, total, total_sq = self._len
             mean_len = total / users if users else 0.0
-            feats.update(profile_features(u.ratings, self._items, mean_len, total_sq - users * mean_len ** 2))
+            feats.update(profile_features(u.ratings, self._items, mean_len, total_sq - users * mean_len**2))
             if index:
                 key = self._index.setdefault(uid, len(self._index))
                 self._lsh.update(key, self._hasher.signature(u.ratings))
@@ -178,8 +179,11 @@ class FraudDetector:
                 for other in self._acts[item][bucket]:
                     o = self._users[other]
                     r2 = o.ratings.get(item)
-                    same = (r2 is not None and r2 >= hi or item in o.bought) if direction == "cotarget_push" \
+                    same = (
+                        (r2 is not None and r2 >= hi or item in o.bought)
+                        if direction == "cotarget_push"
                         else (r2 is not None and r2 <= lo)
+                    )
                     if same:
                         m += 1
                         k += o.own >= lenient
@@ -195,8 +199,9 @@ class FraudDetector:
             best["degsim_high"] = (deg - med) / scale
         return best
 
-    def _rescore(self, uid: str, u: UserState, with_degsim: bool = True, features: bool = True,
-                 index: bool = True) -> Verdict | None:
+    def _rescore(
+        self, uid: str, u: UserState, with_degsim: bool = True, features: bool = True, index: bool = True
+    ) -> Verdict | None:
         if features:
             u.features = self._features(uid, u, index)
             u.scored_n = u.n
@@ -239,7 +244,11 @@ class FraudDetector:
         self._population = fit_population(rows)
         for uid in todo:
             u = self._users[uid]
-            u.own = own_evidence(robust_z(u.features, self._population, len(u.ratings), cfg.combiner), cfg.combiner) if u.features else 0.0
+            u.own = (
+                own_evidence(robust_z(u.features, self._population, len(u.ratings), cfg.combiner), cfg.combiner)
+                if u.features
+                else 0.0
+            )
         scored = [u.own for u in self._users.values() if u.features]
         self._p_lenient = sum(o >= cfg.combiner.lenient for o in scored) / len(scored) if scored else 0.05
         self._group_cache = {}
@@ -249,8 +258,9 @@ class FraudDetector:
             if v is not None:
                 out.append(v)
         # Users pushing an item that just became a marked target are rescored now, not at their next event.
-        marked = {uid for key, (k, m) in self._group_cache.items() if k >= 3
-                  for uid in self._acts[key[0]][key[1]]} - set(todo)
+        marked = {
+            uid for key, (k, m) in self._group_cache.items() if k >= 3 for uid in self._acts[key[0]][key[1]]
+        } - set(todo)
         for uid in sorted(marked):
             v = self._rescore(uid, self._users[uid], with_degsim=False, features=False)
             if v is not None:
@@ -267,8 +277,11 @@ class FraudDetector:
     def z_scores(self, user_id: str) -> dict[str, float]:
         """Directed robust z-scores of the user's features against the population (positive = suspicious)."""
         u = self._users.get(user_id)
-        return robust_z(u.features, self._population, len(u.ratings), self.config.combiner) \
-            if u is not None and self._population else {}
+        return (
+            robust_z(u.features, self._population, len(u.ratings), self.config.combiner)
+            if u is not None and self._population
+            else {}
+        )
 
     def verdicts(self) -> dict[str, Verdict]:
         """Current verdicts of every user seen."""
@@ -286,7 +299,7 @@ class FraudDetector:
         return u.to_dict() if u is not None else None
 
     @classmethod
-    def from_users(cls, states: dict[str, dict], config: DetectorConfig | None = None) -> "FraudDetector":
+    def from_users(cls, states: dict[str, dict], config: DetectorConfig | None = None) -> FraudDetector:
         """Rebuild a detector from per-user states alone (`user_state` of each user): the aggregates are derived.
 
         Item counts and means, rating lengths, scale, co-target windows, population statistics and the
@@ -345,7 +358,7 @@ class FraudDetector:
         }
 
     @classmethod
-    def restore(cls, snap: dict, config: DetectorConfig | None = None) -> "FraudDetector":
+    def restore(cls, snap: dict, config: DetectorConfig | None = None) -> FraudDetector:
         """Rebuild a detector from `snapshot()` output (signatures and the LSH index are recomputed)."""
         if snap.get("version") != DETECTOR_VERSION:
             raise ValueError(f"snapshot of {snap.get('version')!r}, this is {DETECTOR_VERSION}")

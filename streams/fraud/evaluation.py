@@ -5,18 +5,27 @@ Replays through the very `FraudDetector` the stream uses, in timestamp order, wi
 and returns dicts; reading files and printing belong to the CLI. It must never let labels reach
 the detector.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from streams.sources.attacks import AttackSpec, plan_attack, summarize
 from streams.fraud import DetectorConfig, FraudDetector, Verdict
+from streams.sources.attacks import AttackSpec, plan_attack, summarize
 
-__all__ = ["read_labels", "with_synthetic_timestamps", "inject_attacks", "replay", "metrics",
-           "feature_baseline", "best_f1", "evaluate"]
+__all__ = [
+    "read_labels",
+    "with_synthetic_timestamps",
+    "inject_attacks",
+    "replay",
+    "metrics",
+    "feature_baseline",
+    "best_f1",
+    "evaluate",
+]
 
 SYNTHETIC_T0 = 1_000_000_000.0
 
@@ -43,15 +52,26 @@ def with_synthetic_timestamps(ratings: pd.DataFrame, seed: int) -> pd.DataFrame:
     return out
 
 
-def inject_attacks(ratings: pd.DataFrame, specs: Iterable[AttackSpec], seed: int) -> tuple[pd.DataFrame, dict[str, str]]:
+def inject_attacks(
+    ratings: pd.DataFrame, specs: Iterable[AttackSpec], seed: int
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """Append the events of each attack (seed, seed+1, ...) as rows; return them and {attacker: kind}."""
     pop = summarize(ratings)
     frames, kinds = [], {}
     for k, spec in enumerate(specs):
         plan = plan_attack(spec, pop, seed + k)
         ev = pd.DataFrame(list(plan.events()))
-        frames.append(pd.DataFrame({"user": ev["user_id"], "item": ev["item_id"], "rating": ev["value"],
-                                    "timestamp": ev["ts"], "type": ev["type"]}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user": ev["user_id"],
+                    "item": ev["item_id"],
+                    "rating": ev["value"],
+                    "timestamp": ev["ts"],
+                    "type": ev["type"],
+                }
+            )
+        )
         kinds.update({user: kind for user, _, kind in plan.labels()})
     base = ratings.assign(type="rating")
     return pd.concat([base, *frames], ignore_index=True), kinds
@@ -60,8 +80,13 @@ def inject_attacks(ratings: pd.DataFrame, specs: Iterable[AttackSpec], seed: int
 def _events(frame: pd.DataFrame) -> Iterator[tuple]:
     order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy(float)))
     types = frame["type"].to_numpy() if "type" in frame else np.full(len(frame), "rating")
-    cols = (frame["user"].to_numpy(), frame["item"].to_numpy(), types,
-            frame["timestamp"].to_numpy(float), frame["rating"].to_numpy(float))
+    cols = (
+        frame["user"].to_numpy(),
+        frame["item"].to_numpy(),
+        types,
+        frame["timestamp"].to_numpy(float),
+        frame["rating"].to_numpy(float),
+    )
     for u, i, t, ts, v in zip(*(c[order].tolist() for c in cols)):
         yield u, i, t, ts, (None if v != v else v)
 
@@ -93,8 +118,13 @@ def metrics(flagged: set[str], users: Iterable[str], attackers: dict[str, str]) 
     for kind in sorted(set(attackers.values())):
         mine = {u for u in bad if attackers[u] == kind}
         per[kind] = prf(len(flagged & mine), len(mine - flagged))
-    return {**prf(tp, fn), "fpr": round(fp / genuine, 4) if genuine else 0.0,
-            "users": len(users), "attackers": len(bad), "per_attack": per}
+    return {
+        **prf(tp, fn),
+        "fpr": round(fp / genuine, 4) if genuine else 0.0,
+        "users": len(users),
+        "attackers": len(bad),
+        "per_attack": per,
+    }
 
 
 def feature_baseline(verdicts: dict[str, Verdict], detector: FraudDetector, feature: str, cutoff: float) -> set[str]:
@@ -113,9 +143,15 @@ def best_f1(verdicts: dict[str, Verdict], detector: FraudDetector, feature: str,
     return round(best, 4)
 
 
-def evaluate(ratings: pd.DataFrame, labels: dict[str, int] | None = None, inject: Iterable[AttackSpec] = (),
-             seed: int = 0, config: DetectorConfig | None = None, flush_every: int = 2000,
-             baselines: Iterable[str] = ()) -> dict:
+def evaluate(
+    ratings: pd.DataFrame,
+    labels: dict[str, int] | None = None,
+    inject: Iterable[AttackSpec] = (),
+    seed: int = 0,
+    config: DetectorConfig | None = None,
+    flush_every: int = 2000,
+    baselines: Iterable[str] = (),
+) -> dict:
     """Inject, replay and score; returns the metrics dict (plus `baselines` when asked)."""
     frame = with_synthetic_timestamps(ratings, seed)
     frame, kinds = inject_attacks(frame, list(inject), seed)
@@ -128,6 +164,11 @@ def evaluate(ratings: pd.DataFrame, labels: dict[str, int] | None = None, inject
     out = metrics(flagged, verdicts, attackers)
     cutoff = config.combiner.cutoff
     if baselines:
-        out["baselines"] = {f: {**metrics(feature_baseline(verdicts, detector, f, cutoff), verdicts, attackers),
-                                "best_f1": best_f1(verdicts, detector, f, attackers)} for f in baselines}
+        out["baselines"] = {
+            f: {
+                **metrics(feature_baseline(verdicts, detector, f, cutoff), verdicts, attackers),
+                "best_f1": best_f1(verdicts, detector, f, attackers),
+            }
+            for f in baselines
+        }
     return out

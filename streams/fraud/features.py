@@ -3,10 +3,11 @@
 Each takes the user's ratings and the current per-item statistics and returns one number; the
 detector calls them when it rescores a user, so they must never mutate their inputs or keep state.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 __all__ = ["ItemView", "rdma", "wdma", "wda", "length_var", "mean_var", "fmtd", "pop_low", "profile_features"]
 
@@ -72,8 +73,9 @@ def pop_low(item_counts: Sequence[float]) -> float:
     return -sum(math.log(n) for n in item_counts) / len(item_counts)
 
 
-def profile_features(ratings: Mapping[str, float], items: ItemView, mean_len: float,
-                     sum_sq_dev: float) -> dict[str, float]:
+def profile_features(
+    ratings: Mapping[str, float], items: ItemView, mean_len: float, sum_sq_dev: float
+) -> dict[str, float]:
     """All rating-profile features in one pass over the profile (the detector's hot path)."""
     n = len(ratings)
     if n == 0:

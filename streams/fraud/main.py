@@ -3,11 +3,12 @@
 Thin composition roots: parse options, read files with `streams.sources.datasets.read_ratings`, call the pure
 core (`streams.sources.attacks`, `streams.fraud.evaluation`) and write JSON. They must never hold detection logic.
 """
+
 from __future__ import annotations
 
 import json
 import sys
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import click
 
@@ -30,9 +31,9 @@ def write_jsonl(events: Iterable[dict], path: str) -> int:
 
 def send_kafka(events: Iterable[dict], topic: str) -> int:
     """Send event dicts to `topic` (empty = ADVREC_EVENTS_TOPIC) on the configured broker, key = user_id."""
+    from streams.contract.settings import Settings
     from streams.kafka.address import resolve_bootstrap
     from streams.kafka.producer import produce_events
-    from streams.contract.settings import Settings
     from streams.kafka.topics import ensure_topics
 
     settings = Settings()
@@ -49,25 +50,46 @@ SINKS: dict[str, Callable[[Iterable[dict], str], int]] = {"jsonl": write_jsonl, 
 def sink_for(out: str) -> tuple[str, str]:
     """(sink name, target) of an `--out` value: `kafka:[TOPIC]`, else a JSONL path ('-' = stdout)."""
     if out == "kafka" or out.startswith("kafka:"):
-        return "kafka", out[len("kafka:"):]
+        return "kafka", out[len("kafka:") :]
     return "jsonl", out
 
 
 @click.command("attack")
-@click.option("--ratings", "ratings_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Genuine data the attacker knows (user item rating [timestamp]).")
+@click.option(
+    "--ratings",
+    "ratings_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Genuine data the attacker knows (user item rating [timestamp]).",
+)
 @click.option("--type", "kind", required=True, help="random|average|bandwagon|segment|reverse_bandwagon|click_farm|bot")
 @click.option("--attack-size", type=float, default=0.05, show_default=True, help="Attackers / genuine users.")
 @click.option("--filler-size", type=float, default=0.03, show_default=True, help="Filler items / all items.")
-@click.option("--target", "targets", multiple=True, help="Target item id (repeatable); default: one picked by the model.")
+@click.option(
+    "--target", "targets", multiple=True, help="Target item id (repeatable); default: one picked by the model."
+)
 @click.option("--nuke", is_flag=True, help="Demote the target instead of pushing it.")
-@click.option("--start-ts", type=float, default=None, help="Start of the injection span (epoch s); default: its end is the data's last ts.")
-@click.option("--span-s", type=float, default=86_400.0, show_default=True, help="Length of the injection span, seconds.")
+@click.option(
+    "--start-ts",
+    type=float,
+    default=None,
+    help="Start of the injection span (epoch s); default: its end is the data's last ts.",
+)
+@click.option(
+    "--span-s", type=float, default=86_400.0, show_default=True, help="Length of the injection span, seconds."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", "out_path", default="-", show_default=True,
-              help="Events JSONL file ('-' = stdout), or kafka:[TOPIC] to send them to the configured broker "
-                   "(default topic ADVREC_EVENTS_TOPIC, key = user_id).")
-@click.option("--labels-out", type=click.Path(dir_okay=False), required=True, help="Ground truth: `user_id 1 attack_type` lines.")
+@click.option(
+    "--out",
+    "out_path",
+    default="-",
+    show_default=True,
+    help="Events JSONL file ('-' = stdout), or kafka:[TOPIC] to send them to the configured broker "
+    "(default topic ADVREC_EVENTS_TOPIC, key = user_id).",
+)
+@click.option(
+    "--labels-out", type=click.Path(dir_okay=False), required=True, help="Ground truth: `user_id 1 attack_type` lines."
+)
 def attack(ratings_path, kind, attack_size, filler_size, targets, nuke, start_ts, span_s, seed, out_path, labels_out):
     """Generate a profile-injection or click-fraud attack as event JSONL, labels in a separate file."""
     from streams.sources.attacks import AttackSpec, plan_attack, summarize
@@ -76,9 +98,17 @@ def attack(ratings_path, kind, attack_size, filler_size, targets, nuke, start_ts
     pop = summarize(read_ratings(ratings_path))
     if start_ts is None and pop.ts_max == 0.0:  # a file without timestamps: attack "now"
         import time
+
         start_ts = time.time() - span_s
-    spec = AttackSpec(kind.replace("-", "_"), attack_size, filler_size, tuple(targets), push=not nuke,
-                      start_ts=start_ts, span_s=span_s)
+    spec = AttackSpec(
+        kind.replace("-", "_"),
+        attack_size,
+        filler_size,
+        tuple(targets),
+        push=not nuke,
+        start_ts=start_ts,
+        span_s=span_s,
+    )
     plan = plan_attack(spec, pop, seed)
     sink, target = sink_for(out_path)
     n = SINKS[sink](plan.events(), target)
@@ -90,15 +120,28 @@ def attack(ratings_path, kind, attack_size, filler_size, targets, nuke, start_ts
 
 @click.command("eval-detection")
 @click.option("--ratings", "ratings_path", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="`user label` lines, 1 = attacker.")
-@click.option("--inject", "injects", multiple=True, help="TYPE:ATTACK_SIZE:FILLER_SIZE, e.g. average:0.05:0.03 (repeatable).")
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="`user label` lines, 1 = attacker.",
+)
+@click.option(
+    "--inject", "injects", multiple=True, help="TYPE:ATTACK_SIZE:FILLER_SIZE, e.g. average:0.05:0.03 (repeatable)."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--flush-every", type=int, default=2000, show_default=True, help="Events between detector flushes (the worker's batch).")
+@click.option(
+    "--flush-every",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Events between detector flushes (the worker's batch).",
+)
 def eval_detection(ratings_path, labels_path, injects, seed, flush_every):
     """Replay a ratings file (plus injected attacks) through the fraud detector and print metrics as JSON."""
-    from streams.sources.attacks import parse_inject
     from streams.fraud.evaluation import evaluate, read_labels
+    from streams.sources.attacks import parse_inject
     from streams.sources.datasets import read_ratings
 
     try:

@@ -3,6 +3,7 @@
 Signatures are derived from item sets and never stored in snapshots (they are recomputed);
 this module must never see ratings, labels or I/O.
 """
+
 from __future__ import annotations
 
 import hashlib

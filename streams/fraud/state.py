@@ -3,15 +3,38 @@
 Plain attributes that round-trip through JSON-able dicts (`to_dict` / `from_dict`) so that it can
 live in a changelog-backed table; it must never hold derived caches (signatures, z-scores).
 """
+
 from __future__ import annotations
 
 import math
 
 __all__ = ["UserState"]
 
-_FIELDS = ("ratings", "acts", "bought", "n", "first", "last", "gap_n", "gap_mean", "gap_m2",
-           "decayed", "decayed_ts", "peak", "first_hour", "clicks", "purchases", "click_items",
-           "due", "scored_n", "own", "features", "score", "reasons", "emitted")
+_FIELDS = (
+    "ratings",
+    "acts",
+    "bought",
+    "n",
+    "first",
+    "last",
+    "gap_n",
+    "gap_mean",
+    "gap_m2",
+    "decayed",
+    "decayed_ts",
+    "peak",
+    "first_hour",
+    "clicks",
+    "purchases",
+    "click_items",
+    "due",
+    "scored_n",
+    "own",
+    "features",
+    "score",
+    "reasons",
+    "emitted",
+)
 
 
 class UserState:
@@ -85,11 +108,10 @@ class UserState:
         return {f: getattr(self, f) for f in _FIELDS}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "UserState":
+    def from_dict(cls, d: dict) -> UserState:
         """Rebuild a state from `to_dict` output."""
         st = cls()
         for f in _FIELDS:
             v = d[f]
             setattr(st, f, dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
         return st
-

@@ -4,17 +4,29 @@ The agent (`streams/worker/fraud_agent.py`) keeps its Faust tables and Kafka sen
 lives here as plain functions and one small class, tested with literal inputs. It must never
 import faust, kafka or prometheus_client, nor read the clock (callers pass `now`).
 """
+
 from __future__ import annotations
 
-from typing import Iterable
-
+from collections.abc import Iterable
 
 __all__ = ["PRIMARY_REASONS", "primary_reason", "suspicion_entry", "transition", "Checkpoint"]
 
 # Fixed order of docs/metrics.md: group evidence first, then profile, then behaviour.
-PRIMARY_REASONS = ("cotarget_push", "cotarget_nuke", "degsim_high", "rdma_high", "wdma_high", "degsim_low",
-                   "unpopular_items", "burst", "new_account_burst", "regular_timing", "item_concentration",
-                   "click_purchase_pattern", "other")
+PRIMARY_REASONS = (
+    "cotarget_push",
+    "cotarget_nuke",
+    "degsim_high",
+    "rdma_high",
+    "wdma_high",
+    "degsim_low",
+    "unpopular_items",
+    "burst",
+    "new_account_burst",
+    "regular_timing",
+    "item_concentration",
+    "click_purchase_pattern",
+    "other",
+)
 
 
 def primary_reason(reasons: Iterable[str]) -> str:
@@ -25,8 +37,13 @@ def primary_reason(reasons: Iterable[str]) -> str:
 
 def suspicion_entry(score: float, flagged: bool, reasons: Iterable[str], version: str, now: float) -> dict:
     """The value stored in the suspicion table for one user."""
-    return {"score": round(float(score), 6), "flagged": bool(flagged), "reasons": list(reasons), "ts": now,
-            "version": version}
+    return {
+        "score": round(float(score), 6),
+        "flagged": bool(flagged),
+        "reasons": list(reasons),
+        "ts": now,
+        "version": version,
+    }
 
 
 def transition(previous: dict | None, flagged: bool) -> str | None:

@@ -3,6 +3,7 @@
 `advrec broker` announces itself (address and engine) and withdraws on exit; every other process
 resolves the address here, and learns whether Tansu's workarounds apply.
 """
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Both Faust apps (the stream worker and the scorer) are built from these, so the broker's quirks,
 group timeouts and the processing guarantee are decided in one place.
 """
+
 from __future__ import annotations
 
 import socket
@@ -19,16 +20,27 @@ __all__ = ["app_options", "processing_guarantee", "add_metrics_page", "run_worke
 def processing_guarantee(settings: Settings, tansu_workarounds: bool) -> str:
     """Faust's processing guarantee: as configured, but at-least-once on Tansu (it has no transactions)."""
     if settings.processing_guarantee not in ("at_least_once", "exactly_once"):
-        raise ValueError(f"processing_guarantee must be at_least_once or exactly_once, not {settings.processing_guarantee!r}")
+        raise ValueError(
+            f"processing_guarantee must be at_least_once or exactly_once, not {settings.processing_guarantee!r}"
+        )
     return "at_least_once" if tansu_workarounds else settings.processing_guarantee
 
 
-def app_options(settings: Settings, bootstrap: str, tansu_workarounds: bool, web_port: int, datadir: str,
-                guarantee: str = "at_least_once", tables: bool = True) -> dict[str, Any]:
+def app_options(
+    settings: Settings,
+    bootstrap: str,
+    tansu_workarounds: bool,
+    web_port: int,
+    datadir: str,
+    guarantee: str = "at_least_once",
+    tables: bool = True,
+) -> dict[str, Any]:
     """Keyword arguments of `faust.App` for an advrec process against `bootstrap` (host:port[,...])."""
     # A crashed member holds its partitions until its session times out (Faust's default: 60 s).
-    quirks: dict[str, Any] = dict(broker_session_timeout=settings.group_session_timeout_s,
-                                  broker_heartbeat_interval=max(1.0, settings.group_session_timeout_s / 4))
+    quirks: dict[str, Any] = dict(
+        broker_session_timeout=settings.group_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.group_session_timeout_s / 4),
+    )
     if tansu_workarounds:
         # Tansu's group join waits half the session timeout: keep it short.
         quirks = dict(broker_session_timeout=6, broker_heartbeat_interval=1, broker_rebalance_timeout=6)

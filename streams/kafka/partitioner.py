@@ -4,6 +4,7 @@ The worker's tables are written with the producer's default partitioner (murmur2
 a user's state lives on the partition that carries their events; these functions let the stream
 code ask the same question without a producer.
 """
+
 from __future__ import annotations
 
 from kafka.partitioner.default import murmur2

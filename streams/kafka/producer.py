@@ -1,9 +1,10 @@
 """Kafka adapter of the producer: sends event dicts to the `events` topic, keyed by user_id."""
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["produce_events", "send_raw"]
 
@@ -12,12 +13,19 @@ def _producer(bootstrap: str):
     from kafka import KafkaProducer
 
     # acks=all so "sent" means "in the log"; linger + large batches for replay throughput.
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024,
-                         client_id="advrec-producer")
+    return KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024, client_id="advrec-producer"
+    )
 
 
-def produce_events(bootstrap: str, topic: str, events: Iterable[dict], rate: float = 0.0,
-                   limit: int | None = None, progress: bool = False) -> int:
+def produce_events(
+    bootstrap: str,
+    topic: str,
+    events: Iterable[dict],
+    rate: float = 0.0,
+    limit: int | None = None,
+    progress: bool = False,
+) -> int:
     """Send events (key = user_id, JSON value) at `rate` events/s (0 = as fast as possible); return the count."""
     producer = _producer(bootstrap)
     bar = None

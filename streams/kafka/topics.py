@@ -1,5 +1,8 @@
 """Creating advrec's topics up front, so producers and workers agree on partition counts."""
+
 from __future__ import annotations
+
+import contextlib
 
 __all__ = ["ensure_topics", "partitions_of"]
 
@@ -14,11 +17,10 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(name, partitions, replication_factor) for name in names if name not in existing]
-        if missing:
-            try:
+        # another process may create one between our list and create
+        with contextlib.suppress(TopicAlreadyExistsError):
+            if missing:
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created it between our list and create
     finally:
         admin.close()
 

@@ -14,8 +14,10 @@ Production points `ADVREC_KAFKA_BOOTSTRAP` at its own cluster and this module st
 broker runs in its own process group; `stop` ends the group, and the group also receives SIGTERM
 when the process that started it dies (Linux parent-death signal), so no broker outlives its owner.
 """
+
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -30,8 +32,20 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["EmbeddedBroker", "KafkaBroker", "TansuBroker", "BrokerEngine", "choose_engine", "kafka_libs",
-           "fetch_kafka_jars", "tansu_binary", "free_port", "wait_for_kafka", "KAFKA_POM", "DEFAULT_CACHE_DIR"]
+__all__ = [
+    "EmbeddedBroker",
+    "KafkaBroker",
+    "TansuBroker",
+    "BrokerEngine",
+    "choose_engine",
+    "kafka_libs",
+    "fetch_kafka_jars",
+    "tansu_binary",
+    "free_port",
+    "wait_for_kafka",
+    "KAFKA_POM",
+    "DEFAULT_CACHE_DIR",
+]
 
 BrokerEngine = Literal["kafka", "tansu"]
 
@@ -41,8 +55,14 @@ KAFKA_LOG4J = KAFKA_POM.parent / "log4j2.properties"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "advrec"
 
 # Heap and GC sized for a 2-core machine that also runs the worker, trainer and scorer.
-_JVM_OPTS = ["-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError",
-             "-Djava.awt.headless=true"]
+_JVM_OPTS = [
+    "-Xms256m",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+]
 
 
 def free_port() -> int:
@@ -70,8 +90,9 @@ def wait_for_kafka(bootstrap: str, timeout_s: float = 20.0) -> None:
             continue
         budget_ms = int(max(0.5, min(2.0, deadline - time.monotonic())) * 1000)
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=budget_ms,
-                                     client_id="advrec-probe")
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap, request_timeout_ms=budget_ms, client_id="advrec-probe"
+            )
             try:
                 admin.list_topics()
                 return
@@ -122,8 +143,19 @@ def fetch_kafka_jars(cache_dir: Path = DEFAULT_CACHE_DIR, pom: Path = KAFKA_POM)
         staging = libs.parent / f"libs.tmp-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
         result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies", "-DincludeScope=runtime",
-             f"-DoutputDirectory={staging}"], capture_output=True, text=True)
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             raise RuntimeError(f"mvn could not resolve Kafka's jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -148,10 +180,8 @@ def tansu_binary() -> Path:
 def _new_session_dying_with_parent() -> None:
     """Child pre-exec: own process group, and SIGTERM when the parent dies (Linux prctl)."""
     os.setsid()
-    try:
+    with contextlib.suppress(OSError):  # not Linux: no parent-death signal, stop() still ends the group
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class _BrokerProcess:
@@ -179,8 +209,13 @@ class _BrokerProcess:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
-            self._process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, preexec_fn=_new_session_dying_with_parent)
+            self._process = subprocess.Popen(
+                self._command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_new_session_dying_with_parent,
+            )
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
@@ -198,7 +233,7 @@ class _BrokerProcess:
             return "(no log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def start(self, timeout_s: float = 60.0) -> "_BrokerProcess":
+    def start(self, timeout_s: float = 60.0) -> _BrokerProcess:
         """Start the broker and wait until it answers metadata requests."""
         self._spawn(timeout_s)
         return self
@@ -229,8 +264,15 @@ class KafkaBroker(_BrokerProcess):
 
     engine: BrokerEngine = "kafka"
 
-    def __init__(self, data_dir: Path | None = None, port: int = 0, log_path: Path | None = None,
-                 partitions: int = 4, cache_dir: Path = DEFAULT_CACHE_DIR, java: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        port: int = 0,
+        log_path: Path | None = None,
+        partitions: int = 4,
+        cache_dir: Path = DEFAULT_CACHE_DIR,
+        java: str | None = None,
+    ) -> None:
         # Without a data dir the broker is throw-away: a temporary folder, removed by stop().
         self._owned_dir = None if data_dir is not None else Path(tempfile.mkdtemp(prefix="advrec-kafka-"))
         self.data_dir = Path(data_dir) if data_dir is not None else self._owned_dir
@@ -248,31 +290,33 @@ class KafkaBroker(_BrokerProcess):
     def server_properties(self) -> str:
         """Kafka's configuration: loopback listeners, one node, small internal topics for a laptop."""
         logs = self.data_dir / "logs"
-        return "\n".join([
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            f"log.dirs={logs}",
-            f"num.partitions={self.partitions}",
-            # One node: every internal topic has one replica; few partitions keep start-up quick.
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "transaction.state.log.num.partitions=4",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            # Groups form at once (the 3 s default delay only helps many-member groups at start).
-            "group.initial.rebalance.delay.ms=0",
-            "num.network.threads=2",
-            "num.io.threads=4",
-            "",
-        ])
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"log.dirs={logs}",
+                f"num.partitions={self.partitions}",
+                # One node: every internal topic has one replica; few partitions keep start-up quick.
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=4",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                # Groups form at once (the 3 s default delay only helps many-member groups at start).
+                "group.initial.rebalance.delay.ms=0",
+                "num.network.threads=2",
+                "num.io.threads=4",
+                "",
+            ]
+        )
 
     def format_storage(self, libs: Path) -> None:
         """Write server.properties and format the storage once (a restart keeps its data)."""
@@ -281,9 +325,22 @@ class KafkaBroker(_BrokerProcess):
         if (self.data_dir / "logs" / "meta.properties").exists():
             return
         result = subprocess.run(
-            [self.java, *self._log_opts(), "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format",
-             "-t", str(uuid.uuid4()).replace("-", "")[:22], "-c", str(self.properties_path),
-             "--ignore-formatted"], capture_output=True, text=True)
+            [
+                self.java,
+                *self._log_opts(),
+                "-cp",
+                f"{libs}/*",
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                str(uuid.uuid4()).replace("-", "")[:22],
+                "-c",
+                str(self.properties_path),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"kafka-storage format failed:\n{result.stdout}{result.stderr}")
 
@@ -309,13 +366,26 @@ class TansuBroker(_BrokerProcess):
 
     def _command(self) -> list[str]:
         url = f"tcp://127.0.0.1:{self.port}"
-        return [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                "--storage-engine", "memory://tansu/"]
+        return [
+            str(tansu_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
 
 
-def EmbeddedBroker(data_dir: Path | None = None, port: int = 0, log_path: Path | None = None,
-                   engine: str = "auto", partitions: int = 4,
-                   cache_dir: Path = DEFAULT_CACHE_DIR) -> KafkaBroker | TansuBroker:
+def EmbeddedBroker(
+    data_dir: Path | None = None,
+    port: int = 0,
+    log_path: Path | None = None,
+    engine: str = "auto",
+    partitions: int = 4,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+) -> KafkaBroker | TansuBroker:
     """The embedded broker for `engine` (auto: Apache Kafka where Java runs, else Tansu)."""
     chosen = choose_engine(engine)
     if chosen == "tansu":

@@ -4,6 +4,7 @@ Used by `advrec demo`, `benchmarks/freshness.py` and the end-to-end tests. Every
 real `advrec <command>` child configured only by ADVREC_* variables, as in production; this
 module only chooses ports, a state directory, and short windows so a loop closes in seconds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,7 +47,9 @@ class LocalCluster:
 
     def env(self) -> dict[str, str]:
         """The ADVREC_* environment shared by every process."""
-        quirks = {} if self.broker is None else {"ADVREC_TANSU_WORKAROUNDS": "1" if self.broker.engine == "tansu" else "0"}
+        quirks = (
+            {} if self.broker is None else {"ADVREC_TANSU_WORKAROUNDS": "1" if self.broker.engine == "tansu" else "0"}
+        )
         return {
             "ADVREC_KAFKA_BOOTSTRAP": self.bootstrap,
             **quirks,
@@ -69,8 +72,11 @@ class LocalCluster:
         """Start the embedded broker unless one was given; return the bootstrap address."""
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.bootstrap:
-            self.broker = EmbeddedBroker(self.config.state_dir / "kafka", log_path=self.config.state_dir / "broker.log",
-                                         engine=self.config.broker_engine).start()
+            self.broker = EmbeddedBroker(
+                self.config.state_dir / "kafka",
+                log_path=self.config.state_dir / "broker.log",
+                engine=self.config.broker_engine,
+            ).start()
             self.bootstrap = self.broker.bootstrap
         self.init_mlflow()
         return self.bootstrap
@@ -83,8 +89,7 @@ class LocalCluster:
 
     def start(self, name: str, args: list[str] | None = None, wait: bool = True) -> AdvrecProcess:
         """Start process `name` (worker, trainer or scorer) and wait until its metrics answer."""
-        command = {"worker": ["worker"], "trainer": ["train", *self.config.trainer_args],
-                   "scorer": ["scorer"]}[name]
+        command = {"worker": ["worker"], "trainer": ["train", *self.config.trainer_args], "scorer": ["scorer"]}[name]
         process = AdvrecProcess(args or command, self.env(), self.config.state_dir / f"{name}.log").start()
         self.processes[name] = process
         if wait:
@@ -105,7 +110,7 @@ class LocalCluster:
         if self.broker is not None:
             self.broker.stop()
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         self.start_broker()
         return self
 

@@ -1,11 +1,13 @@
 """`advrec demo`: the whole loop on embedded defaults, watched live, ending with a report.
 
-Started by the `demo` command (streams/local/main.py). Starts a broker, a worker (ingest, fraud detection, windows), the trainer
+Started by the `demo` command (streams/local/main.py). Starts a broker, a worker (ingest, fraud
+detection, windows), the trainer
 (registering every round in a local MLflow store behind the promotion gate) and the scorer as
 real processes; replays a dataset or the simulator with an attack injected midway and a sprinkle
 of malformed inputs; sends recommendation requests all along; shows a live view; and writes
 `report.md`, `report.json` and PNG plots whose numbers all come from this run.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +18,6 @@ import time
 import uuid
 from pathlib import Path
 
-import click
 import numpy as np
 import pandas as pd
 
@@ -24,8 +25,12 @@ from streams.contract.settings import Settings
 
 __all__ = ["run_demo", "build_stream"]
 
-MALFORMED = [b"{broken json", b"[]", b'{"event_id": "x", "type": "click"}',
-             b'{"event_id": "x", "user_id": "u", "item_id": "i", "type": "like", "ts": 1.7e9}']
+MALFORMED = [
+    b"{broken json",
+    b"[]",
+    b'{"event_id": "x", "type": "click"}',
+    b'{"event_id": "x", "user_id": "u", "item_id": "i", "type": "like", "ts": 1.7e9}',
+]
 
 
 def build_stream(dataset: Path | None, n_events: int, attack: str, seed: int):
@@ -36,9 +41,14 @@ def build_stream(dataset: Path | None, n_events: int, attack: str, seed: int):
 
     source = simulated_events(n_events=n_events, seed=seed) if dataset is None else open_events(dataset)
     genuine = [e for _, e in zip(range(n_events), source)]
-    frame = pd.DataFrame({"user": [e["user_id"] for e in genuine], "item": [e["item_id"] for e in genuine],
-                          "rating": [e["value"] if e["type"] == "rating" else np.nan for e in genuine],
-                          "timestamp": [e["ts"] for e in genuine]})
+    frame = pd.DataFrame(
+        {
+            "user": [e["user_id"] for e in genuine],
+            "item": [e["item_id"] for e in genuine],
+            "rating": [e["value"] if e["type"] == "rating" else np.nan for e in genuine],
+            "timestamp": [e["ts"] for e in genuine],
+        }
+    )
     if attack == "none":
         return genuine, {}, []
     middle, last = genuine[len(genuine) // 2]["ts"], genuine[-1]["ts"]
@@ -59,15 +69,27 @@ def _records(events, bad_fraction: float, seed: int):
 class Traffic:
     """Background threads: the replay at a set rate, recommendation requests, their answers."""
 
-    def __init__(self, bootstrap: str, settings: Settings, records: list, rate: float, request_rate: float,
-                 users: list[str], seed: int) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        settings: Settings,
+        records: list,
+        rate: float,
+        request_rate: float,
+        users: list[str],
+        seed: int,
+    ) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
         self.settings, self.records, self.rate, self.request_rate = settings, records, rate, request_rate
         self.users, self.rng = users, random.Random(seed)
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
-        self.consumer = KafkaConsumer(settings.recommendations_topic, bootstrap_servers=bootstrap,
-                                      auto_offset_reset="earliest", consumer_timeout_ms=500)
+        self.consumer = KafkaConsumer(
+            settings.recommendations_topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=500,
+        )
         self.sent = 0
         self.replay_done = threading.Event()
         self.stop = threading.Event()
@@ -75,7 +97,7 @@ class Traffic:
         self.answers: list[dict] = []
         self.threads = [threading.Thread(target=f, daemon=True) for f in (self._replay, self._ask, self._listen)]
 
-    def start(self) -> "Traffic":
+    def start(self) -> Traffic:
         for thread in self.threads:
             thread.start()
         return self
@@ -99,8 +121,11 @@ class Traffic:
             user = self.rng.choice(seen)
             request_id = uuid.uuid4().hex
             self.requested[request_id] = time.time()
-            self.producer.send(self.settings.rec_requests_topic, key=user.encode(), value=json.dumps(
-                {"request_id": request_id, "user_id": user, "k": 10, "exclude_seen": True}).encode())
+            self.producer.send(
+                self.settings.rec_requests_topic,
+                key=user.encode(),
+                value=json.dumps({"request_id": request_id, "user_id": user, "k": 10, "exclude_seen": True}).encode(),
+            )
             time.sleep(1.0 / self.request_rate)
 
     def _listen(self) -> None:
@@ -144,7 +169,7 @@ def _live_table(cluster, traffic: Traffic, elapsed: float):
     rounds = trainer.get('advrec_training_rounds_total{outcome="success"}', 0)
     failed = trainer.get('advrec_training_rounds_total{outcome="failure"}', 0)
     table.add_row("training rounds", f"{rounds:.0f} (failed {failed:.0f})")
-    decisions = {d: trainer.get('advrec_promotions_total{decision="%s"}' % d, 0) for d in ("promote", "hold", "reject")}
+    decisions = {d: trainer.get(f'advrec_promotions_total{{decision="{d}"}}', 0) for d in ("promote", "hold", "reject")}
     table.add_row("promotions", " ".join(f"{d}={n:.0f}" for d, n in decisions.items()))
     table.add_row("serving model version", f"{scorer.get('advrec_serving_model_version', 0):.0f}")
     p50 = histogram_quantile(0.5, scorer, "advrec_scoring_latency_seconds")
@@ -157,8 +182,7 @@ def _live_table(cluster, traffic: Traffic, elapsed: float):
 def _final_flags(bootstrap: str, topic: str) -> set[str]:
     from kafka import KafkaConsumer
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000)
     state: dict[str, bool] = {}
     for message in consumer:
         flag = json.loads(message.value)
@@ -183,8 +207,13 @@ def _target_lift(windows: pd.DataFrame, attackers: set[str], flagged: set[str], 
     clean = hit_rate(interactions[~interactions["user"].isin(attackers)])
     undefended = hit_rate(interactions)
     defended = hit_rate(interactions[~interactions["user"].isin(flagged)])
-    return {"clean_hr@50": clean, "undefended_hr@50": undefended, "defended_hr@50": defended,
-            "undefended": undefended - clean, "defended": defended - clean}
+    return {
+        "clean_hr@50": clean,
+        "undefended_hr@50": undefended,
+        "defended_hr@50": defended,
+        "undefended": undefended - clean,
+        "defended": defended - clean,
+    }
 
 
 def _plots(out: Path, timeline: list[tuple[float, float]], versions: list[dict], fresh: np.ndarray) -> list[str]:
@@ -211,8 +240,11 @@ def _plots(out: Path, timeline: list[tuple[float, float]], versions: list[dict],
     fig, ax = plt.subplots(figsize=(6, 3))
     if len(fresh):
         ax.hist(fresh, bins=30)
-    ax.set(xlabel="seconds from event arrival to first recommendation by a model trained on it",
-           ylabel="events", title="Freshness")
+    ax.set(
+        xlabel="seconds from event arrival to first recommendation by a model trained on it",
+        ylabel="events",
+        title="Freshness",
+    )
     fig.tight_layout(), fig.savefig(out / "freshness.png"), plt.close(fig)
     names.append("freshness.png")
     return names
@@ -224,10 +256,10 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
     from rich.live import Live
 
     from registry.service import ModelRegistry
+    from streams.contract.windows import read_window
+    from streams.kafka.topics import ensure_topics
     from streams.local.cluster import ClusterConfig, LocalCluster
     from streams.local.report import detection_scores, freshness_seconds, percentiles
-    from streams.kafka.topics import ensure_topics
-    from streams.contract.windows import read_window
 
     console = Console()
     out = (out or settings.data_dir / "demo").resolve()
@@ -240,8 +272,10 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
     attackers = set(labels)
     records = list(_records(events, bad_fraction, seed))
     users = sorted({e["user_id"] for e in events} - attackers)
-    console.print(f"[bold]stream[/] {len(events)} events ({len(attackers)} attackers, {attack}), "
-                  f"{len(records) - len(events)} malformed, replayed at {rate:.0f}/s")
+    console.print(
+        f"[bold]stream[/] {len(events)} events ({len(attackers)} attackers, {attack}), "
+        f"{len(records) - len(events)} malformed, replayed at {rate:.0f}/s"
+    )
 
     started = time.monotonic()
     timeline: list[tuple[float, float]] = []
@@ -249,10 +283,19 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
     traffic = None
     try:
         bootstrap = cluster.start_broker()
-        ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic, settings.batches_topic,
-                                  settings.fraud_flags_topic, settings.rec_requests_topic,
-                                  settings.recommendations_topic, settings.model_updates_topic],
-                      settings.topic_partitions)
+        ensure_topics(
+            bootstrap,
+            [
+                settings.events_topic,
+                settings.deadletter_topic,
+                settings.batches_topic,
+                settings.fraud_flags_topic,
+                settings.rec_requests_topic,
+                settings.recommendations_topic,
+                settings.model_updates_topic,
+            ],
+            settings.topic_partitions,
+        )
         for name in ("worker", "trainer", "scorer"):
             cluster.start(name)
             console.print(f"[bold]{name}[/] up, metrics at {cluster.metrics_url(name)}")
@@ -264,13 +307,22 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
                 elapsed = time.monotonic() - started
                 live.update(_live_table(cluster, traffic, elapsed))
                 worker, trainer = cluster.metrics("worker"), cluster.metrics("trainer")
-                done = sum(_total(worker, n) for n in ("advrec_events_processed_total", "advrec_dead_letters_total",
-                                                       "advrec_events_duplicate_total"))
+                done = sum(
+                    _total(worker, n)
+                    for n in (
+                        "advrec_events_processed_total",
+                        "advrec_dead_letters_total",
+                        "advrec_events_duplicate_total",
+                    )
+                )
                 timeline.append((elapsed, _total(worker, "advrec_events_processed_total")))
                 # Settled: everything replayed was handled, no batch waits for training, and the
                 # scorer serves the newest champion (checked over a few seconds).
-                settled = (traffic.replay_done.is_set() and done >= len(records)
-                           and trainer.get("advrec_batches_pending", 1) == 0)
+                settled = (
+                    traffic.replay_done.is_set()
+                    and done >= len(records)
+                    and trainer.get("advrec_batches_pending", 1) == 0
+                )
                 if settled:
                     # quiet long enough for the last window to close, train, register and be served
                     settled_since = settled_since or time.monotonic()
@@ -292,8 +344,16 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
     versions = registry.list_versions()
     champion = next((v for v in versions if "champion" in v["aliases"]), None)
     window_files = sorted((state / "windows").rglob("*.parquet"))
-    windows = (pd.concat([read_window(f.as_uri()).to_pandas().assign(path=f.relative_to(state / "windows").as_posix())
-                          for f in window_files]) if window_files else pd.DataFrame())
+    windows = (
+        pd.concat(
+            [
+                read_window(f.as_uri()).to_pandas().assign(path=f.relative_to(state / "windows").as_posix())
+                for f in window_files
+            ]
+        )
+        if window_files
+        else pd.DataFrame()
+    )
 
     round_of_version = {}
     for row in versions:
@@ -312,11 +372,13 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
         if version:
             first_served[version] = min(first_served.get(version, answer["served_at"]), answer["served_at"])
     fresh = freshness_seconds(arrivals_by_round, round_of_version, first_served)
-    detection = detection_scores(flagged & set(e["user_id"] for e in events), attackers,
-                                 {e["user_id"] for e in events})
+    detection = detection_scores(flagged & set(e["user_id"] for e in events), attackers, {e["user_id"] for e in events})
     lift = _target_lift(windows, attackers, flagged, targets, seed) if targets and len(windows) else None
-    latencies = [1e3 * (a["received_at"] - traffic.requested[a["request_id"]]) for a in traffic.answers
-                 if a["request_id"] in traffic.requested]
+    latencies = [
+        1e3 * (a["received_at"] - traffic.requested[a["request_id"]])
+        for a in traffic.answers
+        if a["request_id"] in traffic.requested
+    ]
 
     report = {
         "events": int(_total(worker, "advrec_events_processed_total")),
@@ -324,27 +386,55 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
         "inputs": len(records),
         "detection": detection,
         "attack": attack,
-        "models": {"trained": len(versions),
-                   "promoted": sum(1 for v in versions if v["decision"] == "promote"),
-                   "rejected": sum(1 for v in versions if v["decision"] == "reject"),
-                   "held": sum(1 for v in versions if v["decision"] == "hold")},
-        "champion": ({"version": champion["version"], "hr@10": champion["hr@10"], "ndcg@10": champion["ndcg@10"],
-                      "fgsm_ndcg_drop@0.25": champion["fgsm_drop"]} if champion else None),
+        "models": {
+            "trained": len(versions),
+            "promoted": sum(1 for v in versions if v["decision"] == "promote"),
+            "rejected": sum(1 for v in versions if v["decision"] == "reject"),
+            "held": sum(1 for v in versions if v["decision"] == "hold"),
+        },
+        "champion": (
+            {
+                "version": champion["version"],
+                "hr@10": champion["hr@10"],
+                "ndcg@10": champion["ndcg@10"],
+                "fgsm_ndcg_drop@0.25": champion["fgsm_drop"],
+            }
+            if champion
+            else None
+        ),
         "target_lift": lift,
         "freshness_seconds": {**percentiles(fresh), "events_measured": int(len(fresh))},
-        "serving": {"requests": len(traffic.requested) if traffic else 0, "answered": len(latencies),
-                    "end_to_end_ms": percentiles(np.asarray(latencies), (50, 95, 99))},
-        "sample_recommendations": [{k: a[k] for k in ("user_id", "items", "model_version")}
-                                   for a in (traffic.answers[-3:] if traffic else [])],
+        "serving": {
+            "requests": len(traffic.requested) if traffic else 0,
+            "answered": len(latencies),
+            "end_to_end_ms": percentiles(np.asarray(latencies), (50, 95, 99)),
+        },
+        "sample_recommendations": [
+            {k: a[k] for k in ("user_id", "items", "model_version")} for a in (traffic.answers[-3:] if traffic else [])
+        ],
         "seconds": round(elapsed, 1),
         "dataset": str(dataset) if dataset else "simulator",
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
     plots = _plots(out, timeline, versions, fresh)
     (out / "report.md").write_text(_markdown(report, versions, plots))
-    console.print_json(json.dumps({k: report[k] for k in ("events", "dead_letters", "detection", "models",
-                                                           "champion", "target_lift", "freshness_seconds")},
-                                  default=float))
+    console.print_json(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "events",
+                    "dead_letters",
+                    "detection",
+                    "models",
+                    "champion",
+                    "target_lift",
+                    "freshness_seconds",
+                )
+            },
+            default=float,
+        )
+    )
     console.print(f"report: {out / 'report.md'} and {out / 'report.json'}")
 
 
@@ -352,37 +442,62 @@ def _markdown(report: dict, versions: list[dict], plots: list[str]) -> str:
     def fmt(x):
         return "–" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
 
-    lines = ["# advrec demo report", "", f"Dataset: {report['dataset']}; attack: {report['attack']}; "
-             f"run time {report['seconds']} s.", "", "| what | value |", "|---|---|",
-             f"| inputs replayed | {report['inputs']} |", f"| events processed | {report['events']} |",
-             f"| dead-lettered | {report['dead_letters']} |"]
+    lines = [
+        "# advrec demo report",
+        "",
+        f"Dataset: {report['dataset']}; attack: {report['attack']}; run time {report['seconds']} s.",
+        "",
+        "| what | value |",
+        "|---|---|",
+        f"| inputs replayed | {report['inputs']} |",
+        f"| events processed | {report['events']} |",
+        f"| dead-lettered | {report['dead_letters']} |",
+    ]
     d = report["detection"]
-    lines += [f"| detection precision / recall / F1 | {fmt(d['precision'])} / {fmt(d['recall'])} / {fmt(d['f1'])} |",
-              f"| false-positive rate | {fmt(d['fpr'])} |"]
+    lines += [
+        f"| detection precision / recall / F1 | {fmt(d['precision'])} / {fmt(d['recall'])} / {fmt(d['f1'])} |",
+        f"| false-positive rate | {fmt(d['fpr'])} |",
+    ]
     m = report["models"]
-    lines += [f"| models trained / promoted / held / rejected | {m['trained']} / {m['promoted']} / {m['held']} / "
-              f"{m['rejected']} |"]
+    lines += [
+        f"| models trained / promoted / held / rejected | {m['trained']} / {m['promoted']} / {m['held']} / "
+        f"{m['rejected']} |"
+    ]
     if report["champion"]:
         c = report["champion"]
-        lines += [f"| champion | version {c['version']}, HR@10 {fmt(c['hr@10'])}, NDCG@10 {fmt(c['ndcg@10'])}, "
-                  f"NDCG drop under FGSM ε=0.25 {fmt(c['fgsm_ndcg_drop@0.25'])} |"]
+        lines += [
+            f"| champion | version {c['version']}, HR@10 {fmt(c['hr@10'])}, NDCG@10 {fmt(c['ndcg@10'])}, "
+            f"NDCG drop under FGSM ε=0.25 {fmt(c['fgsm_ndcg_drop@0.25'])} |"
+        ]
     if report["target_lift"]:
         t = report["target_lift"]
-        lines += [f"| target HR@50: clean / undefended / defended | {fmt(t['clean_hr@50'])} / "
-                  f"{fmt(t['undefended_hr@50'])} / {fmt(t['defended_hr@50'])} |",
-                  f"| target lift undefended / defended | {fmt(t['undefended'])} / {fmt(t['defended'])} |"]
+        lines += [
+            f"| target HR@50: clean / undefended / defended | {fmt(t['clean_hr@50'])} / "
+            f"{fmt(t['undefended_hr@50'])} / {fmt(t['defended_hr@50'])} |",
+            f"| target lift undefended / defended | {fmt(t['undefended'])} / {fmt(t['defended'])} |",
+        ]
     f = report["freshness_seconds"]
     lines += [f"| freshness p50 / p95 (s) | {fmt(f['p50'])} / {fmt(f['p95'])} ({f['events_measured']} events) |"]
     s = report["serving"]
-    lines += [f"| requests answered | {s['answered']} of {s['requests']} |",
-              f"| request→answer through Kafka p50 / p95 / p99 (ms) | {fmt(s['end_to_end_ms']['p50'])} / "
-              f"{fmt(s['end_to_end_ms']['p95'])} / {fmt(s['end_to_end_ms']['p99'])} |", "", "## Versions", "",
-              "| version | aliases | decision | HR@10 | NDCG@10 | FGSM drop | reasons |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        f"| requests answered | {s['answered']} of {s['requests']} |",
+        f"| request→answer through Kafka p50 / p95 / p99 (ms) | {fmt(s['end_to_end_ms']['p50'])} / "
+        f"{fmt(s['end_to_end_ms']['p95'])} / {fmt(s['end_to_end_ms']['p99'])} |",
+        "",
+        "## Versions",
+        "",
+        "| version | aliases | decision | HR@10 | NDCG@10 | FGSM drop | reasons |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for v in sorted(versions, key=lambda r: r["version"]):
-        lines.append(f"| {v['version']} | {', '.join(v['aliases'])} | {v['decision']} | {fmt(v['hr@10'])} | "
-                     f"{fmt(v['ndcg@10'])} | {fmt(v['fgsm_drop'])} | {v['reasons']} |")
+        lines.append(
+            f"| {v['version']} | {', '.join(v['aliases'])} | {v['decision']} | {fmt(v['hr@10'])} | "
+            f"{fmt(v['ndcg@10'])} | {fmt(v['fgsm_drop'])} | {v['reasons']} |"
+        )
     lines += ["", "## Sample recommendations", ""]
     for rec in report["sample_recommendations"]:
-        lines.append(f"- user {rec['user_id']} (model {rec['model_version']}): {', '.join(map(str, rec['items'][:10]))}")
+        lines.append(
+            f"- user {rec['user_id']} (model {rec['model_version']}): {', '.join(map(str, rec['items'][:10]))}"
+        )
     lines += [""] + [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"

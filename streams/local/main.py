@@ -2,6 +2,7 @@
 
 Each command builds the one Settings object, resolves the broker, and wires its process.
 """
+
 from __future__ import annotations
 
 import signal
@@ -17,30 +18,46 @@ __all__ = ["broker", "produce", "demo"]
 
 
 @click.command()
-@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: ADVREC_EMBEDDED_BROKER_PORT, or free).")
-@click.option("--engine", type=click.Choice(["auto", "kafka", "tansu"]), default=None,
-              help="kafka: Apache Kafka 4.x (KRaft, needs Java); tansu: the fallback without Java; "
-                   "auto: kafka where Java runs. Default: ADVREC_BROKER_ENGINE (auto).")
+@click.option(
+    "--port", type=int, default=None, help="Port on 127.0.0.1 (default: ADVREC_EMBEDDED_BROKER_PORT, or free)."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "kafka", "tansu"]),
+    default=None,
+    help="kafka: Apache Kafka 4.x (KRaft, needs Java); tansu: the fallback without Java; "
+    "auto: kafka where Java runs. Default: ADVREC_BROKER_ENGINE (auto).",
+)
 def broker(port: int | None, engine: str | None) -> None:
     """Run the embedded broker (Apache Kafka in KRaft mode, data under DATA_DIR/kafka) until interrupted."""
-    from streams.local.broker import EmbeddedBroker
     from streams.kafka.topics import ensure_topics
+    from streams.local.broker import EmbeddedBroker
 
     settings = Settings()
     if settings.kafka_bootstrap:
         raise click.ClickException(f"ADVREC_KAFKA_BOOTSTRAP={settings.kafka_bootstrap} is set: nothing to start")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    embedded = EmbeddedBroker(settings.data_dir / "kafka", port or settings.embedded_broker_port,
-                              engine=engine or settings.broker_engine, partitions=settings.topic_partitions,
-                              cache_dir=settings.broker_cache_dir)
+    embedded = EmbeddedBroker(
+        settings.data_dir / "kafka",
+        port or settings.embedded_broker_port,
+        engine=engine or settings.broker_engine,
+        partitions=settings.topic_partitions,
+        cache_dir=settings.broker_cache_dir,
+    )
     click.echo(f"broker: starting {embedded.engine} on {embedded.bootstrap}…")
     embedded.start()
     try:
-        ensure_topics(embedded.bootstrap, [settings.events_topic, settings.deadletter_topic],
-                      settings.topic_partitions, settings.replication_factor)
+        ensure_topics(
+            embedded.bootstrap,
+            [settings.events_topic, settings.deadletter_topic],
+            settings.topic_partitions,
+            settings.replication_factor,
+        )
         path = announce(settings, embedded.bootstrap, embedded.engine)
-        click.echo(f"broker ready: {embedded.engine} on {embedded.bootstrap} in {embedded.started_in_s:.1f} s, "
-                   f"announced in {path} (Ctrl-C stops it)")
+        click.echo(
+            f"broker ready: {embedded.engine} on {embedded.bootstrap} in {embedded.started_in_s:.1f} s, "
+            f"announced in {path} (Ctrl-C stops it)"
+        )
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while True:
             time.sleep(3600)
@@ -61,12 +78,22 @@ def _retimed(events, now: float):
 
 
 @click.command()
-@click.option("--dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="MovieLens u.data, Taobao UserBehavior.csv, or any CSV/Parquet (with --map). Default: simulator.")
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="MovieLens u.data, Taobao UserBehavior.csv, or any CSV/Parquet (with --map). Default: simulator.",
+)
 @click.option("--format", "fmt", type=click.Choice(["auto", "movielens", "taobao", "table"]), default="auto")
-@click.option("--map", "mapping", default=None, help="Columns of a generic file: user_id=U,item_id=I,ts=T[,type=K,value=V].")
-@click.option("--implicit-threshold", type=float, default=None,
-              help="MovieLens: rating ≥ this → purchase, else click (default: keep ratings).")
+@click.option(
+    "--map", "mapping", default=None, help="Columns of a generic file: user_id=U,item_id=I,ts=T[,type=K,value=V]."
+)
+@click.option(
+    "--implicit-threshold",
+    type=float,
+    default=None,
+    help="MovieLens: rating ≥ this → purchase, else click (default: keep ratings).",
+)
 @click.option("--rate", type=float, default=0.0, help="Events per second; 0 = as fast as possible.")
 @click.option("--limit", type=int, default=None, help="Stop after this many events.")
 @click.option("--simulate", type=int, default=20_000, show_default=True, help="Events the simulator makes.")
@@ -76,13 +103,18 @@ def _retimed(events, now: float):
 def produce(dataset, fmt, mapping, implicit_threshold, rate, limit, simulate, seed, retime, progress) -> None:
     """Replay a dataset (or the simulator) into the `events` topic with kafka-python."""
     from streams.kafka.producer import produce_events
+    from streams.kafka.topics import ensure_topics
     from streams.sources.datasets import open_events, parse_mapping
     from streams.sources.simulator import simulated_events
-    from streams.kafka.topics import ensure_topics
 
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
-    ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions, settings.replication_factor)
+    ensure_topics(
+        bootstrap,
+        [settings.events_topic, settings.deadletter_topic],
+        settings.topic_partitions,
+        settings.replication_factor,
+    )
     if dataset is None:
         events = simulated_events(n_events=simulate, seed=seed)
     else:
@@ -94,18 +126,34 @@ def produce(dataset, fmt, mapping, implicit_threshold, rate, limit, simulate, se
 
 
 @click.command()
-@click.option("--dataset", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A dataset to replay (MovieLens u.data, Taobao UserBehavior.csv); default: the simulator.")
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A dataset to replay (MovieLens u.data, Taobao UserBehavior.csv); default: the simulator.",
+)
 @click.option("--events", "n_events", type=int, default=30_000, show_default=True, help="Genuine events to replay.")
-@click.option("--attack", default=None,
-              help="TYPE:ATTACK_SIZE:FILLER_SIZE injected midway, or 'none' (default: click_farm:0.05:0.02 on the "
-                   "simulator, bandwagon:0.05:0.03 on ratings).")
+@click.option(
+    "--attack",
+    default=None,
+    help="TYPE:ATTACK_SIZE:FILLER_SIZE injected midway, or 'none' (default: click_farm:0.05:0.02 on the "
+    "simulator, bandwagon:0.05:0.03 on ratings).",
+)
 @click.option("--rate", type=float, default=700.0, show_default=True, help="Replay rate, events/s.")
-@click.option("--duration", type=float, default=200.0, show_default=True,
-              help="Upper bound on the run (seconds), then the report is written with what happened.")
+@click.option(
+    "--duration",
+    type=float,
+    default=200.0,
+    show_default=True,
+    help="Upper bound on the run (seconds), then the report is written with what happened.",
+)
 @click.option("--bad-fraction", type=float, default=0.003, show_default=True, help="Share of malformed inputs.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report directory (default: DATA_DIR/demo).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Report directory (default: DATA_DIR/demo).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(dataset, n_events, attack, rate, duration, bad_fraction, out, seed) -> None:
     """Run the whole loop on embedded defaults, watch it live, and write a report."""

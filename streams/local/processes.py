@@ -3,6 +3,7 @@
 Each child is a real `advrec <command>` process in its own process group, configured only by
 ADVREC_* environment variables, exactly as ops would run it.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,12 +46,17 @@ class AdvrecProcess:
         self.log_path = Path(log_path)
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "AdvrecProcess":
+    def start(self) -> AdvrecProcess:
         """Launch the child in a new process group."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "streams.cli", *self.args], env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self
 
     def wait_http(self, url: str, timeout_s: float = 60.0) -> None:
@@ -58,7 +64,9 @@ class AdvrecProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"advrec {' '.join(self.args)} exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"advrec {' '.join(self.args)} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
             try:
                 urllib.request.urlopen(url, timeout=2).close()
                 return

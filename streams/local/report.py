@@ -2,10 +2,11 @@
 
 No Kafka, MLflow or files: the demo gathers the facts and these functions turn them into numbers.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -20,12 +21,22 @@ def detection_scores(flagged: set[str], attackers: set[str], users: set[str]) ->
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     genuine = users - attackers
     fpr = len(flagged & genuine) / len(genuine) if genuine else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "fpr": fpr,
-            "flagged": len(flagged), "attackers": len(attackers), "users": len(users)}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "fpr": fpr,
+        "flagged": len(flagged),
+        "attackers": len(attackers),
+        "users": len(users),
+    }
 
 
-def freshness_seconds(arrivals_by_round: Mapping[int, Iterable[float]], round_of_version: Mapping[int, int],
-                      first_served: Mapping[int, float]) -> np.ndarray:
+def freshness_seconds(
+    arrivals_by_round: Mapping[int, Iterable[float]],
+    round_of_version: Mapping[int, int],
+    first_served: Mapping[int, float],
+) -> np.ndarray:
     """Per event: first time a model trained on its batch (that round or a later, warm-started one) served.
 
     arrivals_by_round: Kafka arrival times of the events each training round learnt from.

@@ -8,6 +8,7 @@ worker's tables. Models are loaded in a thread, fully, and swapped in by one ass
 promotion on `model.updates` or the periodic alias check triggers a load. MLflow being down or a
 corrupt version never stops serving: the current model stays.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,27 +66,48 @@ def observe_freshness(model: ServingModel | None, served: list, served_at: float
         metrics.FRESHNESS.observe(max(0.0, served_at - oldest))
 
 
-def create_scorer_app(settings: Settings, bootstrap: str, tansu_workarounds: bool, core: ScorerCore,
-                      watcher: ModelWatcher | None) -> faust.App:
+def create_scorer_app(
+    settings: Settings, bootstrap: str, tansu_workarounds: bool, core: ScorerCore, watcher: ModelWatcher | None
+) -> faust.App:
     """Build the scorer's Faust app (its own app id, consumer group and web port)."""
     # Tansu's one-record-per-batch workaround only keeps changelog end offsets exact: the scorer has
     # no tables, and it would cap the responses at ~600/s (one produce round trip each).
     app = ScorerApp(
         f"{settings.app_id}-scorer",
-        **app_options(settings, bootstrap, tansu_workarounds, settings.scorer_metrics_port,
-                      str(settings.data_dir / "faust-scorer"), tables=False),
+        **app_options(
+            settings,
+            bootstrap,
+            tansu_workarounds,
+            settings.scorer_metrics_port,
+            str(settings.data_dir / "faust-scorer"),
+            tables=False,
+        ),
         broker_max_poll_records=max(500, settings.scorer_batch_max),
     )
     metrics.init_labels()
     metrics.SERVING_VERSION.set(core.model.version if core.model is not None else 0)
-    view = ChangelogView(bootstrap, f"{settings.app_id}-profiles-changelog",
-                         f"{settings.app_id}-item-popularity-changelog")
-    requests_topic = app.topic(settings.rec_requests_topic, key_type=bytes, value_type=bytes,
-                               key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
-    recommendations_topic = app.topic(settings.recommendations_topic, key_type=bytes, key_serializer="raw",
-                                      value_type=bytes, value_serializer="raw", partitions=settings.topic_partitions)
-    deadletter_topic = app.topic(settings.rec_deadletter_topic, value_type=bytes, value_serializer="raw",
-                                 partitions=settings.topic_partitions)
+    view = ChangelogView(
+        bootstrap, f"{settings.app_id}-profiles-changelog", f"{settings.app_id}-item-popularity-changelog"
+    )
+    requests_topic = app.topic(
+        settings.rec_requests_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+    recommendations_topic = app.topic(
+        settings.recommendations_topic,
+        key_type=bytes,
+        key_serializer="raw",
+        value_type=bytes,
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+    deadletter_topic = app.topic(
+        settings.rec_deadletter_topic, value_type=bytes, value_serializer="raw", partitions=settings.topic_partitions
+    )
 
     @app.agent(requests_topic)
     async def score(stream):
@@ -104,21 +126,49 @@ def create_scorer_app(settings: Settings, bootstrap: str, tansu_workarounds: boo
             served_at = time.time()
             observe_freshness(core.model, served, served_at)
             for answer in served:
-                await recommendations_topic.send(key=answer.request.user_id.encode(), value=encode(Recommendation(
-                    request_id=answer.request.request_id, user_id=answer.request.user_id, items=answer.items,
-                    scores=answer.scores, model_version=answer.model_version, served_at=served_at,
-                    source=answer.source)))
+                await recommendations_topic.send(
+                    key=answer.request.user_id.encode(),
+                    value=encode(
+                        Recommendation(
+                            request_id=answer.request.request_id,
+                            user_id=answer.request.user_id,
+                            items=answer.items,
+                            scores=answer.scores,
+                            model_version=answer.model_version,
+                            served_at=served_at,
+                            source=answer.source,
+                        )
+                    ),
+                )
                 metrics.RECOMMENDATIONS.labels(answer.source).inc()
                 metrics.SCORING_LATENCY.observe(ready - received)
             for got, event in letters:
-                await deadletter_topic.send(value=encode(DeadLetter(
-                    reason=got.reason, code=got.code, raw=bytes(event.value or b"")[:4096].decode("utf-8", "replace"),
-                    topic=event.message.topic, partition=event.message.partition, offset=event.message.offset)))
+                await deadletter_topic.send(
+                    value=encode(
+                        DeadLetter(
+                            reason=got.reason,
+                            code=got.code,
+                            raw=bytes(event.value or b"")[:4096].decode("utf-8", "replace"),
+                            topic=event.message.topic,
+                            partition=event.message.partition,
+                            offset=event.message.offset,
+                        )
+                    )
+                )
                 metrics.REJECTED.labels("bad_request").inc()
             for got in rejected:
-                await deadletter_topic.send(value=encode(DeadLetter(
-                    reason=got.reason, code=got.code, raw=json.dumps(got.request.__dict__) if got.request else "",
-                    topic=settings.rec_requests_topic, partition=-1, offset=-1)))
+                await deadletter_topic.send(
+                    value=encode(
+                        DeadLetter(
+                            reason=got.reason,
+                            code=got.code,
+                            raw=json.dumps(got.request.__dict__) if got.request else "",
+                            topic=settings.rec_requests_topic,
+                            partition=-1,
+                            offset=-1,
+                        )
+                    )
+                )
                 metrics.REJECTED.labels("no_model").inc()
 
     @app.task
@@ -126,6 +176,7 @@ def create_scorer_app(settings: Settings, bootstrap: str, tansu_workarounds: boo
         await view.run(core.set_popularity)
 
     if watcher is not None:
+
         @app.task
         async def watch_champion() -> None:
             await watcher.run(settings.scorer_poll_seconds)
@@ -140,10 +191,14 @@ def create_scorer_app(settings: Settings, bootstrap: str, tansu_workarounds: boo
     async def model_view(web, request):
         """Which model is served, and what the seen-items view holds."""
         model = core.model
-        return web.json({"model_version": model.version if model else 0, "n_items": model.n_items if model else 0,
-                         "profiles": len(view.items), "popular_items": len(core.popularity or ()),
-                         "changelog_records": view.records})
+        return web.json(
+            {
+                "model_version": model.version if model else 0,
+                "n_items": model.n_items if model else 0,
+                "profiles": len(view.items),
+                "popular_items": len(core.popularity or ()),
+                "changelog_records": view.records,
+            }
+        )
 
     return app
-
-

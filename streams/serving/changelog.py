@@ -4,12 +4,13 @@ Seen items per user come from the `profiles` changelog and the popularity rankin
 `item-popularity` changelog. Read without a consumer group (every scorer reads everything), so the
 scorer never writes the worker's tables.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from streams.kafka.topics import partitions_of
 from streams.serving.core import Popularity
@@ -64,8 +65,13 @@ class ChangelogView:
         """Tail both topics from the beginning, forever; re-checks for topics that do not exist yet."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", client_id="advrec-scorer-changelogs")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="advrec-scorer-changelogs",
+        )
         await consumer.start()
         try:
             assigned: set[str] = set()
@@ -74,7 +80,9 @@ class ChangelogView:
                 now = time.monotonic()
                 if assigned != {self.profiles_topic, self.popularity_topic} and now - last_check > refresh_s:
                     last_check = now
-                    partitions = {t: await partitions_of(consumer, t) for t in (self.profiles_topic, self.popularity_topic)}
+                    partitions = {
+                        t: await partitions_of(consumer, t) for t in (self.profiles_topic, self.popularity_topic)
+                    }
                     wanted = {t for t, ps in partitions.items() if ps}
                     if wanted != assigned:
                         consumer.assign([TopicPartition(t, p) for t in wanted for p in partitions[t]])

@@ -5,19 +5,28 @@ row; a batch reads `self.model` once, so a concurrent `swap` never mixes two ver
 batch, and a model is only swapped in after it is fully built (`ServingModel.from_recommender`).
 It must never do I/O: no Kafka, MLflow, Faust or clock access here.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Iterable
+from typing import Any
 
 import numpy as np
 
-__all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel",
-           "ScorerCore"]
+__all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel", "ScorerCore"]
 
-REJECT_CODES = ("malformed_json", "not_an_object", "missing_field", "wrong_type", "empty_id", "id_too_long",
-                "bad_k", "no_model")
+REJECT_CODES = (
+    "malformed_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "empty_id",
+    "id_too_long",
+    "bad_k",
+    "no_model",
+)
 _MASK = (1 << 31) - 1
 
 
@@ -38,8 +47,8 @@ class Served:
     request: Request
     items: list[str]
     scores: list[float]
-    source: str          # "model" | "popularity"
-    model_version: int   # 0 = popularity
+    source: str  # "model" | "popularity"
+    model_version: int  # 0 = popularity
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ class Popularity:
         self.items, self.counts = items[order], counts[order]
 
     @classmethod
-    def from_counts(cls, counts: dict[str, float]) -> "Popularity":
+    def from_counts(cls, counts: dict[str, float]) -> Popularity:
         """From an {item: count} mapping."""
         return cls(counts.keys(), counts.values())
 
@@ -111,8 +120,15 @@ class Popularity:
 class ServingModel:
     """A model ready to serve: numpy tables, id indexes, seen pairs and its own popularity ranking."""
 
-    def __init__(self, version: int, users: list[str], items: list[str], user_matrix: np.ndarray,
-                 item_matrix: np.ndarray, seen_keys: np.ndarray) -> None:
+    def __init__(
+        self,
+        version: int,
+        users: list[str],
+        items: list[str],
+        user_matrix: np.ndarray,
+        item_matrix: np.ndarray,
+        seen_keys: np.ndarray,
+    ) -> None:
         self.version = int(version)
         self.oldest_arrival: float | None = None  # set by the loader from the version's lineage
         self.freshness_observed = False
@@ -126,11 +142,16 @@ class ServingModel:
         self.popularity = Popularity(items, counts)
 
     @classmethod
-    def from_recommender(cls, model: Any, version: int) -> "ServingModel":
+    def from_recommender(cls, model: Any, version: int) -> ServingModel:
         """Copy what serving needs out of a trained `BPRRecommender` (or subclass)."""
-        return cls(version, model.users.to_list(), model.items.to_list(),
-                   model.net.users.detach().float().cpu().numpy(), model.net.items.detach().float().cpu().numpy(),
-                   model.seen.keys)
+        return cls(
+            version,
+            model.users.to_list(),
+            model.items.to_list(),
+            model.net.users.detach().float().cpu().numpy(),
+            model.net.items.detach().float().cpu().numpy(),
+            model.seen.keys,
+        )
 
     @property
     def n_items(self) -> int:
@@ -161,8 +182,9 @@ class ScorerCore:
         """Set the live popularity ranking (from the worker's item-popularity table)."""
         self.popularity = popularity
 
-    def serve(self, requests: list[Request],
-              seen: Callable[[str], Collection[str] | None] = lambda user: None) -> tuple[list[Served], list[Rejected]]:
+    def serve(
+        self, requests: list[Request], seen: Callable[[str], Collection[str] | None] = lambda user: None
+    ) -> tuple[list[Served], list[Rejected]]:
         """Answer a batch: known users from the model, the rest from popularity; `seen` gives profile items."""
         model = self.model  # one read: the whole batch uses one version
         served: list[Served | None] = [None] * len(requests)
@@ -176,22 +198,31 @@ class ScorerCore:
                 users.append(index)
         if rows:
             self._rank(model, requests, rows, users, seen, served)
-        popularity = self.popularity if self.popularity is not None and len(self.popularity) else (
-            model.popularity if model is not None else None)
+        popularity = (
+            self.popularity
+            if self.popularity is not None and len(self.popularity)
+            else (model.popularity if model is not None else None)
+        )
         for pos, request in enumerate(requests):
             if served[pos] is not None:
                 continue
             if popularity is None or not len(popularity):
-                rejected.append(Rejected("no_model", "no_model: no model and no popularity ranking to serve",
-                                         request))
+                rejected.append(Rejected("no_model", "no_model: no model and no popularity ranking to serve", request))
                 continue
             exclude = (seen(request.user_id) or ()) if request.exclude_seen else ()
             items, scores = popularity.top(request.k, exclude)
             served[pos] = Served(request, items, scores, "popularity", 0)
         return [s for s in served if s is not None], rejected
 
-    def _rank(self, model: ServingModel, requests: list[Request], rows: list[int], users: list[int],
-              seen: Callable[[str], Collection[str] | None], served: list) -> None:
+    def _rank(
+        self,
+        model: ServingModel,
+        requests: list[Request],
+        rows: list[int],
+        users: list[int],
+        seen: Callable[[str], Collection[str] | None],
+        served: list,
+    ) -> None:
         scores = model.user_matrix[users] @ model.item_matrix_t  # (batch, n_items)
         for row, pos in enumerate(rows):
             request = requests[pos]
@@ -214,5 +245,10 @@ class ScorerCore:
         for row, pos in enumerate(rows):
             keep = min(requests[pos].k, k)
             finite = np.isfinite(top_scores[row, :keep])
-            served[pos] = Served(requests[pos], model.item_ids[top[row, :keep][finite]].tolist(),
-                                 top_scores[row, :keep][finite].astype(float).tolist(), "model", model.version)
+            served[pos] = Served(
+                requests[pos],
+                model.item_ids[top[row, :keep][finite]].tolist(),
+                top_scores[row, :keep][finite].astype(float).tolist(),
+                "model",
+                model.version,
+            )

@@ -1,4 +1,5 @@
 """`advrec scorer`: the composition root of the scorer process (serves the MLflow champion)."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,12 @@ def scorer(loglevel: str) -> None:
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(bootstrap, [settings.rec_requests_topic, settings.recommendations_topic,
-                              settings.rec_deadletter_topic], settings.topic_partitions, settings.replication_factor)
+    ensure_topics(
+        bootstrap,
+        [settings.rec_requests_topic, settings.recommendations_topic, settings.rec_deadletter_topic],
+        settings.topic_partitions,
+        settings.replication_factor,
+    )
     ensure_topics(bootstrap, [settings.model_updates_topic], 1, settings.replication_factor)
     core = ScorerCore(settings.scorer_max_k)
     registry = build_registry(settings, export_metrics=False, announce=False)

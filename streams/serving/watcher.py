@@ -3,9 +3,11 @@
 A promotion announced on `model.updates`, or the periodic alias check, triggers a load. MLflow
 being down or a corrupt version never stops serving: the current model stays.
 """
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -66,10 +68,8 @@ class ModelWatcher:
         """Reload on a wake-up (a `model.updates` record) or every poll_s seconds."""
         loop = asyncio.get_running_loop()
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=poll_s)
-            except asyncio.TimeoutError:
-                pass
             self.wake.clear()
             self.install(await loop.run_in_executor(None, self.load_if_changed))
 
@@ -77,8 +77,13 @@ class ModelWatcher:
         """Wake up on every `model.updates` record for our model (group-less: every scorer sees all)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="latest", client_id="advrec-scorer-updates")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            client_id="advrec-scorer-updates",
+        )
         await consumer.start()
         try:
             partitions: set = set()

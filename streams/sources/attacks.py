@@ -5,17 +5,25 @@ whose `events()` yield dicts of the Kafka event contract and whose `labels()` yi
 truth separately. It must never put a label (or anything that reveals one, like an "atk" prefix)
 into an event, and never touches a file, Kafka or the clock; writers live in the CLI.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
-    "RATING_ATTACKS", "IMPLICIT_ATTACKS", "ATTACKS",
-    "Population", "AttackSpec", "AttackPlan", "summarize", "plan_attack", "parse_inject",
+    "RATING_ATTACKS",
+    "IMPLICIT_ATTACKS",
+    "ATTACKS",
+    "Population",
+    "AttackSpec",
+    "AttackPlan",
+    "summarize",
+    "plan_attack",
+    "parse_inject",
 ]
 
 RATING_ATTACKS = ("random", "average", "bandwagon", "segment", "reverse_bandwagon")
@@ -63,7 +71,9 @@ def summarize(ratings: pd.DataFrame) -> Population:
         users=frozenset(ratings["user"].astype(str)),
         global_mean=global_mean,
         global_std=float(rated["rating"].std()) if len(rated) > 1 else 1.0,
-        r_min=float(values.min()), r_max=float(values.max()), step=step,
+        r_min=float(values.min()),
+        r_max=float(values.max()),
+        step=step,
         ts_min=float(ts.min()) if len(ts) else 0.0,
         ts_max=float(ts.max()) if len(ts) else 0.0,
     )
@@ -122,8 +132,15 @@ class AttackPlan:
         for u, user in enumerate(self.users):
             session = f"s{user[1:]}"
             for (item, kind, value), ts, eid in zip(self.profiles[u], self.times[u], self.event_ids[u]):
-                yield {"event_id": eid, "user_id": user, "item_id": item, "type": kind,
-                       "ts": ts, "value": value, "session_id": session}
+                yield {
+                    "event_id": eid,
+                    "user_id": user,
+                    "item_id": item,
+                    "type": kind,
+                    "ts": ts,
+                    "value": value,
+                    "session_id": session,
+                }
 
     def labels(self) -> Iterator[tuple[str, int, str]]:
         """Yield (user_id, 1, attack kind) for every injected account."""

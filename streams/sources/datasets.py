@@ -7,19 +7,28 @@ generators yield contract-shaped dicts (docs/topics.md) in time order. Event ids
 the source row, so replaying a file twice produces the same ids (and the worker's per-event
 idempotency makes the second replay a no-op). Pure pandas: never touches Kafka.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from streams.contract.errors import UserError
 
-__all__ = ["read_ratings", "COLUMN_ALIASES", "movielens_events", "taobao_events", "table_events", "TAOBAO_TYPES",
-           "open_events", "parse_mapping"]
+__all__ = [
+    "read_ratings",
+    "COLUMN_ALIASES",
+    "movielens_events",
+    "taobao_events",
+    "table_events",
+    "TAOBAO_TYPES",
+    "open_events",
+    "parse_mapping",
+]
 
 # Header names we recognise, per canonical column (case-insensitive).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -59,8 +68,7 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
     fields = [f.strip().strip('"') for f in (line.split(",") if sep == "," else line.split())]
     # A header names known columns, or has a non-numeric rating column; ids alone may be words.
     known = {alias for aliases in COLUMN_ALIASES.values() for alias in aliases}
-    has_header = (any(f.lower() in known for f in fields)
-                  or (len(fields) > 2 and not _is_number(fields[2])))
+    has_header = any(f.lower() in known for f in fields) or (len(fields) > 2 and not _is_number(fields[2]))
     raw = pd.read_csv(path, sep=sep, header=0 if has_header else None, dtype=str, skip_blank_lines=True)
     if raw.shape[1] < 2:
         raise ValueError(f"{path}: need at least two columns (user item [rating [timestamp]])")
@@ -76,13 +84,14 @@ def read_ratings(path: str | Path) -> pd.DataFrame:
             picked = dict(zip(["user", "item", "rating", "timestamp"], raw.columns))
     else:
         picked = dict(zip(["user", "item", "rating", "timestamp"], raw.columns))
-    out = pd.DataFrame({
-        "user": raw[picked["user"]].astype(str).str.strip(),
-        "item": raw[picked["item"]].astype(str).str.strip(),
-    })
+    out = pd.DataFrame(
+        {
+            "user": raw[picked["user"]].astype(str).str.strip(),
+            "item": raw[picked["item"]].astype(str).str.strip(),
+        }
+    )
     for name in ("rating", "timestamp"):
-        out[name] = (pd.to_numeric(raw[picked[name]], errors="coerce").astype(float)
-                     if name in picked else np.nan)
+        out[name] = pd.to_numeric(raw[picked[name]], errors="coerce").astype(float) if name in picked else np.nan
     bad = out["user"].isin(["", "nan"]) | out["item"].isin(["", "nan"])
     return out.loc[~bad].reset_index(drop=True)
 
@@ -93,17 +102,31 @@ TAOBAO_TYPES = {"pv": "click", "buy": "purchase", "cart": "click", "fav": "click
 def _rows_to_events(frame: pd.DataFrame, prefix: str) -> Iterator[dict]:
     frame = frame.sort_values("ts", kind="stable")
     for row in frame.itertuples(index=True):
-        value = None if row.value is None or (isinstance(row.value, float) and math.isnan(row.value)) else float(row.value)
-        yield {"event_id": f"{prefix}-{row.Index}", "user_id": str(row.user_id), "item_id": str(row.item_id),
-               "type": row.type, "ts": float(row.ts), "value": value,
-               "session_id": None if getattr(row, "session_id", None) is None else str(row.session_id)}
+        value = (
+            None if row.value is None or (isinstance(row.value, float) and math.isnan(row.value)) else float(row.value)
+        )
+        yield {
+            "event_id": f"{prefix}-{row.Index}",
+            "user_id": str(row.user_id),
+            "item_id": str(row.item_id),
+            "type": row.type,
+            "ts": float(row.ts),
+            "value": value,
+            "session_id": None if getattr(row, "session_id", None) is None else str(row.session_id),
+        }
 
 
 def movielens_events(path: str | Path, implicit_threshold: float | None = None) -> Iterator[dict]:
     """MovieLens `u.data` as rating events; with a threshold, rating ≥ it → purchase, else click."""
     ratings = read_ratings(path)
-    frame = pd.DataFrame({"user_id": ratings["user"], "item_id": ratings["item"],
-                          "ts": ratings["timestamp"].fillna(0.0), "value": ratings["rating"]})
+    frame = pd.DataFrame(
+        {
+            "user_id": ratings["user"],
+            "item_id": ratings["item"],
+            "ts": ratings["timestamp"].fillna(0.0),
+            "value": ratings["rating"],
+        }
+    )
     if implicit_threshold is None:
         frame["type"] = "rating"
     else:
@@ -114,8 +137,12 @@ def movielens_events(path: str | Path, implicit_threshold: float | None = None) 
 
 def taobao_events(path: str | Path) -> Iterator[dict]:
     """Taobao UserBehavior.csv (user,item,category,behavior,ts): pv/cart/fav → click, buy → purchase."""
-    raw = pd.read_csv(path, header=None, names=["user_id", "item_id", "category", "behavior", "ts"],
-                      dtype={"user_id": str, "item_id": str, "category": str, "behavior": str})
+    raw = pd.read_csv(
+        path,
+        header=None,
+        names=["user_id", "item_id", "category", "behavior", "ts"],
+        dtype={"user_id": str, "item_id": str, "category": str, "behavior": str},
+    )
     frame = raw.assign(type=raw["behavior"].map(TAOBAO_TYPES), value=None)
     unknown = frame["type"].isna()
     if unknown.any():
@@ -124,7 +151,7 @@ def taobao_events(path: str | Path) -> Iterator[dict]:
 
 
 def table_events(path: str | Path, mapping: dict[str, str], default_type: str = "click") -> Iterator[dict]:
-    """Any CSV/Parquet file; `mapping` names its columns for user_id, item_id, ts and optionally type, value, session_id."""
+    """Any CSV/Parquet file; `mapping` names its columns: user_id, item_id, ts [, type, value, session_id]."""
     path = Path(path)
     raw = pd.read_parquet(path) if path.suffix in {".parquet", ".pq"} else pd.read_csv(path)
     missing = [c for c in mapping.values() if c not in raw.columns]
@@ -149,13 +176,19 @@ def parse_mapping(text: str) -> dict[str, str]:
     return {field.strip(): column.strip() for field, column in pairs}
 
 
-def open_events(dataset: Path, fmt: str = "auto", mapping: dict[str, str] | None = None,
-                implicit_threshold: float | None = None) -> Iterator[dict]:
+def open_events(
+    dataset: Path, fmt: str = "auto", mapping: dict[str, str] | None = None, implicit_threshold: float | None = None
+) -> Iterator[dict]:
     """The events of a dataset file, its format detected from its name unless `fmt` says."""
     if fmt == "auto":
         name = dataset.name.lower()
-        fmt = ("movielens" if name.startswith("u.data") or name.endswith((".base", ".test"))
-               else "taobao" if name.startswith("userbehavior") else "table")
+        fmt = (
+            "movielens"
+            if name.startswith("u.data") or name.endswith((".base", ".test"))
+            else "taobao"
+            if name.startswith("userbehavior")
+            else "table"
+        )
     if fmt == "movielens":
         return movielens_events(dataset, implicit_threshold)
     if fmt == "taobao":

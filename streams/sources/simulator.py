@@ -2,19 +2,26 @@
 
 Pure and seeded: yields contract-shaped event dicts (docs/topics.md) in time order; never touches Kafka.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 __all__ = ["simulated_events"]
 
 
-def simulated_events(n_events: int = 50_000, n_users: int = 2_000, n_items: int = 1_000, dim: int = 8,
-                     start_ts: float = 1.7e9, events_per_second: float = 200.0,
-                     seed: int = 0) -> Iterator[dict]:
+def simulated_events(
+    n_events: int = 50_000,
+    n_users: int = 2_000,
+    n_items: int = 1_000,
+    dim: int = 8,
+    start_ts: float = 1.7e9,
+    events_per_second: float = 200.0,
+    seed: int = 0,
+) -> Iterator[dict]:
     """A realistic synthetic stream: latent-factor tastes, Zipf popularity, sessions, few purchases.
 
     Users and items have latent vectors; a user picks items by softmax(taste · item + log popularity),
@@ -46,6 +53,13 @@ def simulated_events(n_events: int = 50_000, n_users: int = 2_000, n_items: int 
             liked = float(items[item] @ users[user]) > 0.3
             kind = "purchase" if liked and rng.random() < 0.15 else "click"
             value = round(float(rng.lognormal(3.0, 0.8)), 2) if kind == "purchase" else None
-            yield {"event_id": f"sim{seed}-{produced}", "user_id": f"u{user}", "item_id": f"i{item}",
-                   "type": kind, "ts": ts, "value": value, "session_id": f"s{seed}-{session}"}
+            yield {
+                "event_id": f"sim{seed}-{produced}",
+                "user_id": f"u{user}",
+                "item_id": f"i{item}",
+                "type": kind,
+                "ts": ts,
+                "value": value,
+                "session_id": f"s{seed}-{session}",
+            }
             produced += 1

@@ -3,21 +3,23 @@
 `create_app` is called by the worker's composition root with the frozen Settings and the broker
 to use. Agents stay short: batch in → `ingest_batch` (pure) → writes and sends out.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import faust
 
+from streams.contract.records import encode
+from streams.contract.settings import Settings
 from streams.kafka.faust_app import add_metrics_page, app_options, processing_guarantee
 from streams.worker import metrics, window_agent
 from streams.worker.fraud_agent import install as install_fraud_agent
 from streams.worker.ingest import BatchResult, RawRecord, ingest_batch
 from streams.worker.profiles import ProfileConfig, UserProfile
-from streams.contract.records import DeadLetter, encode
-from streams.contract.settings import Settings
 from streams.worker.validation import ValidationLimits
 
 __all__ = ["create_app", "WorkerContext", "BatchHook"]
@@ -61,8 +63,14 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     """Build the worker's Faust app against `bootstrap` (host:port[,...])."""
     app = faust.App(
         settings.app_id,
-        **app_options(settings, bootstrap, tansu_workarounds, settings.web_port, str(settings.data_dir / "faust"),
-                      guarantee=processing_guarantee(settings, tansu_workarounds)),
+        **app_options(
+            settings,
+            bootstrap,
+            tansu_workarounds,
+            settings.web_port,
+            str(settings.data_dir / "faust"),
+            guarantee=processing_guarantee(settings, tansu_workarounds),
+        ),
         stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
         broker_max_poll_records=settings.batch_max_events,
     )
@@ -70,18 +78,26 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     context = WorkerContext(settings=settings, limits=limits, app=app)
     profile_config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
 
-    events_topic = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw",
-                             partitions=settings.topic_partitions)
-    deadletter_topic = app.topic(settings.deadletter_topic, value_type=bytes, value_serializer="raw",
-                                 partitions=settings.topic_partitions)
+    events_topic = app.topic(
+        settings.events_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+    deadletter_topic = app.topic(
+        settings.deadletter_topic, value_type=bytes, value_serializer="raw", partitions=settings.topic_partitions
+    )
     # Keys are raw user/item ids and written with the default partitioner, so a profile's
     # changelog partition equals its user's `events` partition when producers key by user_id.
     # (key_type=bytes selects the raw key codec; values are JSON.)
-    profiles = app.Table("profiles", default=None, key_type=bytes, partitions=settings.topic_partitions,
-                         use_partitioner=True)
-    popularity = app.Table("item-popularity", default=int, key_type=bytes,
-                           partitions=settings.topic_partitions, use_partitioner=True)
+    profiles = app.Table(
+        "profiles", default=None, key_type=bytes, partitions=settings.topic_partitions, use_partitioner=True
+    )
+    popularity = app.Table(
+        "item-popularity", default=int, key_type=bytes, partitions=settings.topic_partitions, use_partitioner=True
+    )
 
     @app.agent(events_topic)
     async def ingest(stream):
@@ -89,10 +105,15 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
             await context.partitioner_ready()
             started = time.time()
-            records = [RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset)
-                       for e in events]
-            result = ingest_batch(records, lambda user: profiles.get(user.encode()),
-                                  lambda item: popularity.get(item.encode(), 0), limits, profile_config, started)
+            records = [RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset) for e in events]
+            result = ingest_batch(
+                records,
+                lambda user: profiles.get(user.encode()),
+                lambda item: popularity.get(item.encode(), 0),
+                limits,
+                profile_config,
+                started,
+            )
             for user_id, profile in result.profiles.items():
                 profiles[user_id.encode()] = profile.to_dict()
             for item_id, count in result.popularity.items():
@@ -121,8 +142,9 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     async def export_consumer_lag():
         """Lag of every assigned input partition, from the offsets Faust's monitor tracks."""
         monitor = app.monitor
-        assigned = {(tp.topic, str(tp.partition)): tp for tp in app.consumer.assignment()
-                    if tp.topic == settings.events_topic}
+        assigned = {
+            (tp.topic, str(tp.partition)): tp for tp in app.consumer.assignment() if tp.topic == settings.events_topic
+        }
         for labels, tp in assigned.items():
             end = monitor.tp_end_offsets.get(tp)
             if end is not None:

@@ -9,6 +9,7 @@ events after each partition's checkpoint are re-read from Kafka, skipping what i
 (docs/detection.md, "In the stream"). Detection logic lives in `streams.fraud` and the
 bookkeeping in `streams.fraud.suspicion`; this module must never decide anything about fraud itself.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,11 +17,11 @@ import json
 import logging
 import time
 
-from streams.worker import metrics
-from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
 from streams.contract.records import FraudFlag, encode
+from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
 from streams.fraud.suspicion import PRIMARY_REASONS, Checkpoint, primary_reason, suspicion_entry, transition
 from streams.kafka.partitioner import partition_of, watermark_key
+from streams.worker import metrics
 from streams.worker.validation import InvalidEvent, parse_event
 
 __all__ = ["install", "FraudAgent"]
@@ -40,12 +41,20 @@ class FraudAgent:
         self.bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
         self.partitions = s.topic_partitions
         self.config = DetectorConfig() if s.fraud_threshold is None else DetectorConfig(threshold=s.fraud_threshold)
-        self.suspicion = app.Table("suspicion", default=None, key_type=bytes, partitions=self.partitions,
-                                   use_partitioner=True)
-        self.state = app.Table("fraud-detector", default=None, key_type=bytes, partitions=self.partitions,
-                               use_partitioner=True)
-        self.flags = app.topic(s.fraud_flags_topic, key_type=bytes, value_type=bytes, value_serializer="raw", key_serializer="raw",
-                               partitions=self.partitions)
+        self.suspicion = app.Table(
+            "suspicion", default=None, key_type=bytes, partitions=self.partitions, use_partitioner=True
+        )
+        self.state = app.Table(
+            "fraud-detector", default=None, key_type=bytes, partitions=self.partitions, use_partitioner=True
+        )
+        self.flags = app.topic(
+            s.fraud_flags_topic,
+            key_type=bytes,
+            value_type=bytes,
+            value_serializer="raw",
+            key_serializer="raw",
+            partitions=self.partitions,
+        )
         self.profiles = ctx.tables["profiles"]
         self.profiled: dict[int, int] = {}
         self.detector: FraudDetector | None = None
@@ -125,8 +134,12 @@ class FraudAgent:
             started = time.perf_counter()
             verdicts = self.detector.flush(full=True)
             await self._publish(verdicts)
-            log.info("fraud: full flush of %d users in %.2fs, %d verdicts changed",
-                     len(self.detector.verdicts()), time.perf_counter() - started, len(verdicts))
+            log.info(
+                "fraud: full flush of %d users in %.2fs, %d verdicts changed",
+                len(self.detector.verdicts()),
+                time.perf_counter() - started,
+                len(verdicts),
+            )
 
     # ---- state --------------------------------------------------------------------------------
     def actives(self) -> frozenset[int]:
@@ -163,7 +176,7 @@ class FraudAgent:
                 user = key.decode("utf-8", "replace")
                 states[user], marks[user] = value["state"], value["mark"]
         self.profiled = {}  # partition -> highest offset the restored profiles had applied
-        for key, profile in self.profiles.items():
+        for profile in self.profiles.values():
             for p, offset in ((profile or {}).get("offsets") or {}).items():
                 if int(p) in actives and offset > self.profiled.get(int(p), -1):
                     self.profiled[int(p)] = offset
@@ -177,8 +190,11 @@ class FraudAgent:
         log.info("fraud: detector rebuilt for partitions %s from %d users", sorted(actives), len(states))
 
     def flagged_in_table(self, partitions) -> set[str]:
-        return {k.decode("utf-8", "replace") for k, v in self.suspicion.items()
-                if v and v.get("flagged") and partition_of(k, self.partitions) in partitions}
+        return {
+            k.decode("utf-8", "replace")
+            for k, v in self.suspicion.items()
+            if v and v.get("flagged") and partition_of(k, self.partitions) in partitions
+        }
 
     async def _catch_up(self, partition: int, start: int, end: int) -> list[Verdict]:
         """Re-read `events` [start, end) of a partition: events committed after the last checkpoint."""
@@ -242,8 +258,19 @@ class FraudAgent:
                 metrics.FRAUD_CLEARED.inc()
                 self.flagged.discard(user)
             if move:
-                sends.append((key, FraudFlag(user_id=user, score=v.score, reasons=list(v.reasons), ts=now,
-                                             detector_version=v.version, flagged=v.flagged)))
+                sends.append(
+                    (
+                        key,
+                        FraudFlag(
+                            user_id=user,
+                            score=v.score,
+                            reasons=list(v.reasons),
+                            ts=now,
+                            detector_version=v.version,
+                            flagged=v.flagged,
+                        ),
+                    )
+                )
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
         for key, flag in sends:
             await self.flags.send(key=key, value=encode(flag))

@@ -4,14 +4,16 @@ Pure: takes the current profile and popularity lookups as mappings and returns w
 Each user's profile and each item's count is written once per batch, whatever the number of
 events it saw; that is what keeps the worker fast (see benchmarks/ingest.py).
 """
+
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, NamedTuple
+from typing import NamedTuple
 
-from streams.worker.profiles import ProfileConfig, UserProfile
 from streams.contract.records import DeadLetter, Interaction
+from streams.worker.profiles import ProfileConfig, UserProfile
 from streams.worker.validation import InvalidEvent, ValidationLimits, parse_event
 
 __all__ = ["RawRecord", "BatchResult", "ingest_batch"]
@@ -41,13 +43,24 @@ class BatchResult:
 
 def _dead_letter(record: RawRecord, error: InvalidEvent) -> DeadLetter:
     raw = record.value.decode("utf-8", errors="replace") if isinstance(record.value, bytes) else str(record.value)
-    return DeadLetter(reason=str(error), code=error.code, raw=raw[:4096], topic=record.topic,
-                      partition=record.partition, offset=record.offset)
+    return DeadLetter(
+        reason=str(error),
+        code=error.code,
+        raw=raw[:4096],
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
 
 
-def ingest_batch(records: list[RawRecord], load_profile: Callable[[str], dict | None],
-                 load_popularity: Mapping[str, int] | Callable[[str], int], limits: ValidationLimits,
-                 config: ProfileConfig, now: float) -> BatchResult:
+def ingest_batch(
+    records: list[RawRecord],
+    load_profile: Callable[[str], dict | None],
+    load_popularity: Mapping[str, int] | Callable[[str], int],
+    limits: ValidationLimits,
+    config: ProfileConfig,
+    now: float,
+) -> BatchResult:
     """Validate every record, dead-letter the bad ones, and fold the good ones into profiles."""
     result = BatchResult()
     profiles, popularity = result.profiles, result.popularity
@@ -72,8 +85,17 @@ def ingest_batch(records: list[RawRecord], load_profile: Callable[[str], dict | 
         if count is None:
             count = get_popularity(event.item_id) or 0
         popularity[event.item_id] = count = count + 1
-        profile.update(event.event_id, event.item_id, event.type, event.ts, event.value, count, config,
-                       record.partition, record.offset)
+        profile.update(
+            event.event_id,
+            event.item_id,
+            event.type,
+            event.ts,
+            event.value,
+            count,
+            config,
+            record.partition,
+            record.offset,
+        )
         profiles[event.user_id] = profile
         result.applied.append(event)
         result.applied_by_type[event.type] += 1

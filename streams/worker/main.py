@@ -1,5 +1,6 @@
 """`advrec worker`: the composition root of a stream worker (validation, dead letters, profiles,
 fraud detection, windows, HTTP views). Builds the Settings once and wires the Faust app."""
+
 from __future__ import annotations
 
 import click
@@ -21,6 +22,11 @@ def worker(loglevel: str) -> None:
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(bootstrap, [settings.events_topic, settings.deadletter_topic], settings.topic_partitions, settings.replication_factor)
+    ensure_topics(
+        bootstrap,
+        [settings.events_topic, settings.deadletter_topic],
+        settings.topic_partitions,
+        settings.replication_factor,
+    )
     app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
     run_worker(app, loglevel)

@@ -2,32 +2,53 @@
 
 Defined once here, on the default registry, so every module of a process shares them.
 """
+
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["CONSUMER_LAG", "init_label_values", "EVENTS_PROCESSED", "EVENTS_DUPLICATE", "DEAD_LETTERS",
-           "EVENT_LATENCY", "BATCH_SECONDS", "BATCH_SIZE", "WINDOWS_WRITTEN", "WINDOW_ROWS",
-           "FRAUD_FLAGS", "FRAUD_CLEARED", "FRAUD_SCORE", "FRAUD_FLAGGED_USERS"]
+__all__ = [
+    "CONSUMER_LAG",
+    "init_label_values",
+    "EVENTS_PROCESSED",
+    "EVENTS_DUPLICATE",
+    "DEAD_LETTERS",
+    "EVENT_LATENCY",
+    "BATCH_SECONDS",
+    "BATCH_SIZE",
+    "WINDOWS_WRITTEN",
+    "WINDOW_ROWS",
+    "FRAUD_FLAGS",
+    "FRAUD_CLEARED",
+    "FRAUD_SCORE",
+    "FRAUD_FLAGGED_USERS",
+]
 
-EVENTS_PROCESSED = Counter("advrec_events_processed_total",
-                           "Valid events applied to profiles, by event type.", ["type"])
-EVENTS_DUPLICATE = Counter("advrec_events_duplicate_total",
-                           "Valid events skipped because they were applied before (redelivery or re-send).")
-DEAD_LETTERS = Counter("advrec_dead_letters_total",
-                       "Inputs sent to the dead-letter topic, by reason code.", ["reason"])
+EVENTS_PROCESSED = Counter(
+    "advrec_events_processed_total", "Valid events applied to profiles, by event type.", ["type"]
+)
+EVENTS_DUPLICATE = Counter(
+    "advrec_events_duplicate_total", "Valid events skipped because they were applied before (redelivery or re-send)."
+)
+DEAD_LETTERS = Counter("advrec_dead_letters_total", "Inputs sent to the dead-letter topic, by reason code.", ["reason"])
 EVENT_LATENCY = Histogram(
     "advrec_event_processing_latency_seconds",
     "Time from an event's append to Kafka to the end of its batch's processing.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
-BATCH_SECONDS = Histogram("advrec_ingest_batch_seconds", "Wall time to process one batch of events.",
-                          buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
-BATCH_SIZE = Histogram("advrec_ingest_batch_events", "Events per processed batch.",
-                       buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000))
-CONSUMER_LAG = Gauge("advrec_consumer_lag",
-                     "Messages behind on an assigned input partition: high watermark minus committed offset.",
-                     ["topic", "partition"])
+BATCH_SECONDS = Histogram(
+    "advrec_ingest_batch_seconds",
+    "Wall time to process one batch of events.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+BATCH_SIZE = Histogram(
+    "advrec_ingest_batch_events", "Events per processed batch.", buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000)
+)
+CONSUMER_LAG = Gauge(
+    "advrec_consumer_lag",
+    "Messages behind on an assigned input partition: high watermark minus committed offset.",
+    ["topic", "partition"],
+)
 
 
 def init_label_values() -> None:
@@ -43,13 +64,19 @@ def init_label_values() -> None:
 
 # --- window sink ---
 WINDOWS_WRITTEN = Counter("advrec_windows_written_total", "Closed windows written as training batches.")
-WINDOW_ROWS = Histogram("advrec_window_rows", "Rows (interactions) per written window.",
-                        buckets=(100, 1000, 10000, 50000, 100000, 500000, 1000000, 5000000))
+WINDOW_ROWS = Histogram(
+    "advrec_window_rows",
+    "Rows (interactions) per written window.",
+    buckets=(100, 1000, 10000, 50000, 100000, 500000, 1000000, 5000000),
+)
 
 
 # Fraud detector (label values of FRAUD_FLAGS: streams.fraud.suspicion.PRIMARY_REASONS, created at 0 by the agent)
 FRAUD_FLAGS = Counter("advrec_fraud_flags_total", "Users newly flagged, by the verdict's primary reason.", ["reason"])
 FRAUD_CLEARED = Counter("advrec_fraud_cleared_total", "Flagged users whose verdict fell below the threshold again.")
-FRAUD_SCORE = Histogram("advrec_fraud_score", "Score of every verdict the fraud detector emits.",
-                        buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
+FRAUD_SCORE = Histogram(
+    "advrec_fraud_score",
+    "Score of every verdict the fraud detector emits.",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+)
 FRAUD_FLAGGED_USERS = Gauge("advrec_fraud_flagged_users", "Users flagged now, among this worker's partitions.")

@@ -5,6 +5,7 @@ event: a replayed Kafka record (same partition, offset at or below the profile's
 or a re-sent event (same `event_id` among the recent ones) changes nothing. No Kafka or Faust
 here: the agent loads profiles from the table, calls `update`, and writes them back.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,16 +72,25 @@ class UserProfile:
                 return True
         return event_id in self.recent_event_ids
 
-    def update(self, event_id: str, item_id: str, kind: str, ts: float, value: float | None,
-               item_popularity: int, config: ProfileConfig,
-               partition: int | None = None, offset: int | None = None) -> bool:
+    def update(
+        self,
+        event_id: str,
+        item_id: str,
+        kind: str,
+        ts: float,
+        value: float | None,
+        item_popularity: int,
+        config: ProfileConfig,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> bool:
         """Apply one event; return False (and change nothing) if it was applied before."""
         if self.is_duplicate(event_id, partition, offset):
             return False
         if partition is not None and offset is not None:
             self.offsets[str(partition)] = offset
         self.recent_event_ids.append(event_id)
-        del self.recent_event_ids[:-config.recent_event_ids]
+        del self.recent_event_ids[: -config.recent_event_ids]
 
         n_before = self.events
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -91,7 +101,7 @@ class UserProfile:
         if item_id in self.recent_items:
             self.recent_items.remove(item_id)
         self.recent_items.append(item_id)
-        del self.recent_items[:-config.recent_items]
+        del self.recent_items[: -config.recent_items]
         if item_id not in self.items:
             if len(self.items) < config.max_tracked_items:
                 self.items[item_id] = None
@@ -123,7 +133,7 @@ class UserProfile:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "UserProfile":
+    def from_dict(cls, data: dict) -> UserProfile:
         """Inverse of `to_dict`."""
         data = dict(data)
         data["items"] = dict.fromkeys(data.get("items", ()))

@@ -3,6 +3,7 @@
 Pure: no Kafka, no clock (the caller passes `now`). Every rejection carries a short, stable
 `code` (a Prometheus label) and a human `detail`.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,17 @@ from streams.contract.records import EVENT_TYPES, Interaction
 __all__ = ["InvalidEvent", "ValidationLimits", "REASON_CODES", "parse_event"]
 
 REASON_CODES = (
-    "oversized", "malformed_json", "not_an_object", "missing_field", "wrong_type", "empty_id",
-    "id_too_long", "unknown_type", "rating_out_of_scale", "value_out_of_range", "ts_in_future",
+    "oversized",
+    "malformed_json",
+    "not_an_object",
+    "missing_field",
+    "wrong_type",
+    "empty_id",
+    "id_too_long",
+    "unknown_type",
+    "rating_out_of_scale",
+    "value_out_of_range",
+    "ts_in_future",
     "ts_too_old",
 )
 _REQUIRED = ("event_id", "user_id", "item_id", "type", "ts")
@@ -44,7 +54,7 @@ class ValidationLimits:
     max_id_length: int = 128
 
     @classmethod
-    def from_settings(cls, settings) -> "ValidationLimits":
+    def from_settings(cls, settings) -> ValidationLimits:
         """Take the validation bounds out of a Settings object."""
         return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
@@ -99,9 +109,17 @@ def parse_event(raw: bytes | str, limits: ValidationLimits, now: float) -> Inter
         if value is None:
             raise InvalidEvent("missing_field", "'value' is required for a rating")
         if not limits.rating_min <= value <= limits.rating_max:
-            raise InvalidEvent("rating_out_of_scale",
-                               f"rating {value} outside [{limits.rating_min}, {limits.rating_max}]")
+            raise InvalidEvent(
+                "rating_out_of_scale", f"rating {value} outside [{limits.rating_min}, {limits.rating_max}]"
+            )
     elif value is not None and not 0.0 <= value <= limits.max_value:
         raise InvalidEvent("value_out_of_range", f"value {value} outside [0, {limits.max_value}]")
-    return Interaction(event_id=doc["event_id"], user_id=doc["user_id"], item_id=doc["item_id"],
-                       type=kind, ts=ts, value=value, session_id=session_id)
+    return Interaction(
+        event_id=doc["event_id"],
+        user_id=doc["user_id"],
+        item_id=doc["item_id"],
+        type=kind,
+        ts=ts,
+        value=value,
+        session_id=session_id,
+    )

@@ -5,12 +5,13 @@ each file durably before the agent body returns (Faust acks the events, and may 
 offsets, only after that), then sends a `BatchAnnouncement` to topic `batches`. It must never ack or
 announce a window before its file is durably written.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pyarrow as pa
 
@@ -35,6 +36,7 @@ def _suspect_lookup(tables: dict) -> Callable[[str], bool]:
         if value is None:
             return False
         return bool(value.get("flagged") if isinstance(value, dict) else getattr(value, "flagged", False))
+
     return flagged
 
 
@@ -42,8 +44,14 @@ def install(app, context) -> None:
     """Add the window sink agent and the `batches` topic to the worker's Faust app."""
     settings = context.settings
     store = WindowStore(settings.windows_location)
-    batches = app.topic(settings.batches_topic, key_type=bytes, key_serializer="raw",
-                        value_type=bytes, value_serializer="raw", partitions=settings.topic_partitions)
+    batches = app.topic(
+        settings.batches_topic,
+        key_type=bytes,
+        key_serializer="raw",
+        value_type=bytes,
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
     context.topics["batches"] = batches
 
     @app.task
@@ -67,13 +75,17 @@ def install(app, context) -> None:
     async def windows(stream):
         """Write every N events / T seconds as one Parquet file per source partition, then announce it."""
         async for events in stream.take_events(settings.window_max_events, within=settings.window_max_seconds):
-            records = [WindowRecord(e.value, e.message.topic, e.message.partition, e.message.offset,
-                                    e.message.timestamp) for e in events]
+            records = [
+                WindowRecord(e.value, e.message.topic, e.message.partition, e.message.offset, e.message.timestamp)
+                for e in events
+            ]
             for window in cut_windows(records, context.limits, time.time(), _suspect_lookup(context.tables)):
                 if not window.rows:
                     continue
                 uri = await write_durably(window.path, window_table(window))
-                await batches.send(key=f"{window.topic}/{window.partition}".encode(),
-                                   value=encode(announcement(window, uri, time.time())))
+                await batches.send(
+                    key=f"{window.topic}/{window.partition}".encode(),
+                    value=encode(announcement(window, uri, time.time())),
+                )
                 metrics.WINDOWS_WRITTEN.inc()
                 metrics.WINDOW_ROWS.observe(len(window.rows))

@@ -5,10 +5,12 @@
 written file for topic `batches`. No I/O here: files are written by `streams.contract.windows` and the
 agent lives in `streams.worker.window_agent`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, NamedTuple
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -45,8 +47,12 @@ class Window:
         return window_path(self.topic, self.partition, self.first_offset, self.last_offset)
 
 
-def cut_windows(records: Iterable[WindowRecord], limits: ValidationLimits, now: float,
-                is_suspect: Callable[[str], bool] = lambda user: False) -> list[Window]:
+def cut_windows(
+    records: Iterable[WindowRecord],
+    limits: ValidationLimits,
+    now: float,
+    is_suspect: Callable[[str], bool] = lambda user: False,
+) -> list[Window]:
     """Group records by source partition; keep the valid ones as rows (invalid ones are skipped)."""
     windows: dict[tuple[str, int], Window] = {}
     for record in records:
@@ -60,12 +66,21 @@ def cut_windows(records: Iterable[WindowRecord], limits: ValidationLimits, now: 
             event = parse_event(record.value, limits, now)
         except InvalidEvent:
             continue  # the ingest agent dead-letters it
-        window.rows.append({
-            "event_id": event.event_id, "user_id": event.user_id, "item_id": event.item_id,
-            "type": event.type, "ts": event.ts, "value": event.value, "session_id": event.session_id,
-            "partition": record.partition, "offset": record.offset, "kafka_ts": record.kafka_ts,
-            "suspect": bool(is_suspect(event.user_id)),
-        })
+        window.rows.append(
+            {
+                "event_id": event.event_id,
+                "user_id": event.user_id,
+                "item_id": event.item_id,
+                "type": event.type,
+                "ts": event.ts,
+                "value": event.value,
+                "session_id": event.session_id,
+                "partition": record.partition,
+                "offset": record.offset,
+                "kafka_ts": record.kafka_ts,
+                "suspect": bool(is_suspect(event.user_id)),
+            }
+        )
     return sorted(windows.values(), key=lambda w: (w.topic, w.partition))
 
 
@@ -78,8 +93,17 @@ def announcement(window: Window, uri: str, written_at: float) -> BatchAnnounceme
     """The `batches` record describing a written window (spans and counts of its rows)."""
     rows = window.rows
     return BatchAnnouncement(
-        uri=uri, path=window.path, rows=len(rows), topic=window.topic, partition=window.partition,
-        first_offset=window.first_offset, last_offset=window.last_offset,
-        min_ts=min(r["ts"] for r in rows), max_ts=max(r["ts"] for r in rows),
-        min_kafka_ts=min(r["kafka_ts"] for r in rows), max_kafka_ts=max(r["kafka_ts"] for r in rows),
-        suspect_rows=sum(r["suspect"] for r in rows), written_at=written_at)
+        uri=uri,
+        path=window.path,
+        rows=len(rows),
+        topic=window.topic,
+        partition=window.partition,
+        first_offset=window.first_offset,
+        last_offset=window.last_offset,
+        min_ts=min(r["ts"] for r in rows),
+        max_ts=max(r["ts"] for r in rows),
+        min_kafka_ts=min(r["kafka_ts"] for r in rows),
+        max_kafka_ts=max(r["kafka_ts"] for r in rows),
+        suspect_rows=sum(r["suspect"] for r in rows),
+        written_at=written_at,
+    )

@@ -1,4 +1,5 @@
 """Helpers shared by the integration tests: waiting on real processes, a real `mlflow server`."""
+
 from __future__ import annotations
 
 import os
@@ -24,10 +25,27 @@ def mlflow_server_process(root: Path):
     port = free_port()
     log = open(root / "server.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=root,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def stop() -> None:
@@ -48,7 +66,8 @@ def mlflow_server_process(root: Path):
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+                    log_tail = (root / "server.log").read_text()[-3000:]
+                    raise RuntimeError(f"mlflow server did not start:\n{log_tail}") from None
                 time.sleep(0.3)
         yield url, stop
     finally:

@@ -1,7 +1,6 @@
 """Shared unit-test fixtures: small seeded populations and a real slice of MovieLens-100K."""
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import numpy as np
 import pandas as pd
@@ -9,6 +8,7 @@ import pytest
 import torch
 
 from streams.sources.datasets import read_ratings
+from tests.paths import ML100K  # ../shared beside the checkout, as in CI
 
 
 def make_ratings(n_users: int = 300, n_items: int = 400, seed: int = 7, with_ts: bool = True) -> pd.DataFrame:
@@ -37,9 +37,6 @@ def ratings() -> pd.DataFrame:
     """300 users × 400 items, seeded."""
     return make_ratings()
 
-# ../shared beside the checkout, as in CI
-from tests.paths import ML100K
-
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread() -> None:
@@ -62,9 +59,19 @@ def ml_slice(ml100k: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture()
 def toy() -> pd.DataFrame:
     """A hand-written interaction frame: 4 users, 6 items."""
-    rows = [("a", "1", 5, 1), ("a", "2", 4, 2), ("a", "3", 3, 3),
-            ("b", "1", 5, 1), ("b", "4", 2, 5), ("b", "2", 4, 9),
-            ("c", "5", 4, 1), ("c", "6", 1, 2), ("c", "1", 5, 3),
-            ("d", "2", 3, 4), ("d", "3", 5, 1)]
+    rows = [
+        ("a", "1", 5, 1),
+        ("a", "2", 4, 2),
+        ("a", "3", 3, 3),
+        ("b", "1", 5, 1),
+        ("b", "4", 2, 5),
+        ("b", "2", 4, 9),
+        ("c", "5", 4, 1),
+        ("c", "6", 1, 2),
+        ("c", "1", 5, 3),
+        ("d", "2", 3, 4),
+        ("d", "3", 5, 1),
+    ]
     return pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]).astype(
-        {"rating": float, "timestamp": float})
+        {"rating": float, "timestamp": float}
+    )

@@ -12,7 +12,7 @@ def test_eval_model_prints_metrics_of_both_models(ml_slice, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert set(report) == {"bpr", "apr"}
-    for name, got in report.items():
+    for _name, got in report.items():
         for key in ("hr@10", "ndcg@10", "recall@20", "ndcg@20"):
             assert 0.0 <= got[key] <= 1.0
         assert set(got["fgsm"]) == {"0.1", "0.25"} and set(got["fgsm"]["0.1"]) == {"hr@10", "ndcg@10"}

@@ -4,6 +4,7 @@ The real tools check them: promtool and a throwaway Prometheus (Debian's `promet
 1.29 and the Compose Specification schema that it ships. The session fixture installs what is
 missing with scripts/install_ops_tools.sh. Nothing here needs Docker, Kafka or a network besides that.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,12 +23,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.local.broker import free_port
 from streams.contract.settings import Settings
+from streams.local.broker import free_port
+from tests.paths import REPO as ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-from tests.paths import REPO as ROOT
+
 DEPLOY = ROOT / "deploy"
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
@@ -40,8 +42,21 @@ OPERATIONS_DOC = ROOT / "docs" / "operations.md"
 PLANNED_SETTINGS = {"ADVREC_TRAINER_METRICS_PORT", "ADVREC_SCORER_METRICS_PORT"}
 # Grafana's interval macros, replaced by a duration before Prometheus parses an expression.
 GRAFANA_MACROS = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
-                "offset", "bool", "inf", "nan"}
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "bool",
+    "inf",
+    "nan",
+}
 
 
 def _run(args: list[str], cwd: Path = ROOT, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -55,8 +70,13 @@ def _run(args: list[str], cwd: Path = ROOT, timeout: float = 120) -> subprocess.
 @pytest.fixture(scope="session")
 def ops_tools() -> None:
     """promtool, prometheus, docker-compose and jsonschema, installed if missing."""
-    done = subprocess.run([str(ROOT / "scripts" / "install_ops_tools.sh")], capture_output=True, text=True,
-                          env={**os.environ, "PYTHON": sys.executable}, timeout=840)
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "install_ops_tools.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+        timeout=840,
+    )
     if done.returncode != 0:
         pytest.fail(f"install_ops_tools.sh exited {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
     importlib.invalidate_caches()
@@ -70,8 +90,15 @@ def prometheus_api(ops_tools, tmp_path_factory):
     port = free_port()
     log = open(home / "prometheus.log", "w")
     process = subprocess.Popen(
-        ["prometheus", f"--config.file={home / 'prometheus.yml'}", f"--storage.tsdb.path={home / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        [
+            "prometheus",
+            f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -96,6 +123,7 @@ def prometheus_api(ops_tools, tmp_path_factory):
 
 
 # ---- helpers: what the artefacts contain --------------------------------------------------------
+
 
 def _alert_rules() -> list[dict]:
     groups = yaml.safe_load((PROMETHEUS_DIR / "alerts.yml").read_text())["groups"]
@@ -159,6 +187,7 @@ def _anchor(heading: str) -> str:
 
 # ---- Prometheus -------------------------------------------------------------------------------------
 
+
 def test_prometheus_config_is_valid(ops_tools):
     """promtool accepts the scrape config and the rule files it names."""
     out = _run(["promtool", "check", "config", "prometheus.yml"], cwd=PROMETHEUS_DIR)
@@ -206,10 +235,12 @@ def test_scrape_jobs_match_compose_services_and_ports():
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     compose = _compose()
     env = compose["x-advrec-env"]
-    expected = {"advrec-worker": ("worker", env["ADVREC_WEB_PORT"]),
-                "advrec-trainer": ("trainer", env["ADVREC_TRAINER_METRICS_PORT"]),
-                "advrec-scorer": ("scorer", env["ADVREC_SCORER_METRICS_PORT"]),
-                "mlflow": ("mlflow", "5000")}
+    expected = {
+        "advrec-worker": ("worker", env["ADVREC_WEB_PORT"]),
+        "advrec-trainer": ("trainer", env["ADVREC_TRAINER_METRICS_PORT"]),
+        "advrec-scorer": ("scorer", env["ADVREC_SCORER_METRICS_PORT"]),
+        "mlflow": ("mlflow", "5000"),
+    }
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     for name, (service, port) in expected.items():
         assert service in compose["services"], service
@@ -220,6 +251,7 @@ def test_scrape_jobs_match_compose_services_and_ports():
 
 
 # ---- Grafana ----------------------------------------------------------------------------------------
+
 
 def test_dashboard_exprs_parse_in_prometheus(prometheus_api):
     """A real Prometheus evaluates every panel's query without error."""
@@ -249,9 +281,21 @@ def test_prometheus_rejects_a_bad_expression(prometheus_api):
 def test_dashboard_covers_the_required_views():
     """The panels the operations guide promises are there."""
     titles = " | ".join(panel["title"].lower() for panel in _dashboard_panels())
-    for words in ["events/s by type", "dead letters", "processing latency", "consumer lag", "flags/s by reason",
-                  "score distribution", "training rounds", "hr@10", "promotion", "champion age",
-                  "scoring latency", "recommendations/s by source", "freshness"]:
+    for words in [
+        "events/s by type",
+        "dead letters",
+        "processing latency",
+        "consumer lag",
+        "flags/s by reason",
+        "score distribution",
+        "training rounds",
+        "hr@10",
+        "promotion",
+        "champion age",
+        "scoring latency",
+        "recommendations/s by source",
+        "freshness",
+    ]:
         assert words in titles, words
 
 
@@ -271,10 +315,13 @@ def test_dashboard_uses_the_provisioned_datasource_and_folder():
 
 # ---- the metrics contract ---------------------------------------------------------------------------
 
+
 def test_metric_name_extraction():
     """metric_names finds series and ignores labels, functions and keywords."""
-    expr = ('histogram_quantile(0.99, sum by (job, le) (rate(a_seconds_bucket{job="x"}[5m]))) > 0.005 '
-            'and b_total offset 5m or on() group_left() max(c_at_10) unless absent(up{job=~"w.*"} == 1) > 6 * 3600')
+    expr = (
+        'histogram_quantile(0.99, sum by (job, le) (rate(a_seconds_bucket{job="x"}[5m]))) > 0.005 '
+        'and b_total offset 5m or on() group_left() max(c_at_10) unless absent(up{job=~"w.*"} == 1) > 6 * 3600'
+    )
     assert metric_names(expr) == {"a_seconds_bucket", "b_total", "c_at_10", "up"}
 
 
@@ -311,6 +358,7 @@ def test_implemented_worker_metrics_are_in_the_contract():
 
 # ---- compose ----------------------------------------------------------------------------------------
 
+
 def test_compose_config_is_valid(ops_tools):
     """docker-compose 1.29 resolves and validates the file."""
     _run(["docker-compose", "-f", str(COMPOSE_FILE), "config", "-q"], cwd=DEPLOY)
@@ -320,8 +368,13 @@ def _compose_spec_schema() -> dict:
     """The Compose Specification schema shipped inside the installed docker-compose package."""
     launcher = Path(shutil.which("docker-compose")).read_text(errors="replace").splitlines()[0]
     python = launcher.removeprefix("#!").split()[0] if launcher.startswith("#!") else "python3"
-    out = _run([python, "-c", "import compose, pathlib; "
-                "print(pathlib.Path(compose.__file__).parent / 'config' / 'compose_spec.json')"])
+    out = _run(
+        [
+            python,
+            "-c",
+            "import compose, pathlib; print(pathlib.Path(compose.__file__).parent / 'config' / 'compose_spec.json')",
+        ]
+    )
     return json.loads(Path(out.stdout.strip()).read_text())
 
 
@@ -342,8 +395,9 @@ def test_compose_file_matches_the_compose_spec_schema(ops_tools):
 def test_compose_services_are_wired_for_a_cluster():
     """Kafka in KRaft mode, MLflow on Postgres serving artifacts, workers scalable, trainer on a GPU."""
     services = _compose()["services"]
-    assert {"kafka", "kafka-init", "postgres", "mlflow", "worker", "trainer", "scorer", "prometheus",
-            "grafana"} <= set(services)
+    assert {"kafka", "kafka-init", "postgres", "mlflow", "worker", "trainer", "scorer", "prometheus", "grafana"} <= set(
+        services
+    )
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     mlflow = " ".join(services["mlflow"]["command"])
     assert "postgresql://" in mlflow and "--serve-artifacts" in mlflow

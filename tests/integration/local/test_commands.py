@@ -1,4 +1,5 @@
 """The `advrec broker` and `advrec produce` commands against real processes and the real broker."""
+
 from __future__ import annotations
 
 import json
@@ -7,25 +8,29 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from kafka import KafkaConsumer
 
-from streams.local.broker import wait_for_kafka
 from streams.cli import main
+from streams.local.broker import wait_for_kafka
 from streams.local.main import produce
+from tests.paths import DATA
 
 pytestmark = pytest.mark.integration
-from tests.paths import DATA
 
 
 @pytest.mark.parametrize("engine", ["kafka", "tansu"])
 def test_broker_command_starts_announces_and_stops_cleanly(tmp_path, engine):
     env = {**os.environ, "ADVREC_DATA_DIR": str(tmp_path), "ADVREC_KAFKA_BOOTSTRAP": ""}
-    process = subprocess.Popen([sys.executable, "-m", "streams.cli", "broker", "--engine", engine], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "broker", "--engine", engine],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     announced = tmp_path / "broker.json"
     try:
         deadline = time.monotonic() + 30
@@ -49,12 +54,23 @@ def test_broker_command_starts_announces_and_stops_cleanly(tmp_path, engine):
 def test_produce_replays_movielens_keyed_by_user(kafka_broker, monkeypatch):
     monkeypatch.setenv("ADVREC_KAFKA_BOOTSTRAP", kafka_broker)
     monkeypatch.setenv("ADVREC_EVENTS_TOPIC", "produce-cli")
-    result = CliRunner().invoke(produce, ["--dataset", str(DATA / "movielens-100k" / "u.data"), "--limit", "300",
-                                          "--implicit-threshold", "4", "--no-progress"])
+    result = CliRunner().invoke(
+        produce,
+        [
+            "--dataset",
+            str(DATA / "movielens-100k" / "u.data"),
+            "--limit",
+            "300",
+            "--implicit-threshold",
+            "4",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "sent 300 events" in result.output
-    consumer = KafkaConsumer("produce-cli", bootstrap_servers=kafka_broker, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        "produce-cli", bootstrap_servers=kafka_broker, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
     messages = list(consumer)
     consumer.close()
     assert len(messages) == 300

@@ -3,6 +3,7 @@
 Queries a metric of each process through Prometheus' HTTP API, evaluates the alert rules against
 the live series, and runs every Grafana panel's PromQL (no Grafana server can be installed here).
 """
+
 from __future__ import annotations
 
 import json
@@ -11,20 +12,19 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
+from streams.kafka.producer import produce_events, send_raw
+from streams.kafka.topics import ensure_topics
 from streams.local.broker import free_port
 from streams.local.cluster import ClusterConfig, LocalCluster
-from streams.kafka.producer import produce_events, send_raw
 from streams.sources.simulator import simulated_events
-from streams.kafka.topics import ensure_topics
-from tests.integration.deploy.test_deploy import GRAFANA_MACROS, _dashboard_exprs, ops_tools  # noqa: F401
 from tests.integration.conftest import wait_for
+from tests.integration.deploy.test_deploy import GRAFANA_MACROS, _dashboard_exprs, ops_tools  # noqa: F401
+from tests.paths import REPO as ROOT
 
 pytestmark = pytest.mark.integration
-from tests.paths import REPO as ROOT
 
 
 def _query(base: str, expr: str) -> dict:
@@ -33,14 +33,18 @@ def _query(base: str, expr: str) -> dict:
         return json.loads(response.read())
 
 
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Broker, worker, trainer, scorer (real processes) with some traffic through them."""
     state = tmp_path_factory.mktemp("cluster")
-    with LocalCluster(ClusterConfig(state_dir=state, window_max_events=1_000, window_max_seconds=2.0,
-                                    trainer_args=("--min-batch-rows", "1500", "--first-epochs", "5"))) as cluster:
+    with LocalCluster(
+        ClusterConfig(
+            state_dir=state,
+            window_max_events=1_000,
+            window_max_seconds=2.0,
+            trainer_args=("--min-batch-rows", "1500", "--first-epochs", "5"),
+        )
+    ) as cluster:
         ensure_topics(cluster.bootstrap, ["events", "rec.requests", "recommendations", "model.updates"], 4)
         for name in ("worker", "trainer", "scorer"):
             cluster.start(name)
@@ -57,22 +61,33 @@ def prometheus(ops_tools, cluster, tmp_path_factory):  # noqa: F811
     jobs = {"advrec-worker": "worker", "advrec-trainer": "trainer", "advrec-scorer": "scorer"}
     scrape = "\n".join(
         f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{cluster.ports[name]}']"
-        for job, name in jobs.items())
+        for job, name in jobs.items()
+    )
     (home / "prometheus.yml").write_text(
         f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n"
-        f"scrape_configs:\n{scrape}\n")
+        f"scrape_configs:\n{scrape}\n"
+    )
     port = free_port()
     log = open(home / "prometheus.log", "w")
-    process = subprocess.Popen(["prometheus", f"--config.file={home / 'prometheus.yml'}",
-                                f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def ready():
             try:
                 return urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200
             except OSError:
                 return False
+
         wait_for(ready, 60, "prometheus ready")
         yield base
     finally:
@@ -85,23 +100,35 @@ def test_prometheus_scrapes_every_process_and_sees_their_metrics(prometheus, clu
     def all_up():
         result = _query(prometheus, "up")["data"]["result"]
         return len(result) == 3 and all(r["value"][1] == "1" for r in result)
+
     wait_for(all_up, 60, "worker, trainer and scorer up in Prometheus")
 
     def value(expr: str) -> float | None:
         result = _query(prometheus, expr)["data"]["result"]
         return float(result[0]["value"][1]) if result else None
 
-    processed = wait_for(lambda: value("sum(advrec_events_processed_total)") == 3_000 and 3_000, 90,
-                      "3000 events processed, as seen by Prometheus")
+    processed = wait_for(
+        lambda: value("sum(advrec_events_processed_total)") == 3_000 and 3_000,
+        90,
+        "3000 events processed, as seen by Prometheus",
+    )
     assert processed == 3_000
     assert value('sum(advrec_dead_letters_total{reason="malformed_json"})') == 1
     wait_for(lambda: (value("sum(advrec_batches_consumed_total)") or 0) >= 1, 90, "the trainer consumed a batch")
-    wait_for(lambda: (value('sum(advrec_training_rounds_total{outcome="success"})') or 0) >= 1, 120,
-          "a training round, as seen by Prometheus")
+    wait_for(
+        lambda: (value('sum(advrec_training_rounds_total{outcome="success"})') or 0) >= 1,
+        120,
+        "a training round, as seen by Prometheus",
+    )
     # with a model registered (or at least popularity known), requests get answers
-    send_raw(cluster.bootstrap, "rec.requests", [
-        (f"u{i}".encode(), json.dumps({"request_id": uuid.uuid4().hex, "user_id": f"u{i}", "k": 5}).encode())
-        for i in range(50)])
+    send_raw(
+        cluster.bootstrap,
+        "rec.requests",
+        [
+            (f"u{i}".encode(), json.dumps({"request_id": uuid.uuid4().hex, "user_id": f"u{i}", "k": 5}).encode())
+            for i in range(50)
+        ],
+    )
     wait_for(lambda: (value("sum(advrec_recommendations_total)") or 0) >= 50, 60, "the scorer answered 50 requests")
     assert value("advrec_scoring_latency_seconds_count") >= 1
     assert value("sum(advrec_windows_written_total)") >= 1
@@ -112,6 +139,7 @@ def test_alert_rules_evaluate_on_live_series(prometheus, cluster):
         groups = json.loads(urllib.request.urlopen(f"{prometheus}/api/v1/rules", timeout=5).read())["data"]["groups"]
         rules = [rule for group in groups for rule in group["rules"]]
         return rules if rules and all(rule.get("health") == "ok" for rule in rules) else None
+
     rules = wait_for(loaded, 60, "every alert rule evaluated with health ok")
     assert len(rules) >= 7
     # a healthy little cluster: no target is down

@@ -1,4 +1,5 @@
 """Resilience: serving goes on when MLflow stops; a trainer killed mid-round resumes cleanly."""
+
 from __future__ import annotations
 
 import json
@@ -14,23 +15,22 @@ from kafka import KafkaConsumer
 
 from registry.promotion import GateConfig
 from registry.service import ModelRegistry
+from streams.kafka.producer import produce_events, send_raw
 from streams.local.broker import free_port
 from streams.local.cluster import ClusterConfig, LocalCluster
 from streams.local.processes import AdvrecProcess, scrape_metrics
-from streams.kafka.producer import produce_events, send_raw
 from streams.sources.simulator import simulated_events
-from tests.integration.conftest import broker_quirks, mlflow_server_process
+from tests.integration.conftest import broker_quirks, mlflow_server_process, wait_for
 from training.models import BPRRecommender
-from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
 
-
-
 def _requests(users: list[str], tag: str) -> list[tuple[bytes, bytes]]:
-    return [(u.encode(), json.dumps({"request_id": f"{tag}-{i}-{uuid.uuid4().hex[:6]}", "user_id": u, "k": 5}).encode())
-            for i, u in enumerate(users)]
+    return [
+        (u.encode(), json.dumps({"request_id": f"{tag}-{i}-{uuid.uuid4().hex[:6]}", "user_id": u, "k": 5}).encode())
+        for i, u in enumerate(users)
+    ]
 
 
 def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path):
@@ -39,23 +39,40 @@ def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path
     frame = pd.DataFrame({"user": rng.integers(0, 30, 900).astype(str), "item": rng.integers(0, 80, 900).astype(str)})
     model = BPRRecommender(dim=8, epochs=2, seed=0).fit(frame)
     users = sorted(set(frame["user"]))[:20]
-    topics = {"ADVREC_REC_REQUESTS_TOPIC": "res.requests", "ADVREC_RECOMMENDATIONS_TOPIC": "res.recs",
-              "ADVREC_REC_DEADLETTER_TOPIC": "res.requests.deadletter", "ADVREC_MODEL_UPDATES_TOPIC": "res.updates"}
+    topics = {
+        "ADVREC_REC_REQUESTS_TOPIC": "res.requests",
+        "ADVREC_RECOMMENDATIONS_TOPIC": "res.recs",
+        "ADVREC_REC_DEADLETTER_TOPIC": "res.requests.deadletter",
+        "ADVREC_MODEL_UPDATES_TOPIC": "res.updates",
+    }
     (tmp_path / "mlflow").mkdir()
     with mlflow_server_process(tmp_path / "mlflow") as (url, stop_mlflow):
         registry = ModelRegistry(url, "resilience", GateConfig(min_eval_users=1))
-        report = {"hr@10": 0.5, "ndcg@10": 0.3, "eval_users": 30,
-                  "fgsm": {"0.25": {"hr@10": 0.45, "ndcg@10": 0.27}}}
+        report = {"hr@10": 0.5, "ndcg@10": 0.3, "eval_users": 30, "fgsm": {"0.25": {"hr@10": 0.45, "ndcg@10": 0.27}}}
         version, decision = registry.register_round(model, report, {"batch_files": []})
         assert decision.action == "promote"
         port = free_port()
-        scorer = AdvrecProcess(["scorer"], {
-            "ADVREC_KAFKA_BOOTSTRAP": kafka_broker, **broker_quirks(), "ADVREC_APP_ID": "resilience",
-            "ADVREC_MODEL_NAME": "resilience", "ADVREC_MLFLOW_TRACKING_URI": url, "ADVREC_SCORER_METRICS_PORT": str(port),
-            "ADVREC_SCORER_POLL_SECONDS": "1", "ADVREC_DATA_DIR": str(tmp_path / "scorer"), **topics},
-            tmp_path / "scorer.log").start()
-        consumer = KafkaConsumer(topics["ADVREC_RECOMMENDATIONS_TOPIC"], bootstrap_servers=kafka_broker,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=500)
+        scorer = AdvrecProcess(
+            ["scorer"],
+            {
+                "ADVREC_KAFKA_BOOTSTRAP": kafka_broker,
+                **broker_quirks(),
+                "ADVREC_APP_ID": "resilience",
+                "ADVREC_MODEL_NAME": "resilience",
+                "ADVREC_MLFLOW_TRACKING_URI": url,
+                "ADVREC_SCORER_METRICS_PORT": str(port),
+                "ADVREC_SCORER_POLL_SECONDS": "1",
+                "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
+                **topics,
+            },
+            tmp_path / "scorer.log",
+        ).start()
+        consumer = KafkaConsumer(
+            topics["ADVREC_RECOMMENDATIONS_TOPIC"],
+            bootstrap_servers=kafka_broker,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=500,
+        )
         answers: dict[str, dict] = {}
 
         def answered(prefix: str, n: int) -> bool:
@@ -66,8 +83,14 @@ def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path
 
         try:
             scorer.wait_http(f"http://127.0.0.1:{port}/metrics", 60)
-            wait_for(lambda: scrape_metrics(f"http://127.0.0.1:{port}/metrics").get("advrec_serving_model_version")
-                  == version, 60, "the champion loaded", scorer)
+            wait_for(
+                lambda: (
+                    scrape_metrics(f"http://127.0.0.1:{port}/metrics").get("advrec_serving_model_version") == version
+                ),
+                60,
+                "the champion loaded",
+                scorer,
+            )
             send_raw(kafka_broker, topics["ADVREC_REC_REQUESTS_TOPIC"], _requests(users, "before"))
             wait_for(lambda: answered("before", len(users)), 60, "answers before the outage", scorer)
 
@@ -87,36 +110,50 @@ def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path
 
 
 def test_trainer_killed_mid_round_resumes_and_registers_no_half_made_model(kafka_broker, tmp_path):
-    config = ClusterConfig(state_dir=tmp_path / "state", bootstrap=kafka_broker, window_max_events=1_000,
-                           window_max_seconds=2.0,
-                           trainer_args=("--min-batch-rows", "2500", "--first-epochs", "60", "--epochs", "3"),
-                           extra_env={**broker_quirks(), "ADVREC_APP_ID": "trainkill",
-                                      "ADVREC_EVENTS_TOPIC": "trainkill.events",
-                                      "ADVREC_BATCHES_TOPIC": "trainkill.batches",
-                                      "ADVREC_FRAUD_FLAGS_TOPIC": "trainkill.flags",
-                                      "ADVREC_MODEL_UPDATES_TOPIC": "trainkill.updates"})
+    config = ClusterConfig(
+        state_dir=tmp_path / "state",
+        bootstrap=kafka_broker,
+        window_max_events=1_000,
+        window_max_seconds=2.0,
+        trainer_args=("--min-batch-rows", "2500", "--first-epochs", "60", "--epochs", "3"),
+        extra_env={
+            **broker_quirks(),
+            "ADVREC_APP_ID": "trainkill",
+            "ADVREC_EVENTS_TOPIC": "trainkill.events",
+            "ADVREC_BATCHES_TOPIC": "trainkill.batches",
+            "ADVREC_FRAUD_FLAGS_TOPIC": "trainkill.flags",
+            "ADVREC_MODEL_UPDATES_TOPIC": "trainkill.updates",
+        },
+    )
     cluster = LocalCluster(config)
     cluster.init_mlflow()
     try:
         cluster.start("worker")
         trainer = cluster.start("trainer")
-        produce_events(kafka_broker, "trainkill.events", simulated_events(n_events=6_000, n_users=300, n_items=200,
-                                                                           seed=4))
+        produce_events(
+            kafka_broker, "trainkill.events", simulated_events(n_events=6_000, n_users=300, n_items=200, seed=4)
+        )
 
-        wait_for(lambda: cluster.metrics("trainer").get("advrec_batches_consumed_total", 0) >= 3, 120,
-              "batches reaching the trainer", trainer)
+        wait_for(
+            lambda: cluster.metrics("trainer").get("advrec_batches_consumed_total", 0) >= 3,
+            120,
+            "batches reaching the trainer",
+            trainer,
+        )
         time.sleep(1.0)  # most likely inside the 60-epoch first round; either way the invariants hold
         trainer.kill9()
         killed_rounds = len(ModelRegistry(cluster.mlflow_uri, "advrec-recommender").list_versions())
 
         trainer = cluster.start("trainer")
         # more events, so the restarted trainer has a round of its own to finish
-        produce_events(kafka_broker, "trainkill.events", simulated_events(n_events=3_000, n_users=300, n_items=200,
-                                                                           seed=5))
+        produce_events(
+            kafka_broker, "trainkill.events", simulated_events(n_events=3_000, n_users=300, n_items=200, seed=5)
+        )
 
         def resumed():
             metrics = cluster.metrics("trainer")
             return metrics.get('advrec_training_rounds_total{outcome="success"}', 0) >= 1 and metrics
+
         wait_for(resumed, 180, "a completed round after the restart", trainer)
     finally:
         cluster.stop()

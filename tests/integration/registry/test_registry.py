@@ -1,4 +1,5 @@
 """The model registry against a real MLflow sqlite store and a real `mlflow server` on loopback."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ GATE = GateConfig(min_hr_at_10=0.05, min_ndcg_at_10=0.02, min_eval_users=10)
 
 def _interactions(seed: int, n_users: int = 40, n_items: int = 120) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"user": rng.integers(0, n_users, 1500).astype(str),
-                         "item": rng.integers(0, n_items, 1500).astype(str)})
+    return pd.DataFrame(
+        {"user": rng.integers(0, n_users, 1500).astype(str), "item": rng.integers(0, n_items, 1500).astype(str)}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +41,12 @@ def models() -> list[BPRRecommender]:
 
 
 def _report(hr: float, ndcg: float, drop: float = 0.1, users: int = 50) -> dict:
-    return {"hr@10": hr, "ndcg@10": ndcg, "eval_users": users,
-            "fgsm": {"0.25": {"hr@10": hr * (1 - drop), "ndcg@10": ndcg * (1 - drop)}}}
+    return {
+        "hr@10": hr,
+        "ndcg@10": ndcg,
+        "eval_users": users,
+        "fgsm": {"0.25": {"hr@10": hr * (1 - drop), "ndcg@10": ndcg * (1 - drop)}},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +67,15 @@ def store(request, tmp_path) -> str:
 def test_register_gate_promote_rollback_and_load_by_alias(store, models, tmp_path):
     updates: list[dict] = []
     name = f"advrec-test-{tmp_path.name}"[:60]
-    registry = ModelRegistry(store, name, GATE, cache_dir=tmp_path / "cache", notify=updates.append,
-                             retries=2, backoff_s=0.1)
-    lineage = {"batch_files": ["w-0001.parquet", "w-0002.parquet"], "kafka_offsets": {"events": {"0": [0, 99]}},
-               "detector_version": "robust-z/1", "trainer_config": {"kind": "bpr", "dim": 8}}
+    registry = ModelRegistry(
+        store, name, GATE, cache_dir=tmp_path / "cache", notify=updates.append, retries=2, backoff_s=0.1
+    )
+    lineage = {
+        "batch_files": ["w-0001.parquet", "w-0002.parquet"],
+        "kafka_offsets": {"events": {"0": [0, 99]}},
+        "detector_version": "robust-z/1",
+        "trainer_config": {"kind": "bpr", "dim": 8},
+    }
 
     v1, d1 = registry.register_round(models[0], _report(0.50, 0.30), lineage)
     assert (v1, d1.action) == (1, "promote") and registry.champion_version() == 1
@@ -89,8 +100,10 @@ def test_register_gate_promote_rollback_and_load_by_alias(store, models, tmp_pat
     assert run.data.params["dim"] == "8"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.json", "lineage.json", "plots"} <= artifacts
-    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {"plots/loss_curve.png",
-                                                                                 "plots/metric_history.png"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} == {
+        "plots/loss_curve.png",
+        "plots/metric_history.png",
+    }
     assert len(client.get_metric_history(run.info.run_id, "epoch/loss")) == 2
 
     # Load by alias: the champion's file gives the same recommendations as the model that was logged.
@@ -111,8 +124,12 @@ def test_register_gate_promote_rollback_and_load_by_alias(store, models, tmp_pat
     registry.promote(2)
     assert registry.champion_version() == 2
     assert client.get_model_version(name, "2").tags["decision_reasons"] == "manual promotion"
-    assert [(u["version"], u["action"]) for u in updates] == [(1, "promote"), (3, "promote"), (1, "rollback"),
-                                                              (2, "promote")]
+    assert [(u["version"], u["action"]) for u in updates] == [
+        (1, "promote"),
+        (3, "promote"),
+        (1, "rollback"),
+        (2, "promote"),
+    ]
     assert all(u["alias"] == "champion" and u["model_name"] == name for u in updates)
 
 
@@ -122,7 +139,7 @@ def test_corrupt_version_is_refused_and_the_champion_stays(store, models, tmp_pa
     registry.register_round(models[0], _report(0.5, 0.3), {})
     bad = tmp_path / "advrec-model.pt"
     bad.write_bytes(b"definitely not a torch file")
-    with pytest.raises(Exception):
+    with pytest.raises(CorruptModelError):
         registry.register_round(bad, _report(0.6, 0.4), {})  # refused before it is registered
     mlflow.set_tracking_uri(store)
     mlflow.set_registry_uri(store)
@@ -151,10 +168,30 @@ def test_mlflow_models_predict_serves_the_champion(models, tmp_path):
     users.write_text("user_id,k\n1,3\n2,5\nnobody,2\n")
     out = tmp_path / "out.json"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    done = subprocess.run([sys.executable, "-m", "mlflow", "models", "predict", "-m",
-                           "models:/advrec-recommender@champion", "-i", str(users), "-t", "csv",
-                           "--env-manager", "local", "-o", str(out)],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "predict",
+            "-m",
+            "models:/advrec-recommender@champion",
+            "-i",
+            str(users),
+            "-t",
+            "csv",
+            "--env-manager",
+            "local",
+            "-o",
+            str(out),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = json.loads(out.read_text())["predictions"]
     assert [r["user_id"] for r in rows] == ["1", "2", "nobody"]

@@ -1,4 +1,5 @@
 """The scorer process on the real broker with a real MLflow store: serve, exclude seen, swap, dead letters."""
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,11 @@ from kafka import KafkaConsumer, KafkaProducer
 from registry.promotion import GateConfig
 from registry.service import ModelRegistry
 from registry.updates import UpdatePublisher
+from streams.kafka.topics import ensure_topics
 from streams.local.broker import free_port
 from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics
-from streams.kafka.topics import ensure_topics
-from training.models import BPRRecommender
 from tests.integration.conftest import broker_quirks, wait_for
+from training.models import BPRRecommender
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +28,9 @@ GATE = GateConfig(min_hr_at_10=0.05, min_ndcg_at_10=0.02, min_eval_users=10)
 
 def _model(seed: int) -> BPRRecommender:
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"user": [f"u{x}" for x in rng.integers(0, 30, 1200)],
-                          "item": [f"i{x}" for x in rng.integers(0, 150, 1200)]})
+    frame = pd.DataFrame(
+        {"user": [f"u{x}" for x in rng.integers(0, 30, 1200)], "item": [f"i{x}" for x in rng.integers(0, 150, 1200)]}
+    )
     return BPRRecommender(dim=8, epochs=2, seed=seed).fit(frame)
 
 
@@ -42,8 +44,9 @@ class Responses:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.got: list[dict] = []
         self._stop = threading.Event()
-        self._consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                       consumer_timeout_ms=200, group_id=None)
+        self._consumer = KafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=200, group_id=None
+        )
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -61,16 +64,23 @@ class Responses:
         self._consumer.close()
 
 
-
-
 def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(kafka_broker, tmp_path):
     torch.set_num_threads(1)
     app_id = "scr"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    topics = {"ADVREC_REC_REQUESTS_TOPIC": "scr.requests", "ADVREC_RECOMMENDATIONS_TOPIC": "scr.recs",
-              "ADVREC_REC_DEADLETTER_TOPIC": "scr.requests.deadletter", "ADVREC_MODEL_UPDATES_TOPIC": "scr.updates"}
-    registry = ModelRegistry(uri, "advrec-recommender", GATE, cache_dir=tmp_path / "cache",
-                             notify=UpdatePublisher(kafka_broker, topics["ADVREC_MODEL_UPDATES_TOPIC"]))
+    topics = {
+        "ADVREC_REC_REQUESTS_TOPIC": "scr.requests",
+        "ADVREC_RECOMMENDATIONS_TOPIC": "scr.recs",
+        "ADVREC_REC_DEADLETTER_TOPIC": "scr.requests.deadletter",
+        "ADVREC_MODEL_UPDATES_TOPIC": "scr.updates",
+    }
+    registry = ModelRegistry(
+        uri,
+        "advrec-recommender",
+        GATE,
+        cache_dir=tmp_path / "cache",
+        notify=UpdatePublisher(kafka_broker, topics["ADVREC_MODEL_UPDATES_TOPIC"]),
+    )
     first, second = _model(1), _model(2)
     assert registry.register_round(first, _report(0.5, 0.3), {"batch_files": ["w1"]})[1].promoted
 
@@ -83,10 +93,17 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
     producer.flush()
 
     port = free_port()
-    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, **broker_quirks(), "ADVREC_APP_ID": app_id,
-           "ADVREC_TOPIC_PARTITIONS": "2", "ADVREC_SCORER_METRICS_PORT": str(port),
-           "ADVREC_MLFLOW_TRACKING_URI": uri, "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
-           "ADVREC_SCORER_POLL_SECONDS": "300", **topics}  # the switch must come from model.updates
+    env = {
+        "ADVREC_KAFKA_BOOTSTRAP": kafka_broker,
+        **broker_quirks(),
+        "ADVREC_APP_ID": app_id,
+        "ADVREC_TOPIC_PARTITIONS": "2",
+        "ADVREC_SCORER_METRICS_PORT": str(port),
+        "ADVREC_MLFLOW_TRACKING_URI": uri,
+        "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
+        "ADVREC_SCORER_POLL_SECONDS": "300",
+        **topics,
+    }  # the switch must come from model.updates
     scorer = AdvrecProcess(["scorer"], env, tmp_path / "scorer.log").start()
     responses = Responses(kafka_broker, topics["ADVREC_RECOMMENDATIONS_TOPIC"])
     sent: list[str] = []
@@ -94,20 +111,30 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
     def send(n: int, start: int) -> None:
         for i in range(start, start + n):
             user = f"u{i % 30}" if i % 10 else "stranger"
-            producer.send(topics["ADVREC_REC_REQUESTS_TOPIC"], key=user.encode(),
-                          value=json.dumps({"request_id": f"r{i}", "user_id": user, "k": 5}).encode())
+            producer.send(
+                topics["ADVREC_REC_REQUESTS_TOPIC"],
+                key=user.encode(),
+                value=json.dumps({"request_id": f"r{i}", "user_id": user, "k": 5}).encode(),
+            )
             sent.append(f"r{i}")
         producer.flush()
 
     try:
         base = f"http://127.0.0.1:{port}"
         scorer.wait_http(f"{base}/metrics", 60)
-        wait_for(lambda: json.loads(__import__("urllib.request").request.urlopen(f"{base}/model").read())["profiles"] >= 1,
-              30, "the profile changelog", scorer)
+        wait_for(
+            lambda: json.loads(__import__("urllib.request").request.urlopen(f"{base}/model").read())["profiles"] >= 1,
+            30,
+            "the profile changelog",
+            scorer,
+        )
         send(100, 0)
         producer.send(topics["ADVREC_REC_REQUESTS_TOPIC"], key=b"x", value=b"{not json")
-        producer.send(topics["ADVREC_REC_REQUESTS_TOPIC"], key=b"x",
-                      value=json.dumps({"request_id": "bad-k", "user_id": "u1", "k": 0}).encode())
+        producer.send(
+            topics["ADVREC_REC_REQUESTS_TOPIC"],
+            key=b"x",
+            value=json.dumps({"request_id": "bad-k", "user_id": "u1", "k": 0}).encode(),
+        )
         producer.flush()
         wait_for(lambda: set(sent) <= responses.ids(), 60, "the first 100 answers", scorer)
         by_id = {r["request_id"]: r for r in responses.got}
@@ -143,8 +170,10 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
         answered = [r for r in responses.got if r["source"] == "model"]
         switch = min(r["served_at"] for r in answered if r["model_version"] == 2)
         assert all(r["model_version"] == 2 for r in answered if r["served_at"] > switch)
-        assert any(r["model_version"] == 1 and r["request_id"].startswith("r1") and int(r["request_id"][1:]) >= 1000
-                   for r in answered)  # the switch happened while requests were flowing
+        assert any(
+            r["model_version"] == 1 and r["request_id"].startswith("r1") and int(r["request_id"][1:]) >= 1000
+            for r in answered
+        )  # the switch happened while requests were flowing
         late = [r for r in answered if r["model_version"] == 2 and r["user_id"] == "u3"]
         assert late and late[-1]["items"] == [str(x) for x in second.recommend(["u3"], k=5)[0][0]]
 
@@ -156,8 +185,12 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
         assert samples['advrec_scorer_requests_rejected_total{reason="bad_request"}'] == 2
         assert samples["advrec_scoring_latency_seconds_count"] >= len(sent)
 
-        letters = KafkaConsumer(topics["ADVREC_REC_DEADLETTER_TOPIC"], bootstrap_servers=kafka_broker,
-                                auto_offset_reset="earliest", consumer_timeout_ms=3000)
+        letters = KafkaConsumer(
+            topics["ADVREC_REC_DEADLETTER_TOPIC"],
+            bootstrap_servers=kafka_broker,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=3000,
+        )
         codes = sorted(json.loads(m.value)["code"] for m in letters)
         letters.close()
         assert codes == ["bad_k", "malformed_json"]

@@ -1,4 +1,5 @@
 """The fraud detector inside the real worker on the real broker: flags, views, metrics, kill -9 and restart."""
+
 from __future__ import annotations
 
 import json
@@ -7,30 +8,38 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
 
-from streams.sources.attacks import AttackSpec, plan_attack, summarize
+from streams.kafka.producer import produce_events
 from streams.local.broker import free_port
 from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics
-from streams.kafka.producer import produce_events
+from streams.sources.attacks import AttackSpec, plan_attack, summarize
 from streams.sources.datasets import read_ratings
 from tests.integration.conftest import broker_quirks, wait_for
+from tests.paths import ML100K
 
 pytestmark = pytest.mark.integration
 
-from tests.paths import ML100K
+
 TOPIC, FLAGS = "fraud-events", "fraud-events.flags"
 
 
 def _genuine(max_user: int):
     ratings = read_ratings(str(ML100K))
     ratings = ratings[ratings["user"].astype(int) <= max_user]
-    events = [{"event_id": f"ml-{i}", "user_id": str(u), "item_id": str(it), "type": "rating", "ts": float(ts),
-               "value": float(r)} for i, (u, it, r, ts) in
-              enumerate(ratings[["user", "item", "rating", "timestamp"]].itertuples(index=False))]
+    events = [
+        {
+            "event_id": f"ml-{i}",
+            "user_id": str(u),
+            "item_id": str(it),
+            "type": "rating",
+            "ts": float(ts),
+            "value": float(r),
+        }
+        for i, (u, it, r, ts) in enumerate(ratings[["user", "item", "rating", "timestamp"]].itertuples(index=False))
+    ]
     return ratings, sorted(events, key=lambda e: e["ts"])
 
 
@@ -49,22 +58,26 @@ def _get(base: str, path: str):
         raise
 
 
-
-
 def _inputs(base: str) -> float:
     try:
         samples = scrape_metrics(f"{base}/metrics")
     except OSError:
         return 0.0
-    return metric_total(samples, "advrec_events_processed_total") + metric_total(samples, "advrec_events_duplicate_total")
+    return metric_total(samples, "advrec_events_processed_total") + metric_total(
+        samples, "advrec_events_duplicate_total"
+    )
 
 
 class FlagReader:
     """Every FraudFlag record on the flags topic so far, read from the start each time."""
 
     def __init__(self, bootstrap: str):
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                      enable_auto_commit=False, consumer_timeout_ms=1500)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=1500,
+        )
         self.consumer.subscribe([FLAGS])
         self.records: list[dict] = []
 
@@ -91,15 +104,25 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
     assert len(genuine_users) == 400 and len(attackers1) == 20 and len(attackers2) == 12
     phase_a = sorted(genuine + attack1, key=lambda e: e["ts"])
     # Phase B: later ratings of 60 genuine users (a kill -9 lands in the middle); phase C: a new attack.
-    later = [dict(e, event_id=f"b-{i}", ts=e["ts"] + 7_200.0 + 86_400.0) for i, e in
-             enumerate(e for e in genuine if int(e["user_id"]) <= 60)][:1500]
+    later = [
+        dict(e, event_id=f"b-{i}", ts=e["ts"] + 7_200.0 + 86_400.0)
+        for i, e in enumerate(e for e in genuine if int(e["user_id"]) <= 60)
+    ][:1500]
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, **broker_quirks(), "ADVREC_APP_ID": "fraudwire",
-           "ADVREC_EVENTS_TOPIC": TOPIC, "ADVREC_DEADLETTER_TOPIC": f"{TOPIC}.deadletter",
-           "ADVREC_FRAUD_FLAGS_TOPIC": FLAGS, "ADVREC_FRAUD_CHECKPOINT_S": "2", "ADVREC_FRAUD_FULL_FLUSH_S": "3",
-           "ADVREC_WEB_PORT": str(port), "ADVREC_DATA_DIR": str(tmp_path / "w")}
+    env = {
+        "ADVREC_KAFKA_BOOTSTRAP": kafka_broker,
+        **broker_quirks(),
+        "ADVREC_APP_ID": "fraudwire",
+        "ADVREC_EVENTS_TOPIC": TOPIC,
+        "ADVREC_DEADLETTER_TOPIC": f"{TOPIC}.deadletter",
+        "ADVREC_FRAUD_FLAGS_TOPIC": FLAGS,
+        "ADVREC_FRAUD_CHECKPOINT_S": "2",
+        "ADVREC_FRAUD_FULL_FLUSH_S": "3",
+        "ADVREC_WEB_PORT": str(port),
+        "ADVREC_DATA_DIR": str(tmp_path / "w"),
+    }
     worker = AdvrecProcess(["worker", "--loglevel", "info"], env, tmp_path / "worker.log").start()
     reader = None
     try:
@@ -115,8 +138,10 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         reader.poll()
         flagged = reader.flagged()
         tp, fp = len(flagged & attackers1), len(flagged & genuine_users)
-        print(f"\nstream detector, phase A: {tp}/{len(attackers1)} attackers flagged, {fp}/400 genuine flagged "
-              f"(precision {tp / max(tp + fp, 1):.3f}, recall {tp / len(attackers1):.3f})")
+        print(
+            f"\nstream detector, phase A: {tp}/{len(attackers1)} attackers flagged, {fp}/400 genuine flagged "
+            f"(precision {tp / max(tp + fp, 1):.3f}, recall {tp / len(attackers1):.3f})"
+        )
         assert tp >= 19 and fp <= 2
 
         attacker = sorted(flagged & attackers1)[0]
@@ -149,18 +174,27 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         sent = Counter(e["user_id"] for e in phase_a + later + attack2)
         later_users = sorted({e["user_id"] for e in later + attack2})
         wait_for(lambda: len(reader.poll() and reader.flagged() & attackers2) >= 10, 60, "flags after restart", worker)
-        wait_for(lambda: all(_get(base, f"/profiles/{u}")["events"] == sent[u] for u in later_users), 60,
-                  "every event applied to profiles", worker)
+        wait_for(
+            lambda: all(_get(base, f"/profiles/{u}")["events"] == sent[u] for u in later_users),
+            60,
+            "every event applied to profiles",
+            worker,
+        )
         time.sleep(4)  # a full flush and a checkpoint after the last batch
         reader.poll()
         counts = {u: _get(base, f"/fraud/{u}") for u in sorted(sent)}
-        wrong = {u: (v if isinstance(v, int) else v["detector_events"], sent[u]) for u, v in counts.items()
-                 if isinstance(v, int) or v["detector_events"] != sent[u]}
+        wrong = {
+            u: (v if isinstance(v, int) else v["detector_events"], sent[u])
+            for u, v in counts.items()
+            if isinstance(v, int) or v["detector_events"] != sent[u]
+        }
         assert not wrong, f"detector event counts differ from events sent (user: (detector, sent)): {wrong}"
         flagged = reader.flagged()
         tp2, fp2 = len(flagged & attackers2), len(flagged & genuine_users)
-        print(f"after restart: {tp2}/{len(attackers2)} new attackers flagged, {fp2}/400 genuine flagged, "
-              f"{len(flagged & attackers1)}/{len(attackers1)} phase-A attackers still flagged")
+        print(
+            f"after restart: {tp2}/{len(attackers2)} new attackers flagged, {fp2}/400 genuine flagged, "
+            f"{len(flagged & attackers1)}/{len(attackers1)} phase-A attackers still flagged"
+        )
         assert tp2 >= 11 and fp2 <= 2 and len(flagged & attackers1) >= 19
         # Flags of phase A are not sent again after the restart (the suspicion table restored them).
         again = [r for r in reader.records[before_kill:] if r["user_id"] in attackers1 and r["flagged"]]
@@ -177,17 +211,42 @@ def test_attack_command_sends_events_to_kafka_keyed_by_user(kafka_broker, tmp_pa
     from streams.cli import main
 
     ratings = tmp_path / "r.txt"
-    ratings.write_text("".join(f"{u} {i} {1 + (u * i) % 5} {1_000_000 + u * 100 + i}\n"
-                               for u in range(1, 41) for i in range(1, 61) if (u + i) % 3))
+    ratings.write_text(
+        "".join(
+            f"{u} {i} {1 + (u * i) % 5} {1_000_000 + u * 100 + i}\n"
+            for u in range(1, 41)
+            for i in range(1, 61)
+            if (u + i) % 3
+        )
+    )
     labels = tmp_path / "labels.txt"
-    result = CliRunner().invoke(main, ["attack", "--ratings", str(ratings), "--type", "average", "--attack-size", "0.1",
-                                       "--filler-size", "0.1", "--out", "kafka:attack-sink", "--labels-out", str(labels),
-                                       "--seed", "3"], env={"ADVREC_KAFKA_BOOTSTRAP": kafka_broker})
+    result = CliRunner().invoke(
+        main,
+        [
+            "attack",
+            "--ratings",
+            str(ratings),
+            "--type",
+            "average",
+            "--attack-size",
+            "0.1",
+            "--filler-size",
+            "0.1",
+            "--out",
+            "kafka:attack-sink",
+            "--labels-out",
+            str(labels),
+            "--seed",
+            "3",
+        ],
+        env={"ADVREC_KAFKA_BOOTSTRAP": kafka_broker},
+    )
     assert result.exit_code == 0, result.output
     attackers = {line.split()[0] for line in labels.read_text().splitlines()}
     assert len(attackers) == 4
-    consumer = KafkaConsumer("attack-sink", bootstrap_servers=kafka_broker, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        "attack-sink", bootstrap_servers=kafka_broker, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    )
     messages = list(consumer)
     consumer.close()
     events = [json.loads(m.value) for m in messages]

@@ -4,6 +4,7 @@ On the Tansu broker used before, this crashed *both* workers with Faust's Consis
 end offsets meet partitions moving between workers). On Apache Kafka neither may crash, and every
 event must still be applied once.
 """
+
 from __future__ import annotations
 
 import threading
@@ -26,14 +27,16 @@ def test_two_workers_one_killed_9_and_restarted_neither_crashes(kafka_broker, tm
     users = sorted({e["user_id"] for e in events})
     first, base_a = _worker(tmp_path / "a", kafka_broker, "pair", "pair-events")
     second, base_b = _worker(tmp_path / "b", kafka_broker, "pair", "pair-events")
-    producer = threading.Thread(target=produce_events, args=(kafka_broker, "pair-events", events),
-                                kwargs={"rate": 1_500.0})
+    producer = threading.Thread(
+        target=produce_events, args=(kafka_broker, "pair-events", events), kwargs={"rate": 1_500.0}
+    )
     try:
         first.start().wait_http(f"{base_a}/metrics")
         second.start().wait_http(f"{base_b}/metrics")
         producer.start()
-        wait_for(lambda: _processed(base_a) + _processed(base_b) >= len(events) // 3, 90, "a third processed",
-                 first, second)
+        wait_for(
+            lambda: _processed(base_a) + _processed(base_b) >= len(events) // 3, 90, "a third processed", first, second
+        )
         first.kill9()
         first.start()
         first.wait_http(f"{base_a}/metrics")
@@ -48,8 +51,13 @@ def test_two_workers_one_killed_9_and_restarted_neither_crashes(kafka_broker, tm
                 raise
             return sum(p["events"] for p in profiles if p) == len(events)
 
-        wait_for(lambda: all_applied(base_a) and all_applied(base_b), 180, "every event applied, seen from both",
-                 first, second)
+        wait_for(
+            lambda: all_applied(base_a) and all_applied(base_b),
+            180,
+            "every event applied, seen from both",
+            first,
+            second,
+        )
         assert first.process.poll() is None and second.process.poll() is None
         # The restarted worker's log starts at its restart; the survivor's covers the whole rebalance.
         for process in (first, second):

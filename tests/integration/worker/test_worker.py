@@ -1,4 +1,5 @@
 """The stream worker against the real embedded broker: accounting, dead letters, kill -9 recovery."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,9 @@ from collections import Counter
 import pytest
 from kafka import KafkaConsumer
 
+from streams.kafka.producer import produce_events, send_raw
 from streams.local.broker import TansuBroker, free_port
 from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics
-from streams.kafka.producer import produce_events, send_raw
 from streams.sources.simulator import simulated_events
 from tests.integration.conftest import broker_quirks, wait_for
 
@@ -24,22 +25,37 @@ BAD_PAYLOADS = {
     b"[1, 2, 3]": "not_an_object",
     json.dumps({"event_id": "b1", "user_id": "u1", "type": "click", "ts": 1.7e9}).encode(): "missing_field",
     json.dumps({"event_id": "b2", "user_id": 7, "item_id": "i1", "type": "click", "ts": 1.7e9}).encode(): "wrong_type",
-    json.dumps({"event_id": "b3", "user_id": "u1", "item_id": "i1", "type": "like", "ts": 1.7e9}).encode(): "unknown_type",
-    json.dumps({"event_id": "b4", "user_id": "u1", "item_id": "i1", "type": "rating", "ts": 1.7e9, "value": 11}).encode(): "rating_out_of_scale",
-    json.dumps({"event_id": "b5", "user_id": "u1", "item_id": "i1", "type": "click", "ts": 4.0e9}).encode(): "ts_in_future",
-    json.dumps({"event_id": "b6", "user_id": "u1", "item_id": "i1", "type": "purchase", "ts": 1.7e9, "value": -3}).encode(): "value_out_of_range",
-    json.dumps({"event_id": "b7", "user_id": "u1", "item_id": "x" * 20_000, "type": "click", "ts": 1.7e9}).encode(): "oversized",
+    json.dumps(
+        {"event_id": "b3", "user_id": "u1", "item_id": "i1", "type": "like", "ts": 1.7e9}
+    ).encode(): "unknown_type",
+    json.dumps(
+        {"event_id": "b4", "user_id": "u1", "item_id": "i1", "type": "rating", "ts": 1.7e9, "value": 11}
+    ).encode(): "rating_out_of_scale",
+    json.dumps(
+        {"event_id": "b5", "user_id": "u1", "item_id": "i1", "type": "click", "ts": 4.0e9}
+    ).encode(): "ts_in_future",
+    json.dumps(
+        {"event_id": "b6", "user_id": "u1", "item_id": "i1", "type": "purchase", "ts": 1.7e9, "value": -3}
+    ).encode(): "value_out_of_range",
+    json.dumps(
+        {"event_id": "b7", "user_id": "u1", "item_id": "x" * 20_000, "type": "click", "ts": 1.7e9}
+    ).encode(): "oversized",
 }
 
 
-def _worker(tmp_path, bootstrap: str, app_id: str, topic: str,
-            quirks: dict | None = None) -> tuple[AdvrecProcess, str]:
+def _worker(tmp_path, bootstrap: str, app_id: str, topic: str, quirks: dict | None = None) -> tuple[AdvrecProcess, str]:
     port = free_port()
-    env = {"ADVREC_KAFKA_BOOTSTRAP": bootstrap, **(broker_quirks() if quirks is None else quirks), "ADVREC_APP_ID": app_id,
-           "ADVREC_EVENTS_TOPIC": topic, "ADVREC_DEADLETTER_TOPIC": f"{topic}.deadletter",
-           "ADVREC_WEB_PORT": str(port), "ADVREC_DATA_DIR": str(tmp_path / app_id),
-           # offsets commit once the window sink has written its window too: close windows quickly
-           "ADVREC_WINDOW_MAX_SECONDS": "1"}
+    env = {
+        "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
+        **(broker_quirks() if quirks is None else quirks),
+        "ADVREC_APP_ID": app_id,
+        "ADVREC_EVENTS_TOPIC": topic,
+        "ADVREC_DEADLETTER_TOPIC": f"{topic}.deadletter",
+        "ADVREC_WEB_PORT": str(port),
+        "ADVREC_DATA_DIR": str(tmp_path / app_id),
+        # offsets commit once the window sink has written its window too: close windows quickly
+        "ADVREC_WINDOW_MAX_SECONDS": "1",
+    }
     process = AdvrecProcess(["worker"], env, tmp_path / f"{app_id}.log")
     return process, f"http://127.0.0.1:{port}"
 
@@ -54,12 +70,13 @@ def _profile(base: str, user: str) -> dict | None:
         raise
 
 
-
-
 def _processed(base: str) -> float:
     samples = scrape_metrics(f"{base}/metrics")
-    return (metric_total(samples, "advrec_events_processed_total") + metric_total(samples, "advrec_dead_letters_total")
-            + metric_total(samples, "advrec_events_duplicate_total"))
+    return (
+        metric_total(samples, "advrec_events_processed_total")
+        + metric_total(samples, "advrec_dead_letters_total")
+        + metric_total(samples, "advrec_events_duplicate_total")
+    )
 
 
 def _comparable(profile: dict) -> dict:
@@ -106,11 +123,16 @@ def test_valid_and_invalid_events_are_all_accounted_for(any_broker, tmp_path):
         def lag_drained():
             lag = {k: v for k, v in scrape_metrics(f"{base}/metrics").items() if k.startswith("advrec_consumer_lag{")}
             return len(lag) == 4 and all(v == 0 for v in lag.values()) and lag
+
         lag = wait_for(lag_drained, 30, "consumer lag exported for 4 partitions and drained", worker)
         assert all('topic="acct-events"' in k for k in lag)
 
-        consumer = KafkaConsumer("acct-events.deadletter", bootstrap_servers=kafka_broker,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=5000)
+        consumer = KafkaConsumer(
+            "acct-events.deadletter",
+            bootstrap_servers=kafka_broker,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=5000,
+        )
         letters = [json.loads(m.value) for m in consumer]
         consumer.close()
         assert len(letters) == len(BAD_PAYLOADS)
@@ -140,8 +162,9 @@ def test_kill_9_mid_stream_restores_profiles_exactly(kafka_broker, tmp_path):
     victim, base = _worker(tmp_path, kafka_broker, "victim", "victim-events")
     victim.start()
     victim.wait_http(f"{base}/metrics")
-    producer = threading.Thread(target=produce_events, args=(kafka_broker, "victim-events", events),
-                                kwargs={"rate": 2_000.0})
+    producer = threading.Thread(
+        target=produce_events, args=(kafka_broker, "victim-events", events), kwargs={"rate": 2_000.0}
+    )
     producer.start()
     try:
         wait_for(lambda: _processed(base) >= len(events) // 3, 90, "a third processed", victim)

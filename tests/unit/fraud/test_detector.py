@@ -1,4 +1,5 @@
 """The streaming FraudDetector: incremental state, verdicts, snapshot/restore, determinism, detection."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from streams.sources.attacks import AttackSpec
-from streams.fraud.evaluation import inject_attacks, metrics, replay
 from streams.fraud import DETECTOR_VERSION, FraudDetector, Verdict
+from streams.fraud.evaluation import inject_attacks, metrics, replay
+from streams.sources.attacks import AttackSpec
 
 
 def feed(det, rows):
@@ -20,8 +21,15 @@ def feed(det, rows):
 
 def test_item_means_and_profile_features_are_incremental():
     det = FraudDetector()
-    feed(det, [("u1", "a", "rating", 1.0, 5.0), ("u2", "a", "rating", 2.0, 1.0),
-               ("u2", "b", "rating", 3.0, 4.0), ("u2", "a", "rating", 4.0, 3.0)])  # u2 re-rates a
+    feed(
+        det,
+        [
+            ("u1", "a", "rating", 1.0, 5.0),
+            ("u2", "a", "rating", 2.0, 1.0),
+            ("u2", "b", "rating", 3.0, 4.0),
+            ("u2", "a", "rating", 4.0, 3.0),
+        ],
+    )  # u2 re-rates a
     assert det._items == {"a": (2, 4.0), "b": (1, 4.0)}
     assert det._len == [2, 3.0, 5.0]  # two users, N = 1 and 2
     det.flush(full=True)
@@ -30,8 +38,12 @@ def test_item_means_and_profile_features_are_incremental():
 
 def test_verdict_features_match_hand_computation():
     det = FraudDetector()
-    rows = [(u, i, "rating", float(t), r) for t, (u, i, r) in enumerate(
-        [("u1", f"i{k}", 4.0) for k in range(5)] + [("u2", f"i{k}", 2.0) for k in range(5)])]
+    rows = [
+        (u, i, "rating", float(t), r)
+        for t, (u, i, r) in enumerate(
+            [("u1", f"i{k}", 4.0) for k in range(5)] + [("u2", f"i{k}", 2.0) for k in range(5)]
+        )
+    ]
     feed(det, rows)
     det.flush(full=True)
     f = det.score("u1").features
@@ -64,8 +76,16 @@ def test_random_attack_is_caught_with_reasons(attacked):
     assert m["recall"] >= 0.7 and m["precision"] >= 0.9 and m["fpr"] <= 0.02, m
     some = verdicts[next(iter(kinds))]
     assert 0.0 <= some.score <= 1.0 and some.reasons
-    assert set(some.reasons) <= {"rdma_high", "wdma_high", "unpopular_items", "degsim_low", "cotarget_push",
-                                 "burst", "regular_timing", "new_account_burst"}
+    assert set(some.reasons) <= {
+        "rdma_high",
+        "wdma_high",
+        "unpopular_items",
+        "degsim_low",
+        "cotarget_push",
+        "burst",
+        "regular_timing",
+        "new_account_burst",
+    }
 
 
 def test_replay_is_deterministic(attacked):
@@ -89,8 +109,9 @@ def test_snapshot_is_json_and_restores_to_the_same_result(attacked):
     second = FraudDetector.restore(snap)
     feed(second, rows[half:])
     second.flush(full=True)
-    assert {u: (round(v.score, 12), v.reasons) for u, v in second.verdicts().items()} == \
-           {u: (round(v.score, 12), v.reasons) for u, v in whole.verdicts().items()}
+    assert {u: (round(v.score, 12), v.reasons) for u, v in second.verdicts().items()} == {
+        u: (round(v.score, 12), v.reasons) for u, v in whole.verdicts().items()
+    }
     with pytest.raises(ValueError):
         FraudDetector.restore({**snap, "version": "fraud-0"})
 
@@ -127,17 +148,27 @@ def test_bots_and_click_farms_are_caught_on_a_click_stream():
 
 
 def test_core_imports_no_stream_runtime():
-    code = ("import sys, streams.fraud, streams.sources.attacks, streams.fraud.evaluation; "
-            "bad = [m for m in ('faust', 'kafka', 'aiokafka', 'prometheus_client', 'mlflow') if m in sys.modules]; "
-            "print(','.join(bad))")
+    code = (
+        "import sys, streams.fraud, streams.sources.attacks, streams.fraud.evaluation; "
+        "bad = [m for m in ('faust', 'kafka', 'aiokafka', 'prometheus_client', 'mlflow') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
 def test_from_users_rebuilds_the_aggregates_of_the_per_user_states():
     det = FraudDetector()
-    feed(det, [("u1", "a", "rating", 1.0, 5.0), ("u2", "a", "rating", 2.0, 1.0),
-               ("u2", "b", "rating", 3.0, 4.0), ("u2", "a", "rating", 4.0, 3.0), ("u3", "c", "click", 5.0, None)])
+    feed(
+        det,
+        [
+            ("u1", "a", "rating", 1.0, 5.0),
+            ("u2", "a", "rating", 2.0, 1.0),
+            ("u2", "b", "rating", 3.0, 4.0),
+            ("u2", "a", "rating", 4.0, 3.0),
+            ("u3", "c", "click", 5.0, None),
+        ],
+    )
     states = json.loads(json.dumps({u: det.user_state(u) for u in ("u1", "u2", "u3")}))
     rebuilt = FraudDetector.from_users(states)
     assert rebuilt._items == {"a": (2, 4.0), "b": (1, 4.0)}
@@ -148,8 +179,9 @@ def test_from_users_rebuilds_the_aggregates_of_the_per_user_states():
 
 def test_from_users_then_continue_matches_an_uninterrupted_replay(attacked):
     frame, _ = attacked
-    rows = sorted(zip(frame["user"], frame["item"], frame["type"], frame["timestamp"], frame["rating"]),
-                  key=lambda r: r[3])
+    rows = sorted(
+        zip(frame["user"], frame["item"], frame["type"], frame["timestamp"], frame["rating"]), key=lambda r: r[3]
+    )
     half = len(rows) // 2
     whole = FraudDetector()
     feed(whole, rows)

@@ -1,4 +1,5 @@
 """Offline evaluation: labels, synthetic timestamps, metrics, and the CLI end to end via CliRunner."""
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,21 @@ def files(tmp_path_factory):
 
 def test_eval_detection_cli_end_to_end(files):
     runner = CliRunner()
-    args = ["eval-detection", "--ratings", str(files / "ratings.csv"), "--labels", str(files / "labels.txt"),
-            "--inject", "random:0.05:0.1", "--inject", "bandwagon:0.05:0.1", "--seed", "4", "--flush-every", "500"]
+    args = [
+        "eval-detection",
+        "--ratings",
+        str(files / "ratings.csv"),
+        "--labels",
+        str(files / "labels.txt"),
+        "--inject",
+        "random:0.05:0.1",
+        "--inject",
+        "bandwagon:0.05:0.1",
+        "--seed",
+        "4",
+        "--flush-every",
+        "500",
+    ]
     res = runner.invoke(main, args)
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
@@ -60,15 +74,34 @@ def test_eval_detection_cli_end_to_end(files):
 
 
 def test_eval_detection_rejects_a_bad_inject(files):
-    res = CliRunner().invoke(main, ["eval-detection", "--ratings", str(files / "ratings.csv"), "--inject", "average:5%"])
+    res = CliRunner().invoke(
+        main, ["eval-detection", "--ratings", str(files / "ratings.csv"), "--inject", "average:5%"]
+    )
     assert res.exit_code != 0 and "TYPE:ATTACK_SIZE:FILLER_SIZE" in res.output
 
 
 def test_attack_cli_writes_events_and_separate_labels(files, tmp_path):
     ev, lab = tmp_path / "events.jsonl", tmp_path / "labels.txt"
-    res = CliRunner().invoke(main, ["attack", "--ratings", str(files / "ratings.csv"), "--type", "average",
-                                    "--attack-size", "0.05", "--filler-size", "0.03", "--seed", "2",
-                                    "--out", str(ev), "--labels-out", str(lab)])
+    res = CliRunner().invoke(
+        main,
+        [
+            "attack",
+            "--ratings",
+            str(files / "ratings.csv"),
+            "--type",
+            "average",
+            "--attack-size",
+            "0.05",
+            "--filler-size",
+            "0.03",
+            "--seed",
+            "2",
+            "--out",
+            str(ev),
+            "--labels-out",
+            str(lab),
+        ],
+    )
     assert res.exit_code == 0, res.output
     events = [json.loads(line) for line in ev.read_text().splitlines()]
     labels = [line.split() for line in lab.read_text().splitlines()]

@@ -1,4 +1,5 @@
 """Each profile feature, MinHash and the combiner against numbers computed by hand on tiny inputs."""
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,17 @@ def test_pop_low():
 
 def test_profile_features_agree_with_the_single_formulas():
     f = profile_features(PROFILE, ITEMS, mean_len=6.0, sum_sq_dev=32.0)
-    assert f == pytest.approx({"rdma": 0.75, "wdma": 0.3125, "wda": 1.5, "length_var": 4 / 32,
-                               "mean_var": 4.0, "fmtd": 3.0, "pop_low": -1.5 * math.log(2)})
+    assert f == pytest.approx(
+        {
+            "rdma": 0.75,
+            "wdma": 0.3125,
+            "wda": 1.5,
+            "length_var": 4 / 32,
+            "mean_var": 4.0,
+            "fmtd": 3.0,
+            "pop_low": -1.5 * math.log(2),
+        }
+    )
 
 
 def test_user_state_timing_features():

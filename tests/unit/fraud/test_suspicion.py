@@ -1,4 +1,5 @@
 """Pure bookkeeping of the fraud agent: primary reasons, transitions, partition keys, checkpoint marks."""
+
 from __future__ import annotations
 
 from streams.fraud.suspicion import PRIMARY_REASONS, Checkpoint, primary_reason, suspicion_entry, transition
@@ -21,8 +22,13 @@ def test_transitions_flag_and_clear_once():
 
 
 def test_suspicion_entry_is_plain_json():
-    assert suspicion_entry(0.71234567, True, ("burst",), "fraud-1.0", 12.5) == \
-        {"score": 0.712346, "flagged": True, "reasons": ["burst"], "ts": 12.5, "version": "fraud-1.0"}
+    assert suspicion_entry(0.71234567, True, ("burst",), "fraud-1.0", 12.5) == {
+        "score": 0.712346,
+        "flagged": True,
+        "reasons": ["burst"],
+        "ts": 12.5,
+        "version": "fraud-1.0",
+    }
 
 
 def test_partition_of_is_kafkas_murmur2():

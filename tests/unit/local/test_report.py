@@ -1,4 +1,5 @@
 """The demo report's arithmetic, on hand-made facts."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,11 @@ from streams.local.report import detection_scores, freshness_seconds, histogram_
 
 
 def test_detection_scores():
-    scores = detection_scores(flagged={"a1", "a2", "g1"}, attackers={"a1", "a2", "a3", "a4"},
-                              users={"a1", "a2", "a3", "a4", "g1", "g2", "g3", "g4", "g5"})
+    scores = detection_scores(
+        flagged={"a1", "a2", "g1"},
+        attackers={"a1", "a2", "a3", "a4"},
+        users={"a1", "a2", "a3", "a4", "g1", "g2", "g3", "g4", "g5"},
+    )
     assert scores["precision"] == pytest.approx(2 / 3) and scores["recall"] == 0.5
     assert scores["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5)) and scores["fpr"] == 0.2
     assert detection_scores(set(), {"a"}, {"a", "b"})["f1"] == 0.0
@@ -32,8 +36,12 @@ def test_percentiles_and_empty():
 
 
 def test_histogram_quantile_interpolates_inside_a_bucket():
-    samples = {'lat_bucket{le="0.01"}': 50.0, 'lat_bucket{le="0.1"}': 100.0, 'lat_bucket{le="+Inf"}': 100.0,
-               "lat_count": 100.0}
+    samples = {
+        'lat_bucket{le="0.01"}': 50.0,
+        'lat_bucket{le="0.1"}': 100.0,
+        'lat_bucket{le="+Inf"}': 100.0,
+        "lat_count": 100.0,
+    }
     assert histogram_quantile(0.5, samples, "lat") == pytest.approx(0.01)
     assert histogram_quantile(0.75, samples, "lat") == pytest.approx(0.055)
     assert histogram_quantile(0.5, {'lat_bucket{le="+Inf"}': 0.0}, "lat") is None

@@ -1,12 +1,21 @@
 """The pure promotion gate, with literal reports: promote, hold and reject paths."""
+
 from __future__ import annotations
 
 import math
 
 from registry.promotion import Decision, GateConfig, decide, gate_numbers
 
-CONFIG = GateConfig(hr_tolerance=0.02, ndcg_tolerance=0.02, min_hr_at_10=0.10, min_ndcg_at_10=0.05,
-                    fgsm_eps="0.25", max_fgsm_drop=0.30, max_poisoning_lift=0.05, min_eval_users=20)
+CONFIG = GateConfig(
+    hr_tolerance=0.02,
+    ndcg_tolerance=0.02,
+    min_hr_at_10=0.10,
+    min_ndcg_at_10=0.05,
+    fgsm_eps="0.25",
+    max_fgsm_drop=0.30,
+    max_poisoning_lift=0.05,
+    min_eval_users=20,
+)
 
 
 def report(hr, ndcg, fgsm_ndcg=None, lift=None, users=100):

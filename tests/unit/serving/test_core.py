@@ -1,4 +1,5 @@
 """The scorer's pure core: request validation, model ranking with seen-item exclusion, fallbacks, swaps."""
+
 from __future__ import annotations
 
 import json
@@ -18,14 +19,20 @@ def tiny_model(version: int = 1) -> ServingModel:
 
 def test_parse_request_accepts_defaults_and_rejects_with_codes():
     assert parse_request(b'{"request_id": "r1", "user_id": "u1"}') == Request("r1", "u1", 10, True)
-    assert parse_request(json.dumps({"request_id": "r", "user_id": "u", "k": 3, "exclude_seen": False}).encode()) \
-        == Request("r", "u", 3, False)
-    cases = {b"{nope": "malformed_json", b"[1]": "not_an_object", b'{"user_id": "u"}': "missing_field",
-             b'{"request_id": "r", "user_id": 7}': "wrong_type", b'{"request_id": " ", "user_id": "u"}': "empty_id",
-             b'{"request_id": "r", "user_id": "u", "k": 0}': "bad_k",
-             b'{"request_id": "r", "user_id": "u", "k": 101}': "bad_k",
-             b'{"request_id": "r", "user_id": "u", "k": "3"}': "wrong_type",
-             b'{"request_id": "r", "user_id": "u", "exclude_seen": 1}': "wrong_type"}
+    assert parse_request(
+        json.dumps({"request_id": "r", "user_id": "u", "k": 3, "exclude_seen": False}).encode()
+    ) == Request("r", "u", 3, False)
+    cases = {
+        b"{nope": "malformed_json",
+        b"[1]": "not_an_object",
+        b'{"user_id": "u"}': "missing_field",
+        b'{"request_id": "r", "user_id": 7}': "wrong_type",
+        b'{"request_id": " ", "user_id": "u"}': "empty_id",
+        b'{"request_id": "r", "user_id": "u", "k": 0}': "bad_k",
+        b'{"request_id": "r", "user_id": "u", "k": 101}': "bad_k",
+        b'{"request_id": "r", "user_id": "u", "k": "3"}': "wrong_type",
+        b'{"request_id": "r", "user_id": "u", "exclude_seen": 1}': "wrong_type",
+    }
     for raw, code in cases.items():
         got = parse_request(raw, max_k=100)
         assert isinstance(got, Rejected) and got.code == code and got.reason.startswith(code + ":"), raw
@@ -34,8 +41,10 @@ def test_parse_request_accepts_defaults_and_rejects_with_codes():
 def test_model_ranks_and_excludes_trained_and_profile_items():
     core = ScorerCore()
     core.swap(tiny_model(7))
-    served, rejected = core.serve([Request("r1", "u1", 2), Request("r2", "u1", 2, exclude_seen=False),
-                                   Request("r3", "u2", 5)], seen=lambda u: {"b"} if u == "u1" else None)
+    served, rejected = core.serve(
+        [Request("r1", "u1", 2), Request("r2", "u1", 2, exclude_seen=False), Request("r3", "u2", 5)],
+        seen=lambda u: {"b"} if u == "u1" else None,
+    )
     assert rejected == []
     assert [s.items for s in served] == [["a", "d"], ["c", "b"], ["b", "a"]]
     assert served[0].scores == [1.0, 0.5] and {s.model_version for s in served} == {7}

@@ -1,4 +1,5 @@
 """Attack generators: sizes, filler counts, target ratings, event contract, labels kept apart, seeds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,10 @@ def per_user(plan):
 
 def test_summary_of_a_literal_frame():
     import pandas as pd
-    df = pd.DataFrame({"user": ["1", "1", "2"], "item": ["a", "b", "a"], "rating": [4.0, 2.0, 5.0],
-                       "timestamp": [10.0, 20.0, 30.0]})
+
+    df = pd.DataFrame(
+        {"user": ["1", "1", "2"], "item": ["a", "b", "a"], "rating": [4.0, 2.0, 5.0], "timestamp": [10.0, 20.0, 30.0]}
+    )
     p = summarize(df)
     assert p.items == ("a", "b")
     assert list(p.counts) == [2.0, 1.0] and list(p.means) == [4.5, 2.0]
@@ -40,7 +43,7 @@ def test_rating_attack_sizes_and_target(pop, kind):
     assert not set(plan.users) & pop.users
     n_sel = 3 if kind in ("bandwagon", "segment", "reverse_bandwagon") else 0
     target = plan.targets[0]
-    for user, evs in per_user(plan).items():
+    for _user, evs in per_user(plan).items():
         items = [e["item_id"] for e in evs]
         assert len(items) == len(set(items)) == 1 + n_sel + 12  # 3% of 400 items = 12 fillers
         tval = [e["value"] for e in evs if e["item_id"] == target]

@@ -1,4 +1,5 @@
 """The shared interaction-file reader accepts every documented layout."""
+
 from __future__ import annotations
 
 import math
@@ -8,13 +9,16 @@ import pytest
 from streams.sources.datasets import read_ratings
 
 
-@pytest.mark.parametrize("text", [
-    "1 10 4.0 100\n2 20 3.5 200\n",
-    "1\t10\t4.0\t100\n2\t20\t3.5\t200\n",
-    "1,10,4.0,100\n2,20,3.5,200\n",
-    "user,item,rating,timestamp\n1,10,4.0,100\n2,20,3.5,200\n",
-    "userId,movieId,rating,timestamp\n1,10,4.0,100\n2,20,3.5,200\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 10 4.0 100\n2 20 3.5 200\n",
+        "1\t10\t4.0\t100\n2\t20\t3.5\t200\n",
+        "1,10,4.0,100\n2,20,3.5,200\n",
+        "user,item,rating,timestamp\n1,10,4.0,100\n2,20,3.5,200\n",
+        "userId,movieId,rating,timestamp\n1,10,4.0,100\n2,20,3.5,200\n",
+    ],
+)
 def test_layouts(tmp_path, text):
     path = tmp_path / "r.txt"
     path.write_text(text)

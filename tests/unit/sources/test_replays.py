@@ -1,10 +1,10 @@
 """Dataset replays and the simulator produce contract-valid events, deterministically."""
+
 from __future__ import annotations
 
 import itertools
 import json
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,9 +12,9 @@ import pytest
 from streams.sources.datasets import movielens_events, table_events, taobao_events
 from streams.sources.simulator import simulated_events
 from streams.worker.validation import ValidationLimits, parse_event
-
 from tests.paths import DATA
-LIMITS = ValidationLimits(max_future_skew_s=10 ** 12)
+
+LIMITS = ValidationLimits(max_future_skew_s=10**12)
 
 
 def valid(events):
@@ -51,10 +51,18 @@ def test_taobao_rejects_unknown_behaviours(tmp_path):
 
 def test_generic_table_with_a_column_mapping(tmp_path):
     path = tmp_path / "log.parquet"
-    pd.DataFrame({"who": ["a", "b"], "what": ["x", "y"], "when": [1.6e9, 1.6e9 + 1],
-                  "kind": ["click", "purchase"], "price": [None, 3.5]}).to_parquet(path)
-    events = valid(list(table_events(path, {"user_id": "who", "item_id": "what", "ts": "when", "type": "kind",
-                                            "value": "price"})))
+    pd.DataFrame(
+        {
+            "who": ["a", "b"],
+            "what": ["x", "y"],
+            "when": [1.6e9, 1.6e9 + 1],
+            "kind": ["click", "purchase"],
+            "price": [None, 3.5],
+        }
+    ).to_parquet(path)
+    events = valid(
+        list(table_events(path, {"user_id": "who", "item_id": "what", "ts": "when", "type": "kind", "value": "price"}))
+    )
     assert [(e["user_id"], e["type"], e["value"]) for e in events] == [("a", "click", None), ("b", "purchase", 3.5)]
     with pytest.raises(ValueError, match="no column"):
         list(table_events(path, {"user_id": "nobody", "item_id": "what", "ts": "when"}))

@@ -8,6 +8,7 @@ from training.sampling import sample_triples
 
 def _batch(model, frame, seed=0):
     import numpy as np
+
     u, i = model.users.lookup(frame["user"]), model.items.lookup(frame["item"])
     t = sample_triples(u, i, model.seen, len(model.items), np.random.default_rng(seed))
     return tuple(torch.as_tensor(a) for a in t)
@@ -41,7 +42,7 @@ def test_delta_has_norm_eps_per_row_and_sums_repeated_rows():
     grad = torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 1.0]])
     index = torch.tensor([0, 2, 0])
     d = adversarial_delta(grad, index, table, eps=0.5, relative=False)
-    expected_row0 = 0.5 * torch.tensor([1.0, 1.0]) / 2 ** 0.5  # (1,0)+(0,1), normalised
+    expected_row0 = 0.5 * torch.tensor([1.0, 1.0]) / 2**0.5  # (1,0)+(0,1), normalised
     torch.testing.assert_close(d[0], expected_row0)
     torch.testing.assert_close(d[2], expected_row0)
     torch.testing.assert_close(d[1], torch.tensor([0.0, 0.5]))
@@ -67,8 +68,7 @@ def test_apr_warm_starts_from_bpr_within_the_epoch_budget(toy):
 def test_closed_form_perturbation_follows_the_autograd_gradient(toy):
     model = APRRecommender(dim=8, epochs=2, eps=0.3, eps_mode="absolute", device="cpu").fit(toy)
     u, i, j = torch.tensor([0, 1, 0]), torch.tensor([0, 1, 2]), torch.tensor([3, 4, 5])
-    pu, qi, qj = (t.detach().requires_grad_() for t in
-                  (model.net.users[u], model.net.items[i], model.net.items[j]))
+    pu, qi, qj = (t.detach().requires_grad_() for t in (model.net.users[u], model.net.items[i], model.net.items[j]))
     gu, gi, gj = torch.autograd.grad(bpr_loss(pu, qi, qj), [pu, qi, qj])
     du, di, dj = model.perturbation(u, i, j)
     torch.testing.assert_close(du, adversarial_delta(gu, u, model.net.users, 0.3, False))

@@ -5,9 +5,18 @@ import pandas as pd
 import pytest
 import torch
 
-from training.evaluation import (Split, evaluate, fgsm_perturb, full_ranks, leave_last_out,
-                                 poisoning_lift, rank_metrics, robustness, sampled_ranks,
-                                 target_hit_rate)
+from training.evaluation import (
+    Split,
+    evaluate,
+    fgsm_perturb,
+    full_ranks,
+    leave_last_out,
+    poisoning_lift,
+    rank_metrics,
+    robustness,
+    sampled_ranks,
+    target_hit_rate,
+)
 from training.models import BPRRecommender
 from training.vocab import Vocabulary
 
@@ -47,9 +56,11 @@ def test_leave_last_out_holds_out_latest_and_samples_unseen_negatives(toy):
 
 def test_sampled_and_full_ranks_by_hand():
     model = FixedScores(["u", "v"], ["1", "2", "3", "4"], [[0.9, 0.5, 0.7, 0.1], [0.2, 0.8, 0.3, 0.4]])
-    split = Split(train=pd.DataFrame({"user": ["u", "v"], "item": ["1", "2"]}),
-                  test=pd.DataFrame({"user": ["u", "v"], "item": ["3", "4"]}),
-                  negatives=np.array([["2", "4"], ["1", "3"]], dtype=object))
+    split = Split(
+        train=pd.DataFrame({"user": ["u", "v"], "item": ["1", "2"]}),
+        test=pd.DataFrame({"user": ["u", "v"], "item": ["3", "4"]}),
+        negatives=np.array([["2", "4"], ["1", "3"]], dtype=object),
+    )
     assert sampled_ranks(model, split).tolist() == [0, 0]
     # full ranking excludes training items: u ranks 3 first once 1 is removed; v: 4 after nothing else
     assert full_ranks(model, split).tolist() == [0, 0]
@@ -62,8 +73,11 @@ def test_sampled_and_full_ranks_by_hand():
 
 def test_unknown_test_item_counts_as_a_miss():
     model = FixedScores(["u"], ["1", "2"], [[0.1, 0.2]])
-    split = Split(pd.DataFrame({"user": ["u"], "item": ["1"]}), pd.DataFrame({"user": ["u"], "item": ["9"]}),
-                  np.array([["2"]], dtype=object))
+    split = Split(
+        pd.DataFrame({"user": ["u"], "item": ["1"]}),
+        pd.DataFrame({"user": ["u"], "item": ["9"]}),
+        np.array([["2"]], dtype=object),
+    )
     assert sampled_ranks(model, split).tolist() == [1]
     assert rank_metrics(full_ranks(model, split), 1) == (0.0, 0.0)
 
@@ -74,8 +88,7 @@ def test_fgsm_moves_each_row_by_eps_times_its_norm_and_hurts(ml_slice):
     before = model.net.users.detach().clone()
     bad = fgsm_perturb(model, split.train, eps=0.25)
     moved = (bad.net.users - model.net.users).norm(dim=1)
-    np.testing.assert_allclose(moved.detach().numpy(), 0.25 * model.net.users.norm(dim=1).detach().numpy(),
-                               rtol=1e-4)
+    np.testing.assert_allclose(moved.detach().numpy(), 0.25 * model.net.users.norm(dim=1).detach().numpy(), rtol=1e-4)
     assert evaluate(bad, split)["ndcg@10"] < evaluate(model, split)["ndcg@10"]
     assert torch.equal(model.net.users, before)  # the model itself is untouched
     # scale-free: inflating every norm tenfold does not change the damage

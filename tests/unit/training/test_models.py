@@ -1,4 +1,5 @@
 """Contract every matrix factorisation recommender must pass (BPR and APR alike)."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,8 +64,9 @@ def test_load_refuses_a_model_of_another_kind(toy, tmp_path):
 def test_train_round_grows_vocabulary_replays_and_drops_quarantined(cls, toy):
     model = cls(**SMALL).fit(toy)
     users_before = model.net.users.detach().clone()
-    new = pd.DataFrame({"user": ["a", "e", "mallory", "mallory"], "item": ["7", "1", "8", "9"],
-                        "rating": 5.0, "timestamp": 10.0})
+    new = pd.DataFrame(
+        {"user": ["a", "e", "mallory", "mallory"], "item": ["7", "1", "8", "9"], "rating": 5.0, "timestamp": 10.0}
+    )
     stats = model.train_round(new, history=toy, quarantined_users={"mallory"}, epochs=2)
     assert stats["events"] == 4 and stats["dropped_quarantined"] == 2
     assert stats["new_users"] == 1 and stats["new_items"] == 1 and stats["replayed"] == 2

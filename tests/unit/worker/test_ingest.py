@@ -1,4 +1,5 @@
 """One batch through the pure ingest step: dead letters, one profile write per user, idempotency."""
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,18 @@ def run(records, stored=None, popularity=None):
 
 
 def test_good_and_bad_records_are_split_and_counted():
-    records = [record(0), RawRecord(b"nope", "events", 0, 1), record(2, item_id="i2", user_id="u2"),
-               record(3, type="like")]
+    records = [
+        record(0),
+        RawRecord(b"nope", "events", 0, 1),
+        record(2, item_id="i2", user_id="u2"),
+        record(3, type="like"),
+    ]
     result = run(records)
     assert [e.event_id for e in result.applied] == ["e0", "e2"]
     assert [(d.code, d.offset, d.raw) for d in result.dead_letters] == [
-        ("malformed_json", 1, "nope"), ("unknown_type", 3, records[3].value.decode())]
+        ("malformed_json", 1, "nope"),
+        ("unknown_type", 3, records[3].value.decode()),
+    ]
     assert result.dead_by_reason == {"malformed_json": 1, "unknown_type": 1}
     assert result.applied_by_type == {"click": 2}
     assert sorted(result.profiles) == ["u1", "u2"]

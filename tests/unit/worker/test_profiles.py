@@ -1,4 +1,5 @@
 """The profile update rule, against hand-computed values."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Every validation rule of the event contract, one payload each."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,15 @@ from streams.worker.validation import REASON_CODES, InvalidEvent, ValidationLimi
 
 NOW = 1_700_000_000.0
 LIMITS = ValidationLimits()
-GOOD = {"event_id": "e1", "user_id": "u1", "item_id": "i1", "type": "rating", "ts": NOW - 10,
-        "value": 4.5, "session_id": "s1"}
+GOOD = {
+    "event_id": "e1",
+    "user_id": "u1",
+    "item_id": "i1",
+    "type": "rating",
+    "ts": NOW - 10,
+    "value": 4.5,
+    "session_id": "s1",
+}
 
 
 def payload(**changes) -> bytes:
@@ -45,13 +53,16 @@ def test_integer_timestamps_and_prices_are_numbers():
     assert event.ts == NOW and event.value == 12.0
 
 
-@pytest.mark.parametrize("raw, code", [
-    (b"{\"event_id\": ", "malformed_json"),
-    (b"\xff\xfe\x00", "malformed_json"),
-    (b"[1, 2]", "not_an_object"),
-    (b"\"just a string\"", "not_an_object"),
-    (b"x" * (LIMITS.max_event_bytes + 1), "oversized"),
-])
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        (b'{"event_id": ', "malformed_json"),
+        (b"\xff\xfe\x00", "malformed_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'"just a string"', "not_an_object"),
+        (b"x" * (LIMITS.max_event_bytes + 1), "oversized"),
+    ],
+)
 def test_undecodable_payloads(raw, code):
     assert reason(raw) == code
 
@@ -62,10 +73,20 @@ def test_every_required_field_is_required(field):
     assert reason(payload(**{field: None})) == "missing_field"
 
 
-@pytest.mark.parametrize("changes", [
-    {"user_id": 17}, {"item_id": ["i1"]}, {"event_id": 1.5}, {"type": 3}, {"ts": "yesterday"},
-    {"ts": True}, {"value": "4"}, {"value": False}, {"session_id": 9},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"user_id": 17},
+        {"item_id": ["i1"]},
+        {"event_id": 1.5},
+        {"type": 3},
+        {"ts": "yesterday"},
+        {"ts": True},
+        {"value": "4"},
+        {"value": False},
+        {"session_id": 9},
+    ],
+)
 def test_mistyped_fields(changes):
     assert reason(payload(**changes)) == "wrong_type"
 

@@ -1,20 +1,31 @@
 """Window sink core: naming, cutting by partition, Parquet schema round trip, idempotent atomic writes."""
+
 from __future__ import annotations
 
 import json
+
 import pyarrow.parquet as pq
 import pytest
 
-from streams.worker.validation import ValidationLimits
 from streams.contract.windows import WINDOW_SCHEMA, WindowStore, read_window, window_path
+from streams.worker.validation import ValidationLimits
 from streams.worker.windowing import Window, WindowRecord, announcement, cut_windows, window_table
 
 NOW = 1_700_000_100.0
 
 
 def _event(n: int, user: str, kind: str = "click", value: float | None = None, session: str | None = None) -> bytes:
-    return json.dumps({"event_id": f"e{n}", "user_id": user, "item_id": f"i{n % 3}", "type": kind,
-                       "ts": 1_700_000_000.0 + n, "value": value, "session_id": session}).encode()
+    return json.dumps(
+        {
+            "event_id": f"e{n}",
+            "user_id": user,
+            "item_id": f"i{n % 3}",
+            "type": kind,
+            "ts": 1_700_000_000.0 + n,
+            "value": value,
+            "session_id": session,
+        }
+    ).encode()
 
 
 RECORDS = [
@@ -36,12 +47,22 @@ def test_cut_windows_groups_by_partition_keeps_valid_rows_and_covers_every_offse
     windows = cut_windows(RECORDS, ValidationLimits(), NOW, is_suspect=lambda user: user == "bad-guy")
     assert [(w.partition, w.first_offset, w.last_offset) for w in windows] == [(0, 7, 8), (1, 10, 12)]
     p0, p1 = windows
-    assert [r["event_id"] for r in p0.rows] == ["e2"]            # e4 is invalid: skipped, its offset still covered
-    assert [r["event_id"] for r in p1.rows] == ["e1", "e3"]      # the malformed record at 11 is skipped
+    assert [r["event_id"] for r in p0.rows] == ["e2"]  # e4 is invalid: skipped, its offset still covered
+    assert [r["event_id"] for r in p1.rows] == ["e1", "e3"]  # the malformed record at 11 is skipped
     assert [r["suspect"] for r in p1.rows] == [False, True]
-    assert p1.rows[0] == {"event_id": "e1", "user_id": "u1", "item_id": "i1", "type": "rating",
-                          "ts": 1_700_000_001.0, "value": 4.0, "session_id": "s1", "partition": 1,
-                          "offset": 10, "kafka_ts": 1_700_000_050.0, "suspect": False}
+    assert p1.rows[0] == {
+        "event_id": "e1",
+        "user_id": "u1",
+        "item_id": "i1",
+        "type": "rating",
+        "ts": 1_700_000_001.0,
+        "value": 4.0,
+        "session_id": "s1",
+        "partition": 1,
+        "offset": 10,
+        "kafka_ts": 1_700_000_050.0,
+        "suspect": False,
+    }
     assert p1.path == "events/p1/00000000000000000010-00000000000000000012.parquet"
 
 
