@@ -21,7 +21,7 @@ __all__ = [
     "with_synthetic_timestamps",
     "inject_attacks",
     "replay",
-    "metrics",
+    "detection_scores",
     "feature_baseline",
     "best_f1",
     "evaluate",
@@ -102,7 +102,7 @@ def replay(frame: pd.DataFrame, detector: FraudDetector, flush_every: int = 2000
     return detector.verdicts()
 
 
-def metrics(flagged: set[str], users: Iterable[str], attackers: dict[str, str]) -> dict:
+def detection_scores(flagged: set[str], users: Iterable[str], attackers: dict[str, str]) -> dict:
     """Precision, recall, F1, FPR over `users`; per attack kind, genuine false positives count against each."""
     users = set(users)
     bad = {u for u in attackers if u in users}
@@ -161,12 +161,12 @@ def evaluate(
     detector = FraudDetector(config)
     verdicts = replay(frame, detector, flush_every)
     flagged = {u for u, v in verdicts.items() if v.flagged}
-    out = metrics(flagged, verdicts, attackers)
+    out = detection_scores(flagged, verdicts, attackers)
     cutoff = config.combiner.cutoff
     if baselines:
         out["baselines"] = {
             f: {
-                **metrics(feature_baseline(verdicts, detector, f, cutoff), verdicts, attackers),
+                **detection_scores(feature_baseline(verdicts, detector, f, cutoff), verdicts, attackers),
                 "best_f1": best_f1(verdicts, detector, f, attackers),
             }
             for f in baselines

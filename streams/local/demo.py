@@ -259,7 +259,8 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
     from streams.contract.windows import read_window
     from streams.kafka.topics import ensure_topics
     from streams.local.cluster import ClusterConfig, LocalCluster
-    from streams.local.report import detection_scores, freshness_seconds, percentiles
+    from streams.fraud.evaluation import detection_scores
+    from streams.local.report import freshness_seconds, percentiles
 
     console = Console()
     out = (out or settings.data_dir / "demo").resolve()
@@ -372,7 +373,8 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
         if version:
             first_served[version] = min(first_served.get(version, answer["served_at"]), answer["served_at"])
     fresh = freshness_seconds(arrivals_by_round, round_of_version, first_served)
-    detection = detection_scores(flagged & set(e["user_id"] for e in events), attackers, {e["user_id"] for e in events})
+    users = {e["user_id"] for e in events}
+    detection = detection_scores(flagged & users, users, {a: "attack" for a in attackers})
     lift = _target_lift(windows, attackers, flagged, targets, seed) if targets and len(windows) else None
     latencies = [
         1e3 * (a["received_at"] - traffic.requested[a["request_id"]])

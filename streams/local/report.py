@@ -10,26 +10,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["detection_scores", "freshness_seconds", "histogram_quantile", "percentiles"]
-
-
-def detection_scores(flagged: set[str], attackers: set[str], users: set[str]) -> dict[str, float]:
-    """Precision, recall, F1 and false-positive rate of the flagged users against the labels."""
-    true_pos = len(flagged & attackers)
-    precision = true_pos / len(flagged) if flagged else 0.0
-    recall = true_pos / len(attackers) if attackers else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    genuine = users - attackers
-    fpr = len(flagged & genuine) / len(genuine) if genuine else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "fpr": fpr,
-        "flagged": len(flagged),
-        "attackers": len(attackers),
-        "users": len(users),
-    }
+__all__ = ["freshness_seconds", "histogram_quantile", "percentiles"]
 
 
 def freshness_seconds(

@@ -115,7 +115,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
                 started,
             )
             for user_id, profile in result.profiles.items():
-                profiles[user_id.encode()] = profile.to_dict()
+                profiles[user_id.encode()] = profile.snapshot()
             for item_id, count in result.popularity.items():
                 popularity[item_id.encode()] = count
             for letter in result.dead_letters:
@@ -162,7 +162,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         stored = profiles.get(user_id.encode())
         if stored is None:
             return web.json({"error": f"unknown user {user_id!r}"}, status=404)
-        return web.json(UserProfile.from_dict(stored).view())
+        return web.json(UserProfile.restore(stored).view())
 
     add_metrics_page(app)
 

@@ -76,7 +76,7 @@ def ingest_batch(
         profile = loaded.get(event.user_id)
         if profile is None:
             stored = load_profile(event.user_id)
-            profile = UserProfile.from_dict(stored) if stored else UserProfile(event.user_id)
+            profile = UserProfile.restore(stored) if stored else UserProfile(event.user_id)
             loaded[event.user_id] = profile
         if profile.is_duplicate(event.event_id, record.partition, record.offset):
             result.duplicates += 1

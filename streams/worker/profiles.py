@@ -125,7 +125,7 @@ class UserProfile:
             self.rate_ewma *= math.exp(-_LN2 * elapsed / half_life_s)
         self.rate_ewma += _LN2 / half_life_s
 
-    def to_dict(self) -> dict:
+    def snapshot(self) -> dict:
         """Plain JSON-able form, as stored in the profile table."""
         # Shallow on purpose: dataclasses.asdict deep-copies and costs ~1 ms on a large profile.
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -133,8 +133,8 @@ class UserProfile:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> UserProfile:
-        """Inverse of `to_dict`."""
+    def restore(cls, data: dict) -> UserProfile:
+        """Inverse of `snapshot`."""
         data = dict(data)
         data["items"] = dict.fromkeys(data.get("items", ()))
         return cls(**data)

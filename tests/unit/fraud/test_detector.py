@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from streams.fraud import DETECTOR_VERSION, FraudDetector, Verdict
-from streams.fraud.evaluation import inject_attacks, metrics, replay
+from streams.fraud.evaluation import detection_scores, inject_attacks, replay
 from streams.sources.attacks import AttackSpec
 
 
@@ -71,7 +71,7 @@ def test_random_attack_is_caught_with_reasons(attacked):
     det = FraudDetector()
     verdicts = replay(frame, det, flush_every=500)
     flagged = {u for u, v in verdicts.items() if v.flagged}
-    m = metrics(flagged, verdicts, kinds)
+    m = detection_scores(flagged, verdicts, kinds)
     # 12 fillers in a 400-item catalogue is a weak signal: most, not all, attackers are caught here
     assert m["recall"] >= 0.7 and m["precision"] >= 0.9 and m["fpr"] <= 0.02, m
     some = verdicts[next(iter(kinds))]

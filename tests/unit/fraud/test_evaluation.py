@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from streams.cli import main
-from streams.fraud.evaluation import metrics, read_labels, with_synthetic_timestamps
+from streams.fraud.evaluation import detection_scores, read_labels, with_synthetic_timestamps
 from tests.unit.conftest import make_ratings
 
 
@@ -19,10 +19,10 @@ def test_read_labels_whitespace_and_tab(tmp_path):
     assert read_labels(p) == {"1": 0, "2": 1, "3": 1}
 
 
-def test_metrics_by_hand():
+def test_detection_scores_by_hand():
     users = [f"u{k}" for k in range(10)]
     attackers = {"u0": "random", "u1": "random", "u2": "average", "u3": "average"}
-    m = metrics({"u0", "u1", "u2", "u9"}, users, attackers)
+    m = detection_scores({"u0", "u1", "u2", "u9"}, users, attackers)
     assert (m["precision"], m["recall"], m["fpr"], m["users"], m["attackers"]) == (0.75, 0.75, round(1 / 6, 4), 10, 4)
     assert m["f1"] == 0.75
     assert m["per_attack"]["random"] == {"precision": round(2 / 3, 4), "recall": 1.0, "f1": 0.8}
@@ -109,3 +109,12 @@ def test_attack_cli_writes_events_and_separate_labels(files, tmp_path):
     assert {e["user_id"] for e in events} == {u for u, _, _ in labels}
     assert len(events) == 10 * (1 + 9)  # target + 3% of 300 items
     assert all("label" not in e for e in events)
+
+
+def test_detection_scores_of_the_demo_case():
+    # 2 of 4 attackers flagged, 1 of 5 genuine users flagged
+    users = {"a1", "a2", "a3", "a4", "g1", "g2", "g3", "g4", "g5"}
+    m = detection_scores({"a1", "a2", "g1"}, users, {a: "attack" for a in ("a1", "a2", "a3", "a4")})
+    assert (m["precision"], m["recall"], m["fpr"]) == (round(2 / 3, 4), 0.5, 0.2)
+    assert m["f1"] == round(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5), 4)
+    assert detection_scores(set(), {"a", "b"}, {"a": "attack"})["f1"] == 0.0

@@ -48,7 +48,7 @@ def test_popularity_counts_within_and_across_batches():
 
 def test_a_replayed_batch_is_a_no_op():
     first = run([record(0), record(1)])
-    stored = {user: p.to_dict() for user, p in first.profiles.items()}
+    stored = {user: p.snapshot() for user, p in first.profiles.items()}
     again = run([record(0), record(1)], stored=stored, popularity=first.popularity)
     assert again.duplicates == 2 and not again.applied and not again.profiles and not again.popularity
 

@@ -63,10 +63,10 @@ def test_mean_popularity_of_items_touched():
 def test_replayed_record_changes_nothing():
     p = UserProfile("u")
     assert apply(p, 1, "a", ts=1.0, partition=0, offset=5)
-    before = p.to_dict()
+    before = p.snapshot()
     assert not apply(p, 99, "b", ts=2.0, partition=0, offset=5)  # same partition/offset
     assert not apply(p, 98, "b", ts=2.0, partition=0, offset=3)  # older offset
-    assert p.to_dict() == before
+    assert p.snapshot() == before
     assert apply(p, 2, "b", ts=2.0, partition=1, offset=3)  # another partition has its own watermark
 
 
@@ -91,7 +91,7 @@ def test_distinct_items_stop_growing_at_the_cap():
 def test_dict_round_trip_and_public_view():
     p = UserProfile("u")
     apply(p, 1, "a", "rating", ts=5.0, value=4.0, partition=2, offset=7)
-    q = UserProfile.from_dict(p.to_dict())
+    q = UserProfile.restore(p.snapshot())
     assert q == p
     view = q.view()
     assert view["counts"] == {"click": 0, "purchase": 0, "rating": 1}
