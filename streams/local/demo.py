@@ -257,9 +257,9 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
 
     from registry.service import ModelRegistry
     from streams.contract.windows import read_window
+    from streams.fraud.evaluation import detection_scores
     from streams.kafka.topics import ensure_topics
     from streams.local.cluster import ClusterConfig, LocalCluster
-    from streams.fraud.evaluation import detection_scores
     from streams.local.report import freshness_seconds, percentiles
 
     console = Console()
