@@ -13,6 +13,10 @@ import msgspec
 __all__ = [
     "EVENT_TYPES",
     "Interaction",
+    "ValidEvent",
+    "ValidBatch",
+    "ItemDelta",
+    "ItemDeltas",
     "DeadLetter",
     "BatchAnnouncement",
     "ModelUpdate",
@@ -50,6 +54,58 @@ class Interaction(msgspec.Struct, frozen=True):
     ts: float
     value: float | None = None
     session_id: str | None = None
+
+
+class ValidEvent(msgspec.Struct, frozen=True, array_like=True):
+    """An event that passed validation, with where it came from: the unit of the worker's envelopes.
+
+    Encoded as a JSON array (not an object) to keep envelopes small.
+    """
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: str
+    ts: float
+    value: float | None
+    session_id: str | None
+    partition: int  # source partition and offset on `events`
+    offset: int
+    kafka_ts: float  # arrival: the Kafka record's timestamp, epoch seconds
+
+
+class ValidBatch(msgspec.Struct, frozen=True):
+    """The validated events of one ingest batch from one source partition, in offset order.
+
+    On `events.valid` (partition = the source partition, read by the window sink) and on
+    `fraud.events` (one partition, read by the one fraud detector). Sent once per batch, so the
+    agents downstream of ingest pay Faust's per-message cost per batch, not per event.
+    """
+
+    topic: str
+    partition: int
+    events: list[ValidEvent]
+
+
+class ItemDelta(msgspec.Struct, frozen=True):
+    """One ingest batch's events of one item from one source partition, on `items.deltas` (key = item_id).
+
+    Carries the source offsets so that the item table applies each event exactly once, whatever
+    a crash made the ingest agent send again.
+    """
+
+    item_id: str
+    topic: str
+    partition: int
+    offsets: list[int]
+    kinds: list[str]
+    ratings: list[float | None]
+
+
+class ItemDeltas(msgspec.Struct, frozen=True):
+    """The item deltas of one ingest batch that belong to one `items.deltas` partition (one message)."""
+
+    deltas: list[ItemDelta]
 
 
 class DeadLetter(msgspec.Struct, frozen=True):

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     # Topics
     events_topic: str = "events"
     deadletter_topic: str = "events.deadletter"
+    fraud_labels_topic: str = Field("fraud.labels", description="Analysts' labels (fraud / genuine) of users.")
 
     # Worker HTTP views (profiles, metrics)
     web_bind: str = Field("127.0.0.1", description="Address the worker's HTTP views listen on (0.0.0.0 in containers).")
@@ -128,6 +129,35 @@ class Settings(BaseSettings):
     fraud_full_flush_s: float = Field(
         60.0, description="Seconds between full rescores of every user (only if events arrived)."
     )
+
+    @property
+    def valid_topic(self) -> str:
+        """The worker's own topic of validated events in envelopes, per source partition (the window sink reads it)."""
+        return f"{self.app_id}-events-valid"
+
+    @property
+    def fraud_events_topic(self) -> str:
+        """The worker's own one-partition topic of validated events (the one fraud detector reads it)."""
+        return f"{self.app_id}-fraud-events"
+
+    @property
+    def item_deltas_topic(self) -> str:
+        """The worker's own topic of per-item deltas, partitioned by item (the item table reads it)."""
+        return f"{self.app_id}-item-deltas"
+
+    def worker_topics(self) -> dict[str, int]:
+        """Every topic the stream worker reads or writes, with its partition count (created at start)."""
+        n = self.topic_partitions
+        return {
+            self.events_topic: n,
+            self.deadletter_topic: n,
+            self.valid_topic: n,
+            self.fraud_events_topic: 1,
+            self.item_deltas_topic: n,
+            self.batches_topic: n,
+            self.fraud_flags_topic: n,
+            self.fraud_labels_topic: n,
+        }
 
     @property
     def mlflow_uri(self) -> str:

@@ -14,7 +14,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.contract.settings import Settings
 
-__all__ = ["app_options", "processing_guarantee", "add_metrics_page", "run_worker"]
+__all__ = [
+    "app_options",
+    "processing_guarantee",
+    "add_metrics_page",
+    "run_worker",
+    "hold",
+    "release",
+    "track_changelogs",
+]
 
 
 def processing_guarantee(settings: Settings, tansu_workarounds: bool) -> str:
@@ -85,3 +93,69 @@ def run_worker(app: faust.App, loglevel: str) -> None:
             logger.setLevel(level)
 
     Worker(app, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
+
+
+def hold(events) -> None:
+    """Keep the events unacknowledged past the end of the agent body that took them.
+
+    Faust's `take_events` acknowledges its buffer when the body returns *or raises*; one more
+    reference per message makes that acknowledgement not the last, so nothing is committed until
+    `release`. A batch whose body fails is therefore never committed: it is read again after a
+    restart or a rebalance (every consumer downstream is idempotent by offset).
+    """
+    for event in events:
+        event.message.incref()
+
+
+def release(events) -> None:
+    """Acknowledge held events: their offsets may now be committed."""
+    for event in events:
+        event.ack()
+
+
+async def track_changelogs(app: faust.App, tables) -> None:
+    """Make the producer track every table's changelog topic in its metadata.
+
+    Tables written with `use_partitioner=True` hash keys with the producer's metadata (faust's
+    `key_partition` reads it synchronously). aiokafka refreshes metadata only for the topics it
+    tracks, and a topic seen in its first all-topics fetch is not tracked: as soon as it sends
+    anywhere, Apache Kafka's answers drop the other changelogs and the next table write fails with
+    a TypeError. Tracking them explicitly keeps them in every refresh.
+    """
+    producer = app.producer._ensure_producer()
+    for table in tables:
+        name = table.changelog_topic.get_topic_name()
+        await producer.client.add_topic(name)
+        await producer.partitions_for(name)
+
+
+def _seek_every_partition_to_committed() -> None:
+    """Make aiokafka's `seek_to_committed` seek every partition, also those committed at 0 or never.
+
+    Faust calls it after every rebalance ("Seek stream partitions to committed offsets") to throw
+    away what was fetched but not processed. aiokafka (0.14) seeks only partitions whose committed
+    offset is above 0, so a partition never committed keeps the position of records fetched and then
+    discarded in the rebalance: the new owner skips them for good. Measured here: after a kill -9
+    of a worker that had not committed yet, 2 to 4 of 4 partitions lost every event in about one
+    run in three (tests/integration/worker/test_scale_out.py); with this, none in 10 runs in a row.
+    Seeking to 0 is right for both: the first record, or (if retention removed it) an out-of-range
+    offset that the consumer resets with its `auto_offset_reset` policy (earliest).
+    """
+    from aiokafka import AIOKafkaConsumer
+
+    original = AIOKafkaConsumer.seek_to_committed
+    if getattr(original, "advrec_patched", False):
+        return
+
+    async def seek_to_committed(self, *partitions):
+        committed = await original(self, *partitions)
+        for tp, offset in committed.items():
+            if not offset:
+                self._fetcher.seek_to(tp, 0)
+        return committed
+
+    seek_to_committed.advrec_patched = True
+    AIOKafkaConsumer.seek_to_committed = seek_to_committed
+
+
+_seek_every_partition_to_committed()

@@ -86,9 +86,7 @@ def create_scorer_app(
     )
     metrics.init_labels()
     metrics.SERVING_VERSION.set(core.model.version if core.model is not None else 0)
-    view = ChangelogView(
-        bootstrap, f"{settings.app_id}-profiles-changelog", f"{settings.app_id}-item-popularity-changelog"
-    )
+    view = ChangelogView(bootstrap, f"{settings.app_id}-profiles-changelog", f"{settings.app_id}-items-changelog")
     requests_topic = app.topic(
         settings.rec_requests_topic,
         key_type=bytes,

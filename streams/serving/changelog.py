@@ -7,19 +7,18 @@ scorer never writes the worker's tables.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
 
-from streams.kafka.topics import partitions_of
+from streams.kafka.tail import tail_topics
 from streams.serving.core import Popularity
 
 __all__ = ["ChangelogView"]
 
 
 class ChangelogView:
-    """A read-only, group-less tail of the worker's profile and popularity changelog topics."""
+    """A read-only, group-less tail of the worker's profile and item changelog topics."""
 
     def __init__(self, bootstrap: str, profiles_topic: str, popularity_topic: str) -> None:
         self.bootstrap, self.profiles_topic, self.popularity_topic = bootstrap, profiles_topic, popularity_topic
@@ -48,7 +47,9 @@ class ChangelogView:
             else:
                 self.items.pop(name, None)
         else:
-            if isinstance(data, (int, float)):
+            if isinstance(data, dict) and isinstance(data.get("events"), (int, float)):
+                self.counts[name] = float(data["events"])  # the `items` table: ItemStats
+            elif isinstance(data, (int, float)):
                 self.counts[name] = float(data)
             else:
                 self.counts.pop(name, None)
@@ -62,42 +63,23 @@ class ChangelogView:
         return Popularity.from_counts(self.counts)
 
     async def run(self, on_popularity: Callable[[Popularity], None], refresh_s: float = 5.0) -> None:
-        """Tail both topics from the beginning, forever; re-checks for topics that do not exist yet."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        """Tail both topics from the beginning, forever; hand over the popularity ranking when it changed."""
+        last = 0.0
 
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="advrec-scorer-changelogs",
+        def maybe_rank() -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last > refresh_s:
+                last = now
+                ranking = self.popularity()
+                if ranking is not None:
+                    on_popularity(ranking)
+
+        await tail_topics(
+            self.bootstrap,
+            [self.profiles_topic, self.popularity_topic],
+            self.apply,
+            "advrec-scorer-changelogs",
+            on_batch=maybe_rank,
+            refresh_s=refresh_s,
         )
-        await consumer.start()
-        try:
-            assigned: set[str] = set()
-            last_check = last_popularity = 0.0
-            while True:
-                now = time.monotonic()
-                if assigned != {self.profiles_topic, self.popularity_topic} and now - last_check > refresh_s:
-                    last_check = now
-                    partitions = {
-                        t: await partitions_of(consumer, t) for t in (self.profiles_topic, self.popularity_topic)
-                    }
-                    wanted = {t for t, ps in partitions.items() if ps}
-                    if wanted != assigned:
-                        consumer.assign([TopicPartition(t, p) for t in wanted for p in partitions[t]])
-                        assigned = wanted
-                if not assigned:
-                    await asyncio.sleep(1.0)
-                    continue
-                batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-                for tp, messages in batches.items():
-                    for message in messages:
-                        self.apply(tp.topic, message.key, message.value)
-                if now - last_popularity > refresh_s:
-                    last_popularity = now
-                    ranking = self.popularity()
-                    if ranking is not None:
-                        on_popularity(ranking)
-        finally:
-            await consumer.stop()

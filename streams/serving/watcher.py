@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any
 
-from streams.kafka.topics import partitions_of
+from streams.kafka.tail import tail_topics
 from streams.serving import metrics
 from streams.serving.core import ScorerCore, ServingModel
 
@@ -74,36 +74,15 @@ class ModelWatcher:
             self.install(await loop.run_in_executor(None, self.load_if_changed))
 
     async def follow_updates(self, bootstrap: str, topic: str, model_name: str) -> None:
-        """Wake up on every `model.updates` record for our model (group-less: every scorer sees all)."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        """Wake up on every new `model.updates` record for our model (group-less: every scorer sees all)."""
 
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            client_id="advrec-scorer-updates",
-        )
-        await consumer.start()
-        try:
-            partitions: set = set()
-            while not partitions:
-                partitions = await partitions_of(consumer, topic)
-                if not partitions:
-                    await asyncio.sleep(2.0)
-            tps = [TopicPartition(topic, p) for p in partitions]
-            consumer.assign(tps)
-            await consumer.seek_to_end(*tps)
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for messages in batches.values():
-                    for message in messages:
-                        try:
-                            update = json.loads(message.value)
-                        except ValueError:
-                            continue
-                        if update.get("model_name") == model_name:
-                            log.warning("model update: %s", update)
-                            self.wake.set()
-        finally:
-            await consumer.stop()
+        def apply(_topic: str, _key: bytes | None, value: bytes | None) -> None:
+            try:
+                update = json.loads(value or b"")
+            except ValueError:
+                return
+            if isinstance(update, dict) and update.get("model_name") == model_name:
+                log.warning("model update: %s", update)
+                self.wake.set()
+
+        await tail_topics(bootstrap, [topic], apply, "advrec-scorer-updates", refresh_s=2.0, from_end=True)

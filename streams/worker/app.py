@@ -1,62 +1,90 @@
-"""The Faust application of the stream worker: topics, tables, the ingest agent and HTTP views.
+"""The Faust application of the stream worker: its topics and tables, wired explicitly to its agents.
 
-`create_app` is called by the worker's composition root with the frozen Settings and the broker
-to use. Agents stay short: batch in → `ingest_batch` (pure) → writes and sends out.
+`create_app` is called by the worker's composition root with the frozen Settings and the broker.
+The data path (docs/architecture.md):
+
+    events ─► ingest ─┬─► events.deadletter                 (one verdict per input)
+                      ├─► profiles table                    (user-keyed, exact)
+                      ├─► events.valid  ─► window sink ─►  Parquet files ─► batches
+                      ├─► fraud.events  ─► fraud detector ─► suspicion table, fraud.flags
+                      └─► items.deltas  ─► item table       (item-keyed, exact)
+
+Only ingest reads the raw input; everything downstream gets validated events in envelopes, once
+per batch. Every table and topic of the worker is made here and handed to the agents that use it.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
-from streams.contract.records import encode
 from streams.contract.settings import Settings
 from streams.kafka.faust_app import add_metrics_page, app_options, processing_guarantee
-from streams.worker import metrics, window_agent
-from streams.worker.fraud_agent import install as install_fraud_agent
-from streams.worker.ingest import BatchResult, RawRecord, ingest_batch
-from streams.worker.profiles import ProfileConfig, UserProfile
+from streams.worker import fraud_agent, ingest_agent, item_agent, metrics, window_agent
 from streams.worker.validation import ValidationLimits
 
-__all__ = ["create_app", "WorkerContext", "BatchHook"]
+__all__ = ["create_app", "WorkerTopology"]
 
-# Called after each ingest batch is applied: (what the batch changed, the Faust events).
-BatchHook = Callable[[BatchResult, list], Awaitable[None]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class WorkerContext:
-    """What the worker's parts share: settings, topics, tables, and hooks on each ingest batch."""
+class WorkerTopology:
+    """The worker's topics and tables, by role."""
 
-    settings: Settings
-    limits: ValidationLimits
-    topics: dict[str, Any] = field(default_factory=dict)
-    tables: dict[str, Any] = field(default_factory=dict)
-    batch_hooks: list[BatchHook] = field(default_factory=list)
-    app: Any = None
-    _partitioner_ready: bool = False
+    events: Any
+    deadletter: Any
+    valid: Any
+    fraud_events: Any
+    item_deltas: Any
+    batches: Any
+    flags: Any
+    labels: Any
+    profiles: Any
+    items: Any
+    window_marks: Any
+    suspicion: Any
+    detector_state: Any
 
-    async def partitioner_ready(self) -> None:
-        """Make the producer track every table's changelog topic in its metadata (once).
+    @property
+    def hashed_tables(self) -> list:
+        """Tables written with the producer's partitioner (their changelogs must stay in its metadata)."""
+        return [self.profiles, self.items, self.window_marks, self.suspicion, self.detector_state]
 
-        Tables written with `use_partitioner=True` hash keys with the producer's metadata
-        (faust's `key_partition` reads it synchronously). aiokafka refreshes metadata only for the
-        topics it tracks, and a topic seen in its first all-topics fetch is not tracked: as soon as
-        it sends anywhere, Apache Kafka's answers drop the other changelogs and the next table write
-        fails with a TypeError. Tracking them explicitly keeps them in every refresh.
-        """
-        if self._partitioner_ready:
-            return
-        producer = self.app.producer._ensure_producer()
-        for table in self.tables.values():
-            name = table.changelog_topic.get_topic_name()
-            await producer.client.add_topic(name)
-            await producer.partitions_for(name)
-        self._partitioner_ready = True
+
+def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
+    """Declare every topic and table of the worker."""
+    partitions = settings.topic_partitions
+
+    def raw_topic(name: str, n: int = partitions):
+        return app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=n
+        )
+
+    def table(name: str, n: int = partitions):
+        # Keys are raw ids hashed with the producer's default partitioner, so a user's profile lives
+        # on the partition of the user's events (producers key events by user_id).
+        return app.Table(name, default=None, key_type=bytes, partitions=n, use_partitioner=True)
+
+    return WorkerTopology(
+        events=raw_topic(settings.events_topic),
+        deadletter=raw_topic(settings.deadletter_topic),
+        valid=raw_topic(settings.valid_topic),
+        # One partition: one fraud detector sees every event, whatever the number of workers.
+        fraud_events=raw_topic(settings.fraud_events_topic, 1),
+        item_deltas=raw_topic(settings.item_deltas_topic),
+        batches=raw_topic(settings.batches_topic),
+        flags=raw_topic(settings.fraud_flags_topic),
+        labels=raw_topic(settings.fraud_labels_topic),
+        profiles=table("profiles"),
+        items=table("items"),
+        window_marks=table("window-marks"),
+        suspicion=table("suspicion", 1),
+        detector_state=table("fraud-detector", 1),
+    )
 
 
 def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
@@ -73,101 +101,19 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         ),
         stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
         broker_max_poll_records=settings.batch_max_events,
+        # Held (not yet acknowledged) events are redelivered to whoever owns their partition next;
+        # a rebalance must not wait for them.
+        stream_wait_empty=False,
     )
+    topology = build_topology(app, settings)
     limits = ValidationLimits.from_settings(settings)
-    context = WorkerContext(settings=settings, limits=limits, app=app)
-    profile_config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
-
-    events_topic = app.topic(
-        settings.events_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
-    deadletter_topic = app.topic(
-        settings.deadletter_topic, value_type=bytes, value_serializer="raw", partitions=settings.topic_partitions
-    )
-    # Keys are raw user/item ids and written with the default partitioner, so a profile's
-    # changelog partition equals its user's `events` partition when producers key by user_id.
-    # (key_type=bytes selects the raw key codec; values are JSON.)
-    profiles = app.Table(
-        "profiles", default=None, key_type=bytes, partitions=settings.topic_partitions, use_partitioner=True
-    )
-    popularity = app.Table(
-        "item-popularity", default=int, key_type=bytes, partitions=settings.topic_partitions, use_partitioner=True
-    )
-
-    @app.agent(events_topic)
-    async def ingest(stream):
-        """Validate, dead-letter and fold events into profiles, one batch at a time."""
-        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
-            await context.partitioner_ready()
-            started = time.time()
-            records = [RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset) for e in events]
-            result = ingest_batch(
-                records,
-                lambda user: profiles.get(user.encode()),
-                lambda item: popularity.get(item.encode(), 0),
-                limits,
-                profile_config,
-                started,
-            )
-            for user_id, profile in result.profiles.items():
-                profiles[user_id.encode()] = profile.snapshot()
-            for item_id, count in result.popularity.items():
-                popularity[item_id.encode()] = count
-            for letter in result.dead_letters:
-                await deadletter_topic.send(key=None, value=encode(letter))
-            for hook in context.batch_hooks:
-                await hook(result, events)
-            done = time.time()
-            for kind, n in result.applied_by_type.items():
-                metrics.EVENTS_PROCESSED.labels(kind).inc(n)
-            for code, n in result.dead_by_reason.items():
-                metrics.DEAD_LETTERS.labels(code).inc(n)
-            if result.duplicates:
-                metrics.EVENTS_DUPLICATE.inc(result.duplicates)
-            for event in events:
-                metrics.EVENT_LATENCY.observe(max(0.0, done - event.message.timestamp))
-            metrics.BATCH_SECONDS.observe(done - started)
-            metrics.BATCH_SIZE.observe(len(events))
-
     metrics.init_label_values()
-
-    exported_lag: set[tuple[str, str]] = set()
-
-    @app.timer(5.0)
-    async def export_consumer_lag():
-        """Lag of every assigned input partition, from the offsets Faust's monitor tracks."""
-        monitor = app.monitor
-        assigned = {
-            (tp.topic, str(tp.partition)): tp for tp in app.consumer.assignment() if tp.topic == settings.events_topic
-        }
-        for labels, tp in assigned.items():
-            end = monitor.tp_end_offsets.get(tp)
-            if end is not None:
-                committed = monitor.tp_committed_offsets.get(tp, 0)
-                metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - committed))
-                exported_lag.add(labels)
-        for labels in exported_lag - assigned.keys():  # revoked: stop exporting it
-            metrics.CONSUMER_LAG.remove(*labels)
-            exported_lag.discard(labels)
-
-    @app.page("/profiles/{user_id}")
-    @app.table_route(table=profiles, match_info="user_id")
-    async def profile_view(web, request, user_id: str):
-        """The profile of one user as JSON, 404 if the user was never seen."""
-        stored = profiles.get(user_id.encode())
-        if stored is None:
-            return web.json({"error": f"unknown user {user_id!r}"}, status=404)
-        return web.json(UserProfile.restore(stored).view())
-
+    flags_view = window_agent.FlagView()
+    ingest_agent.install(app, settings, topology, limits)
+    item_agent.install(app, settings, topology)
+    window_agent.install(app, settings, topology, bootstrap, flags_view)
+    if settings.fraud_enabled:
+        fraud_agent.install(app, settings, topology)
     add_metrics_page(app)
 
-    context.topics.update(events=events_topic, deadletter=deadletter_topic)
-    context.tables.update(profiles=profiles, popularity=popularity)
-    install_fraud_agent(app, context)  # fraud detection: suspicion table, fraud.flags (before windows: they read it)
-    window_agent.install(app, context)  # window sink: Parquet training batches, announced on `batches`
     return app

@@ -1,132 +1,97 @@
-"""The fraud detector in the stream worker: a batch hook, the suspicion table, `fraud.flags`, checkpoints, views.
+"""The one fraud detector of the stream: `fraud.events` in, the suspicion table and `fraud.flags` out.
 
-`install(app)` wires it into the app built by `create_app`. Per ingest batch: every applied event
-goes to `FraudDetector.update`, then one `flush`; verdicts that changed are written to the
-`suspicion` table, and crossings of the threshold are sent as `FraudFlag` records. The detector's
-per-user state is checkpointed into the `fraud-detector` table (co-partitioned with `events`)
-every `fraud_checkpoint_s`; after a restart or rebalance the detector is rebuilt from it and the
-events after each partition's checkpoint are re-read from Kafka, skipping what it already holds
-(docs/detection.md, "In the stream"). Detection logic lives in `streams.fraud` and the
-bookkeeping in `streams.fraud.suspicion`; this module must never decide anything about fraud itself.
+`fraud.events` has one partition, so exactly one worker runs the detector and it sees every
+validated event, whatever the number of workers: its verdicts do not depend on how users are
+spread over workers. Per batch of envelopes: each event new to the detector (`FoldMarks`) goes to
+`FraudDetector.update`, then one `flush`; verdicts that changed go to the `suspicion` table
+(one partition, beside the detector) and crossings of the threshold to `fraud.flags`.
+
+Every `fraud_checkpoint_s` the state of the users changed since the last checkpoint is written to
+the `fraud-detector` table with their fold marks, and only then are the envelopes folded so far
+acknowledged. After a restart or a rebalance the detector is rebuilt from that table and the
+envelopes after the checkpoint are read again; the marks skip what the checkpoint holds. Detection
+logic lives in `streams.fraud`; this module decides nothing about fraud itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
-from streams.contract.records import FraudFlag, encode
+import faust
+import msgspec
+
+from streams.contract.records import FraudFlag, ValidBatch, encode
+from streams.contract.settings import Settings
 from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
-from streams.fraud.suspicion import PRIMARY_REASONS, Checkpoint, primary_reason, suspicion_entry, transition
-from streams.kafka.partitioner import partition_of, watermark_key
+from streams.fraud.suspicion import PRIMARY_REASONS, primary_reason, suspicion_entry, transition
+from streams.kafka.faust_app import hold, release, track_changelogs
 from streams.worker import metrics
-from streams.worker.validation import InvalidEvent, parse_event
+from streams.worker.folding import FoldMarks
 
 __all__ = ["install", "FraudAgent"]
 
 log = logging.getLogger(__name__)
-
-_CATCH_UP_TIMEOUT_S = 60.0
+_DECODER = msgspec.json.Decoder(ValidBatch)
 
 
 class FraudAgent:
-    """The worker's fraud detector and the tables, topic and metrics around it."""
+    """The detector, its fold marks, the envelopes not yet checkpointed, and the tables around them."""
 
-    def __init__(self, app, context):
-        ctx = self.context = context
-        s = self.settings = ctx.settings
-        self.app, self.limits = app, ctx.limits
-        self.bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
-        self.partitions = s.topic_partitions
-        self.config = DetectorConfig() if s.fraud_threshold is None else DetectorConfig(threshold=s.fraud_threshold)
-        self.suspicion = app.Table(
-            "suspicion", default=None, key_type=bytes, partitions=self.partitions, use_partitioner=True
+    def __init__(self, app: faust.App, settings: Settings, topology) -> None:
+        self.app, self.settings, self.topology = app, settings, topology
+        self.config = (
+            DetectorConfig() if settings.fraud_threshold is None else DetectorConfig(threshold=settings.fraud_threshold)
         )
-        self.state = app.Table(
-            "fraud-detector", default=None, key_type=bytes, partitions=self.partitions, use_partitioner=True
-        )
-        self.flags = app.topic(
-            s.fraud_flags_topic,
-            key_type=bytes,
-            value_type=bytes,
-            value_serializer="raw",
-            key_serializer="raw",
-            partitions=self.partitions,
-        )
-        self.profiles = ctx.tables["profiles"]
-        self.profiled: dict[int, int] = {}
+        self.suspicion, self.state = topology.suspicion, topology.detector_state
         self.detector: FraudDetector | None = None
-        self.checkpoint = Checkpoint()
-        self.loaded: frozenset[int] = frozenset()
-        self.pending: set[int] = set()  # loaded partitions whose gap after the checkpoint is not re-read yet
+        self.marks = FoldMarks()
+        self.held: list = []  # envelopes folded since the last checkpoint: acknowledged by it
         self.flagged: set[str] = set()
         self.events_since_full = 0
         self.lock = asyncio.Lock()
-        self._wm_keys = {p: watermark_key(p, self.partitions) for p in range(self.partitions)}
-        self._saved_wm: dict[int, int] = {}
+        self.tracked = False
 
-    # ---- the batch hook -----------------------------------------------------------------------
-    async def on_batch(self, result, events) -> None:
-        """Fold a batch's applied events into the detector, flush once, publish changed verdicts."""
-        await self.context.partitioner_ready()
+    # ---- the stream ------------------------------------------------------------------------------
+    async def on_batch(self, events: list) -> None:
+        """Fold a batch of envelopes into the detector, flush once, publish changed verdicts."""
+        hold(events)
         async with self.lock:
-            if self.detector is None or self.actives() != self.loaded:
+            if not self.tracked:
+                await track_changelogs(self.app, self.topology.hashed_tables)
+                self.tracked = True
+            if self.detector is None:
                 self._load()
-            firsts: dict[int, int] = {}
-            for e in events:
-                p, o = e.message.partition, e.message.offset
-                if o < firsts.get(p, o + 1):
-                    firsts[p] = o
+            det, marks, folded = self.detector, self.marks, 0
             verdicts: list[Verdict] = []
-            for p in sorted(self.pending & set(firsts)):
-                # Up to where Faust resumed, and on through what the profiles had applied before the
-                # restart: those redelivered events are profile duplicates and never reach `applied`.
-                end = max(firsts[p], self.profiled.get(p, -1) + 1)
-                verdicts += await self._catch_up(p, self.checkpoint.watermarks.get(p, -1) + 1, end)
-                self.pending.discard(p)
-            ckpt, det = self.checkpoint, self.detector
-            last: dict[str, tuple[int, int]] = {}
-            skip: set[str] = set()
-            for e in events:
-                key, p, o = e.message.key, e.message.partition, e.message.offset
-                if key is None:
-                    ckpt.advance(p, o)
-                    continue
-                user = key.decode("utf-8", "replace")
-                if ckpt.folded(user, o):  # redelivered after a restart: the detector has it already
-                    skip.add(_event_id(e.message.value))
-                last[user] = (p, o)
-            update = det.update
-            for ev in result.applied:
-                if skip and ev.event_id in skip:
-                    continue
-                v = update(ev.user_id, ev.item_id, ev.type, ev.ts, ev.value)
-                if v is not None:
-                    verdicts.append(v)
-            self.events_since_full += len(result.applied)
-            for user, (p, o) in last.items():
-                if det.events_of(user):
-                    ckpt.observe(user, p, o)
-                else:
-                    ckpt.advance(p, o)
+            for event in events:
+                envelope = _DECODER.decode(event.value)
+                source = f"{envelope.topic}/{envelope.partition}"
+                for e in envelope.events:
+                    if not marks.fresh(e.user_id, source, e.offset):
+                        continue
+                    folded += 1
+                    verdict = det.update(e.user_id, e.item_id, e.type, e.ts, e.value)
+                    if verdict is not None:
+                        verdicts.append(verdict)
+            self.events_since_full += folded
             verdicts += det.flush()
             await self._publish(verdicts)
+            self.held.extend(events)
 
-    # ---- timers -------------------------------------------------------------------------------
     async def on_checkpoint(self) -> None:
-        """Write the per-user state of users changed since the last checkpoint, then each partition's watermark."""
-        await self.context.partitioner_ready()
+        """Write the state and marks of users changed since the last checkpoint, then acknowledge."""
         async with self.lock:
             if self.detector is None:
-                metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged_in_table(self.actives())))
                 return
-            self._write_checkpoint(self.loaded)
+            for user in self.marks.take_dirty():
+                self.state[user.encode()] = {"state": self.detector.user_state(user), "marks": self.marks.of(user)}
+            release(self.held)
+            self.held = []
 
     async def on_full_flush(self) -> None:
-        """Rescore every user against the current population (stale features of quiet users catch up)."""
-        await self.context.partitioner_ready()
+        """Rescore every user against the current population (stale verdicts of quiet users catch up)."""
         async with self.lock:
             if self.detector is None or not self.events_since_full:
                 return
@@ -141,112 +106,33 @@ class FraudAgent:
                 len(verdicts),
             )
 
-    # ---- state --------------------------------------------------------------------------------
-    def actives(self) -> frozenset[int]:
-        topic = self.settings.events_topic
-        return frozenset(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
+    def forget(self) -> None:
+        """The partition went elsewhere: drop the in-memory detector (its envelopes come again there)."""
+        self.detector, self.held, self.marks = None, [], FoldMarks()
 
-    def _write_checkpoint(self, partitions) -> None:
-        det, ckpt, table = self.detector, self.checkpoint, self.state
-        for p, users in ckpt.take_dirty().items():
-            if p not in partitions:
-                continue
-            for user in users:
-                table[user.encode()] = {"state": det.user_state(user), "mark": ckpt.marks[user]}
-        # Written after its users: within a changelog partition Kafka keeps this order.
-        for p in partitions:
-            w = ckpt.watermarks.get(p)
-            if w is not None and w != self._saved_wm.get(p):
-                table[self._wm_keys[p]] = {"partition": p, "watermark": w}
-                self._saved_wm[p] = w
-
+    # ---- state -----------------------------------------------------------------------------------
     def _load(self) -> None:
-        """(Re)build the detector from the checkpoints of the partitions assigned now."""
-        actives = self.actives()
-        if self.detector is not None:
-            self._write_checkpoint(self.loaded & actives)
-        states, marks, watermarks = {}, {}, {}
+        """(Re)build the detector from the checkpoint table."""
+        states, marks = {}, {}
         for key, value in self.state.items():
-            if not value:
-                continue
-            if "watermark" in value:
-                if value["partition"] in actives:
-                    watermarks[value["partition"]] = value["watermark"]
-            elif partition_of(key, self.partitions) in actives:
+            if value:
                 user = key.decode("utf-8", "replace")
-                states[user], marks[user] = value["state"], value["mark"]
-        self.profiled = {}  # partition -> highest offset the restored profiles had applied
-        for profile in self.profiles.values():
-            for p, offset in ((profile or {}).get("offsets") or {}).items():
-                if int(p) in actives and offset > self.profiled.get(int(p), -1):
-                    self.profiled[int(p)] = offset
+                states[user], marks[user] = value["state"], value["marks"]
         self.detector = FraudDetector.from_users(states, self.config)
-        self.checkpoint = Checkpoint(marks, watermarks)
-        self._saved_wm = dict(watermarks)
-        self.loaded, self.pending = actives, set(actives)
-        self.flagged = self.flagged_in_table(actives)
+        self.marks = FoldMarks(marks)
+        self.flagged = {k.decode("utf-8", "replace") for k, v in self.suspicion.items() if v and v.get("flagged")}
         self.events_since_full = len(states)  # the next full flush refreshes the rebuilt scores
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
-        log.info("fraud: detector rebuilt for partitions %s from %d users", sorted(actives), len(states))
+        log.info("fraud: detector rebuilt from %d users", len(states))
 
-    def flagged_in_table(self, partitions) -> set[str]:
-        return {
-            k.decode("utf-8", "replace")
-            for k, v in self.suspicion.items()
-            if v and v.get("flagged") and partition_of(k, self.partitions) in partitions
-        }
-
-    async def _catch_up(self, partition: int, start: int, end: int) -> list[Verdict]:
-        """Re-read `events` [start, end) of a partition: events committed after the last checkpoint."""
-        if start >= end:
-            return []
-        from aiokafka import AIOKafkaConsumer, TopicPartition
-
-        tp = TopicPartition(self.settings.events_topic, partition)
-        # Assigned by hand, no group: none of Tansu's group quirks apply to this consumer.
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        verdicts, folded, now = [], 0, time.time()
-        deadline = time.monotonic() + _CATCH_UP_TIMEOUT_S
-        try:
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            position = start
-            while position < end and time.monotonic() < deadline:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=5000)
-                for record in batch.get(tp, []):
-                    if record.offset >= end:
-                        position = end
-                        break
-                    position = record.offset + 1
-                    try:
-                        ev = parse_event(record.value, self.limits, now)
-                    except InvalidEvent:
-                        continue
-                    if self.checkpoint.folded(ev.user_id, record.offset):
-                        continue
-                    v = self.detector.update(ev.user_id, ev.item_id, ev.type, ev.ts, ev.value)
-                    if v is not None:
-                        verdicts.append(v)
-                    self.checkpoint.observe(ev.user_id, partition, record.offset)
-                    folded += 1
-            if position < end:
-                log.warning("fraud: catch-up of %s[%d] stopped at %d of %d", tp.topic, partition, position, end)
-        finally:
-            await consumer.stop()
-        self.events_since_full += folded
-        log.info("fraud: re-read %s[%d] offsets %d..%d, %d events folded", tp.topic, partition, start, end - 1, folded)
-        return verdicts
-
-    # ---- output -------------------------------------------------------------------------------
+    # ---- output ----------------------------------------------------------------------------------
     async def _publish(self, verdicts: list[Verdict]) -> None:
         """Write changed verdicts to the suspicion table; send a FraudFlag on each flag or clear."""
         if not verdicts:
             return
-        latest = {v.user_id: v for v in verdicts}
         now = time.time()
         sends = []
-        for user, v in latest.items():
+        for user, v in {v.user_id: v for v in verdicts}.items():
             metrics.FRAUD_SCORE.observe(v.score)
             key = user.encode()
             move = transition(self.suspicion.get(key), v.flagged)
@@ -258,22 +144,18 @@ class FraudAgent:
                 metrics.FRAUD_CLEARED.inc()
                 self.flagged.discard(user)
             if move:
-                sends.append(
-                    (
-                        key,
-                        FraudFlag(
-                            user_id=user,
-                            score=v.score,
-                            reasons=list(v.reasons),
-                            ts=now,
-                            detector_version=v.version,
-                            flagged=v.flagged,
-                        ),
-                    )
+                flag = FraudFlag(
+                    user_id=user,
+                    score=v.score,
+                    reasons=list(v.reasons),
+                    ts=now,
+                    detector_version=v.version,
+                    flagged=v.flagged,
                 )
+                sends.append((key, flag))
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
         for key, flag in sends:
-            await self.flags.send(key=key, value=encode(flag))
+            await self.topology.flags.send(key=key, value=encode(flag))
 
     def view(self, user: str) -> dict | None:
         """GET /fraud/{user}: the stored verdict, else the detector's live one; None if neither knows the user."""
@@ -290,31 +172,28 @@ class FraudAgent:
         return out
 
 
-def _event_id(value: bytes) -> str:
-    try:
-        return str(json.loads(value).get("event_id"))
-    except (ValueError, AttributeError):
-        return ""
-
-
-def install(app, context) -> FraudAgent | None:
-    """Add the fraud detector to a worker app built by `create_app` (nothing if ADVREC_FRAUD_ENABLED=false)."""
-    settings = context.settings
-    if not settings.fraud_enabled:
-        return None
-    agent = FraudAgent(app, context)
-    context.batch_hooks.append(agent.on_batch)
-    context.tables.update(suspicion=agent.suspicion, **{"fraud-detector": agent.state})
-    context.topics["fraud_flags"] = agent.flags
+def install(app: faust.App, settings: Settings, topology) -> FraudAgent:
+    """Add the fraud detector's agent, timers and views to the worker's app."""
+    agent = FraudAgent(app, settings, topology)
     for reason in PRIMARY_REASONS:
         metrics.FRAUD_FLAGS.labels(reason)
+    fraud_topic = topology.fraud_events.get_topic_name()
+
+    @app.agent(topology.fraud_events, name="fraud")
+    async def detect(stream):
+        """Fold envelopes of validated events into the one detector."""
+        async for events in stream.take_events(256, within=settings.batch_max_seconds):
+            await agent.on_batch(events)
+
     app.timer(interval=settings.fraud_checkpoint_s)(agent.on_checkpoint)
     app.timer(interval=settings.fraud_full_flush_s)(agent.on_full_flush)
 
-    @app.task
-    async def declare_flags_topic():
-        """Create `fraud.flags` with the worker's partition count before the first flag."""
-        await agent.flags.maybe_declare()
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app_, revoked, **kwargs):
+        """Lost the detector's partition: forget its state (the new owner rebuilds it from the checkpoint)."""
+        if any(tp.topic == fraud_topic for tp in revoked):
+            async with agent.lock:
+                agent.forget()
 
     @app.page("/fraud/{user_id}")
     @app.table_route(table=agent.suspicion, match_info="user_id")
@@ -326,9 +205,10 @@ def install(app, context) -> FraudAgent | None:
         return web.json(out)
 
     @app.page("/fraud")
+    @app.table_route(table=agent.suspicion, exact_key="flagged")
     async def flagged_view(web, request):
-        """Users flagged now among this worker's partitions."""
-        users = sorted(agent.flagged_in_table(agent.actives()))
+        """Users flagged now (the suspicion table has one partition: this answers from its owner)."""
+        users = sorted(k.decode("utf-8", "replace") for k, v in agent.suspicion.items() if v and v.get("flagged"))
         return web.json({"flagged": users, "count": len(users), "detector_version": DETECTOR_VERSION})
 
     return agent

@@ -22,11 +22,9 @@ def worker(loglevel: str) -> None:
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_topics(
-        bootstrap,
-        [settings.events_topic, settings.deadletter_topic],
-        settings.topic_partitions,
-        settings.replication_factor,
-    )
+    # Every topic before the app subscribes: Faust ignores topics missing at start until a rebalance.
+    for topic, partitions in settings.worker_topics().items():
+        ensure_topics(bootstrap, [topic], partitions, settings.replication_factor)
+
     app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
     run_worker(app, loglevel)

@@ -16,7 +16,9 @@ __all__ = [
     "EVENT_LATENCY",
     "BATCH_SECONDS",
     "BATCH_SIZE",
+    "ITEM_UPDATES",
     "WINDOWS_WRITTEN",
+    "WINDOW_RETRIES",
     "WINDOW_ROWS",
     "FRAUD_FLAGS",
     "FRAUD_CLEARED",
@@ -58,12 +60,20 @@ def init_label_values() -> None:
 
     for kind in EVENT_TYPES:
         EVENTS_PROCESSED.labels(kind)
-    for code in REASON_CODES:
+    from streams.worker.ingest import INTERNAL_ERROR
+
+    for code in (*REASON_CODES, INTERNAL_ERROR):
         DEAD_LETTERS.labels(code)
 
 
+# --- item table ---
+ITEM_UPDATES = Counter("advrec_item_updates_total", "Item-table rows written (one per item per batch of deltas).")
+
 # --- window sink ---
 WINDOWS_WRITTEN = Counter("advrec_windows_written_total", "Closed windows written as training batches.")
+WINDOW_RETRIES = Counter(
+    "advrec_window_retries_total", "Failed attempts to write or announce a window (retried until they succeed)."
+)
 WINDOW_ROWS = Histogram(
     "advrec_window_rows",
     "Rows (interactions) per written window.",
@@ -79,4 +89,6 @@ FRAUD_SCORE = Histogram(
     "Score of every verdict the fraud detector emits.",
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
 )
-FRAUD_FLAGGED_USERS = Gauge("advrec_fraud_flagged_users", "Users flagged now, among this worker's partitions.")
+FRAUD_FLAGGED_USERS = Gauge(
+    "advrec_fraud_flagged_users", "Users flagged now (exported by the worker that runs the detector)."
+)

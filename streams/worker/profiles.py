@@ -1,8 +1,9 @@
 """Per-user profile features and their update rule: the pure core behind the profile table.
 
 A profile is updated one event at a time by `UserProfile.update`, which is idempotent per
-event: a replayed Kafka record (same partition, offset at or below the profile's watermark)
-or a re-sent event (same `event_id` among the recent ones) changes nothing. No Kafka or Faust
+event: a redelivered Kafka record (same partition, offset at or below the profile's watermark)
+or an event its producer sent again (same `event_id` among the recent ones) changes nothing;
+`seen_before` tells the two apart. No Kafka or Faust
 here: the agent loads profiles from the table, calls `update`, and writes them back.
 """
 
@@ -44,7 +45,6 @@ class UserProfile:
     rating_count: int = 0
     rating_mean: float = 0.0
     rating_m2: float = 0.0
-    popularity_mean: float = 0.0
     # Idempotency: last applied offset per source partition, and recent event ids.
     offsets: dict[str, int] = field(default_factory=dict)
     recent_event_ids: list[str] = field(default_factory=list)
@@ -64,13 +64,17 @@ class UserProfile:
         """Population variance of the user's ratings (0 with fewer than two)."""
         return self.rating_m2 / self.rating_count if self.rating_count > 1 else 0.0
 
-    def is_duplicate(self, event_id: str, partition: int | None = None, offset: int | None = None) -> bool:
-        """True when this event was applied already (same record replayed, or same event_id)."""
+    def seen_before(self, event_id: str, partition: int | None = None, offset: int | None = None) -> str | None:
+        """ "redelivered" (this record was applied), "resent" (this event id was), or None (new)."""
         if partition is not None and offset is not None:
             last = self.offsets.get(str(partition))
             if last is not None and offset <= last:
-                return True
-        return event_id in self.recent_event_ids
+                return "redelivered"
+        return "resent" if event_id in self.recent_event_ids else None
+
+    def is_duplicate(self, event_id: str, partition: int | None = None, offset: int | None = None) -> bool:
+        """True when this event was applied already (same record redelivered, or same event_id)."""
+        return self.seen_before(event_id, partition, offset) is not None
 
     def update(
         self,
@@ -79,25 +83,33 @@ class UserProfile:
         kind: str,
         ts: float,
         value: float | None,
-        item_popularity: int,
         config: ProfileConfig,
         partition: int | None = None,
         offset: int | None = None,
     ) -> bool:
-        """Apply one event; return False (and change nothing) if it was applied before."""
+        """Apply one event; return False (and change nothing) if it was applied before.
+
+        Everything that could raise is computed before the first change, so an exception leaves the
+        profile as it was (the caller dead-letters that one event).
+        """
         if self.is_duplicate(event_id, partition, offset):
             return False
+        rate = self._decayed_rate(ts, config.rate_half_life_s) + _LN2 / config.rate_half_life_s
+        first_seen = ts if self.first_seen is None else min(self.first_seen, ts)
+        last_seen = ts if self.last_seen is None else max(self.last_seen, ts)
+        rating = kind == "rating" and value is not None
+        if rating:  # Welford's online mean/variance
+            n = self.rating_count + 1
+            delta = value - self.rating_mean
+            mean = self.rating_mean + delta / n
+            m2 = self.rating_m2 + delta * (value - mean)
+
         if partition is not None and offset is not None:
             self.offsets[str(partition)] = offset
         self.recent_event_ids.append(event_id)
         del self.recent_event_ids[: -config.recent_event_ids]
-
-        n_before = self.events
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        self._update_rate(ts, config.rate_half_life_s)
-        self.first_seen = ts if self.first_seen is None else min(self.first_seen, ts)
-        self.last_seen = ts if self.last_seen is None else max(self.last_seen, ts)
-
+        self.rate_ewma, self.first_seen, self.last_seen = rate, first_seen, last_seen
         if item_id in self.recent_items:
             self.recent_items.remove(item_id)
         self.recent_items.append(item_id)
@@ -107,23 +119,17 @@ class UserProfile:
                 self.items[item_id] = None
             else:
                 self.items_capped = True
-
-        if kind == "rating" and value is not None:
-            # Welford's online mean/variance.
-            self.rating_count += 1
-            delta = value - self.rating_mean
-            self.rating_mean += delta / self.rating_count
-            self.rating_m2 += delta * (value - self.rating_mean)
-        self.popularity_mean += (item_popularity - self.popularity_mean) / (n_before + 1)
+        if rating:
+            self.rating_count, self.rating_mean, self.rating_m2 = n, mean, m2
         return True
 
-    def _update_rate(self, ts: float, half_life_s: float) -> None:
+    def _decayed_rate(self, ts: float, half_life_s: float) -> float:
         # EWMA of events/second: decays by half every half-life of event time, so a steady
         # stream of r events/s converges to r. Out-of-order events decay nothing.
-        if self.last_seen is not None:
-            elapsed = max(0.0, ts - self.last_seen)
-            self.rate_ewma *= math.exp(-_LN2 * elapsed / half_life_s)
-        self.rate_ewma += _LN2 / half_life_s
+        if self.last_seen is None:
+            return self.rate_ewma
+        elapsed = max(0.0, ts - self.last_seen)
+        return self.rate_ewma * math.exp(-_LN2 * elapsed / half_life_s)
 
     def snapshot(self) -> dict:
         """Plain JSON-able form, as stored in the profile table."""
@@ -154,5 +160,4 @@ class UserProfile:
             "rating_count": self.rating_count,
             "rating_mean": self.rating_mean if self.rating_count else None,
             "rating_variance": self.rating_variance if self.rating_count else None,
-            "item_popularity_mean": self.popularity_mean,
         }

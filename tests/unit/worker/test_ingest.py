@@ -1,10 +1,10 @@
-"""One batch through the pure ingest step: dead letters, one profile write per user, idempotency."""
+"""One batch through the pure ingest step: one verdict per record, profiles written once, envelopes downstream."""
 
 from __future__ import annotations
 
 import json
 
-from streams.worker.ingest import RawRecord, ingest_batch
+from streams.worker.ingest import INTERNAL_ERROR, RawRecord, ingest_batch
 from streams.worker.profiles import ProfileConfig
 from streams.worker.validation import ValidationLimits
 
@@ -13,12 +13,12 @@ NOW = 1_700_000_000.0
 
 def record(offset, partition=0, **doc):
     base = {"event_id": f"e{offset}", "user_id": "u1", "item_id": "i1", "type": "click", "ts": NOW}
-    return RawRecord(json.dumps({**base, **doc}).encode(), "events", partition, offset)
+    return RawRecord(json.dumps({**base, **doc}).encode(), "events", partition, offset, NOW + offset)
 
 
-def run(records, stored=None, popularity=None):
+def run(records, stored=None):
     stored = stored or {}
-    return ingest_batch(records, stored.get, popularity or {}, ValidationLimits(), ProfileConfig(), NOW)
+    return ingest_batch(records, stored.get, ValidationLimits(), ProfileConfig(), NOW)
 
 
 def test_good_and_bad_records_are_split_and_counted():
@@ -27,30 +27,70 @@ def test_good_and_bad_records_are_split_and_counted():
         RawRecord(b"nope", "events", 0, 1),
         record(2, item_id="i2", user_id="u2"),
         record(3, type="like"),
+        RawRecord(None, "events", 0, 4),  # a tombstone
     ]
     result = run(records)
-    assert [e.event_id for e in result.applied] == ["e0", "e2"]
-    assert [(d.code, d.offset, d.raw) for d in result.dead_letters] == [
-        ("malformed_json", 1, "nope"),
-        ("unknown_type", 3, records[3].value.decode()),
+    assert [e.event_id for e in result.envelopes()[0].events] == ["e0", "e2"]
+    assert [(d.code, d.offset) for d in result.dead_letters] == [
+        ("malformed_json", 1),
+        ("unknown_type", 3),
+        ("malformed_json", 4),
     ]
-    assert result.dead_by_reason == {"malformed_json": 1, "unknown_type": 1}
-    assert result.applied_by_type == {"click": 2}
+    assert result.dead_letters[0].raw == "nope" and result.dead_letters[2].raw == ""
+    assert result.dead_by_reason == {"malformed_json": 2, "unknown_type": 1}
+    assert result.applied_by_type == {"click": 2} and result.applied == 2
     assert sorted(result.profiles) == ["u1", "u2"]
 
 
-def test_popularity_counts_within_and_across_batches():
-    result = run([record(0), record(1, user_id="u2"), record(2, item_id="i9")], popularity={"i1": 5})
-    assert result.popularity == {"i1": 7, "i9": 1}
-    # u2 saw i1 when its count was 7
-    assert result.profiles["u2"].popularity_mean == 7
+def test_envelopes_are_per_source_partition_in_offset_order_with_their_origin():
+    result = run([record(7, partition=1), record(5, partition=1, user_id="u2"), record(3, partition=0)])
+    envelopes = result.envelopes()
+    assert [(b.partition, [e.offset for e in b.events]) for b in envelopes] == [(0, [3]), (1, [5, 7])]
+    event = envelopes[1].events[0]
+    assert (event.user_id, event.partition, event.offset, event.kafka_ts) == ("u2", 1, 5, NOW + 5)
 
 
-def test_a_replayed_batch_is_a_no_op():
+def test_item_deltas_carry_each_events_offset_kind_and_rating():
+    result = run(
+        [
+            record(0, type="rating", value=4.0),
+            record(1, user_id="u2", type="purchase", value=9.5),
+            record(2, item_id="i2", user_id="u3"),
+        ]
+    )
+    deltas = {d.item_id: d for d in result.item_deltas()}
+    assert (deltas["i1"].offsets, deltas["i1"].kinds, deltas["i1"].ratings) == (
+        [0, 1],
+        ["rating", "purchase"],
+        [4.0, None],
+    )
+    assert deltas["i2"].offsets == [2] and deltas["i2"].partition == 0
+
+
+def test_a_redelivered_batch_changes_no_profile_but_is_passed_on_again():
     first = run([record(0), record(1)])
     stored = {user: p.snapshot() for user, p in first.profiles.items()}
-    again = run([record(0), record(1)], stored=stored, popularity=first.popularity)
-    assert again.duplicates == 2 and not again.applied and not again.profiles and not again.popularity
+    again = run([record(0), record(1)], stored=stored)
+    assert again.redelivered == 2 and not again.applied and not again.profiles and not again.dead_letters
+    # downstream may have lost the first sending: the envelopes come again, with the same offsets
+    assert [e.offset for e in again.envelopes()[0].events] == [0, 1]
+    assert again.item_deltas()[0].offsets == [0, 1]
+
+
+def test_an_event_sent_again_by_its_producer_is_a_duplicate_and_goes_nowhere():
+    result = run([record(0), record(1, event_id="e0")])
+    assert result.duplicates == 1 and result.applied == 1
+    assert [e.offset for e in result.envelopes()[0].events] == [0]
+
+
+def test_an_exception_caused_by_one_input_dead_letters_it_and_the_batch_goes_on():
+    # u2's stored profile is corrupt: its events fail inside the profile update, nobody else's do
+    stored = {"u2": {"user_id": "u2", "counts": "not a dict"}}
+    result = run([record(0), record(1, user_id="u2"), record(2)], stored=stored)
+    assert [(d.code, d.offset) for d in result.dead_letters] == [(INTERNAL_ERROR, 1)]
+    assert result.dead_letters[0].reason.startswith(f"{INTERNAL_ERROR}: AttributeError")
+    assert result.profiles["u1"].events == 2 and "u2" not in result.profiles
+    assert [e.offset for e in result.envelopes()[0].events] == [0, 2]
 
 
 def test_undecodable_bytes_are_kept_readable_in_the_dead_letter():

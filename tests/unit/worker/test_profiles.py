@@ -9,8 +9,8 @@ from streams.worker.profiles import ProfileConfig, UserProfile
 CONFIG = ProfileConfig(recent_items=3, recent_event_ids=4, rate_half_life_s=10.0)
 
 
-def apply(profile, n, item, kind="rating", ts=0.0, value=None, popularity=1, partition=None, offset=None):
-    return profile.update(f"e{n}", item, kind, ts, value, popularity, CONFIG, partition, offset)
+def apply(profile, n, item, kind="rating", ts=0.0, value=None, partition=None, offset=None):
+    return profile.update(f"e{n}", item, kind, ts, value, CONFIG, partition, offset)
 
 
 def test_counts_first_last_seen_and_recent_items():
@@ -53,13 +53,6 @@ def test_event_rate_of_a_steady_stream_converges_to_that_rate():
     assert math.isclose(p.rate_ewma, 2.0, rel_tol=0.05)
 
 
-def test_mean_popularity_of_items_touched():
-    p = UserProfile("u")
-    for n, pop in enumerate([10, 20, 60]):
-        apply(p, n, f"i{n}", popularity=pop)
-    assert math.isclose(p.popularity_mean, 30.0)
-
-
 def test_replayed_record_changes_nothing():
     p = UserProfile("u")
     assert apply(p, 1, "a", ts=1.0, partition=0, offset=5)
@@ -68,6 +61,9 @@ def test_replayed_record_changes_nothing():
     assert not apply(p, 98, "b", ts=2.0, partition=0, offset=3)  # older offset
     assert p.snapshot() == before
     assert apply(p, 2, "b", ts=2.0, partition=1, offset=3)  # another partition has its own watermark
+    assert p.seen_before("e77", partition=0, offset=5) == "redelivered"
+    assert p.seen_before("e2", partition=0, offset=6) == "resent"
+    assert p.seen_before("e77", partition=0, offset=6) is None
 
 
 def test_resent_event_id_changes_nothing_and_the_id_window_is_bounded():
@@ -84,7 +80,7 @@ def test_distinct_items_stop_growing_at_the_cap():
     config = ProfileConfig(max_tracked_items=3)
     p = UserProfile("u")
     for n in range(5):
-        p.update(f"e{n}", f"i{n}", "click", 0.0, None, 1, config)
+        p.update(f"e{n}", f"i{n}", "click", 0.0, None, config)
     assert p.distinct_items == 3 and p.items_capped
 
 

@@ -91,9 +91,24 @@ def test_mistyped_fields(changes):
     assert reason(payload(**changes)) == "wrong_type"
 
 
-def test_non_finite_numbers_are_mistyped():
-    assert reason(b'{"event_id":"e","user_id":"u","item_id":"i","type":"click","ts":NaN}') == "wrong_type"
-    assert reason(payload(type="purchase", value=float("inf"))) == "wrong_type"
+def test_nan_and_infinity_are_not_json():
+    # RFC 8259 has no NaN/Infinity tokens (Python's json.dumps writes them; msgspec refuses them)
+    assert reason(b'{"event_id":"e","user_id":"u","item_id":"i","type":"click","ts":NaN}') == "malformed_json"
+    assert reason(payload(type="purchase", value=float("inf"))) == "malformed_json"
+
+
+def test_numbers_beyond_float_range_are_mistyped():
+    huge = b'{"event_id":"e","user_id":"u","item_id":"i","type":"purchase","ts":1.7e9,"value":' + b"9" * 400 + b"}"
+    assert reason(huge) == "wrong_type"
+    assert reason(b'{"event_id":"e","user_id":"u","item_id":"i","type":"click","ts":1e999}') == "wrong_type"
+
+
+def test_hostile_payloads_are_rejected_not_raised():
+    deep = b'{"event_id":"e","user_id":"u","item_id":"i","type":"click","ts":1.7e9,"x":' + b"[" * 5000
+    deep += b"]" * 5000 + b"}"
+    assert len(deep) < LIMITS.max_event_bytes and reason(deep) == "malformed_json"  # nested too deeply
+    assert reason(bytes(range(256))) == "malformed_json"
+    assert reason(None) == "malformed_json"  # a tombstone
 
 
 def test_empty_and_overlong_ids():

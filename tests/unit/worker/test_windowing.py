@@ -1,40 +1,25 @@
-"""Window sink core: naming, cutting by partition, Parquet schema round trip, idempotent atomic writes."""
+"""Window sink core: windows from envelopes, once per offset, full or old; Parquet round trip; atomic writes."""
 
 from __future__ import annotations
-
-import json
 
 import pyarrow.parquet as pq
 import pytest
 
+from streams.contract.records import ValidBatch, ValidEvent
 from streams.contract.windows import WINDOW_SCHEMA, WindowStore, read_window, window_path
-from streams.worker.validation import ValidationLimits
-from streams.worker.windowing import Window, WindowRecord, announcement, cut_windows, window_table
+from streams.worker.windowing import Window, WindowBuffer, announcement, window_table
 
-NOW = 1_700_000_100.0
-
-
-def _event(n: int, user: str, kind: str = "click", value: float | None = None, session: str | None = None) -> bytes:
-    return json.dumps(
-        {
-            "event_id": f"e{n}",
-            "user_id": user,
-            "item_id": f"i{n % 3}",
-            "type": kind,
-            "ts": 1_700_000_000.0 + n,
-            "value": value,
-            "session_id": session,
-        }
-    ).encode()
+T0 = 1_700_000_000.0
 
 
-RECORDS = [
-    WindowRecord(_event(1, "u1", "rating", 4.0, "s1"), "events", 1, 10, 1_700_000_050.0),
-    WindowRecord(_event(2, "u2"), "events", 0, 7, 1_700_000_051.0),
-    WindowRecord(b"{not json", "events", 1, 11, 1_700_000_052.0),
-    WindowRecord(_event(3, "bad-guy", "purchase", 9.5), "events", 1, 12, 1_700_000_053.0),
-    WindowRecord(_event(4, "u2", "rating", 11.0), "events", 0, 8, 1_700_000_054.0),  # out of scale
-]
+def event(offset, user="u1", kind="click", value=None, session=None, partition=0):
+    return ValidEvent(
+        f"e{offset}", user, f"i{offset % 3}", kind, T0 + offset, value, session, partition, offset, T0 + 50 + offset
+    )
+
+
+def batch(offsets, partition=0, **kw):
+    return ValidBatch("events", partition, [event(o, partition=partition, **kw) for o in offsets])
 
 
 def test_window_path_is_fixed_by_topic_partition_and_offsets_and_sorts_by_offset():
@@ -43,54 +28,83 @@ def test_window_path_is_fixed_by_topic_partition_and_offsets_and_sorts_by_offset
     assert sorted(names) == [names[1], names[0], names[2]]
 
 
-def test_cut_windows_groups_by_partition_keeps_valid_rows_and_covers_every_offset():
-    windows = cut_windows(RECORDS, ValidationLimits(), NOW, is_suspect=lambda user: user == "bad-guy")
-    assert [(w.partition, w.first_offset, w.last_offset) for w in windows] == [(0, 7, 8), (1, 10, 12)]
-    p0, p1 = windows
-    assert [r["event_id"] for r in p0.rows] == ["e2"]  # e4 is invalid: skipped, its offset still covered
-    assert [r["event_id"] for r in p1.rows] == ["e1", "e3"]  # the malformed record at 11 is skipped
-    assert [r["suspect"] for r in p1.rows] == [False, True]
-    assert p1.rows[0] == {
-        "event_id": "e1",
+def test_a_window_closes_when_full_and_keeps_its_envelopes_tokens():
+    buffer = WindowBuffer(max_events=3, max_seconds=60)
+    buffer.update(batch([1, 2]), now=0, token="a")
+    assert buffer.due(now=1) == []
+    buffer.update(batch([3, 4]), now=1, token="b")
+    [window] = buffer.due(now=1)
+    assert [r["offset"] for r in window.rows] == [1, 2, 3, 4] and window.tokens == ["a", "b"]
+    assert (window.first_offset, window.last_offset) == (1, 4)
+    assert buffer.marks == {("events", 0): 4}
+
+
+def test_a_window_closes_when_its_first_envelope_waited_long_enough_per_partition():
+    buffer = WindowBuffer(max_events=100, max_seconds=30)
+    buffer.update(batch([1], partition=0), now=0)
+    buffer.update(batch([5], partition=1), now=20)
+    assert [w.partition for w in buffer.due(now=31)] == [0]
+    assert [w.partition for w in buffer.due(now=51)] == [1]
+
+
+def test_events_sent_again_are_not_windowed_twice():
+    buffer = WindowBuffer(max_events=100, max_seconds=30, marks={("events", 0): 10})
+    assert buffer.update(batch([9, 10, 11]), now=0) == 1  # 9 and 10 are in a written window
+    assert buffer.update(batch([11, 12]), now=0) == 1  # 11 is already buffered
+    [window] = buffer.due(now=0, flush=True)
+    assert [r["offset"] for r in window.rows] == [11, 12]
+
+
+def test_an_envelope_of_nothing_new_still_comes_out_to_be_acknowledged():
+    buffer = WindowBuffer(max_events=100, max_seconds=30, marks={("events", 0): 10})
+    buffer.update(batch([3, 4]), now=0, token="t")
+    [window] = buffer.due(now=31)
+    assert window.rows == [] and window.tokens == ["t"] and buffer.marks == {("events", 0): 10}
+
+
+def test_rows_carry_origin_and_suspicion_and_announcement_spans_them():
+    buffer = WindowBuffer(max_events=2, max_seconds=30)
+    buffer.update(batch([7, 8], kind="rating", value=4.0, session="s1"), now=0, is_suspect=lambda u: u == "u1")
+    [window] = buffer.due(now=0)
+    assert window.rows[0] == {
+        "event_id": "e7",
         "user_id": "u1",
         "item_id": "i1",
         "type": "rating",
-        "ts": 1_700_000_001.0,
+        "ts": T0 + 7,
         "value": 4.0,
         "session_id": "s1",
-        "partition": 1,
-        "offset": 10,
-        "kafka_ts": 1_700_000_050.0,
-        "suspect": False,
+        "partition": 0,
+        "offset": 7,
+        "kafka_ts": T0 + 57,
+        "suspect": True,
     }
-    assert p1.path == "events/p1/00000000000000000010-00000000000000000012.parquet"
+    a = announcement(window, "file:///w/x.parquet", T0 + 100)
+    assert (a.rows, a.first_offset, a.last_offset, a.suspect_rows) == (2, 7, 8, 2)
+    assert (a.min_ts, a.max_ts, a.min_kafka_ts, a.max_kafka_ts) == (T0 + 7, T0 + 8, T0 + 57, T0 + 58)
 
 
-def test_announcement_spans_and_counts():
-    p1 = cut_windows(RECORDS, ValidationLimits(), NOW, is_suspect=lambda user: user == "bad-guy")[1]
-    a = announcement(p1, "file:///w/" + p1.path, written_at=NOW)
-    assert (a.rows, a.suspect_rows, a.first_offset, a.last_offset) == (2, 1, 10, 12)
-    assert (a.min_ts, a.max_ts) == (1_700_000_001.0, 1_700_000_003.0)
-    assert (a.min_kafka_ts, a.max_kafka_ts) == (1_700_000_050.0, 1_700_000_053.0)
-    assert a.topic == "events" and a.partition == 1 and a.path == p1.path and a.written_at == NOW
+def _window(offsets, **kw) -> Window:
+    buffer = WindowBuffer(max_events=len(offsets), max_seconds=30)
+    buffer.update(batch(offsets, **kw), now=0)
+    return buffer.due(now=0)[0]
 
 
 def test_parquet_round_trip_keeps_schema_nulls_and_values(tmp_path):
     store = WindowStore(f"file://{tmp_path}/windows")
-    window = cut_windows(RECORDS, ValidationLimits(), NOW)[1]
+    window = _window([1, 2], kind="purchase", value=9.5)
     uri = store.write(window.path, window_table(window))
     assert uri == f"file://{tmp_path}/windows/{window.path}"
     table = read_window(uri)
     assert table.schema.equals(WINDOW_SCHEMA, check_metadata=False)
     assert table.to_pylist() == window.rows
-    assert table.column("value").to_pylist() == [4.0, 9.5]
-    assert table.column("session_id").to_pylist() == ["s1", None]
+    assert table.column("session_id").to_pylist() == [None, None]
     assert pq.read_schema(tmp_path / "windows" / window.path).metadata[b"advrec.format"] == b"advrec.window/1"
 
 
 def test_rewriting_a_window_replaces_the_same_file_and_leaves_no_temp_file(tmp_path):
     store = WindowStore(f"file://{tmp_path}")
-    window = cut_windows(RECORDS, ValidationLimits(), NOW)[0]
+    window = _window([5])
     store.write(window.path, window_table(window))
     store.write(window.path, window_table(window))  # a crash before the ack: the window is redone
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
@@ -102,7 +116,7 @@ def test_a_write_that_dies_midway_leaves_no_file_under_the_final_name(tmp_path, 
     import streams.contract.windows as windows
 
     store = WindowStore(f"file://{tmp_path}")
-    window = cut_windows(RECORDS, ValidationLimits(), NOW)[0]
+    window = _window([5])
 
     def dies_midway(table, where):
         where.write(b"PAR1 half a file")
@@ -115,4 +129,4 @@ def test_a_write_that_dies_midway_leaves_no_file_under_the_final_name(tmp_path, 
 
 
 def test_empty_table_keeps_the_schema():
-    assert window_table(Window("events", 0, 0, 0)).schema.equals(WINDOW_SCHEMA)
+    assert window_table(Window("events", 0)).schema.equals(WINDOW_SCHEMA)

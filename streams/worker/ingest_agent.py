@@ -1,0 +1,128 @@
+"""The ingest agent: the one reader of raw `events`, giving every input its verdict, once.
+
+Per batch: `ingest_batch` (pure) → profile writes → sends (dead letters, `ValidBatch` envelopes to
+`events.valid` and `fraud.events`, `ItemDeltas` to `items.deltas`) → metrics. The batch is held
+(`hold`) while this happens and acknowledged only when all of it is done: an exception that is
+not about one input (the broker, the disk, a bug in the agent) stops the worker without committing
+the batch, so it is read again on restart. One bad input never raises here: `ingest_batch`
+dead-letters it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+
+import faust
+
+from streams.contract.records import ItemDeltas, ValidBatch, encode
+from streams.contract.settings import Settings
+from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.kafka.partitioner import partition_of
+from streams.worker import metrics
+from streams.worker.ingest import BatchResult, RawRecord, ingest_batch
+from streams.worker.profiles import ProfileConfig, UserProfile
+from streams.worker.validation import ValidationLimits
+
+__all__ = ["install", "ENVELOPE_EVENTS"]
+
+log = logging.getLogger(__name__)
+
+ENVELOPE_EVENTS = 1_000  # events per envelope: ~150 kB, well under Kafka's 1 MB message limit
+
+
+def install(app: faust.App, settings: Settings, topology, limits: ValidationLimits) -> None:
+    """Add the ingest agent, the profile view and the consumer-lag export to the worker's app."""
+    config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
+    profiles = topology.profiles
+    tracked = False
+
+    async def send(result: BatchResult) -> None:
+        for letter in result.dead_letters:
+            await topology.deadletter.send(key=None, value=encode(letter))
+        for envelope in result.envelopes():
+            for start in range(0, len(envelope.events), ENVELOPE_EVENTS):
+                chunk = encode(
+                    ValidBatch(envelope.topic, envelope.partition, envelope.events[start : start + ENVELOPE_EVENTS])
+                )
+                await topology.valid.send(value=chunk, partition=envelope.partition % settings.topic_partitions)
+                if settings.fraud_enabled:
+                    await topology.fraud_events.send(value=chunk, partition=0)
+        # One message per item partition, not per item: the item agent pays Faust's cost per batch.
+        by_partition = defaultdict(list)
+        for delta in result.item_deltas():
+            by_partition[partition_of(delta.item_id.encode(), settings.topic_partitions)].append(delta)
+        for partition, deltas in by_partition.items():
+            await topology.item_deltas.send(value=encode(ItemDeltas(deltas)), partition=partition)
+
+    @app.agent(topology.events, name="ingest")
+    async def ingest(stream):
+        """Validate, dead-letter and fold events into profiles, one batch at a time; pass valid ones on."""
+        nonlocal tracked
+        async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
+            hold(events)
+            try:
+                if not tracked:
+                    await track_changelogs(app, topology.hashed_tables)
+                    tracked = True
+                started = time.time()
+                records = [
+                    RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset, e.message.timestamp)
+                    for e in events
+                ]
+                result = ingest_batch(records, lambda user: profiles.get(user.encode()), limits, config, started)
+                for user_id, profile in result.profiles.items():
+                    profiles[user_id.encode()] = profile.snapshot()
+                await send(result)
+            except Exception as exc:
+                # Not one input's fault (those are dead-lettered): stop without committing this batch.
+                log.exception(
+                    "ingest: batch of %d not processed; stopping the worker without committing it", len(events)
+                )
+                await app.crash(exc)
+                raise
+            release(events)
+            _observe(result, events, started)
+
+    exported_lag: set[tuple[str, str]] = set()
+
+    @app.timer(5.0)
+    async def export_consumer_lag():
+        """Lag of every assigned input partition, from the offsets Faust's monitor tracks."""
+        monitor = app.monitor
+        assigned = {
+            (tp.topic, str(tp.partition)): tp for tp in app.consumer.assignment() if tp.topic == settings.events_topic
+        }
+        for labels, tp in assigned.items():
+            end = monitor.tp_end_offsets.get(tp)
+            if end is not None:
+                committed = monitor.tp_committed_offsets.get(tp, 0)
+                metrics.CONSUMER_LAG.labels(*labels).set(max(0, end - committed))
+                exported_lag.add(labels)
+        for labels in exported_lag - assigned.keys():  # revoked: stop exporting it
+            metrics.CONSUMER_LAG.remove(*labels)
+            exported_lag.discard(labels)
+
+    @app.page("/profiles/{user_id}")
+    @app.table_route(table=profiles, match_info="user_id")
+    async def profile_view(web, request, user_id: str):
+        """The profile of one user as JSON, 404 if the user was never seen."""
+        stored = profiles.get(user_id.encode())
+        if stored is None:
+            return web.json({"error": f"unknown user {user_id!r}"}, status=404)
+        return web.json(UserProfile.restore(stored).view())
+
+
+def _observe(result: BatchResult, events: list, started: float) -> None:
+    done = time.time()
+    for kind, n in result.applied_by_type.items():
+        metrics.EVENTS_PROCESSED.labels(kind).inc(n)
+    for code, n in result.dead_by_reason.items():
+        metrics.DEAD_LETTERS.labels(code).inc(n)
+    if result.duplicates or result.redelivered:
+        metrics.EVENTS_DUPLICATE.inc(result.duplicates + result.redelivered)
+    for event in events:
+        metrics.EVENT_LATENCY.observe(max(0.0, done - event.message.timestamp))
+    metrics.BATCH_SECONDS.observe(done - started)
+    metrics.BATCH_SIZE.observe(len(events))

@@ -1,0 +1,68 @@
+"""The item agent: exact per-item statistics in the item-keyed `items` table, and `GET /items/{item_id}`.
+
+Reads `items.deltas` (partitioned by item, so each item has one owner) and folds each delta into
+its item's `ItemStats`, which applies every source offset once. The table's changelog is what the
+scorer tails for popularity. It must never read raw events: ingest has validated them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+import msgspec
+
+from streams.contract.records import ItemDeltas
+from streams.contract.settings import Settings
+from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.worker import metrics
+from streams.worker.items import ItemStats
+
+__all__ = ["install"]
+
+log = logging.getLogger(__name__)
+_DECODER = msgspec.json.Decoder(ItemDeltas)
+
+
+def install(app: faust.App, settings: Settings, topology) -> None:
+    """Add the item agent and the item view to the worker's app."""
+    items = topology.items
+    tracked = False
+
+    @app.agent(topology.item_deltas, name="items")
+    async def fold_items(stream):
+        """Fold each batch's item deltas into the item table."""
+        nonlocal tracked
+        async for events in stream.take_events(500, within=settings.batch_max_seconds):
+            hold(events)
+            try:
+                if not tracked:
+                    await track_changelogs(app, topology.hashed_tables)
+                    tracked = True
+                changed: dict[str, ItemStats] = {}
+                for event in events:
+                    for delta in _DECODER.decode(event.value).deltas:
+                        stats = changed.get(delta.item_id)
+                        if stats is None:
+                            stored = items.get(delta.item_id.encode())
+                            stats = ItemStats.restore(stored) if stored else ItemStats(delta.item_id)
+                        if stats.update(delta):
+                            changed[delta.item_id] = stats
+                for item_id, stats in changed.items():
+                    items[item_id.encode()] = stats.snapshot()
+            except Exception as exc:
+                # The deltas are ingest's own output: a failure here is a bug or the broker, not an input.
+                log.exception("items: batch of %d deltas not folded; stopping without committing it", len(events))
+                await app.crash(exc)
+                raise
+            release(events)
+            metrics.ITEM_UPDATES.inc(len(changed))
+
+    @app.page("/items/{item_id}")
+    @app.table_route(table=items, match_info="item_id")
+    async def item_view(web, request, item_id: str):
+        """The statistics of one item as JSON, 404 if the item was never seen."""
+        stored = items.get(item_id.encode())
+        if stored is None:
+            return web.json({"error": f"unknown item {item_id!r}"}, status=404)
+        return web.json(ItemStats.restore(stored).view())
