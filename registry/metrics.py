@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
+from registry.promotion import Decision, gate_numbers
 from training.metrics import MODEL_HR_AT_10, MODEL_NDCG_AT_10
 
 __all__ = ["RegistryMetrics", "registry_metrics", "ALIASES", "DECISIONS"]
@@ -45,6 +47,20 @@ class RegistryMetrics:
                     gauge.remove(alias)
             else:
                 gauge.labels(alias).set(value)
+
+    def record_round(
+        self, decision: Decision, numbers: Mapping[str, float], champion_report: Mapping[str, Any] | None
+    ) -> None:
+        """Count a round's decision and set the accuracy of the alias(es) it leaves in place."""
+        self.promotions.labels(decision.action).inc()
+        if decision.promoted:
+            self.set_accuracy("champion", numbers["hr@10"], numbers["ndcg@10"])
+            self.set_accuracy("challenger", None, None)
+            return
+        self.set_accuracy("challenger", numbers["hr@10"], numbers["ndcg@10"])
+        if champion_report:
+            old = gate_numbers(champion_report)
+            self.set_accuracy("champion", old["hr@10"], old["ndcg@10"])
 
     def age(self, now: Callable[[], float] = time.time) -> float:
         """Seconds since the champion alias last moved; 0 without a champion."""

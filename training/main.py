@@ -90,7 +90,7 @@ def _train_from_file(
     settings: Settings, from_file: Path, kind: str, epochs: int | None, seed: int, poison: bool
 ) -> None:
     """Bootstrap: train once from a file, evaluate, register, run the gate; print the outcome as JSON."""
-    from registry.service import RegistryError
+    from registry.errors import RegistryError
     from registry.wiring import build_registry
     from streams.sources.datasets import read_ratings
     from training.bootstrap import bootstrap_round

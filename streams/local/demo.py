@@ -255,7 +255,7 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
     from rich.console import Console
     from rich.live import Live
 
-    from registry.service import ModelRegistry
+    from registry.model_registry import ModelRegistry
     from streams.contract.windows import read_window
     from streams.fraud.evaluation import detection_scores
     from streams.kafka.topics import ensure_topics
