@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.sources.datasets import read_ratings  # noqa: E402
 from training.evaluation import evaluate, leave_last_out, poisoning_lift  # noqa: E402
-from training.models import PopularityRecommender  # noqa: E402
-from training.offline import build_model, report_model  # noqa: E402
+from training.models import PopularityRecommender, build_model  # noqa: E402
+from training.offline import report_model  # noqa: E402
 
 ML100K = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k" / "u.data")
 METRICS = ("hr@10", "ndcg@10", "recall@20", "ndcg@20")

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from training.evaluation import Split, evaluate, leave_last_out, poisoning_lift
-from training.offline import build_model, report_model
+from training.models import build_model
+from training.offline import report_model
 
 __all__ = ["bandwagon_attack", "bootstrap_round"]
 

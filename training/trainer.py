@@ -11,7 +11,6 @@ here; this module must never let a source commit a batch before the round that t
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
@@ -27,7 +26,7 @@ import pandas as pd
 
 from streams.contract.windows import fsync_path
 from training.evaluation import FGSM_EPS, Split, evaluate, leave_last_out, rank_metrics, robustness, sampled_ranks
-from training.models import MODEL_KINDS, BPRRecommender, PopularityRecommender, load_recommender
+from training.models import BPRRecommender, PopularityRecommender, build_model, load_recommender
 
 __all__ = [
     "TrainerConfig",
@@ -184,11 +183,6 @@ def _empty_interactions() -> pd.DataFrame:
             "timestamp": pd.Series(dtype=float),
         }
     )
-
-
-def _make_model(config: TrainerConfig) -> BPRRecommender:
-    module_name, attr = MODEL_KINDS[config.model].split(":")
-    return getattr(importlib.import_module(module_name), attr)(seed=config.seed)
 
 
 @dataclass
@@ -406,7 +400,7 @@ class Trainer:
             return None
 
         fresh = state.model is None
-        model = _make_model(cfg) if fresh else state.model
+        model = build_model(cfg.model, seed=cfg.seed) if fresh else state.model
         epochs = cfg.first_epochs if fresh else cfg.epochs
         history = state.history[~state.history["user"].isin(flagged)]
         split = self._split(model, history, new)
