@@ -117,8 +117,8 @@ def main() -> None:
     )
     if "poisoning" in bpr:
         print(
-            "\nBandwagon attack (5% fake users, 5 unpopular targets + 30 of the top-50 items each), "
-            "target HR@50 among genuine users:"
+            "\nBandwagon attack (5% fake users, each rating 5 unpopular targets and the 3 most popular "
+            "items at the top rating plus 27 random filler items), target HR@50 among genuine users:"
         )
         for name in ("bpr", "apr"):
             p = rep[name]["poisoning"]
