@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from registry.promotion import Decision, gate_numbers
-from training.metrics import MODEL_HR_AT_10, MODEL_NDCG_AT_10
+from training.stream.metrics import MODEL_HR_AT_10, MODEL_NDCG_AT_10
 
 __all__ = ["RegistryMetrics", "registry_metrics", "ALIASES", "DECISIONS"]
 
@@ -81,7 +81,7 @@ def registry_metrics() -> RegistryMetrics:
             promotions=promotions,
             champion_version=Gauge("advrec_champion_version", "MLflow version of the current champion, 0 if none."),
             champion_age=Gauge("advrec_champion_age_seconds", "Seconds since the champion alias was last moved."),
-            # Defined once, in training/metrics.py: the trainer exports alias="latest" on the same gauges.
+            # Defined once, in training/stream/metrics.py: the trainer exports alias="latest" on the same gauges.
             hr_at_10=MODEL_HR_AT_10,
             ndcg_at_10=MODEL_NDCG_AT_10,
         )
