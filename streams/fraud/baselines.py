@@ -24,6 +24,8 @@ CUTOFF = 3.5
 def rating_matrix(frame: pd.DataFrame) -> tuple[list[str], sp.csr_matrix]:
     """(users, users × items sparse ratings) of the rated rows; a user's last rating of an item wins."""
     rated = frame.dropna(subset=["rating"]).drop_duplicates(["user", "item"], keep="last")
+    if rated.empty:
+        return [], sp.csr_matrix((0, 0))
     users, uinv = np.unique(rated["user"].astype(str).to_numpy(), return_inverse=True)
     _, iinv = np.unique(rated["item"].astype(str).to_numpy(), return_inverse=True)
     m = sp.csr_matrix((rated["rating"].to_numpy(float), (uinv, iinv)))

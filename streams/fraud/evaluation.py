@@ -48,6 +48,7 @@ __all__ = [
     "streaming_metrics",
     "best_f1",
     "final_trust",
+    "score_replay",
     "evaluate",
 ]
 
@@ -307,6 +308,17 @@ def final_trust(policy: TrustPolicy, detector: FraudDetector, users: Iterable[st
     return out
 
 
+def score_replay(detector: FraudDetector, rep: Replay, attackers: dict[str, str], policy: TrustPolicy) -> dict:
+    """End-of-replay figures at the top level, plus `streaming` and the trust gate's shares (`trust_gate`)."""
+    users = sorted(rep.final_scores)
+    out = detection_scores(rep.final_flagged, users, attackers)
+    out["streaming"] = streaming_metrics(rep, attackers)
+    gate = gate_shares(policy, rep, attackers, final_trust(policy, detector, users))
+    out["trust_gate"] = {k: _finite(v) for k, v in gate.items()}
+    out["events"] = len(rep.users)
+    return out
+
+
 def evaluate(
     ratings: pd.DataFrame,
     labels: dict[str, int] | None = None,
@@ -319,17 +331,11 @@ def evaluate(
     policy: TrustPolicy | None = None,
 ) -> dict:
     """Prepare, replay and score: end-of-replay figures at the top level, `streaming`, `trust_gate`,
-    and with `folds` the supervised model's stratified k-fold figures (`supervised`)."""
+    with `baselines` RDMA / DegSim alone, and with `folds` the supervised model's k-fold figures."""
     data = prepare(ratings, labels, list(inject), seed)
     detector = FraudDetector(config)
     rep = replay(data.frame, detector, flush_every)
-    users = sorted(rep.final_scores)
-    out = detection_scores(rep.final_flagged, users, data.attackers)
-    out["streaming"] = streaming_metrics(rep, data.attackers)
-    policy = policy or TrustPolicy()
-    gate = gate_shares(policy, rep, data.attackers, final_trust(policy, detector, users))
-    out["trust_gate"] = {k: _finite(v) for k, v in gate.items()}
-    out["events"] = len(rep.users)
+    out = score_replay(detector, rep, data.attackers, policy or TrustPolicy())
     out["flush_every"] = flush_every
     out["retimed"] = data.retimed
     if baselines:
@@ -339,7 +345,7 @@ def evaluate(
     if folds:
         from streams.fraud.supervised import cross_validate, user_features
 
-        names, x = user_features(detector, users)
+        names, x = user_features(detector, sorted(rep.final_scores))
         y = np.array([u in data.attackers for u in names], bool)
         cv = cross_validate(x, y, folds, seed)
         out["supervised"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cv.items() if k != "proba"}
