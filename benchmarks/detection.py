@@ -1,7 +1,7 @@
 """Benchmark of the fraud detector (fraud-2): every figure of docs/detection.md in one run.
 
 Run: `OMP_NUM_THREADS=1 nice -n 10 python benchmarks/detection.py [--quick] [--json out.json]`
-(about 2 minutes; --quick about 1). Reads the shared data in place (never copies it).
+(about a minute on 2 shared cores; --quick about 35 s). Reads the shared data in place (never copies it).
 
 Tuning protocol: the detector's cut-offs were chosen on ML-100K seed 0 (rating attacks, 5 % / 3 %)
 and on the simulator seed 0 (click farm); this script never reports those seeds. Reported:
