@@ -98,7 +98,8 @@ def test_a_configured_scale_and_threshold_are_used(average_attack):
     assert all(v.flagged == (v.score >= 0.99) for v in det.verdicts().values())
 
 
-def test_a_click_farm_on_the_simulator_is_caught_by_its_purchases():
+@pytest.mark.parametrize("kind", ["click_farm", "bot"])
+def test_a_click_farm_on_the_simulator_is_caught_by_its_purchases(kind):
     ev = list(simulated_events(n_events=12_000, n_users=800, n_items=500, seed=7))
     frame = pd.DataFrame(
         {
@@ -109,7 +110,7 @@ def test_a_click_farm_on_the_simulator_is_caught_by_its_purchases():
             "type": [e["type"] for e in ev],
         }
     )
-    data = prepare(frame, inject=[AttackSpec("click_farm", 0.05, 0.02)], seed=7)
+    data = prepare(frame, inject=[AttackSpec(kind, 0.05, 0.02)], seed=7)
     det = FraudDetector()
     rep = replay(data.frame, det, 500)
     end = detection_scores(rep.final_flagged, rep.final_scores, data.attackers)
