@@ -45,7 +45,10 @@ def bandwagon_probe(
     n_selected = min(3, filler)
     n_filler = max(0, min(filler - n_selected, len(population.items) - len(targets) - n_selected))
     spec = parse_inject(
-        f"bandwagon:{share}:{n_filler / max(len(population.items), 1)}", targets=tuple(targets), n_selected=n_selected
+        f"bandwagon:{share}:{n_filler / max(len(population.items), 1)}",
+        targets=tuple(targets),
+        targets_per_attacker=len(targets),  # every fake user pushes every target
+        n_selected=n_selected,
     )
     plan = plan_attack(spec, population, seed=seed)
     fake = pd.DataFrame(
