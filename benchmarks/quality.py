@@ -4,8 +4,9 @@
 
 Protocol: leave-last-out by timestamp, 99 sampled negatives (HR@10, NDCG@10), full ranking
 (Recall@20, NDCG@20); FGSM moves every embedding row by ε·‖row‖ along its BPR-loss gradient.
-A bandwagon shilling attack (5% fake users) measures poisoning robustness: the target items'
-HR@50 among genuine users, poisoned model vs clean model (`--no-poison` skips it).
+A bandwagon shilling attack (5% fake users, `training.bootstrap.bandwagon_probe`: the same probe as
+`advrec train --from-file`) measures poisoning robustness: the target items' HR@50 among genuine
+users, poisoned model vs clean model (`--no-poison` skips it).
 Both models use their tuned defaults (`MFConfig`, `APRConfig`) and the same epoch budget; APR spends
 the first `warmup` share of it as plain BPR. A popularity baseline is shown for scale.
 Runs in about a minute per seed on one core.
@@ -26,28 +27,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.sources.datasets import read_ratings  # noqa: E402
+from training.bootstrap import bandwagon_probe  # noqa: E402
 from training.evaluation import evaluate, leave_last_out, poisoning_lift  # noqa: E402
-from training.models import PopularityRecommender  # noqa: E402
-from training.offline import build_model, report_model  # noqa: E402
+from training.models import PopularityRecommender, build_model  # noqa: E402
+from training.offline import report_model  # noqa: E402
 
 ML100K = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k" / "u.data")
 METRICS = ("hr@10", "ndcg@10", "recall@20", "ndcg@20")
-
-
-def inject_attack(
-    train: pd.DataFrame, n_fake: int, n_targets: int, filler: int, seed: int
-) -> tuple[pd.DataFrame, list[str]]:
-    """A bandwagon shilling attack: fake users rate unpopular targets plus popular filler items."""
-    rng = np.random.default_rng(seed)
-    counts = train["item"].value_counts()
-    targets = sorted(rng.choice(counts[(counts >= 5) & (counts <= 20)].index, n_targets, replace=False))
-    popular = counts.index[:50].to_numpy()
-    rows = []
-    for f in range(n_fake):
-        for item in [*targets, *rng.choice(popular, filler, replace=False)]:
-            rows.append((f"fake{f}", str(item), 5.0, train["timestamp"].max() + 1))
-    fake = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
-    return pd.concat([train, fake], ignore_index=True), list(targets)
 
 
 def run_seed(frame: pd.DataFrame, seed: int, epochs: int | None, poison: bool) -> tuple[dict, dict]:
@@ -58,8 +44,7 @@ def run_seed(frame: pd.DataFrame, seed: int, epochs: int | None, poison: bool) -
         model = build_model(kind, seed=seed).fit(split.train, epochs=epochs)
         report[kind] = report_model(model, split, seed=seed)
         if poison:
-            n_fake = round(0.05 * split.train["user"].nunique())
-            poisoned, targets = inject_attack(split.train, n_fake, 5, 30, seed)
+            poisoned, targets = bandwagon_probe(split.train, seed=seed)
             bad = build_model(kind, seed=seed).fit(poisoned, epochs=epochs)
             report[kind]["poisoning"] = poisoning_lift(model, bad, list(split.test["user"]), targets, k=50)
     return report, evaluate(PopularityRecommender().fit(split.train), split)
@@ -132,8 +117,8 @@ def main() -> None:
     )
     if "poisoning" in bpr:
         print(
-            "\nBandwagon attack (5% fake users, 5 unpopular targets + 30 of the top-50 items each), "
-            "target HR@50 among genuine users:"
+            "\nBandwagon attack (5% fake users, each rating 5 unpopular targets and the 3 most popular "
+            "items at the top rating plus 27 random filler items), target HR@50 among genuine users:"
         )
         for name in ("bpr", "apr"):
             p = rep[name]["poisoning"]

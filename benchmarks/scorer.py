@@ -84,8 +84,8 @@ def end_to_end(n_users: int, n_items: int, dim: int, paced: int, burst: int, rat
     import torch
     from kafka import KafkaConsumer, KafkaProducer
 
+    from registry.model_registry import ModelRegistry
     from registry.promotion import GateConfig
-    from registry.service import ModelRegistry
     from streams.local.broker import EmbeddedBroker, free_port
     from streams.local.processes import AdvrecProcess
     from training.models import BPRRecommender

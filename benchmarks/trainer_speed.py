@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.sources.datasets import read_ratings  # noqa: E402
-from training.offline import build_model  # noqa: E402
+from training.models import build_model  # noqa: E402
 
 ML100K = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k" / "u.data")
 

@@ -22,7 +22,7 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.argument("version", type=int)
 def promote(version: int) -> None:
     """Make VERSION the champion (after checking that its model loads) and announce it."""
-    from registry.service import RegistryError
+    from registry.errors import RegistryError
 
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -36,7 +36,7 @@ def promote(version: int) -> None:
 @click.command()
 def rollback() -> None:
     """Move the champion back to the previous champion and announce it."""
-    from registry.service import RegistryError
+    from registry.errors import RegistryError
 
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -55,7 +55,7 @@ def _fmt(value) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def models(as_json: bool) -> None:
     """List registered versions with their aliases, decisions and key metrics."""
-    from registry.service import RegistryError
+    from registry.errors import RegistryError
 
     try:
         registry = build_registry(Settings(), announce=False)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from training.metrics import MODEL_HR_AT_10, MODEL_NDCG_AT_10
+from registry.promotion import Decision, gate_numbers
+from training.stream.metrics import MODEL_HR_AT_10, MODEL_NDCG_AT_10
 
 __all__ = ["RegistryMetrics", "registry_metrics", "ALIASES", "DECISIONS"]
 
@@ -46,6 +48,20 @@ class RegistryMetrics:
             else:
                 gauge.labels(alias).set(value)
 
+    def record_round(
+        self, decision: Decision, numbers: Mapping[str, float], champion_report: Mapping[str, Any] | None
+    ) -> None:
+        """Count a round's decision and set the accuracy of the alias(es) it leaves in place."""
+        self.promotions.labels(decision.action).inc()
+        if decision.promoted:
+            self.set_accuracy("champion", numbers["hr@10"], numbers["ndcg@10"])
+            self.set_accuracy("challenger", None, None)
+            return
+        self.set_accuracy("challenger", numbers["hr@10"], numbers["ndcg@10"])
+        if champion_report:
+            old = gate_numbers(champion_report)
+            self.set_accuracy("champion", old["hr@10"], old["ndcg@10"])
+
     def age(self, now: Callable[[], float] = time.time) -> float:
         """Seconds since the champion alias last moved; 0 without a champion."""
         return max(0.0, now() - self.champion_since) if self.champion_since else 0.0
@@ -65,7 +81,7 @@ def registry_metrics() -> RegistryMetrics:
             promotions=promotions,
             champion_version=Gauge("advrec_champion_version", "MLflow version of the current champion, 0 if none."),
             champion_age=Gauge("advrec_champion_age_seconds", "Seconds since the champion alias was last moved."),
-            # Defined once, in training/metrics.py: the trainer exports alias="latest" on the same gauges.
+            # Defined once, in training/stream/metrics.py: the trainer exports alias="latest" on the same gauges.
             hr_at_10=MODEL_HR_AT_10,
             ndcg_at_10=MODEL_NDCG_AT_10,
         )

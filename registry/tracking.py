@@ -1,8 +1,8 @@
 """Logging one training round as an MLflow run: params, per-epoch metrics, report, lineage, plots, model.
 
-The flattening helpers are pure; `log_round` is the adapter that talks to the tracking store of
-the current tracking URI (the registry sets it). It must never register versions or move
-aliases: that is `registry.service`'s job.
+The flattening and parameter helpers are pure; `log_round` is the adapter that talks to the
+tracking store of the current tracking URI (`RegistryStore.use` sets it). It must never register
+versions or move aliases: that is `registry.versions` and `registry.aliases`.
 """
 
 from __future__ import annotations
@@ -12,20 +12,28 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
-matplotlib.use("Agg")  # headless: plots are written as PNG artifacts only
+from registry.plots import accuracy_plot, loss_plot
+from registry.pyfunc import log_pyfunc
 
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-from mlflow.entities import Metric, Param  # noqa: E402
-
-from registry.pyfunc import log_pyfunc  # noqa: E402
-
-__all__ = ["metric_name", "flatten_metrics", "flatten_params", "plot_series", "log_round"]
+__all__ = [
+    "metric_name",
+    "flatten_metrics",
+    "flatten_params",
+    "round_params",
+    "epoch_series",
+    "accuracy_history",
+    "default_artifact_location",
+    "get_or_create_experiment",
+    "log_round",
+]
 
 _BAD = re.compile(r"[^\w.\-/ :]")
 
@@ -59,21 +67,44 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return out
 
 
-def plot_series(
-    series: Mapping[str, Sequence[float]], title: str, xlabel: str, path: Path, x: Sequence[Any] | None = None
-) -> Path:
-    """One PNG line plot of named series (e.g. the loss curve, or HR@10/NDCG@10 per version)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    for name, values in series.items():
-        ax.plot(list(x) if x is not None else range(1, len(values) + 1), list(values), marker=".", label=name)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def round_params(loaded: Any, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The run's params: the loaded model's kind, sizes, rounds and config, then the caller's params."""
+    return {
+        "kind": loaded.kind,
+        "n_users": len(loaded.users),
+        "n_items": len(loaded.items),
+        "rounds": loaded.rounds,
+        **(asdict(loaded.config) if is_dataclass(loaded.config) else {}),
+        **(params or {}),
+    }
+
+
+def epoch_series(model: Any) -> dict[str, list[float]]:
+    """A trained model's per-epoch series (`loss`, `epoch_seconds`), empty lists if it has none."""
+    return {
+        "loss": list(getattr(model, "losses", []) or []),
+        "epoch_seconds": list(getattr(model, "epoch_seconds", []) or []),
+    }
+
+
+def accuracy_history(rows: Sequence[Mapping[str, Any]], last: int = 20) -> list[dict[str, Any]]:
+    """The accuracy of the newest `last` versions (rows newest first, as listed), oldest first."""
+    return [{"version": r["version"], "hr@10": r["hr@10"], "ndcg@10": r["ndcg@10"]} for r in reversed(rows[:last])]
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """Where a sqlite store keeps artifacts: `mlartifacts/` beside the database file; None for servers."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The id of the named experiment, created (with that artifact location) if it does not exist."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
 
 
 def log_round(
@@ -91,8 +122,6 @@ def log_round(
     client = mlflow.MlflowClient()
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         run_id = run.info.run_id
-        params_flat = flatten_params(params)
-        metrics = flatten_metrics(report)
         now = int(time.time() * 1000)
         # Per-epoch series live under `epoch/…` so they never collide with the report's metrics.
         steps = [
@@ -103,8 +132,8 @@ def log_round(
         ]
         client.log_batch(
             run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()] + steps,
-            params=[Param(k, v) for k, v in params_flat.items()],
+            metrics=[Metric(k, v, now, 0) for k, v in flatten_metrics(report).items()] + steps,
+            params=[Param(k, v) for k, v in flatten_params(params).items()],
         )
         mlflow.set_tags(
             {
@@ -116,25 +145,8 @@ def log_round(
         mlflow.log_dict(dict(lineage), "lineage.json")
         plots = workdir / "plots"
         plots.mkdir(parents=True, exist_ok=True)
-        if epoch_metrics.get("loss"):
-            mlflow.log_artifact(
-                str(plot_series({"loss": epoch_metrics["loss"]}, "training loss", "epoch", plots / "loss_curve.png")),
-                "plots",
-            )
-        rows = [*history, {"version": "this", "hr@10": report.get("hr@10"), "ndcg@10": report.get("ndcg@10")}]
-        rows = [r for r in rows if r.get("hr@10") is not None and r.get("ndcg@10") is not None]
-        if rows:
-            mlflow.log_artifact(
-                str(
-                    plot_series(
-                        {"HR@10": [float(r["hr@10"]) for r in rows], "NDCG@10": [float(r["ndcg@10"]) for r in rows]},
-                        "accuracy per registered version",
-                        "version",
-                        plots / "metric_history.png",
-                        x=[str(r["version"]) for r in rows],
-                    )
-                ),
-                "plots",
-            )
+        for plot in (loss_plot(epoch_metrics, plots), accuracy_plot(history, report, plots)):
+            if plot is not None:
+                mlflow.log_artifact(str(plot), "plots")
         info = log_pyfunc(model_file, name="model")
     return run_id, info.model_uri

@@ -19,15 +19,15 @@ def _publisher(settings: Settings):
         bootstrap = resolve_bootstrap(settings)
     except NoBroker:
         return None
-    from registry.updates import UpdatePublisher
+    from registry.announcements import UpdatePublisher
 
     return UpdatePublisher(bootstrap, settings.model_updates_topic, settings.replication_factor)
 
 
 def build_registry(settings: Settings, export_metrics: bool = False, announce: bool = True):
     """The ModelRegistry of these settings (tracking URI, model name, gate, retries, announcements)."""
+    from registry.model_registry import ModelRegistry
     from registry.promotion import GateConfig
-    from registry.service import ModelRegistry
 
     return ModelRegistry(
         settings.mlflow_uri,

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "scorer": "streams.serving.main:scorer",
     "attack": "streams.fraud.main:attack",
     "eval-detection": "streams.fraud.main:eval_detection",
+    "label": "streams.fraud.main:label",
     "eval-model": "training.main:eval_model",
     "train": "training.main:train",
     "promote": "registry.main:promote",

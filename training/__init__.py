@@ -1,1 +1,1 @@
-"""Training side of advrec: datasets, models, adversarial training, evaluation, the trainer loop."""
+"""Training side of advrec: models (`models/`), evaluation, the bootstrap round, the stream trainer (`stream/`)."""

@@ -2,7 +2,9 @@
 
 Pure: takes an interaction frame, returns the model and its report (the same report the stream
 trainer hands to the registry: accuracy, FGSM, optional poisoning probe, eval_users, and the
-champion's numbers on the same split when a champion model is given). It must never touch MLflow.
+champion's numbers on the same split when a champion model is given). The poisoning probe is a
+bandwagon attack made by the project's one attack generator (`streams.sources.attacks`); this
+module must never generate attack profiles itself, nor touch MLflow.
 """
 
 from __future__ import annotations
@@ -12,32 +14,48 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from streams.sources.attacks import parse_inject, plan_attack, summarize
 from training.evaluation import Split, evaluate, leave_last_out, poisoning_lift
-from training.offline import build_model, report_model
+from training.models import build_model
+from training.offline import report_model
 
-__all__ = ["bandwagon_attack", "bootstrap_round"]
+__all__ = ["bandwagon_probe", "bootstrap_round"]
 
 
-def bandwagon_attack(
-    train: pd.DataFrame, share: float = 0.05, n_targets: int = 5, filler: int = 30, seed: int = 0
-) -> tuple[pd.DataFrame, list[str]]:
-    """Add fake users who rate a few unpopular targets plus popular filler items (as benchmarks/quality.py)."""
-    rng = np.random.default_rng(seed)
-    counts = train["item"].value_counts()
+def _probe_targets(train: pd.DataFrame, n_targets: int, rng: np.random.Generator) -> list[str]:
+    """Unpopular items to push: 5 to 20 interactions (else the less popular half), seeded."""
+    counts = train["item"].astype(str).value_counts()
     pool = counts[(counts >= 5) & (counts <= 20)].index
     if len(pool) < n_targets:
         pool = counts.index[len(counts) // 2 :]
-    targets = sorted(rng.choice(pool, min(n_targets, len(pool)), replace=False))
-    popular = counts.index[:50].to_numpy()
-    n_fake = max(1, round(share * train["user"].nunique()))
-    ts = float(train["timestamp"].max()) + 1 if train["timestamp"].notna().any() else np.nan
-    rows = [
-        (f"fake{f}", str(item), 5.0, ts)
-        for f in range(n_fake)
-        for item in [*targets, *rng.choice(popular, min(filler, len(popular)), replace=False)]
-    ]
-    fake = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
-    return pd.concat([train, fake], ignore_index=True), [str(t) for t in targets]
+    return sorted(str(t) for t in rng.choice(pool, min(n_targets, len(pool)), replace=False))
+
+
+def bandwagon_probe(
+    train: pd.DataFrame, share: float = 0.05, n_targets: int = 5, filler: int = 30, seed: int = 0
+) -> tuple[pd.DataFrame, list[str]]:
+    """The frame plus fake users (`share` of its users) who push `n_targets` unpopular items, and the targets.
+
+    Each fake profile is a `bandwagon` attack of `streams.sources.attacks`: the targets and the 3
+    most popular items at the top rating, plus random filler rated like the population, `filler`
+    items besides the targets in all.
+    """
+    targets = _probe_targets(train, n_targets, np.random.default_rng(seed))
+    population = summarize(train)
+    n_selected = min(3, filler)
+    n_filler = max(0, min(filler - n_selected, len(population.items) - len(targets) - n_selected))
+    spec = parse_inject(
+        f"bandwagon:{share}:{n_filler / max(len(population.items), 1)}",
+        targets=tuple(targets),
+        targets_per_attacker=len(targets),  # every fake user pushes every target
+        n_selected=n_selected,
+    )
+    plan = plan_attack(spec, population, seed=seed)
+    fake = pd.DataFrame(
+        [(e["user_id"], e["item_id"], e["value"], e["ts"]) for e in plan.events()],
+        columns=["user", "item", "rating", "timestamp"],
+    )
+    return pd.concat([train, fake], ignore_index=True), targets
 
 
 def bootstrap_round(
@@ -54,7 +72,7 @@ def bootstrap_round(
     report: dict[str, Any] = report_model(model, split, seed=seed)
     report["eval_users"] = int(len(split.test))
     if poison:
-        poisoned, targets = bandwagon_attack(split.train, seed=seed)
+        poisoned, targets = bandwagon_probe(split.train, seed=seed)
         bad = build_model(kind, seed=seed).fit(poisoned, epochs=epochs)
         report["poisoning"] = poisoning_lift(model, bad, list(split.test["user"]), targets, k=50)
     if champion is not None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.models import bpr_loss, implicit_pairs
+from training.models.mf import bpr_loss, implicit_pairs
 from training.sampling import PairSet, sample_negatives, sample_triples
 from training.vocab import Vocabulary
 

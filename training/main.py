@@ -60,7 +60,7 @@ def _sha256(path: Path) -> str:
 
 def _round_handler(settings: Settings, use_registry: bool):
     """Save each round's files and, with the registry, log/register it and run the promotion gate."""
-    from training.trainer import save_round_files
+    from training.stream.files import save_round_files
 
     save_files = save_round_files(settings.data_dir / "models")
     if not use_registry:
@@ -90,7 +90,7 @@ def _train_from_file(
     settings: Settings, from_file: Path, kind: str, epochs: int | None, seed: int, poison: bool
 ) -> None:
     """Bootstrap: train once from a file, evaluate, register, run the gate; print the outcome as JSON."""
-    from registry.service import RegistryError
+    from registry.errors import RegistryError
     from registry.wiring import build_registry
     from streams.sources.datasets import read_ratings
     from training.bootstrap import bootstrap_round
@@ -154,9 +154,12 @@ def _train_stream(
     from streams.contract.windows import read_window
     from streams.kafka.address import resolve_bootstrap, tansu_workarounds
     from streams.kafka.topics import ensure_topics
-    from training.metrics import PrometheusTrainerMetrics
-    from training.sources import KafkaBatchSource
-    from training.trainer import Quarantine, StateStore, Trainer, TrainerConfig, run
+    from training.stream.kafka_source import KafkaBatchSource
+    from training.stream.loop import run
+    from training.stream.metrics import PrometheusTrainerMetrics
+    from training.stream.quarantine import Quarantine
+    from training.stream.state import StateStore
+    from training.stream.trainer import Trainer, TrainerConfig
 
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)

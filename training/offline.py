@@ -1,7 +1,8 @@
 """Offline comparison of the recommenders on one interaction frame: split, train, evaluate.
 
 Shared by `advrec eval-model` and `benchmarks/quality.py` so both report the same numbers.
-Pure: takes a DataFrame, returns a dict; printing and file reading belong to the callers.
+Pure: takes a DataFrame, returns a dict; it must never print or read files (the callers do), nor
+name model classes by kind (`training.models.build_model` does).
 """
 
 from __future__ import annotations
@@ -11,18 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.adversarial import APRRecommender
 from training.evaluation import Split, evaluate, leave_last_out, robustness
-from training.models import BPRRecommender
+from training.models import APRRecommender, BPRRecommender, build_model
 
-__all__ = ["MODELS", "build_model", "report_model", "eval_models"]
-
-MODELS: dict[str, type[BPRRecommender]] = {"bpr": BPRRecommender, "apr": APRRecommender}
-
-
-def build_model(kind: str, seed: int = 0, **overrides: Any) -> BPRRecommender:
-    """A fresh model of the given kind with its tuned defaults."""
-    return MODELS[kind](seed=seed, **overrides)
+__all__ = ["report_model", "eval_models"]
 
 
 def report_model(model: BPRRecommender, split: Split, seed: int = 0) -> dict[str, Any]:

@@ -23,6 +23,8 @@ __all__ = [
     "RecommendationRequest",
     "Recommendation",
     "FraudFlag",
+    "FRAUD_LABELS",
+    "FraudLabel",
     "encode",
     "decode",
 ]
@@ -181,3 +183,19 @@ class FraudFlag(msgspec.Struct, frozen=True):
     ts: float
     detector_version: str
     flagged: bool
+
+
+FRAUD_LABELS = ("fraud", "genuine")
+
+
+class FraudLabel(msgspec.Struct, frozen=True):
+    """An analyst's verdict on a user, on topic `fraud.labels` (key = user_id); the latest per user wins."""
+
+    user_id: str
+    label: str  # "fraud" | "genuine"
+    analyst: str
+    ts: float  # when the analyst decided (epoch s)
+
+    def __post_init__(self) -> None:
+        if self.label not in FRAUD_LABELS:
+            raise ValueError(f"label must be one of {FRAUD_LABELS}, got {self.label!r}")

@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         "fraud.flags",
         description="Topic of FraudFlag records (flags and clears); the trainer quarantines flagged users.",
     )
+    fraud_labels_topic: str = Field(
+        "fraud.labels", description="Topic of FraudLabel records: analysts' fraud / genuine verdicts (`advrec label`)."
+    )
     fraud_checkpoint_s: float = Field(30.0, description="Seconds between checkpoints of the detector's per-user state.")
     fraud_full_flush_s: float = Field(
         60.0, description="Seconds between full rescores of every user (only if events arrived)."

@@ -1,379 +1,410 @@
-"""The streaming fraud detector: `update` with one event in O(1), `flush` once per batch, `score` a user.
+"""The streaming shilling / click-farm detector: O(1) `update` per event, `flush` per batch, `score` a user.
 
-State is plain dicts (see `snapshot`) so it can live in a changelog-backed table. Profile
-features are recomputed for a user on a geometric schedule of its event count and for every
-user touched since the last `flush`; `flush(full=True)` rescores everyone against the final
-population statistics, which makes the scores after a replay deterministic. It must never
-import faust, kafka or prometheus, read the clock or look at labels.
+Four kinds of evidence, none of them from timing (features.py has the statistics, targets.py the
+group evidence, decision.py the rule):
+- selection: the share of the profile that looks drawn uniformly from the catalogue instead of by
+  popularity (lam) and its significance (T);
+- similarity: a low DegSim (mean Jaccard to the k nearest users), robust z against the population;
+- consensus: the correlation with leave-one-out item means, two-sided robust z (too average, or
+  ignores the consensus);
+- targets: the user took the extreme action (top / bottom rating, purchase) on an item that
+  suspicious accounts push together (a campaign) or that most of its visitors buy (a purchase target).
+
+State: per user (`UserState`), per item (`ItemTable` sums) and population (scale, the selection
+null, similarity / consensus medians and scales, the lenient set, the targets), the population
+state re-derived at `flush`. Vocabulary: `update` → `flush` → `score` → `snapshot` / `restore`
+(and `user_state` / `from_users` for per-user checkpoints). It never reads the clock (timestamps
+only feed the account age kept for the trust gate), never sees labels, and must never import
+faust, kafka, mlflow or prometheus_client.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from streams.fraud.combiner import CombinerConfig, combine, fit_population, own_evidence, robust_z
-from streams.fraud.features import profile_features
-from streams.fraud.minhash import LSHIndex, MinHasher
-from streams.fraud.state import UserState
+from streams.fraud.config import DetectorConfig
+from streams.fraud.decision import decide, is_lenient, margins, robust_fit
+from streams.fraud.features import (
+    SelectionNull,
+    consensus_corr,
+    degsim,
+    item_llr,
+    selection_evidence,
+    selection_null,
+)
+from streams.fraud.state import ItemTable, UserState
+from streams.fraud.targets import campaign_targets, purchase_targets
+from streams.fraud.verdict import DETECTOR_VERSION, Verdict
 
 __all__ = ["DETECTOR_VERSION", "DetectorConfig", "Verdict", "FraudDetector"]
 
-DETECTOR_VERSION = "fraud-1.0"
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Tunables of the detector; `combiner` holds the score's cut-offs."""
-
-    threshold: float = 0.5
-    min_profile: int = 5  # ratings before profile features count
-    min_events: int = 5  # events before behaviour features count
-    half_life_s: float = 300.0
-    window_s: float = 7 * 86_400.0  # co-target window (tumbling)
-    growth: float = 1.5  # update() rescores a user when its event count grows by this factor
-    flush_growth: float = 1.25  # flush() rescores a touched user when its count grew by this factor
-    num_perm: int = 128
-    neighbours: int = 10
-    material: float = 0.1  # score change that makes update/flush report a verdict
-    seed: int = 1
-    combiner: CombinerConfig = field(default_factory=CombinerConfig)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A user's current suspicion: score in [0, 1], whether it crosses the threshold, and why."""
-
-    user_id: str
-    score: float
-    flagged: bool
-    reasons: tuple[str, ...]
-    features: dict[str, float]
-    version: str = DETECTOR_VERSION
-
-    def to_dict(self) -> dict:
-        """A JSON-able dict of the verdict."""
-        return {**asdict(self), "reasons": list(self.reasons)}
+NAN = float("nan")
 
 
 class FraudDetector:
-    """Shilling / click-fraud detector over a stream of (user, item, kind, ts, value) events."""
+    """Unsupervised detector over (user, item, kind, ts, value) events; kind: rating | click | purchase."""
 
     def __init__(self, config: DetectorConfig | None = None):
         self.config = config or DetectorConfig()
         self.threshold = self.config.threshold
-        self._users: dict[str, UserState] = {}
-        self._items: dict[str, tuple[int, float]] = {}  # item -> (count, mean rating)
-        self._acts: dict[str, dict[int, list[str]]] = {}  # item -> bucket -> users acting on it
-        self._scale = [math.inf, -math.inf]  # observed rating min, max
-        self._len = [0, 0.0, 0.0]  # users with ratings, Σ N_u, Σ N_u²
-        self._population: dict[str, list[float]] = {}
-        self._p_lenient = 0.05
-        self._dirty: dict[str, None] = {}
-        self._events = 0
-        self._init_derived()
+        self.items = ItemTable()
+        self.users: dict[str, UserState] = {}
+        self.uindex: dict[str, int] = {}
+        self.uids: list[str] = []
+        self.sizes = np.zeros(1024)
+        self.degs = np.full(1024, NAN)
+        self.cons = np.full(1024, NAN)
+        self.scale = [math.inf, -math.inf]
+        self.total = 0
+        self.events = 0
+        self.null: SelectionNull | None = None
+        self.null_total = 0
+        self.sim_pop = (0.0, 1e-3)
+        self.cons_pop = (0.0, 0.05)
+        self.lenient: dict[str, None] = {}
+        self.targets: dict[str, list] = {}  # "item|direction" -> [k, m, z, kind]; kind "lenient" | "purchase"
+        self.buy_candidates: dict[str, None] = {}  # items with >= target_min distinct buyers (derived)
+        self.dirty: dict[str, None] = {}
+        self.rotation = 0
+        self.flushes = 0
 
-    def _init_derived(self) -> None:
-        self._index: dict[str, int] = {}
-        self._hasher = MinHasher(self.config.num_perm, self.config.seed)
-        self._lsh = LSHIndex(self.config.num_perm)
-        self._group_cache: dict[tuple, tuple[int, int]] = {}
-
-    # ---- per event -------------------------------------------------------------------------
+    # ---- per event ---------------------------------------------------------------------------
     def update(self, user_id: str, item_id: str, kind: str, ts: float, value: float | None = None) -> Verdict | None:
-        """Fold one event into the state; return the user's verdict if it was rescored and changed materially."""
-        self._events += 1
-        u = self._users.get(user_id)
+        """Fold one event in (O(1)); the user's verdict if the user is flagged now (so the caller may hold it)."""
+        self.events += 1
+        u = self.users.get(user_id)
         if u is None:
-            u = self._users[user_id] = UserState(ts)
-        u.observe(ts, self.config.half_life_s)
-        if kind == "rating" and value is not None:
-            self._rate(u, user_id, item_id, float(value), ts)
-        elif kind == "purchase":
-            u.purchases += 1
-            u.bought[item_id] = u.bought.get(item_id, 0) + 1
-            u.click_items[item_id] = u.click_items.get(item_id, 0) + 1
-            self._act(u, user_id, item_id, ts)
-        else:
-            u.clicks += 1
-            u.click_items[item_id] = u.click_items.get(item_id, 0) + 1
-        self._dirty[user_id] = None
-        if u.n >= u.due:
-            u.due = max(u.n + 1, int(u.n * self.config.growth))
-            return self._rescore(user_id, u, with_degsim=False, index=False)
-        return None
-
-    def _rate(self, u: UserState, uid: str, item: str, r: float, ts: float) -> None:
-        cnt, mean = self._items.get(item, (0, 0.0))
-        old = u.ratings.get(item)
+            u = self.users[user_id] = UserState(ts)
+            self._add_user(user_id)
+        u.n_events += 1
+        if ts > u.last_ts:
+            u.last_ts = ts
+        if ts < u.first_ts:
+            u.first_ts = ts
+        k = self.items.slot(item_id)
+        old = u.items.get(item_id)
         if old is None:
-            cnt += 1
-            mean += (r - mean) / cnt
-            n = len(u.ratings)
-            if n == 0:
-                self._len[0] += 1
-            self._len[1] += 1
-            self._len[2] += 2 * n + 1
+            old = NAN
+            u.items[item_id] = NAN
+            me = self.uindex[user_id]
+            self.items.arr["actors"][k] += 1
+            self.items.raters[k].append(me)
+            self.sizes[me] += 1
+            self.total += 1
+        if kind == "rating" and value is not None:
+            v = float(value)
+            self.items.rate(k, old, v)
+            u.items[item_id] = v
+            if v < self.scale[0]:
+                self.scale[0] = v
+            if v > self.scale[1]:
+                self.scale[1] = v
+        elif kind == "purchase":
+            if item_id not in u.bought:
+                self.items.arr["buyers"][k] += 1
+                if self.items.arr["buyers"][k] >= self.config.target_min:
+                    self.buy_candidates[item_id] = None
+            u.bought[item_id] = u.bought.get(item_id, 0) + 1
+        self.dirty[user_id] = None
+        return self._verdict(user_id, u) if u.flagged else None
+
+    def _add_user(self, user_id: str) -> None:
+        self.uindex[user_id] = len(self.uids)
+        self.uids.append(user_id)
+        if len(self.uids) > len(self.sizes):
+            grow = len(self.sizes)
+            self.sizes = np.concatenate([self.sizes, np.zeros(grow)])
+            self.degs = np.concatenate([self.degs, np.full(grow, NAN)])
+            self.cons = np.concatenate([self.cons, np.full(grow, NAN)])
+
+    # ---- per batch ---------------------------------------------------------------------------
+    def bounds(self) -> tuple[float, float]:
+        """The rating scale in force: the configured one, else the observed min / max (NaN before any rating)."""
+        if self.config.rating_scale is not None:
+            return self.config.rating_scale
+        return (self.scale[0], self.scale[1]) if self.scale[0] <= self.scale[1] else (NAN, NAN)
+
+    def _profile_feats(self, uid: str, u: UserState, ell: np.ndarray, g_mean: float) -> dict[str, float]:
+        """Raw profile features of one user (O(profile + its items' raters)); also refreshes its extremes."""
+        items = self.items
+        idx = np.fromiter((items.index[i] for i in u.items), dtype=np.int64, count=len(u.items))
+        size = len(idx)
+        me = self.uindex[uid]
+        feats = {"size": float(size), "mean_llr": float(ell[idx].mean())}
+        flat = np.concatenate([items.rater_array(k) for k in idx.tolist()])
+        n_users = len(self.uids)
+        if n_users <= 8 * len(flat):  # dense enough: one bincount over all users
+            ov = np.bincount(flat, minlength=n_users).astype(float)
+            ov[me] = 0.0
+            nz = np.flatnonzero(ov)
+            ov = ov[nz]
         else:
-            mean += (r - old) / cnt
-        self._items[item] = (cnt, mean)
-        u.ratings[item] = r
-        if r < self._scale[0]:
-            self._scale[0] = r
-        if r > self._scale[1]:
-            self._scale[1] = r
-        self._act(u, uid, item, ts)
-
-    def _act(self, u: UserState, uid: str, item: str, ts: float) -> None:
-        bucket = int(ts // self.config.window_s)
-        if u.acts.get(item) == bucket:
-            return
-        u.acts[item] = bucket
-        self._acts.setdefault(item, {}).setdefault(bucket, []).append(uid)
-
-    # ---- scoring ---------------------------------------------------------------------------
-    def _features(self, uid: str, u: UserState, index: bool = True) -> dict[str, float]:
-        cfg = self.config
-        feats: dict[str, float] = {}
-        if len(u.ratings) >= cfg.min_profile:
-            users, total, total_sq = self._len
-            mean_len = total / users if users else 0.0
-            feats.update(profile_features(u.ratings, self._items, mean_len, total_sq - users * mean_len**2))
-            if index:
-                key = self._index.setdefault(uid, len(self._index))
-                self._lsh.update(key, self._hasher.signature(u.ratings))
-            if "degsim" in u.features:
-                feats["degsim"] = u.features["degsim"]
-        if u.n >= cfg.min_events:
-            feats.update(u.behaviour())
+            nz, ov = np.unique(flat, return_counts=True)
+            keep = nz != me
+            nz, ov = nz[keep], ov[keep].astype(float)
+        feats["degsim"] = degsim(ov, size, self.sizes[nz], self.config.neighbours)
+        self.degs[me] = feats["degsim"]
+        vals = np.fromiter(u.items.values(), dtype=float, count=size)
+        rated = vals == vals
+        if rated.sum() >= self.config.min_profile:
+            r_idx = idx[rated]
+            feats["cons"] = consensus_corr(vals[rated], items.view("r_sum")[r_idx], items.view("r_n")[r_idx], g_mean)
+            self.cons[me] = feats["cons"]
+        lo, hi = self.bounds()
+        ext = [[i, 1] for i, v in u.items.items() if v == hi]
+        ext += [[i, -1] for i, v in u.items.items() if v == lo and lo < hi]
+        ext += [[i, 1] for i in u.bought if u.items.get(i) != hi]
+        u.extremes = ext
         return feats
 
-    def _degsim(self, uid: str) -> float | None:
-        key = self._index.get(uid)
-        if key is None:
-            return None
-        cands = self._lsh.query(key)
-        sims = np.sort(self._lsh.similarity(key, cands))[::-1][: self.config.neighbours]
-        return float(sims.sum() / self.config.neighbours)
+    def _evidence(self, uids: list[str]) -> dict[str, dict[str, float]]:
+        """Directed evidence of scored users, vectorised: lam, t, sim_z (low DegSim), cons_z (two-sided)."""
+        uids = [uid for uid in uids if self.users[uid].feats.get("size", 0) >= self.config.min_profile]
+        if not uids or self.null is None:
+            return {}
+        feats = [self.users[uid].feats for uid in uids]
+        size = np.array([f["size"] for f in feats])
+        lam, t = selection_evidence(np.array([f["mean_llr"] for f in feats]), size, self.null)
+        sim_z = (self.sim_pop[0] - np.array([f["degsim"] for f in feats])) / self.sim_pop[1]
+        cons = np.array([f.get("cons", NAN) for f in feats])
+        cons_z = (cons - self.cons_pop[0]) / self.cons_pop[1]
+        out = {}
+        for k, uid in enumerate(uids):
+            ev = {"lam": float(lam[k]), "t": float(t[k]), "sim_z": float(sim_z[k])}
+            if cons_z[k] == cons_z[k]:
+                ev["cons_z"] = float(cons_z[k])
+            out[uid] = ev
+        return out
 
-    def _group(self, uid: str, u: UserState) -> dict[str, float]:
-        lo, hi = self._scale
-        lenient = self.config.combiner.lenient
-        p = min(max(self._p_lenient, 0.01), 0.5)
-        best = {"cotarget_push": 0.0, "cotarget_nuke": 0.0}
-        mine = 1 if u.own >= lenient else 0
-        for item, bucket in u.acts.items():
-            r = u.ratings.get(item)
-            if r is not None and r >= hi or item in u.bought:
-                direction = "cotarget_push"
-            elif r is not None and r <= lo:
-                direction = "cotarget_nuke"
-            else:
-                continue
-            key = (item, bucket, direction)
-            km = self._group_cache.get(key)
-            if km is None:
-                k = m = 0
-                for other in self._acts[item][bucket]:
-                    o = self._users[other]
-                    r2 = o.ratings.get(item)
-                    same = (
-                        (r2 is not None and r2 >= hi or item in o.bought)
-                        if direction == "cotarget_push"
-                        else (r2 is not None and r2 <= lo)
-                    )
-                    if same:
-                        m += 1
-                        k += o.own >= lenient
-                km = self._group_cache[key] = (k, m)
-            k, m = km[0] - mine, km[1] - 1
-            if m >= 2:
-                z = (k - m * p) / math.sqrt(m * p * (1 - p))
-                if z > best[direction]:
-                    best[direction] = z
-        deg = u.features.get("degsim")
-        if deg is not None and "degsim" in self._population:
-            med, scale = self._population["degsim"]
-            best["degsim_high"] = (deg - med) / scale
-        return best
+    def _due(self, full: bool) -> list[str]:
+        """Users to rescore: all (full), else touched users whose profile grew ×`growth`, plus a rotating slice."""
+        cfg, users = self.config, self.users
+        if full:
+            return [uid for uid in self.uids if len(users[uid].items) >= cfg.min_profile]
+        due = [
+            uid
+            for uid in self.dirty
+            if len(users[uid].items) >= cfg.min_profile and len(users[uid].items) >= cfg.growth * users[uid].scored_size
+        ]
+        n_users = len(self.uids)
+        n_rot = int(math.ceil(cfg.refresh_share * n_users))
+        picked = set(due)
+        for k in range(n_rot):
+            uid = self.uids[(self.rotation + k) % n_users]
+            if uid not in picked and len(users[uid].items) >= cfg.min_profile:
+                due.append(uid)
+                picked.add(uid)
+        self.rotation = (self.rotation + n_rot) % n_users
+        return due
 
-    def _rescore(
-        self, uid: str, u: UserState, with_degsim: bool = True, features: bool = True, index: bool = True
-    ) -> Verdict | None:
-        if features:
-            u.features = self._features(uid, u, index)
-            u.scored_n = u.n
-        if with_degsim and len(u.ratings) >= self.config.min_profile:
-            deg = self._degsim(uid)
-            if deg is not None:
-                u.features["degsim"] = deg
-        cfg = self.config.combiner
-        z = robust_z(u.features, self._population, len(u.ratings), cfg) if self._population else {}
-        u.own = own_evidence(z, cfg)
-        group = self._group(uid, u) if u.own >= cfg.lenient else {}
-        u.score, _, reasons = combine(z, group, cfg)
-        u.reasons = reasons
-        flagged_changed = (u.score >= self.threshold) != (u.emitted >= self.threshold)
-        if abs(u.score - u.emitted) >= self.config.material or flagged_changed:
-            u.emitted = u.score
-            return self.score(uid)
-        return None
+    def _fit_population(self) -> None:
+        """Refit the DegSim and consensus medians / scales over users with long enough profiles."""
+        cfg, n_users = self.config, len(self.uids)
+        sizes = self.sizes[:n_users]
+        fit = sizes >= cfg.pop_min_profile
+        if fit.sum() < 30:
+            fit = sizes >= cfg.min_profile
+        self.sim_pop = robust_fit(self.degs[:n_users][fit], 1e-3, lower_tail=True)
+        self.cons_pop = robust_fit(self.cons[:n_users][fit], 0.05)
+
+    def _find_targets(self) -> None:
+        lenient_idx = np.array(sorted(self.uindex[uid] for uid in self.lenient), dtype=np.int64)
+        extremes = (self.users[uid].extremes for uid in self.lenient)
+        targets = campaign_targets(self.config, self.items, extremes, lenient_idx, self.bounds())
+        targets.update(purchase_targets(self.config, self.items, self.buy_candidates))
+        self.targets = targets
 
     def flush(self, full: bool = False) -> list[Verdict]:
-        """Rescore users touched since the last flush (everyone if `full`) against fresh population stats."""
+        """Rescore grown users (all if `full`) and a rotating slice, refit population statistics, find targets.
+
+        Returns the verdicts that crossed the threshold or moved by at least `material`.
+        """
         cfg = self.config
-        if full:
-            todo, self._dirty = list(self._users), {}
-        else:  # a touched user is rescored once its event count grew by `flush_growth` since its last rescore
-            todo = [uid for uid in self._dirty if self._users[uid].n >= self._users[uid].scored_n * cfg.flush_growth]
-            for uid in todo:
-                del self._dirty[uid]
-        for uid in todo:  # pass 1: profile features and fresh signatures
-            u = self._users[uid]
-            u.features = self._features(uid, u)
-            u.scored_n = u.n
-        for uid in todo:  # pass 2: nearest-neighbour similarity on the refreshed index
-            u = self._users[uid]
-            if len(u.ratings) >= cfg.min_profile:
-                deg = self._degsim(uid)
-                if deg is not None:
-                    u.features["degsim"] = deg
-        rows = [u.features for u in self._users.values() if u.features]
-        self._population = fit_population(rows)
-        for uid in todo:
-            u = self._users[uid]
-            u.own = (
-                own_evidence(robust_z(u.features, self._population, len(u.ratings), cfg.combiner), cfg.combiner)
-                if u.features
-                else 0.0
-            )
-        scored = [u.own for u in self._users.values() if u.features]
-        self._p_lenient = sum(o >= cfg.combiner.lenient for o in scored) / len(scored) if scored else 0.05
-        self._group_cache = {}
+        self.flushes += 1
+        if not len(self.items):
+            return []
+        counts = self.items.view("actors")
+        if self.null is None or full or self.total >= cfg.null_growth * self.null_total:
+            self.null = selection_null(counts, float(self.sizes[: len(self.uids)].max()))
+            self.null_total = self.total
+        ell = item_llr(counts)
+        r_n, r_sum = self.items.view("r_n"), self.items.view("r_sum")
+        g_mean = float(r_sum.sum() / r_n.sum()) if r_n.sum() else 0.0
+        due = self._due(full)
+        self.dirty = {}
+        for uid in due:
+            u = self.users[uid]
+            u.feats = self._profile_feats(uid, u, ell, g_mean)
+            u.scored_size = len(u.items)
+        self._fit_population()
+        reeval = list(dict.fromkeys(itertools.chain(due, self.lenient)))
+        evidence = self._evidence(reeval)
+        for uid in reeval:
+            lenient = is_lenient(margins(evidence.get(uid, {}), cfg))
+            self.users[uid].lenient = lenient
+            if lenient:
+                self.lenient[uid] = None
+            else:
+                self.lenient.pop(uid, None)
+        self._find_targets()
+        for key, (_, _, _, kind) in self.targets.items():  # buyers of a purchase target are rescored now
+            if kind == "purchase":
+                item = key.rsplit("|", 1)[0]
+                for r in self.items.raters[self.items.index[item]]:
+                    uid = self.uids[r]
+                    if item in self.users[uid].bought and uid not in evidence:
+                        reeval.append(uid)
+                        evidence.update(self._evidence([uid]))
         out = []
-        for uid in todo:
-            v = self._rescore(uid, self._users[uid], with_degsim=False, features=False)
-            if v is not None:
-                out.append(v)
-        # Users pushing an item that just became a marked target are rescored now, not at their next event.
-        marked = {
-            uid for key, (k, m) in self._group_cache.items() if k >= 3 for uid in self._acts[key[0]][key[1]]
-        } - set(todo)
-        for uid in sorted(marked):
-            v = self._rescore(uid, self._users[uid], with_degsim=False, features=False)
+        for uid in dict.fromkeys(reeval):
+            v = self._rescore(uid, evidence.get(uid, {}))
             if v is not None:
                 out.append(v)
         return out
 
-    def score(self, user_id: str) -> Verdict:
-        """The user's verdict as of its last rescore (score 0, no reasons for an unknown user)."""
-        u = self._users.get(user_id)
-        if u is None:
-            return Verdict(user_id, 0.0, False, (), {})
-        return Verdict(user_id, u.score, u.score >= self.threshold, tuple(u.reasons), dict(u.features))
+    def _rescore(self, uid: str, ev: dict[str, float]) -> Verdict | None:
+        u, targets = self.users[uid], self.targets
+        m = margins(ev, self.config)
+        campaigns = []
+        if u.lenient:  # a campaign target counts only for users who are lenient-suspicious themselves
+            keys = (f"{i}|{d}" for i, d in u.extremes)
+            campaigns = [key for key in keys if (t := targets.get(key)) is not None and t[3] == "lenient"]
+        purchases = []
+        for item in u.bought:
+            t = targets.get(f"{item}|1")
+            if t is not None and t[3] == "purchase":
+                purchases.append((item, t[0] / t[1]))
+        score, reasons = decide(m, ev.get("cons_z", 0.0), campaigns, purchases, self.config)
+        flagged = score >= self.threshold
+        changed = flagged != u.flagged or abs(score - u.score) >= self.config.material
+        u.score, u.flagged, u.reasons = score, flagged, reasons
+        u.feats.update(ev)
+        return self._verdict(uid, u) if changed else None
 
-    def z_scores(self, user_id: str) -> dict[str, float]:
-        """Directed robust z-scores of the user's features against the population (positive = suspicious)."""
-        u = self._users.get(user_id)
-        return (
-            robust_z(u.features, self._population, len(u.ratings), self.config.combiner)
-            if u is not None and self._population
-            else {}
-        )
+    # ---- queries -----------------------------------------------------------------------------
+    def _verdict(self, uid: str, u: UserState) -> Verdict:
+        return Verdict(uid, u.score, u.flagged, tuple(u.reasons), dict(u.feats))
+
+    def score(self, user_id: str) -> Verdict:
+        """The user's verdict as of the last flush (score 0 for an unknown user)."""
+        u = self.users.get(user_id)
+        return Verdict(user_id, 0.0, False, ()) if u is None else self._verdict(user_id, u)
 
     def verdicts(self) -> dict[str, Verdict]:
         """Current verdicts of every user seen."""
-        return {uid: self.score(uid) for uid in self._users}
+        return {uid: self._verdict(uid, u) for uid, u in self.users.items()}
 
-    # ---- state -------------------------------------------------------------------------------
+    def flagged(self) -> set[str]:
+        """Users flagged now."""
+        return {uid for uid, u in self.users.items() if u.flagged}
+
+    def is_lenient(self, user_id: str) -> bool:
+        """Whether the user is in the lenient-suspicious set (weaker than flagged; for trust gating)."""
+        return user_id in self.lenient
+
+    def account(self, user_id: str) -> tuple[int, float, float]:
+        """(events, first ts, last ts) of a user, for trust gating; (0, nan, nan) if unknown."""
+        u = self.users.get(user_id)
+        return (0, NAN, NAN) if u is None else (u.n_events, u.first_ts, u.last_ts)
+
     def events_of(self, user_id: str) -> int:
         """Events folded in for the user (0 if unknown)."""
-        u = self._users.get(user_id)
-        return u.n if u is not None else 0
+        u = self.users.get(user_id)
+        return 0 if u is None else u.n_events
 
+    # ---- state -------------------------------------------------------------------------------
     def user_state(self, user_id: str) -> dict | None:
         """The user's own state as a JSON-able dict (None if unknown): the per-user slice of `snapshot`."""
-        u = self._users.get(user_id)
-        return u.to_dict() if u is not None else None
-
-    @classmethod
-    def from_users(cls, states: dict[str, dict], config: DetectorConfig | None = None) -> FraudDetector:
-        """Rebuild a detector from per-user states alone (`user_state` of each user): the aggregates are derived.
-
-        Item counts and means, rating lengths, scale, co-target windows, population statistics and the
-        LSH index are all functions of the users' states. Only the co-target windows lose something: a
-        user is listed in the latest window of each item it acted on, not in earlier ones.
-        """
-        cfg = config or DetectorConfig()
-        users = {uid: UserState.from_dict(d) for uid, d in sorted(states.items())}
-        items: dict[str, list[float]] = {}
-        acts: dict[str, dict[int, list[str]]] = {}
-        lengths = [0, 0.0, 0.0]
-        lo, hi = math.inf, -math.inf
-        for uid, u in users.items():
-            for item, r in u.ratings.items():
-                cell = items.setdefault(item, [0, 0.0])
-                cell[0] += 1
-                cell[1] += r
-                lo, hi = min(lo, r), max(hi, r)
-            if u.ratings:
-                n = len(u.ratings)
-                lengths[0] += 1
-                lengths[1] += n
-                lengths[2] += n * n
-            for item, bucket in u.acts.items():
-                acts.setdefault(item, {}).setdefault(int(bucket), []).append(uid)
-        scored = [u for u in users.values() if u.features]
-        snap = {
-            "version": DETECTOR_VERSION,
-            "events": sum(u.n for u in users.values()),
-            "scale": [None, None] if lo > hi else [lo, hi],
-            "lengths": lengths,
-            "population": fit_population([u.features for u in scored]),
-            "p_lenient": (sum(u.own >= cfg.combiner.lenient for u in scored) / len(scored)) if scored else 0.05,
-            "items": {i: [c, s / c] for i, (c, s) in items.items()},
-            "acts": {i: [[b, us] for b, us in bs.items()] for i, bs in acts.items()},
-            "dirty": [],
-            "index": [uid for uid, u in users.items() if len(u.ratings) >= cfg.min_profile],
-            "users": {uid: u.to_dict() for uid, u in users.items()},
-        }
-        return cls.restore(snap, cfg)
+        u = self.users.get(user_id)
+        return None if u is None else u.to_dict()
 
     def snapshot(self) -> dict:
-        """The whole state as JSON-able plain dicts and lists (no signatures: they are rebuilt)."""
+        """The whole state as JSON-able dicts and lists (derived indexes are rebuilt by `restore`)."""
         return {
             "version": DETECTOR_VERSION,
-            "events": self._events,
-            "scale": list(self._scale) if self._users else [None, None],
-            "lengths": list(self._len),
-            "population": {k: list(v) for k, v in self._population.items()},
-            "p_lenient": self._p_lenient,
-            "items": {i: list(v) for i, v in self._items.items()},
-            "acts": {i: [[b, list(us)] for b, us in bs.items()] for i, bs in self._acts.items()},
-            "dirty": list(self._dirty),
-            "index": list(self._index),
-            "users": {uid: u.to_dict() for uid, u in self._users.items()},
+            "events": self.events,
+            "total": self.total,
+            "flushes": self.flushes,
+            "rotation": self.rotation,
+            "scale": [None if not math.isfinite(x) else x for x in self.scale],
+            "null": None if self.null is None else self.null.to_dict(),
+            "null_total": self.null_total,
+            "sim_pop": list(self.sim_pop),
+            "cons_pop": list(self.cons_pop),
+            "lenient": list(self.lenient),
+            "targets": {k: list(v) for k, v in self.targets.items()},
+            "dirty": list(self.dirty),
+            "items": self.items.to_dict(),
+            "users": {uid: self.users[uid].to_dict() for uid in self.uids},
         }
 
     @classmethod
     def restore(cls, snap: dict, config: DetectorConfig | None = None) -> FraudDetector:
-        """Rebuild a detector from `snapshot()` output (signatures and the LSH index are recomputed)."""
+        """Rebuild a detector from `snapshot()` output; it then gives the same verdicts as the original."""
         if snap.get("version") != DETECTOR_VERSION:
             raise ValueError(f"snapshot of {snap.get('version')!r}, this is {DETECTOR_VERSION}")
         det = cls(config)
-        det._events = snap["events"]
+        det.events, det.total, det.flushes = snap["events"], snap["total"], snap["flushes"]
+        det.rotation = snap["rotation"]
         lo, hi = snap["scale"]
-        det._scale = [math.inf if lo is None else lo, -math.inf if hi is None else hi]
-        det._len = list(snap["lengths"])
-        det._population = {k: list(v) for k, v in snap["population"].items()}
-        det._p_lenient = snap["p_lenient"]
-        det._items = {i: (int(v[0]), float(v[1])) for i, v in snap["items"].items()}
-        det._acts = {i: {int(b): list(us) for b, us in bs} for i, bs in snap["acts"].items()}
-        det._dirty = dict.fromkeys(snap["dirty"])
-        det._users = {uid: UserState.from_dict(d) for uid, d in snap["users"].items()}
-        for key, uid in enumerate(snap["index"]):
-            det._index[uid] = key
-            det._lsh.update(key, det._hasher.signature(det._users[uid].ratings))
+        det.scale = [math.inf if lo is None else lo, -math.inf if hi is None else hi]
+        det.null = None if snap["null"] is None else SelectionNull.from_dict(snap["null"])
+        det.null_total = snap["null_total"]
+        det.sim_pop = tuple(snap["sim_pop"])
+        det.cons_pop = tuple(snap["cons_pop"])
+        det.lenient = dict.fromkeys(snap["lenient"])
+        det.targets = {k: list(v) for k, v in snap["targets"].items()}
+        det.dirty = dict.fromkeys(snap["dirty"])
+        det.items = ItemTable.from_dict(snap["items"])
+        for uid, d in snap["users"].items():
+            det.users[uid] = UserState.from_dict(d)
+            det._add_user(uid)
+        det._derive()
         return det
+
+    @classmethod
+    def from_users(cls, states: dict[str, dict], config: DetectorConfig | None = None) -> FraudDetector:
+        """Rebuild a detector from per-user states alone (`user_state` of each user).
+
+        The item table is a function of the profiles, so it is recomputed; so are the lenient set
+        (from each user's last verdict), the targets and the DegSim / consensus fits. The selection
+        null is refitted at the next `flush`. Verdicts are those of the states; after the next
+        `flush(full=True)` they equal those of a detector that never restarted.
+        """
+        det = cls(config)
+        items = det.items
+        for uid, d in states.items():
+            u = det.users[uid] = UserState.from_dict(d)
+            det._add_user(uid)
+            det.events += u.n_events
+            det.total += len(u.items)
+            for item, v in u.items.items():
+                k = items.slot(item)
+                items.arr["actors"][k] += 1
+                if v == v:
+                    items.rate(k, NAN, v)
+                    det.scale = [min(det.scale[0], v), max(det.scale[1], v)]
+                if item in u.bought:
+                    items.arr["buyers"][k] += 1
+            if u.lenient:
+                det.lenient[uid] = None
+        det._derive()
+        det._fit_population()
+        det._find_targets()
+        return det
+
+    def _derive(self) -> None:
+        """Rebuild the derived indexes from users and items: rater lists, sizes, last DegSim / consensus."""
+        for uid in self.uids:
+            u, me = self.users[uid], self.uindex[uid]
+            for item in u.items:
+                self.items.raters[self.items.index[item]].append(me)
+            self.sizes[me] = len(u.items)
+            self.degs[me] = u.feats.get("degsim", NAN)
+            self.cons[me] = u.feats.get("cons", NAN)
+        for k, item in enumerate(self.items.ids):
+            if self.items.arr["buyers"][k] >= self.config.target_min:
+                self.buy_candidates[item] = None

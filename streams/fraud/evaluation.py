@@ -1,146 +1,322 @@
-"""Offline evaluation of the fraud detector: inject attacks into a ratings frame, replay, score against labels.
+"""Honest offline evaluation: inject attacks, hide who is who, replay batch by batch, score both ways.
 
-Replays through the very `FraudDetector` the stream uses, in timestamp order, with `flush` every
-`flush_every` events like the worker's batches and a full flush at the end. Pure: it takes frames
-and returns dicts; reading files and printing belong to the CLI. It must never let labels reach
-the detector.
+Preparation (`prepare`): attacks from `streams.sources.attacks` are appended to the genuine rows;
+every user id (genuine and injected) is replaced by an opaque random id, so neither id format
+nor id order carries signal; a file without timestamps gets one seeded random order for all of
+its rows (injected ones included), so file order carries none either; labelled attackers'
+ratings outside the genuine scale are clipped to it (SDLib writes a 5 on FilmTrust's 0.5–4
+scale, which a validating stream would reject).
+
+Replay (`replay`): events in time order through the very `FraudDetector` the stream uses,
+`flush()` after every batch like the worker, `flush(full=True)` at the end. Two kinds of figures:
+- end of replay: flags after the last batch and the final full rescore (`detection_scores`);
+- streaming (`streaming_metrics`): flags as they stood when each batch closed: precision / recall
+  over (user, batch) pairs, the share of attacker (and genuine) events whose user was flagged when
+  their batch closed, and per attacker the median number of its own events and of seconds since
+  its first event until its first flag.
+Pure: frames in, dicts out; reading files and printing belong to the CLI. Labels never reach the
+detector.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from streams.fraud import DetectorConfig, FraudDetector, Verdict
+from streams.fraud.config import DetectorConfig
+from streams.fraud.detector import FraudDetector
+from streams.fraud.scoring import best_f1, detection_scores
+from streams.fraud.trust import TrustPolicy, gate_shares, may_train
 from streams.sources.attacks import AttackSpec, plan_attack, summarize
 
 __all__ = [
+    "SYNTHETIC_T0",
     "read_labels",
-    "with_synthetic_timestamps",
     "inject_attacks",
+    "anonymize",
+    "clip_to_genuine_scale",
+    "prepare",
+    "Prepared",
+    "Replay",
     "replay",
     "detection_scores",
-    "feature_baseline",
+    "streaming_metrics",
     "best_f1",
+    "final_trust",
+    "score_replay",
     "evaluate",
 ]
 
 SYNTHETIC_T0 = 1_000_000_000.0
+LABEL_WORDS = {"fraud": 1, "attack": 1, "genuine": 0, "legit": 0}
 
 
 def read_labels(path) -> dict[str, int]:
-    """Read `user label [...]` lines (whitespace or tab; 1 = attacker) into {user: label}."""
+    """Read `user label [...]` lines (whitespace, tab or comma; 1 / "fraud" = attacker, 0 / "genuine") into a dict."""
     labels: dict[str, int] = {}
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             parts = line.replace(",", " ").split()
-            if len(parts) >= 2 and parts[1].lstrip("-").isdigit():
-                labels[parts[0]] = int(parts[1])
+            if len(parts) < 2:
+                continue
+            word = parts[1].lower()
+            if word.lstrip("-").isdigit():
+                labels[parts[0]] = int(word)
+            elif word in LABEL_WORDS:
+                labels[parts[0]] = LABEL_WORDS[word]
     return labels
-
-
-def with_synthetic_timestamps(ratings: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Fill missing timestamps: rows in a seeded random order, one second apart (file order carries no signal)."""
-    if ratings["timestamp"].notna().all():
-        return ratings
-    out = ratings.copy()
-    rank = np.random.default_rng(seed).permutation(len(out))
-    missing = out["timestamp"].isna().to_numpy()
-    out.loc[missing, "timestamp"] = SYNTHETIC_T0 + rank[missing].astype(float)
-    return out
 
 
 def inject_attacks(
     ratings: pd.DataFrame, specs: Iterable[AttackSpec], seed: int
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Append the events of each attack (seed, seed+1, ...) as rows; return them and {attacker: kind}."""
+    """Append the events of each attack (seeds seed, seed+1, ...) as rows; return them and {attacker: kind}."""
+    base = ratings[["user", "item", "rating", "timestamp"]].assign(type=ratings.get("type", "rating"))
     pop = summarize(ratings)
-    frames, kinds = [], {}
+    frames, kinds = [base], {}
     for k, spec in enumerate(specs):
         plan = plan_attack(spec, pop, seed + k)
         ev = pd.DataFrame(list(plan.events()))
+        if ev.empty:
+            continue
+        rating = np.where(ev["type"] == "rating", ev["value"].astype(float), np.nan)
         frames.append(
             pd.DataFrame(
                 {
                     "user": ev["user_id"],
                     "item": ev["item_id"],
-                    "rating": ev["value"],
+                    "rating": rating,
                     "timestamp": ev["ts"],
                     "type": ev["type"],
                 }
             )
         )
         kinds.update({user: kind for user, _, kind in plan.labels()})
-    base = ratings.assign(type="rating")
-    return pd.concat([base, *frames], ignore_index=True), kinds
+    return pd.concat(frames, ignore_index=True), kinds
 
 
-def _events(frame: pd.DataFrame) -> Iterator[tuple]:
+def anonymize(frame: pd.DataFrame, seed: int, retime: bool = False) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Every user id replaced by an opaque 12-hex id; with `retime`, all rows re-timed in one seeded random order.
+
+    Returns the frame in time order and {old id: new id}.
+    """
+    users = sorted(frame["user"].astype(str).unique())
+    rng = np.random.default_rng(seed + 7919)
+    ids: set[str] = set()
+    while len(ids) < len(users):
+        ids.add(f"{int(rng.integers(0, 2**48)):012x}")
+    new = sorted(ids)
+    mapping = dict(zip(users, (new[k] for k in rng.permutation(len(new)))))
+    out = frame.assign(user=frame["user"].astype(str).map(mapping))
+    if retime:
+        out["timestamp"] = SYNTHETIC_T0 + np.random.default_rng(seed).permutation(len(out)).astype(float)
+    order = np.lexsort((np.arange(len(out)), out["timestamp"].to_numpy(float)))
+    return out.iloc[order].reset_index(drop=True), mapping
+
+
+def clip_to_genuine_scale(frame: pd.DataFrame, attackers: Iterable[str]) -> pd.DataFrame:
+    """Attackers' ratings clipped to the [min, max] of everyone else's (what a validating stream would accept)."""
+    bad = frame["user"].isin(set(attackers)).to_numpy()
+    genuine = frame.loc[~bad, "rating"].dropna()
+    if not bad.any() or genuine.empty:
+        return frame
+    out = frame.copy()
+    out.loc[bad, "rating"] = out.loc[bad, "rating"].clip(float(genuine.min()), float(genuine.max()))
+    return out
+
+
+@dataclass
+class Prepared:
+    """Genuine + injected rows, anonymized and time-ordered, with {attacker: kind} (labelled ones: "labelled")."""
+
+    frame: pd.DataFrame
+    attackers: dict[str, str]
+    retimed: bool
+
+
+def prepare(
+    ratings: pd.DataFrame,
+    labels: dict[str, int] | None = None,
+    inject: Iterable[AttackSpec] = (),
+    seed: int = 0,
+    clip: bool = True,
+) -> Prepared:
+    """Inject the attacks, clip labelled attackers to the genuine scale, give everyone opaque ids, time-order."""
+    retime = bool(ratings["timestamp"].isna().any())
+    frame, kinds = inject_attacks(ratings, list(inject), seed)
+    attackers = {str(u): "labelled" for u, y in (labels or {}).items() if y == 1}
+    attackers.update(kinds)
+    if clip:
+        frame = clip_to_genuine_scale(frame, attackers)
+    frame, mapping = anonymize(frame, seed, retime)
+    return Prepared(frame, {mapping[u]: k for u, k in attackers.items() if u in mapping}, retime)
+
+
+@dataclass
+class Replay:
+    """Per-event facts recorded at each batch close, the final verdicts, and the detector's time."""
+
+    users: np.ndarray  # user id of each event (time order)
+    ts: np.ndarray
+    batch: np.ndarray  # batch index of each event
+    flagged_at_close: np.ndarray  # bool: user flagged when the event's batch closed
+    score_at_close: np.ndarray
+    events_at_close: np.ndarray  # the user's events so far when the batch closed
+    age_at_close: np.ndarray  # seconds from the user's first event to the batch's last event
+    lenient_at_close: np.ndarray  # bool: user lenient-suspicious at close
+    close_ts: np.ndarray  # per batch: ts of its last event
+    final_flagged: set
+    final_scores: dict
+    update_s: float
+    flush_s: float
+    final_s: float
+
+    def us_per_event(self) -> dict:
+        """Cost per event: the streaming path (update + per-batch flush), its parts, and the final full rescore."""
+        n = max(len(self.users), 1)
+        return {
+            "us_per_event": 1e6 * (self.update_s + self.flush_s) / n,
+            "update_us": 1e6 * self.update_s / n,
+            "flush_us": 1e6 * self.flush_s / n,
+            "final_full_s": self.final_s,
+        }
+
+
+def replay(frame: pd.DataFrame, detector: FraudDetector, batch: int = 500, final_full: bool = True) -> Replay:
+    """Feed rows in time order, `flush()` after every `batch` events, record flags at each close."""
     order = np.lexsort((np.arange(len(frame)), frame["timestamp"].to_numpy(float)))
     types = frame["type"].to_numpy() if "type" in frame else np.full(len(frame), "rating")
-    cols = (
-        frame["user"].to_numpy(),
-        frame["item"].to_numpy(),
-        types,
-        frame["timestamp"].to_numpy(float),
-        frame["rating"].to_numpy(float),
-    )
-    for u, i, t, ts, v in zip(*(c[order].tolist() for c in cols)):
-        yield u, i, t, ts, (None if v != v else v)
-
-
-def replay(frame: pd.DataFrame, detector: FraudDetector, flush_every: int = 2000) -> dict[str, Verdict]:
-    """Feed every row to the detector in timestamp order, flushing like the worker; return final verdicts."""
+    ul = frame["user"].to_numpy()[order].tolist()
+    il = frame["item"].to_numpy()[order].tolist()
+    kl = types[order].tolist()
+    vl = frame["rating"].to_numpy(float)[order].tolist()
+    tl = frame["timestamp"].to_numpy(float)[order].tolist()
+    n = len(order)
+    flagged, lenient = np.zeros(n, bool), np.zeros(n, bool)
+    score, age = np.zeros(n), np.zeros(n)
+    count_at = np.zeros(n, np.int64)
+    n_batches = (n + batch - 1) // batch
+    close_ts = np.zeros(n_batches)
+    seen: dict[str, int] = {}
+    first: dict[str, float] = {}
+    t_update = t_flush = 0.0
     update = detector.update
-    for n, (u, i, t, ts, v) in enumerate(_events(frame), 1):
-        update(u, i, t, ts, v)
-        if n % flush_every == 0:
-            detector.flush()
-    detector.flush(full=True)
-    return detector.verdicts()
+    for b in range(n_batches):
+        lo, hi = b * batch, min(n, (b + 1) * batch)
+        t0 = time.perf_counter()
+        for k in range(lo, hi):
+            v = vl[k]
+            update(ul[k], il[k], kl[k], tl[k], None if v != v else v)
+        t1 = time.perf_counter()
+        detector.flush()
+        t_update += t1 - t0
+        t_flush += time.perf_counter() - t1
+        close_ts[b] = tl[hi - 1]
+        for k in range(lo, hi):
+            u = ul[k]
+            seen[u] = seen.get(u, 0) + 1
+            first.setdefault(u, tl[k])
+        status: dict[str, tuple] = {}
+        for k in range(lo, hi):
+            u = ul[k]
+            if u not in status:
+                v = detector.score(u)
+                status[u] = (v.flagged, v.score, detector.is_lenient(u))
+            flagged[k], score[k], lenient[k] = status[u]
+            count_at[k] = seen[u]
+            age[k] = tl[hi - 1] - first[u]
+    t3 = time.perf_counter()
+    if final_full:
+        detector.flush(full=True)
+    t_final = time.perf_counter() - t3
+    verdicts = {u: detector.score(u) for u in sorted(seen)}
+    return Replay(
+        np.array(ul, dtype=object),
+        np.array(tl, float),
+        np.arange(n) // batch,
+        flagged,
+        score,
+        count_at,
+        age,
+        lenient,
+        close_ts,
+        {u for u, v in verdicts.items() if v.flagged},
+        {u: float(v.score) for u, v in verdicts.items()},
+        t_update,
+        t_flush,
+        t_final,
+    )
 
 
-def detection_scores(flagged: set[str], users: Iterable[str], attackers: dict[str, str]) -> dict:
-    """Precision, recall, F1, FPR over `users`; per attack kind, genuine false positives count against each."""
-    users = set(users)
-    bad = {u for u in attackers if u in users}
-    tp, fp = len(flagged & bad), len(flagged - bad)
-    fn, genuine = len(bad - flagged), len(users - bad)
+def _finite(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(x, 4)
 
-    def prf(tp_: int, fn_: int) -> dict:
-        p = tp_ / (tp_ + fp) if tp_ + fp else 0.0
-        r = tp_ / (tp_ + fn_) if tp_ + fn_ else 0.0
-        return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4)}
 
-    per = {}
-    for kind in sorted(set(attackers.values())):
-        mine = {u for u in bad if attackers[u] == kind}
-        per[kind] = prf(len(flagged & mine), len(mine - flagged))
+def streaming_metrics(rep: Replay, attackers: Iterable[str]) -> dict:
+    """Flags as they stood at each batch close: pair precision / recall, events flagged in time, time to flag.
+
+    Medians of time to flag count attackers never flagged at any close as infinitely late (so the
+    median is null when more than half were never flagged in the stream).
+    """
+    bad = set(attackers)
+    users = rep.users.tolist()
+    y = np.array([u in bad for u in users], bool)
+    f = rep.flagged_at_close
+    pair = {}  # (user, batch) -> (attacker, flagged): a user's state is the same for all its events of a batch
+    for k, (u, b) in enumerate(zip(users, rep.batch.tolist())):
+        pair.setdefault((u, b), (y[k], f[k]))
+    py = np.array([a for a, _ in pair.values()], bool)
+    pf = np.array([b for _, b in pair.values()], bool)
+    tp, fp, fn = int((py & pf).sum()), int((~py & pf).sum()), int((py & ~pf).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    first_k: dict[str, int] = {}
+    hit_k: dict[str, int] = {}
+    for k, u in enumerate(users):
+        if y[k]:
+            first_k.setdefault(u, k)
+            if f[k] and u not in hit_k:
+                hit_k[u] = k
+    events_to_flag = [float(rep.events_at_close[hit_k[u]]) if u in hit_k else math.inf for u in first_k]
+    seconds_to_flag = [
+        float(rep.close_ts[rep.batch[hit_k[u]]] - rep.ts[first_k[u]]) if u in hit_k else math.inf for u in first_k
+    ]
     return {
-        **prf(tp, fn),
-        "fpr": round(fp / genuine, 4) if genuine else 0.0,
-        "users": len(users),
-        "attackers": len(bad),
-        "per_attack": per,
+        "precision": round(p, 4),
+        "recall": round(r, 4),
+        "f1": round(2 * p * r / (p + r) if p + r else 0.0, 4),
+        "attacker_events_flagged_at_close": round(float(f[y].mean()), 4) if y.any() else 0.0,
+        "genuine_events_flagged_at_close": round(float(f[~y].mean()), 5) if (~y).any() else 0.0,
+        "median_events_to_flag": _finite(float(np.median(events_to_flag))) if events_to_flag else None,
+        "median_seconds_to_flag": _finite(float(np.median(seconds_to_flag))) if seconds_to_flag else None,
+        "attackers_never_flagged": len(first_k) - len(hit_k),
     }
 
 
-def feature_baseline(verdicts: dict[str, Verdict], detector: FraudDetector, feature: str, cutoff: float) -> set[str]:
-    """Users whose single directed robust z-score of `feature` reaches `cutoff` (a one-feature detector)."""
-    return {u for u, v in verdicts.items() if detector.z_scores(u).get(feature, -np.inf) >= cutoff}
+def final_trust(policy: TrustPolicy, detector: FraudDetector, users: Iterable[str]) -> dict[str, bool]:
+    """user -> whether its events may train at the end of the replay."""
+    out = {}
+    for u in users:
+        n, first, last = detector.account(u)
+        v = detector.score(u)
+        out[u] = may_train(policy, n, last - first, v.score, v.flagged, detector.is_lenient(u))[0]
+    return out
 
 
-def best_f1(verdicts: dict[str, Verdict], detector: FraudDetector, feature: str, attackers: dict[str, str]) -> float:
-    """F1 of the single feature at its best threshold chosen with the labels (an optimistic baseline)."""
-    zs = sorted(((detector.z_scores(u).get(feature, -np.inf), u in attackers) for u in verdicts), reverse=True)
-    total = sum(bad for _, bad in zs)
-    best = tp = 0
-    for k, (_, bad) in enumerate(zs, 1):
-        tp += bad
-        best = max(best, 2 * tp / (k + total)) if total else 0.0
-    return round(best, 4)
+def score_replay(detector: FraudDetector, rep: Replay, attackers: dict[str, str], policy: TrustPolicy) -> dict:
+    """End-of-replay figures at the top level, plus `streaming` and the trust gate's shares (`trust_gate`)."""
+    users = sorted(rep.final_scores)
+    out = detection_scores(rep.final_flagged, users, attackers)
+    out["streaming"] = streaming_metrics(rep, attackers)
+    gate = gate_shares(policy, rep, attackers, final_trust(policy, detector, users))
+    out["trust_gate"] = {k: _finite(v) for k, v in gate.items()}
+    out["events"] = len(rep.users)
+    return out
 
 
 def evaluate(
@@ -149,26 +325,29 @@ def evaluate(
     inject: Iterable[AttackSpec] = (),
     seed: int = 0,
     config: DetectorConfig | None = None,
-    flush_every: int = 2000,
-    baselines: Iterable[str] = (),
+    flush_every: int = 500,
+    folds: int | None = None,
+    baselines: bool = False,
+    policy: TrustPolicy | None = None,
 ) -> dict:
-    """Inject, replay and score; returns the metrics dict (plus `baselines` when asked)."""
-    frame = with_synthetic_timestamps(ratings, seed)
-    frame, kinds = inject_attacks(frame, list(inject), seed)
-    attackers = {u: "labelled" for u, y in (labels or {}).items() if y == 1}
-    attackers.update(kinds)
-    config = config or DetectorConfig()
+    """Prepare, replay and score: end-of-replay figures at the top level, `streaming`, `trust_gate`,
+    with `baselines` RDMA / DegSim alone, and with `folds` the supervised model's k-fold figures."""
+    data = prepare(ratings, labels, list(inject), seed)
     detector = FraudDetector(config)
-    verdicts = replay(frame, detector, flush_every)
-    flagged = {u for u, v in verdicts.items() if v.flagged}
-    out = detection_scores(flagged, verdicts, attackers)
-    cutoff = config.combiner.cutoff
+    rep = replay(data.frame, detector, flush_every)
+    out = score_replay(detector, rep, data.attackers, policy or TrustPolicy())
+    out["flush_every"] = flush_every
+    out["retimed"] = data.retimed
     if baselines:
-        out["baselines"] = {
-            f: {
-                **detection_scores(feature_baseline(verdicts, detector, f, cutoff), verdicts, attackers),
-                "best_f1": best_f1(verdicts, detector, f, attackers),
-            }
-            for f in baselines
-        }
+        from streams.fraud.baselines import baseline_scores
+
+        out["baselines"] = baseline_scores(data.frame, data.attackers)
+    if folds:
+        from streams.fraud.supervised import cross_validate, user_features
+
+        names, x = user_features(detector, sorted(rep.final_scores))
+        y = np.array([u in data.attackers for u in names], bool)
+        cv = cross_validate(x, y, folds, seed)
+        out["supervised"] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in cv.items() if k != "proba"}
+        out["supervised"]["folds"] = folds
     return out

@@ -1,107 +1,137 @@
-"""Shilling-detection features of one user's rating profile, from the literature, as pure functions.
+"""Per-user evidence against shilling and click farms, as pure numpy functions (no state, no I/O).
 
-Each takes the user's ratings and the current per-item statistics and returns one number; the
-detector calls them when it rescores a user, so they must never mutate their inputs or keep state.
+Item selection (after DegreeSAD, Li et al. 2016, and the filler-popularity features of
+Mobasher et al. 2007): a genuine user picks items roughly in proportion to their popularity;
+filler items of the standard attack models are drawn uniformly from the catalogue. Per item,
+ell_i = -log(N * p_i) is the log-likelihood ratio "uniform vs popularity" of choosing item i. For a
+profile, `selection_null` gives the mean of ell expected under popularity sampling without
+replacement (successive-sampling inclusion probabilities, so heavy users who have exhausted
+the popular items are not penalised) and its spread, and `selection_evidence` turns the user's
+mean into lam (the share of the profile that looks uniformly chosen, 0 = popularity-like,
+1 = uniform) and T (the significance of the shift in null standard errors).
+
+Neighbour similarity (DegSim, Chirita et al. 2005, in item-set space): mean Jaccard similarity to
+the k most similar users; random filler makes a profile unlike every genuine one.
+
+Consensus agreement (after MeanVar, Mobasher et al. 2007): the correlation between a user's
+ratings and the leave-one-out item means, Fisher-transformed. Random filler is unrelated to the
+consensus (low side); average filler set to the (rounded) item mean agrees with it far more than
+any real taste does (high side). Two-sided, robust z against the population.
+
+None of it reads timestamps or rating granularity. It must never import faust, kafka or mlflow.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 
-__all__ = ["ItemView", "rdma", "wdma", "wda", "length_var", "mean_var", "fmtd", "pop_low", "profile_features"]
+import numpy as np
 
-# item -> (ratings count NR_i, mean rating r̄_i); counts include this user's own rating.
-ItemView = Mapping[str, tuple[float, float]]
+__all__ = ["SelectionNull", "item_llr", "selection_null", "selection_evidence", "degsim", "consensus_corr"]
 
-
-def rdma(ratings: Mapping[str, float], items: ItemView) -> float:
-    """Rating Deviation from Mean Agreement: mean over the profile of |r_ui − r̄_i| / NR_i."""
-    if not ratings:
-        return 0.0
-    return sum(abs(r - items[i][1]) / items[i][0] for i, r in ratings.items()) / len(ratings)
+PSEUDO = 0.5  # pseudo-count added to every item (so unseen / single-rater items are finite)
 
 
-def wdma(ratings: Mapping[str, float], items: ItemView) -> float:
-    """Weighted Degree of Mean Agreement: mean over the profile of |r_ui − r̄_i| / NR_i²."""
-    if not ratings:
-        return 0.0
-    return sum(abs(r - items[i][1]) / items[i][0] ** 2 for i, r in ratings.items()) / len(ratings)
+def item_llr(counts: np.ndarray) -> np.ndarray:
+    """Per item: log-likelihood ratio (uniform vs popularity) of a user choosing it, counts excluding that user."""
+    n = len(counts)
+    loo = np.maximum(counts - 1.0, 0.0)
+    total = counts.sum() + PSEUDO * n
+    return -np.log(n * (loo + PSEUDO) / total)
 
 
-def wda(ratings: Mapping[str, float], items: ItemView) -> float:
-    """Weighted Deviation from mean Agreement: Σ over the profile of |r_ui − r̄_i| / NR_i (not averaged)."""
-    return sum(abs(r - items[i][1]) / items[i][0] for i, r in ratings.items())
+class SelectionNull:
+    """Population-level null of the item-selection statistic: E0(n), SD0(n) on a grid of profile sizes, E1."""
+
+    def __init__(self, grid: np.ndarray, e0: np.ndarray, sd0: np.ndarray, e1: float):
+        self.grid, self.e0, self.sd0, self.e1 = grid, e0, sd0, e1
+
+    def at(self, n: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """(E0, SD0 of the profile mean) for profile sizes n, interpolated in log n."""
+        x = np.log(np.maximum(np.asarray(n, float), 1.0))
+        return np.interp(x, np.log(self.grid), self.e0), np.interp(x, np.log(self.grid), self.sd0)
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        return {"grid": self.grid.tolist(), "e0": self.e0.tolist(), "sd0": self.sd0.tolist(), "e1": self.e1}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SelectionNull:
+        """Inverse of `to_dict`."""
+        return cls(
+            np.asarray(d["grid"], float), np.asarray(d["e0"], float), np.asarray(d["sd0"], float), float(d["e1"])
+        )
 
 
-def length_var(n_u: float, mean_len: float, sum_sq_dev: float) -> float:
-    """Length Variance: |N_u − N̄| / Σ_v (N_v − N̄)²."""
-    return abs(n_u - mean_len) / sum_sq_dev if sum_sq_dev > 0 else 0.0
-
-
-def _split(ratings: Mapping[str, float], push: bool) -> tuple[list[str], list[str]]:
-    extreme = max(ratings.values()) if push else min(ratings.values())
-    target = [i for i, r in ratings.items() if r == extreme]
-    filler = [i for i, r in ratings.items() if r != extreme]
-    return target, filler
-
-
-def mean_var(ratings: Mapping[str, float], items: ItemView, push: bool = True) -> float:
-    """MeanVar: Σ_{j∈filler} (r_uj − r̄_j)² / |filler|, the target being the items at the user's extreme."""
-    if not ratings:
-        return 0.0
-    _, filler = _split(ratings, push)
-    if not filler:
-        return 0.0
-    return sum((ratings[j] - items[j][1]) ** 2 for j in filler) / len(filler)
-
-
-def fmtd(ratings: Mapping[str, float], push: bool = True) -> float:
-    """Filler Mean Target Difference: |mean rating of target items − mean rating of the other items|."""
-    if not ratings:
-        return 0.0
-    target, filler = _split(ratings, push)
-    if not filler:
-        return 0.0
-    return abs(sum(ratings[i] for i in target) / len(target) - sum(ratings[j] for j in filler) / len(filler))
-
-
-def pop_low(item_counts: Sequence[float]) -> float:
-    """Profile unpopularity: −mean over the profile of ln NR_i (random filler picks rarely-rated items)."""
-    if not item_counts:
-        return 0.0
-    return -sum(math.log(n) for n in item_counts) / len(item_counts)
-
-
-def profile_features(
-    ratings: Mapping[str, float], items: ItemView, mean_len: float, sum_sq_dev: float
-) -> dict[str, float]:
-    """All rating-profile features in one pass over the profile (the detector's hot path)."""
-    n = len(ratings)
-    if n == 0:
-        return {}
-    hi = max(ratings.values())
-    rd = wd = lp = 0.0
-    t_sum = t_n = f_sum = f_sq = 0.0
-    for i, r in ratings.items():
-        cnt, mean = items[i]
-        d = abs(r - mean) / cnt
-        rd += d
-        wd += d / cnt
-        lp += math.log(cnt)
-        if r == hi:
-            t_sum += r
-            t_n += 1
+def _inclusion(p: np.ndarray, size: float) -> np.ndarray:
+    """Inclusion probabilities of successive sampling ∝ p of `size` items (Poisson approximation)."""
+    lo, hi = 0.0, 1.0
+    while (1.0 - np.exp(-hi * p)).sum() < size:
+        hi *= 4.0
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if (1.0 - np.exp(-mid * p)).sum() < size:
+            lo = mid
         else:
-            f_sum += r
-            f_sq += (r - mean) ** 2
-    f_n = n - t_n
-    return {
-        "rdma": rd / n,
-        "wdma": wd / n,
-        "wda": rd,
-        "length_var": length_var(n, mean_len, sum_sq_dev),
-        "mean_var": f_sq / f_n if f_n else 0.0,
-        "fmtd": abs(t_sum / t_n - f_sum / f_n) if f_n else 0.0,
-        "pop_low": -lp / n,
-    }
+            hi = mid
+    return 1.0 - np.exp(-0.5 * (lo + hi) * p)
+
+
+def selection_null(counts: np.ndarray, max_size: float, points: int = 24) -> SelectionNull:
+    """The null of the profile-mean item LLR under popularity sampling without replacement, for sizes 1..max_size."""
+    counts = np.asarray(counts, float)
+    n_items = len(counts)
+    ell = item_llr(counts)
+    p = (counts + PSEUDO) / (counts.sum() + PSEUDO * n_items)
+    mu = float((p * ell).sum())
+    sd = float(np.sqrt((p * (ell - mu) ** 2).sum()))
+    top = max(2.0, min(float(max_size), n_items - 1.0))
+    grid = np.unique(np.round(np.geomspace(1.0, top, points)))
+    e0, sd0 = np.empty(len(grid)), np.empty(len(grid))
+    p_max = float(p.max())
+    for k, g in enumerate(grid):
+        if g * p_max < 0.02:  # no item is close to exhausted: sampling with replacement is exact enough
+            e0[k], sd0[k] = mu, sd / np.sqrt(g)
+            continue
+        pi = _inclusion(p, g)
+        m = float((pi * ell).sum() / g)
+        e0[k] = m
+        sd0[k] = float(np.sqrt((pi * (1.0 - pi) * (ell - m) ** 2).sum()) / g)
+    return SelectionNull(grid, e0, np.maximum(sd0, 1e-9), float(ell.mean()))
+
+
+def selection_evidence(mean_llr: np.ndarray, n: np.ndarray, null: SelectionNull) -> tuple[np.ndarray, np.ndarray]:
+    """(lam, T) per user: share of the profile that looks uniformly chosen, and its significance in null SEs."""
+    e0, sd0 = null.at(n)
+    lam = (mean_llr - e0) / np.maximum(null.e1 - e0, 1e-9)
+    return lam, (mean_llr - e0) / sd0
+
+
+def degsim(overlaps: np.ndarray, size: float, sizes: np.ndarray, k: int) -> float:
+    """Mean Jaccard similarity of one user (profile `size`) to its k most similar users (self excluded by caller)."""
+    if len(overlaps) == 0:
+        return 0.0
+    jac = overlaps / np.maximum(size + sizes - overlaps, 1.0)
+    if len(jac) > k:
+        jac = np.partition(jac, len(jac) - k)[-k:]
+    return float(jac.sum() / k)
+
+
+def consensus_corr(
+    values: np.ndarray, item_sum: np.ndarray, item_n: np.ndarray, g_mean: float, prior: float = 3.0
+) -> float:
+    """Fisher-z of the correlation between a user's ratings and the leave-one-out item means (NaN if undefined).
+
+    Genuine tastes agree with the consensus only partly; random filler not at all (low side), and
+    average filler set to the (rounded) item mean almost perfectly (high side: MeanVar's tell).
+    """
+    if len(values) < 3:
+        return float("nan")
+    loo = (item_sum - values + prior * g_mean) / (item_n - 1.0 + prior)
+    x = values - values.mean()
+    y = loo - loo.mean()
+    sxx, syy = float(x @ x), float(y @ y)
+    if sxx <= 1e-12 or syy <= 1e-12:
+        return float("nan")
+    r = float(x @ y) / math.sqrt(sxx * syy)
+    return math.atanh(min(max(r, -0.999), 0.999))

@@ -1,7 +1,8 @@
-"""Click commands of fraud detection: `advrec attack` (write attack events) and `advrec eval-detection`.
+"""Click commands of fraud detection: `advrec attack`, `advrec eval-detection` and `advrec label`.
 
 Thin composition roots: parse options, read files with `streams.sources.datasets.read_ratings`, call the pure
-core (`streams.sources.attacks`, `streams.fraud.evaluation`) and write JSON. They must never hold detection logic.
+core (`streams.sources.attacks`, `streams.fraud.evaluation`) and write JSON, or send records with
+`streams.kafka.producer`. They must never hold detection logic.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from collections.abc import Callable, Iterable
 
 import click
 
-__all__ = ["attack", "eval_detection", "write_jsonl", "send_kafka", "sink_for"]
+from streams.sources.attacks import STYLES, TIMINGS
+
+__all__ = ["attack", "eval_detection", "label", "write_jsonl", "send_kafka", "sink_for"]
 
 
 def write_jsonl(events: Iterable[dict], path: str) -> int:
@@ -54,6 +57,12 @@ def sink_for(out: str) -> tuple[str, str]:
     return "jsonl", out
 
 
+TIMING_HELP = (
+    "When attackers act: spread = uniform over the span, mimic = a genuine user's time pattern, "
+    "bunched = each attacker in a quick run (the old behaviour), waves = a few bursts (click farms)."
+)
+
+
 @click.command("attack")
 @click.option(
     "--ratings",
@@ -69,14 +78,15 @@ def sink_for(out: str) -> tuple[str, str]:
     "--target", "targets", multiple=True, help="Target item id (repeatable); default: one picked by the model."
 )
 @click.option("--nuke", is_flag=True, help="Demote the target instead of pushing it.")
+@click.option("--timing", type=click.Choice(TIMINGS), default="spread", show_default=True, help=TIMING_HELP)
+@click.option("--style", type=click.Choice(STYLES), default="standard", show_default=True, help="Rating generator.")
+@click.option("--start-ts", type=float, default=None, help="Start of the injection span (epoch s).")
 @click.option(
-    "--start-ts",
+    "--span-s",
     type=float,
     default=None,
-    help="Start of the injection span (epoch s); default: its end is the data's last ts.",
-)
-@click.option(
-    "--span-s", type=float, default=86_400.0, show_default=True, help="Length of the injection span, seconds."
+    help="Length of the injection span, seconds; default: the data's whole span (bunched: its last 24 h), "
+    "or from --start-ts 24 h.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -90,7 +100,21 @@ def sink_for(out: str) -> tuple[str, str]:
 @click.option(
     "--labels-out", type=click.Path(dir_okay=False), required=True, help="Ground truth: `user_id 1 attack_type` lines."
 )
-def attack(ratings_path, kind, attack_size, filler_size, targets, nuke, start_ts, span_s, seed, out_path, labels_out):
+def attack(
+    ratings_path,
+    kind,
+    attack_size,
+    filler_size,
+    targets,
+    nuke,
+    timing,
+    style,
+    start_ts,
+    span_s,
+    seed,
+    out_path,
+    labels_out,
+):
     """Generate a profile-injection or click-fraud attack as event JSONL, labels in a separate file."""
     from streams.sources.attacks import AttackSpec, plan_attack, summarize
     from streams.sources.datasets import read_ratings
@@ -99,22 +123,28 @@ def attack(ratings_path, kind, attack_size, filler_size, targets, nuke, start_ts
     if start_ts is None and pop.ts_max == 0.0:  # a file without timestamps: attack "now"
         import time
 
+        span_s = span_s or 86_400.0
         start_ts = time.time() - span_s
-    spec = AttackSpec(
-        kind.replace("-", "_"),
-        attack_size,
-        filler_size,
-        tuple(targets),
-        push=not nuke,
-        start_ts=start_ts,
-        span_s=span_s,
-    )
+    try:
+        spec = AttackSpec(
+            kind.replace("-", "_"),
+            attack_size,
+            filler_size,
+            tuple(targets),
+            push=not nuke,
+            start_ts=start_ts,
+            span_s=span_s,
+            timing=timing,
+            style=style,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
     plan = plan_attack(spec, pop, seed)
     sink, target = sink_for(out_path)
     n = SINKS[sink](plan.events(), target)
     with open(labels_out, "w", encoding="utf-8") as fh:
-        for user, label, k in plan.labels():
-            fh.write(f"{user} {label} {k}\n")
+        for user, y, k in plan.labels():
+            fh.write(f"{user} {y} {k}\n")
     click.echo(json.dumps({"events": n, "attackers": len(plan.users), "targets": plan.targets}), err=True)
 
 
@@ -125,29 +155,77 @@ def attack(ratings_path, kind, attack_size, filler_size, targets, nuke, start_ts
     "labels_path",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
-    help="`user label` lines, 1 = attacker.",
+    help="`user label` lines, 1 (or fraud) = attacker, 0 (or genuine); attackers' out-of-scale ratings are clipped.",
 )
 @click.option(
     "--inject", "injects", multiple=True, help="TYPE:ATTACK_SIZE:FILLER_SIZE, e.g. average:0.05:0.03 (repeatable)."
 )
+@click.option("--timing", type=click.Choice(TIMINGS), default="spread", show_default=True, help=TIMING_HELP)
+@click.option("--style", type=click.Choice(STYLES), default="standard", show_default=True, help="Rating generator.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--flush-every",
-    type=int,
-    default=2000,
+    type=click.IntRange(min=1),
+    default=500,
     show_default=True,
-    help="Events between detector flushes (the worker's batch).",
+    help="Events per batch: the detector flushes, and streaming figures are taken, at each batch close.",
 )
-def eval_detection(ratings_path, labels_path, injects, seed, flush_every):
-    """Replay a ratings file (plus injected attacks) through the fraud detector and print metrics as JSON."""
+@click.option(
+    "--folds",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Also measure the supervised model by stratified k-fold cross-validation on the labels (SDLib's protocol).",
+)
+@click.option("--baselines", is_flag=True, help="Also score RDMA alone and DegSim alone on the same data.")
+def eval_detection(ratings_path, labels_path, injects, timing, style, seed, flush_every, folds, baselines):
+    """Replay a ratings file (plus injected attacks) through the fraud detector; the last line is the metrics JSON."""
     from streams.fraud.evaluation import evaluate, read_labels
     from streams.sources.attacks import parse_inject
     from streams.sources.datasets import read_ratings
 
     try:
-        specs = [parse_inject(text) for text in injects]
+        specs = [parse_inject(text, timing=timing, style=style) for text in injects]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--inject") from exc
     labels = read_labels(labels_path) if labels_path else None
-    result = evaluate(read_ratings(ratings_path), labels, specs, seed=seed, flush_every=flush_every)
-    click.echo(json.dumps(result))
+    try:
+        result = evaluate(
+            read_ratings(ratings_path),
+            labels,
+            specs,
+            seed=seed,
+            flush_every=flush_every,
+            folds=folds,
+            baselines=baselines,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(json.dumps({"timing": timing, "seed": seed, **result}))
+
+
+@click.command("label")
+@click.argument("user_id")
+@click.option("--fraud/--genuine", "is_fraud", default=None, help="The analyst's verdict on the user.")
+@click.option("--analyst", default="anonymous", show_default=True, help="Who decided.")
+@click.option("--topic", default="", help="Topic to send to (default ADVREC_FRAUD_LABELS_TOPIC).")
+def label(user_id, is_fraud, analyst, topic):
+    """Send an analyst's label (FraudLabel, key = user id) to `fraud.labels`."""
+    import time
+
+    import msgspec
+
+    from streams.contract.records import FraudLabel
+    from streams.contract.settings import Settings
+    from streams.kafka.address import resolve_bootstrap
+    from streams.kafka.producer import produce_events
+    from streams.kafka.topics import ensure_topics
+
+    if is_fraud is None:
+        raise click.UsageError("say --fraud or --genuine")
+    record = FraudLabel(user_id=user_id, label="fraud" if is_fraud else "genuine", analyst=analyst, ts=time.time())
+    settings = Settings()
+    bootstrap = resolve_bootstrap(settings)
+    topic = topic or settings.fraud_labels_topic
+    ensure_topics(bootstrap, [topic], settings.topic_partitions, settings.replication_factor)
+    produce_events(bootstrap, topic, [msgspec.to_builtins(record)])
+    click.echo(json.dumps(msgspec.to_builtins(record)))

@@ -1,117 +1,166 @@
-"""Per-user streaming state of the fraud detector: profile, timing and click/purchase counters.
+"""State of the streaming detector, split the way a stream would partition it.
 
-Plain attributes that round-trip through JSON-able dicts (`to_dict` / `from_dict`) so that it can
-live in a changelog-backed table; it must never hold derived caches (signatures, z-scores).
+`UserState` is per user (key = user id): the profile and the last verdict. `ItemTable` is per
+item (key = item id) and holds only sums a stream can keep in item-partitioned state: distinct
+actors, rating count / sum / sum of squares / histogram, distinct buyers. Its rater lists are an
+index derived from the user profiles (rebuilt on restore, never snapshotted). Everything round-trips
+through JSON-able dicts. Plain data: it must never import faust, kafka or mlflow.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["UserState"]
+import numpy as np
 
-_FIELDS = (
-    "ratings",
-    "acts",
-    "bought",
-    "n",
-    "first",
-    "last",
-    "gap_n",
-    "gap_mean",
-    "gap_m2",
-    "decayed",
-    "decayed_ts",
-    "peak",
-    "first_hour",
-    "clicks",
-    "purchases",
-    "click_items",
-    "due",
-    "scored_n",
-    "own",
-    "features",
-    "score",
-    "reasons",
-    "emitted",
-)
+__all__ = ["UserState", "ItemTable"]
+
+NAN = float("nan")
 
 
 class UserState:
-    """One account as the detector sees it; `observe` folds in one event's timing in O(1)."""
+    """One account: its items (value or NaN for clicks), purchases, event count, first/last ts, verdict."""
 
-    __slots__ = _FIELDS
+    __slots__ = (
+        "items",
+        "bought",
+        "n_events",
+        "first_ts",
+        "last_ts",
+        "scored_size",
+        "feats",
+        "score",
+        "flagged",
+        "reasons",
+        "lenient",
+        "extremes",
+    )
 
     def __init__(self, ts: float = 0.0):
-        self.ratings: dict[str, float] = {}
-        self.acts: dict[str, int] = {}  # item -> time bucket of the user's latest rating/purchase of it
-        self.bought: dict[str, int] = {}  # item -> purchases
-        self.n = 0
-        self.first = ts
-        self.last = ts
-        self.gap_n = 0
-        self.gap_mean = 0.0
-        self.gap_m2 = 0.0
-        self.decayed = 0.0  # exponentially decayed event count (half-life = detector's)
-        self.decayed_ts = ts
-        self.peak = 0.0
-        self.first_hour = 0
-        self.clicks = 0
-        self.purchases = 0
-        self.click_items: dict[str, int] = {}
-        self.due = 5
-        self.scored_n = 0  # event count at the last rescore
-        self.own = 0.0
-        self.features: dict[str, float] = {}
+        self.items: dict[str, float] = {}
+        self.bought: dict[str, int] = {}
+        self.n_events = 0
+        self.first_ts = ts
+        self.last_ts = ts
+        self.scored_size = 0
+        self.feats: dict[str, float] = {}
         self.score = 0.0
+        self.flagged = False
         self.reasons: list[str] = []
-        self.emitted = 0.0
-
-    def observe(self, ts: float, half_life: float) -> None:
-        """Fold one event's arrival time into the counters (gap Welford, decayed rate, first hour)."""
-        if self.n:
-            gap = max(ts - self.last, 0.0)
-            self.gap_n += 1
-            delta = gap - self.gap_mean
-            self.gap_mean += delta / self.gap_n
-            self.gap_m2 += delta * (gap - self.gap_mean)
-            self.decayed *= 0.5 ** (max(ts - self.decayed_ts, 0.0) / half_life)
-        else:
-            self.first = ts
-        self.decayed += 1.0
-        self.decayed_ts = max(ts, self.decayed_ts)
-        if self.decayed > self.peak:
-            self.peak = self.decayed
-        if ts - self.first <= 3600.0:
-            self.first_hour += 1
-        self.last = max(ts, self.last)
-        self.n += 1
-
-    def behaviour(self) -> dict[str, float]:
-        """Timing and click/purchase features: burst, regularity, new-account intensity, concentration."""
-        regular = 0.0
-        if self.gap_n >= 8 and self.gap_mean >= 1.0:
-            cv = (self.gap_m2 / self.gap_n) ** 0.5 / self.gap_mean
-            regular = -math.log(cv + 0.01)
-        implicit = self.clicks + self.purchases
-        conc = max(self.click_items.values()) / implicit if implicit else 0.0
-        return {
-            "burst": self.peak,
-            "regularity": regular,
-            "new_intensity": float(self.first_hour),
-            "concentration": conc,
-            "purchase_ratio": self.purchases / (self.clicks + 1.0),
-        }
+        self.lenient = False
+        self.extremes: list[list] = []  # [item, +1 | -1]: top/bottom ratings and purchases, as of the last rescore
 
     def to_dict(self) -> dict:
-        """A JSON-able copy of the state."""
-        return {f: getattr(self, f) for f in _FIELDS}
+        """JSON-able form (NaN values of click-only items are written as null)."""
+        return {
+            "items": {i: (None if v != v else v) for i, v in self.items.items()},
+            "bought": dict(self.bought),
+            "n_events": self.n_events,
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts,
+            "scored_size": self.scored_size,
+            "feats": {k: (None if v != v else v) for k, v in self.feats.items()},
+            "score": self.score,
+            "flagged": self.flagged,
+            "reasons": list(self.reasons),
+            "lenient": self.lenient,
+            "extremes": [list(e) for e in self.extremes],
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> UserState:
-        """Rebuild a state from `to_dict` output."""
-        st = cls()
-        for f in _FIELDS:
-            v = d[f]
-            setattr(st, f, dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
-        return st
+        """Inverse of `to_dict`."""
+        u = cls()
+        u.items = {i: (NAN if v is None else float(v)) for i, v in d["items"].items()}
+        u.bought = {i: int(c) for i, c in d["bought"].items()}
+        u.n_events, u.first_ts, u.last_ts = int(d["n_events"]), float(d["first_ts"]), float(d["last_ts"])
+        u.scored_size = int(d["scored_size"])
+        u.feats = {k: (NAN if v is None else float(v)) for k, v in d["feats"].items()}
+        u.score, u.flagged, u.reasons, u.lenient = (
+            float(d["score"]),
+            bool(d["flagged"]),
+            list(d["reasons"]),
+            bool(d["lenient"]),
+        )
+        u.extremes = [[str(i), int(x)] for i, x in d["extremes"]]
+        return u
+
+
+class ItemTable:
+    """Per-item sums in growable numpy arrays, keyed by item id (insertion order gives the index)."""
+
+    FIELDS = ("actors", "r_n", "r_sum", "r_sq", "buyers")
+
+    def __init__(self, capacity: int = 1024):
+        self.index: dict[str, int] = {}
+        self.ids: list[str] = []
+        self.arr = {f: np.zeros(capacity) for f in self.FIELDS}
+        self.hist: list[dict[float, int]] = []  # rating value -> count, per item
+        self.raters: list[list[int]] = []  # derived index: user indices that interacted with the item
+        self._rater_arrays: list[np.ndarray | None] = []  # lazy numpy copies of `raters`
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def slot(self, item: str) -> int:
+        """The item's index, creating the item if new."""
+        k = self.index.get(item)
+        if k is None:
+            k = self.index[item] = len(self.ids)
+            self.ids.append(item)
+            self.hist.append({})
+            self.raters.append([])
+            self._rater_arrays.append(None)
+            if k >= len(self.arr["actors"]):
+                for f in self.FIELDS:
+                    self.arr[f] = np.concatenate([self.arr[f], np.zeros(len(self.arr[f]))])
+        return k
+
+    def view(self, field: str) -> np.ndarray:
+        """The live part of one per-item array."""
+        return self.arr[field][: len(self.ids)]
+
+    def rate(self, k: int, old: float, new: float) -> None:
+        """Fold a rating (replacing `old` if it is not NaN) into item k's sums and histogram."""
+        a, h = self.arr, self.hist[k]
+        if old == old:
+            a["r_sum"][k] -= old
+            a["r_sq"][k] -= old * old
+            h[old] -= 1
+            if h[old] == 0:
+                del h[old]
+        else:
+            a["r_n"][k] += 1
+        a["r_sum"][k] += new
+        a["r_sq"][k] += new * new
+        h[new] = h.get(new, 0) + 1
+
+    def rater_array(self, k: int) -> np.ndarray:
+        """Item k's raters as a numpy array (cached until the item gains a rater)."""
+        arr = self._rater_arrays[k]
+        if arr is None or len(arr) != len(self.raters[k]):
+            arr = self._rater_arrays[k] = np.array(self.raters[k], dtype=np.int64)
+        return arr
+
+    def at_value(self, k: int, value: float) -> int:
+        """How many ratings of item k equal `value`."""
+        return self.hist[k].get(value, 0)
+
+    def to_dict(self) -> dict:
+        """JSON-able per-item sums (raters are not included: they are rebuilt from the users)."""
+        cols = {f: self.view(f).tolist() for f in self.FIELDS}
+        return {
+            i: [cols[f][k] for f in self.FIELDS] + [[[v, c] for v, c in self.hist[k].items()]]
+            for k, i in enumerate(self.ids)
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ItemTable:
+        """Inverse of `to_dict` (without raters)."""
+        t = cls(max(1024, 1 << math.ceil(math.log2(max(len(d), 1)))))
+        for item, row in d.items():
+            k = t.slot(item)
+            for f, v in zip(cls.FIELDS, row):
+                t.arr[f][k] = v
+            t.hist[k] = {float(v): int(c) for v, c in row[len(cls.FIELDS)]}
+        return t

@@ -11,27 +11,22 @@ from collections.abc import Iterable
 
 __all__ = ["PRIMARY_REASONS", "primary_reason", "suspicion_entry", "transition", "Checkpoint"]
 
-# Fixed order of docs/metrics.md: group evidence first, then profile, then behaviour.
+# Fixed order of docs/metrics.md: group evidence (targets) first, then profile evidence.
 PRIMARY_REASONS = (
-    "cotarget_push",
-    "cotarget_nuke",
-    "degsim_high",
-    "rdma_high",
-    "wdma_high",
-    "degsim_low",
-    "unpopular_items",
-    "burst",
-    "new_account_burst",
-    "regular_timing",
-    "item_concentration",
-    "click_purchase_pattern",
+    "buys_target",
+    "pushes_target",
+    "nukes_target",
+    "uniform_item_choice",
+    "unlike_all_neighbours",
+    "too_average",
+    "ignores_consensus",
     "other",
 )
 
 
 def primary_reason(reasons: Iterable[str]) -> str:
-    """The first of `reasons` in the fixed metrics order, `other` if none is known."""
-    given = set(reasons)
+    """The first of `reasons` (without an ":item" suffix) in the fixed metrics order, `other` if none is known."""
+    given = {r.split(":", 1)[0] for r in reasons}
     return next((r for r in PRIMARY_REASONS[:-1] if r in given), "other")
 
 

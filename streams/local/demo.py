@@ -195,7 +195,7 @@ def _target_lift(windows: pd.DataFrame, attackers: set[str], flagged: set[str], 
     """Target items' HR@50 among genuine users: clean data, undefended (all), defended (flagged dropped)."""
     from training.evaluation import target_hit_rate
     from training.models import BPRRecommender
-    from training.trainer import events_to_interactions
+    from training.stream.cleaning import events_to_interactions
 
     interactions = events_to_interactions(windows)
     genuine_users = sorted(set(interactions["user"]) - attackers)
@@ -255,7 +255,7 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
     from rich.console import Console
     from rich.live import Live
 
-    from registry.service import ModelRegistry
+    from registry.model_registry import ModelRegistry
     from streams.contract.windows import read_window
     from streams.fraud.evaluation import detection_scores
     from streams.kafka.topics import ensure_topics

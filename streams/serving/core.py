@@ -3,17 +3,20 @@
 `ScorerCore.serve` answers a micro-batch with one matrix product (known users) and a top-K per
 row; a batch reads `self.model` once, so a concurrent `swap` never mixes two versions in one
 batch, and a model is only swapped in after it is fully built (`ServingModel.from_recommender`).
+Popularity is `training.models.popularity.PopularityRecommender` (the offline baseline's class).
 It must never do I/O: no Kafka, MLflow, Faust or clock access here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from training.models.popularity import PopularityRecommender
 
 __all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel", "ScorerCore"]
 
@@ -89,32 +92,8 @@ def parse_request(raw: bytes, max_k: int = 100, max_id_length: int = 128) -> Req
     return Request(data["request_id"], data["user_id"], k, exclude)
 
 
-class Popularity:
-    """Items ranked by a count (most first): the answer for unknown users or while no model is loaded."""
-
-    def __init__(self, items: Iterable[str], counts: Iterable[float]) -> None:
-        items, counts = np.asarray(list(items), dtype=object), np.asarray(list(counts), dtype=np.float64)
-        order = np.argsort(-counts, kind="stable")
-        self.items, self.counts = items[order], counts[order]
-
-    @classmethod
-    def from_counts(cls, counts: dict[str, float]) -> Popularity:
-        """From an {item: count} mapping."""
-        return cls(counts.keys(), counts.values())
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def top(self, k: int, exclude: Collection[str] = ()) -> tuple[list[str], list[float]]:
-        """The k most popular items not in `exclude`."""
-        items, scores = [], []
-        for item, count in zip(self.items[: k + len(exclude)], self.counts[: k + len(exclude)]):
-            if item not in exclude:
-                items.append(item)
-                scores.append(float(count))
-                if len(items) == k:
-                    break
-        return items, scores
+# The scorer's popularity fallback is the offline popularity baseline itself: one ranking, one class.
+Popularity = PopularityRecommender
 
 
 class ServingModel:

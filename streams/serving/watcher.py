@@ -31,7 +31,7 @@ class ModelWatcher:
 
     def load_if_changed(self) -> ServingModel | None:
         """(Blocking) the champion as a ServingModel if it differs from the served one, else None."""
-        from registry.service import CorruptModelError, RegistryError
+        from registry.errors import CorruptModelError, RegistryError
 
         current = self.core.model.version if self.core.model is not None else None
         try:

@@ -1,9 +1,28 @@
-"""Profile-injection and implicit-feedback attack generators, as plain event dicts.
+"""The one attack generator of advrec: shilling profiles, click farms and bots, as plain event dicts.
+
+Rating attacks follow the standard models (Lam & Riedl 2004; Mobasher et al. 2007): filler items
+drawn uniformly from the catalogue; random filler ~ N(global mean, global sd), average filler ~
+N(item mean, item sd), both rounded to the data's own rating step and clipped to its scale;
+bandwagon = the `n_selected` most popular items at the maximum plus random filler; segment =
+well-liked popular items at the maximum, filler at the minimum; reverse bandwagon = poorly rated
+items and the target at the minimum. The target is pushed at the scale's maximum (nuked at the
+minimum). `style="sdlib"` reproduces SDLib's generator instead (filler = round(item mean) for
+average, uniform whole stars otherwise, drawn with replacement; a pool of `n_targets` targets),
+kept inside the scale. Implicit attacks: each click-farm account clicks filler items (a share of
+the catalogue or an absolute range, uniform or by popularity), clicks its target 1..k times and
+then buys it; bots do the same at one event every `bot_interval_s`.
+
+Timing (`timing`), inside the attack's span (by default the genuine data's whole time span):
+"spread" draws each attacker event uniformly over the span; "mimic" copies the time pattern of a
+random genuine user (squeezed into the span if longer); "bunched" starts each attacker at a random
+point and rates every ~`gap_s` seconds (with no span given: in the data's last 24 h, the old
+behaviour, kept for comparison);
+"waves" sends the accounts in `n_waves` bursts (the old demo's click farm).
 
 Pure and seeded: a population summary plus an `AttackSpec` give a deterministic `AttackPlan`
 whose `events()` yield dicts of the Kafka event contract and whose `labels()` yield the ground
-truth separately. It must never put a label (or anything that reveals one, like an "atk" prefix)
-into an event, and never touches a file, Kafka or the clock; writers live in the CLI.
+truth separately. Attacker ids are opaque 12-hex strings. It must never put a label (or anything
+that reveals one) into an event, and never touches a file, Kafka or the clock.
 """
 
 from __future__ import annotations
@@ -18,17 +37,23 @@ __all__ = [
     "RATING_ATTACKS",
     "IMPLICIT_ATTACKS",
     "ATTACKS",
+    "TIMINGS",
+    "STYLES",
     "Population",
     "AttackSpec",
     "AttackPlan",
     "summarize",
     "plan_attack",
     "parse_inject",
+    "attack_times",
 ]
 
 RATING_ATTACKS = ("random", "average", "bandwagon", "segment", "reverse_bandwagon")
 IMPLICIT_ATTACKS = ("click_farm", "bot")
 ATTACKS = RATING_ATTACKS + IMPLICIT_ATTACKS
+TIMINGS = ("spread", "mimic", "bunched", "waves")
+STYLES = ("standard", "sdlib")
+DAY_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +72,7 @@ class Population:
     step: float
     ts_min: float
     ts_max: float
+    user_times: tuple[np.ndarray, ...] = ()  # per genuine user: its sorted event times (for "mimic")
 
 
 def summarize(ratings: pd.DataFrame) -> Population:
@@ -60,9 +86,9 @@ def summarize(ratings: pd.DataFrame) -> Population:
     stats = rated.groupby("item", sort=True)["rating"].agg(["mean", "std"]).reindex(counts.index)
     values = np.unique(rated["rating"].to_numpy(float)) if len(rated) else np.array([1.0, 5.0])
     diffs = np.diff(values)
-    step = float(diffs.min()) if len(diffs) else 1.0
-    ts = ratings["timestamp"].dropna()
+    timed = ratings.dropna(subset=["timestamp"])
     global_mean = float(rated["rating"].mean()) if len(rated) else 3.0
+    times = tuple(np.sort(g.to_numpy(float)) for _, g in timed.groupby("user", sort=True)["timestamp"])
     return Population(
         items=tuple(counts.index.astype(str)),
         counts=counts.to_numpy(float),
@@ -73,25 +99,35 @@ def summarize(ratings: pd.DataFrame) -> Population:
         global_std=float(rated["rating"].std()) if len(rated) > 1 else 1.0,
         r_min=float(values.min()),
         r_max=float(values.max()),
-        step=step,
-        ts_min=float(ts.min()) if len(ts) else 0.0,
-        ts_max=float(ts.max()) if len(ts) else 0.0,
+        step=float(diffs.min()) if len(diffs) else 1.0,
+        ts_min=float(timed["timestamp"].min()) if len(timed) else 0.0,
+        ts_max=float(timed["timestamp"].max()) if len(timed) else 0.0,
+        user_times=times,
     )
 
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One attack: model, size (attackers / genuine users), filler size (filler / all items), targets."""
+    """One attack: model, size (attackers / genuine users), filler size (filler / all items), targets, timing."""
 
     kind: str
     attack_size: float
     filler_size: float
-    targets: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()  # explicit targets; default: `n_targets` picked by the model
     push: bool = True
-    n_selected: int = 3
-    start_ts: float | None = None
-    span_s: float = 86_400.0
-    gap_s: float = 20.0
+    n_selected: int = 3  # bandwagon / segment / reverse-bandwagon items
+    start_ts: float | None = None  # span of the attack: [start_ts, start_ts + span_s] ...
+    span_s: float | None = None  # ... default: the data's whole span ("bunched": its last 24 h)
+    timing: str = "spread"
+    style: str = "standard"  # rating attacks: "standard" | "sdlib"
+    n_targets: int = 1  # size of the target pool
+    targets_per_attacker: int = 1
+    n_accounts: int | None = None  # implicit attacks: an absolute count instead of attack_size
+    filler_count: tuple[int, int] | None = None  # implicit attacks: absolute filler range, overrides filler_size
+    filler_choice: str = "uniform"  # implicit attacks: "uniform" | "popular"
+    max_target_clicks: int = 3
+    purchase: bool = True
+    gap_s: float = 20.0  # mean gap of "bunched" ratings; clicks of "bunched" / "waves" farms use gap_s / 4
     bot_interval_s: float = 30.0
     n_waves: int = 3
     price: float = 19.99
@@ -101,6 +137,12 @@ class AttackSpec:
             raise ValueError(f"unknown attack {self.kind!r}; one of {', '.join(ATTACKS)}")
         if not 0 < self.attack_size <= 10 or not 0 <= self.filler_size < 1:
             raise ValueError("attack_size must be in (0, 10], filler_size in [0, 1)")
+        if self.timing not in TIMINGS:
+            raise ValueError(f"unknown timing {self.timing!r}; one of {', '.join(TIMINGS)}")
+        if self.style not in STYLES:
+            raise ValueError(f"unknown style {self.style!r}; one of {', '.join(STYLES)}")
+        if self.filler_choice not in ("uniform", "popular"):
+            raise ValueError(f"unknown filler choice {self.filler_choice!r}")
         if self.kind == "reverse_bandwagon":  # a reverse bandwagon is a nuke by definition
             object.__setattr__(self, "push", False)
 
@@ -113,24 +155,28 @@ def parse_inject(text: str, **overrides) -> AttackSpec:
     kind = parts[0].replace("-", "_")
     if kind == "nuke":
         kind, overrides = "reverse_bandwagon", {**overrides, "push": False}
-    return AttackSpec(kind, float(parts[1]), float(parts[2]), **overrides)
+    try:
+        size, filler = float(parts[1]), float(parts[2])
+    except ValueError:
+        raise ValueError(f"--inject wants TYPE:ATTACK_SIZE:FILLER_SIZE with numbers, got {text!r}") from None
+    return AttackSpec(kind, size, filler, **overrides)
 
 
 @dataclass
 class AttackPlan:
-    """A fully decided attack: who rates what, how and when. `events()` and `labels()` read it."""
+    """A fully decided attack: who does what, how and when. `events()` and `labels()` read it."""
 
     spec: AttackSpec
     users: list[str]
     targets: list[str]
-    profiles: list[list[tuple[str, str, float | None]]]  # per user: (item, type, value)
+    profiles: list[list[tuple[str, str, float | None]]]  # per user: (item, type, value) in time order
     times: list[list[float]]
     event_ids: list[list[str]] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
 
     def events(self) -> Iterator[dict]:
         """Yield the attack's events (the Kafka contract), user by user, each in time order."""
         for u, user in enumerate(self.users):
-            session = f"s{user[1:]}"
             for (item, kind, value), ts, eid in zip(self.profiles[u], self.times[u], self.event_ids[u]):
                 yield {
                     "event_id": eid,
@@ -139,7 +185,7 @@ class AttackPlan:
                     "type": kind,
                     "ts": ts,
                     "value": value,
-                    "session_id": session,
+                    "session_id": self.sessions[u],
                 }
 
     def labels(self) -> Iterator[tuple[str, int, str]]:
@@ -148,29 +194,83 @@ class AttackPlan:
             yield user, 1, self.spec.kind
 
 
-def _new_ids(rng: np.random.Generator, n: int, prefix: str, taken: set[str]) -> list[str]:
+def _new_ids(rng: np.random.Generator, n: int, taken: set[str], prefix: str = "") -> list[str]:
+    """`n` opaque random 12-hex ids (with `prefix`) not in `taken` (which they join)."""
     out: list[str] = []
     while len(out) < n:
-        cand = prefix + f"{int(rng.integers(0, 2**40)):010x}"
+        cand = prefix + f"{int(rng.integers(0, 2**48)):012x}"
         if cand not in taken:
             taken.add(cand)
             out.append(cand)
     return out
 
 
-def _clip(pop: Population, x: np.ndarray) -> np.ndarray:
+def _span(spec: AttackSpec, pop: Population) -> tuple[float, float]:
+    if spec.start_ts is not None:
+        return spec.start_ts, spec.start_ts + (spec.span_s if spec.span_s is not None else DAY_S)
+    if spec.span_s is not None:
+        return pop.ts_max - spec.span_s, pop.ts_max
+    if spec.timing == "bunched":
+        return pop.ts_max - DAY_S, pop.ts_max
+    return pop.ts_min, pop.ts_max
+
+
+def attack_times(
+    rng: np.random.Generator,
+    n: int,
+    span: tuple[float, float],
+    timing: str,
+    gap_s: float = 20.0,
+    pattern: np.ndarray | None = None,
+    start: float | None = None,
+) -> np.ndarray:
+    """Sorted times of one attacker's `n` events under a timing model, inside `span`.
+
+    "spread": uniform over the span; "mimic": the shape of `pattern` (a genuine user's times),
+    resampled to `n` events, at a random start; "bunched" / "waves": from `start` (default: uniform
+    in the span) with exponential gaps of mean `gap_s`.
+    """
+    lo, hi = span
+    if timing == "spread":
+        return np.sort(rng.uniform(lo, hi, size=n))
+    if timing == "mimic" and pattern is not None and len(pattern):
+        offsets = pattern - pattern[0]
+        q = np.sort(rng.uniform(0, 1, size=n))
+        if len(offsets) > 1:
+            rel = np.interp(q * (len(offsets) - 1), np.arange(len(offsets)), offsets)
+        else:
+            rel = np.zeros(n)
+        rel = rel - rel[0]
+        if rel[-1] > hi - lo > 0:  # a pattern longer than the span is squeezed into it
+            rel = rel * ((hi - lo) / rel[-1])
+        return rng.uniform(lo, max(lo, hi - rel[-1])) + rel
+    if start is None:
+        start = rng.uniform(lo, hi)
+    gaps = rng.exponential(gap_s, size=n)
+    gaps[0] = 0.0
+    return start + np.cumsum(gaps)
+
+
+def _round(pop: Population, x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x / pop.step) * pop.step, pop.r_min, pop.r_max)
 
 
 def _pick_targets(spec: AttackSpec, pop: Population, rng: np.random.Generator) -> list[str]:
     if spec.targets:
         return list(spec.targets)
-    # Classic set-up: push an unpopular, poorly rated item; nuke a liked one (both with some ratings).
-    ok = pop.counts >= 5
-    if spec.push:
-        ok &= pop.means <= np.median(pop.means[ok]) if ok.any() else ok
+    lo, hi = pop.r_min, pop.r_max
+    if spec.kind in IMPLICIT_ATTACKS:
+        ok = pop.counts >= 5 if (pop.counts >= 5).sum() >= spec.n_targets else pop.counts >= 1
+    elif spec.style == "sdlib":  # SDLib: 5 < count < 50 and mean <= its threshold (3.0 on FilmTrust's 0.5..4)
+        ok = (pop.counts > 5) & (pop.counts < 50) & (pop.means <= lo + 0.715 * (hi - lo))
+    else:  # push an item rated below the median; nuke a well-liked one (both with some ratings)
+        ok = pop.counts >= 5
+        if ok.any():
+            ref = pop.means[ok]
+            ok &= (pop.means <= np.median(ref)) if spec.push else (pop.means >= np.quantile(ref, 0.75))
     pool = np.flatnonzero(ok) if ok.any() else np.arange(len(pop.items))
-    return [pop.items[int(rng.choice(pool))]]
+    picked = rng.choice(pool, size=min(spec.n_targets, len(pool)), replace=False)
+    return [pop.items[int(i)] for i in picked]
 
 
 def _selected(spec: AttackSpec, pop: Population, exclude: set[int], rng: np.random.Generator) -> list[int]:
@@ -188,66 +288,93 @@ def _selected(spec: AttackSpec, pop: Population, exclude: set[int], rng: np.rand
     return [int(i) for i in order if int(i) not in exclude][:k]
 
 
-def _rating_profile(spec, pop, rng, target_idx, sel, n_filler):
-    hi, lo = pop.r_max, pop.r_min
-    tval = hi if spec.push else lo
-    taken = set(target_idx) | set(sel)
-    pool = np.array([i for i in range(len(pop.items)) if i not in taken])
-    filler = rng.choice(pool, size=min(n_filler, len(pool)), replace=False) if n_filler else np.array([], int)
-    if spec.kind == "average":
-        vals = _clip(pop, rng.normal(pop.means[filler], np.maximum(pop.stds[filler], 1e-9)))
-    elif spec.kind == "segment":
+def _rating_profile(spec, pop, rng, targets, index, sel, n_filler) -> list[tuple[str, str, float | None]]:
+    lo, hi = pop.r_min, pop.r_max
+    taken = {index[t] for t in targets if t in index} | set(sel)
+    if spec.style == "sdlib":  # SDLib: ~N(n, n/10) draws with replacement, duplicates and taken items dropped
+        count = abs(int(round(rng.normal(n_filler, 0.1 * n_filler))))
+        filler = np.array([i for i in np.unique(rng.integers(0, len(pop.items), size=count)) if i not in taken], int)
+    else:
+        pool = np.setdiff1d(np.arange(len(pop.items)), np.fromiter(taken, int, len(taken)))
+        filler = rng.choice(pool, size=min(n_filler, len(pool)), replace=False)
+    whole = np.arange(np.ceil(lo), np.floor(hi) + 1)
+    if spec.kind == "segment":
         vals = np.full(len(filler), lo)
+    elif spec.kind == "average":
+        if spec.style == "sdlib":
+            vals = np.clip(np.round(pop.means[filler]), lo, hi)
+        else:
+            vals = _round(pop, rng.normal(pop.means[filler], np.maximum(pop.stds[filler], 1e-9)))
+    elif spec.style == "sdlib" and len(whole):
+        vals = rng.choice(whole, size=len(filler))
     else:  # random, bandwagon, reverse_bandwagon
-        vals = _clip(pop, rng.normal(pop.global_mean, pop.global_std, size=len(filler)))
+        vals = _round(pop, rng.normal(pop.global_mean, pop.global_std, size=len(filler)))
     sel_val = hi if spec.kind in ("bandwagon", "segment") else lo
-    prof = [(pop.items[i], "rating", float(tval)) for i in target_idx]
+    prof = [(t, "rating", float(hi if spec.push else lo)) for t in targets]
     prof += [(pop.items[i], "rating", float(sel_val)) for i in sel]
     prof += [(pop.items[int(i)], "rating", float(v)) for i, v in zip(filler, vals)]
-    order = rng.permutation(len(prof))
-    return [prof[k] for k in order]
+    return [prof[k] for k in rng.permutation(len(prof))]
 
 
-def _implicit_profile(spec, pop, rng, targets, n_filler):
-    filler = rng.choice(len(pop.items), size=min(n_filler, len(pop.items)), replace=False)
-    prof = [(pop.items[int(i)], "click", None) for i in filler]
+def _implicit_profile(spec, pop, rng, targets, index) -> list[tuple[str, str, float | None]]:
+    if spec.filler_count is not None:
+        n_filler = int(rng.integers(spec.filler_count[0], spec.filler_count[1] + 1))
+    else:
+        n_filler = int(round(spec.filler_size * len(pop.items)))
+    ok = np.ones(len(pop.items), bool)
+    ok[[index[t] for t in targets if t in index]] = False
+    pool = np.flatnonzero(ok)
+    p = pop.counts[pool] / pop.counts[pool].sum() if spec.filler_choice == "popular" else None
+    filler = rng.choice(pool, size=min(n_filler, len(pool)), replace=False, p=p)
+    prof: list[tuple[str, str, float | None]] = [(pop.items[int(i)], "click", None) for i in filler]
     for t in targets:
-        prof += [(t, "click", None)] * int(rng.integers(1, 4))
-    order = list(rng.permutation(len(prof)))
-    prof = [prof[k] for k in order]
-    prof += [(t, "purchase", float(spec.price)) for t in targets]
+        prof += [(t, "click", None)] * int(rng.integers(1, spec.max_target_clicks + 1))
+    prof = [prof[k] for k in rng.permutation(len(prof))]
+    if spec.purchase:
+        prof += [(t, "purchase", float(spec.price)) for t in targets]
     return prof
 
 
 def plan_attack(spec: AttackSpec, pop: Population, seed: int = 0) -> AttackPlan:
     """Decide an attack deterministically from (spec, population, seed)."""
     rng = np.random.default_rng(seed)
-    n_users = max(1, int(round(spec.attack_size * len(pop.users))))
+    implicit = spec.kind in IMPLICIT_ATTACKS
+    n_users = spec.n_accounts if implicit and spec.n_accounts else max(1, int(round(spec.attack_size * len(pop.users))))
     n_filler = int(round(spec.filler_size * len(pop.items)))
-    targets = _pick_targets(spec, pop, rng)
+    pool = _pick_targets(spec, pop, rng)
     index = {it: k for k, it in enumerate(pop.items)}
-    target_idx = [index[t] for t in targets if t in index]
-    users = _new_ids(rng, n_users, "u", set(pop.users))
-    start = spec.start_ts if spec.start_ts is not None else pop.ts_max - spec.span_s
-    profiles, times, eids = [], [], []
+    sel = [] if implicit else _selected(spec, pop, {index[t] for t in pool if t in index}, rng)
+    span = _span(spec, pop)
+    wave_starts = np.sort(span[0] + rng.uniform(0, span[1] - span[0], size=max(1, spec.n_waves)))
+    users = _new_ids(rng, n_users, set(pop.users))
     taken_eids: set[str] = set()
-    wave_starts = np.sort(start + rng.uniform(0, spec.span_s, size=max(1, spec.n_waves)))
-    sel = _selected(spec, pop, set(target_idx), rng)
+    profiles, times, eids = [], [], []
     for u in range(n_users):
-        if spec.kind in RATING_ATTACKS:
-            prof = _rating_profile(spec, pop, rng, target_idx, sel, n_filler)
-            t0 = start + rng.uniform(0, spec.span_s)
-            gaps = rng.exponential(spec.gap_s, size=len(prof))
+        k = min(spec.targets_per_attacker, len(pool))
+        targets = [pool[int(i)] for i in rng.choice(len(pool), size=k, replace=False)] if pool else []
+        if implicit:
+            prof = _implicit_profile(spec, pop, rng, targets, index)
         else:
-            prof = _implicit_profile(spec, pop, rng, targets, n_filler)
-            if spec.kind == "click_farm":  # accounts appear in a few bursts, clicking fast
-                t0 = wave_starts[u % len(wave_starts)] + rng.uniform(0, 600)
-                gaps = rng.exponential(spec.gap_s / 4, size=len(prof))
-            else:  # bot: machine-regular timing, tiny jitter
-                t0 = start + rng.uniform(0, spec.span_s)
-                gaps = spec.bot_interval_s * (1 + rng.uniform(-0.01, 0.01, size=len(prof)))
-        gaps[0] = 0.0
+            prof = _rating_profile(spec, pop, rng, targets, index, sel, n_filler)
+        n = len(prof)
+        if spec.kind == "bot":  # machine-regular: one event every bot_interval_s, ±1 % jitter per gap
+            start = rng.uniform(span[0], max(span[0], span[1] - n * spec.bot_interval_s))
+            gaps = spec.bot_interval_s * (1 + rng.uniform(-0.01, 0.01, size=n))
+            gaps[0] = 0.0
+            ts = start + np.cumsum(gaps)
+        elif spec.timing == "waves":  # accounts arrive in a few bursts and click fast
+            start = wave_starts[u % len(wave_starts)] + rng.uniform(0, 600)
+            ts = attack_times(rng, n, span, "bunched", spec.gap_s / 4, start=start)
+        else:
+            pattern = (
+                pop.user_times[int(rng.integers(len(pop.user_times)))]
+                if spec.timing == "mimic" and pop.user_times
+                else None
+            )
+            gap = spec.gap_s / 4 if implicit else spec.gap_s
+            ts = attack_times(rng, n, span, spec.timing, gap, pattern=pattern)
         profiles.append(prof)
-        times.append([float(x) for x in t0 + np.cumsum(gaps)])
-        eids.append(_new_ids(rng, len(prof), "e", taken_eids))
-    return AttackPlan(spec, users, targets, profiles, times, eids)
+        times.append([float(x) for x in ts])
+        eids.append(_new_ids(rng, n, taken_eids, "e"))
+    sessions = _new_ids(rng, n_users, set(), "s")
+    return AttackPlan(spec, users, pool, profiles, times, eids, sessions)

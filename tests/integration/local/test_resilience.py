@@ -13,8 +13,8 @@ import pytest
 import torch
 from kafka import KafkaConsumer
 
+from registry.model_registry import ModelRegistry
 from registry.promotion import GateConfig
-from registry.service import ModelRegistry
 from streams.kafka.producer import produce_events, send_raw
 from streams.local.broker import free_port
 from streams.local.cluster import ClusterConfig, LocalCluster

@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
+from registry.errors import CorruptModelError, RegistryError, RegistryUnavailable
+from registry.model_registry import ModelRegistry
 from registry.promotion import GateConfig
 from registry.pyfunc import log_pyfunc
-from registry.service import CorruptModelError, ModelRegistry, RegistryError, RegistryUnavailable
 from streams.local.broker import free_port
 from tests.integration.conftest import mlflow_server_process
 from training.models import BPRRecommender

@@ -12,9 +12,9 @@ import pytest
 import torch
 from kafka import KafkaConsumer, KafkaProducer
 
+from registry.announcements import UpdatePublisher
+from registry.model_registry import ModelRegistry
 from registry.promotion import GateConfig
-from registry.service import ModelRegistry
-from registry.updates import UpdatePublisher
 from streams.kafka.topics import ensure_topics
 from streams.local.broker import free_port
 from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics

@@ -1,8 +1,9 @@
 """The contract every streaming detector passes (river's `checks` style): one parametrised test per rule.
 
 A detector is stream state with the vocabulary `update` (one event) → `flush` (once per batch) →
-`score` (a user's verdict) → `snapshot` / `restore` (JSON-able state). Add a detector to DETECTORS
-and it must pass all of these.
+`score` (a user's verdict) → `snapshot` / `restore` (JSON-able state), plus the per-user checkpoint
+pair the worker uses (`user_state` / `from_users`, `events_of`). Add a detector to DETECTORS and it
+must pass all of these.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from streams.fraud import FraudDetector, Verdict
 from streams.fraud.evaluation import inject_attacks
 from streams.sources.attacks import AttackSpec
 
-DETECTORS = {"fraud-1": FraudDetector}
+DETECTORS = {"fraud-2": FraudDetector}
 BATCH = 400
 
 
@@ -77,3 +78,32 @@ def test_snapshot_json_restore_then_continue_equals_an_uninterrupted_run(make, s
     _run(after, stream[cut:])
     users = {r[0] for r in stream}
     assert _verdicts(after, users) == _verdicts(whole, users)
+
+
+@pytest.mark.parametrize("make", DETECTORS.values(), ids=DETECTORS.keys())
+def test_events_of_counts_every_event_of_a_user(make, stream):
+    detector = make()
+    _run(detector, stream)
+    counts: dict[str, int] = {}
+    for row in stream:
+        counts[row[0]] = counts.get(row[0], 0) + 1
+    assert {u: detector.events_of(u) for u in counts} == counts and detector.events_of("never-seen") == 0
+
+
+@pytest.mark.parametrize("make", DETECTORS.values(), ids=DETECTORS.keys())
+def test_rebuild_from_user_states_keeps_verdicts_and_a_full_flush_equals_an_uninterrupted_run(make, stream):
+    cut = (len(stream) // 2) // BATCH * BATCH
+    whole = make()
+    _run(whole, stream)
+    whole.flush(full=True)
+    before = make()
+    _run(before, stream[:cut])
+    users = {r[0] for r in stream[:cut]}
+    states = json.loads(json.dumps({u: before.user_state(u) for u in users}))
+    after = type(before).from_users(states)
+    assert _verdicts(after, users) == _verdicts(before, users)
+    _run(after, stream[cut:])
+    after.flush(full=True)
+    everyone = {r[0] for r in stream}
+    assert _verdicts(after, everyone) == _verdicts(whole, everyone)
+    assert any(flagged for flagged, _, _ in _verdicts(whole, everyone).values())

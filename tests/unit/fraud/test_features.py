@@ -1,136 +1,135 @@
-"""Each profile feature, MinHash and the combiner against numbers computed by hand on tiny inputs."""
+"""The pure pieces of the detector by hand: features, the decision rule, target detection, state round-trips."""
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 
-from streams.fraud.combiner import CombinerConfig, combine, fit_population, own_evidence, robust_z
-from streams.fraud.features import fmtd, length_var, mean_var, pop_low, profile_features, rdma, wda, wdma
-from streams.fraud.minhash import LSHIndex, MinHasher, jaccard
-from streams.fraud.state import UserState
+from streams.fraud.config import DetectorConfig
+from streams.fraud.decision import decide, is_lenient, margins, robust_fit
+from streams.fraud.features import (
+    SelectionNull,
+    consensus_corr,
+    degsim,
+    item_llr,
+    selection_evidence,
+    selection_null,
+)
+from streams.fraud.state import ItemTable, UserState
+from streams.fraud.targets import campaign_targets, purchase_targets
 
-# item -> (NR_i, r̄_i);  user rated a = 5 and b = 2.
-ITEMS = {"a": (2, 3.0), "b": (4, 4.0)}
-PROFILE = {"a": 5.0, "b": 2.0}
-
-
-def test_rdma():
-    assert rdma(PROFILE, ITEMS) == pytest.approx((2 / 2 + 2 / 4) / 2)  # 0.75
-
-
-def test_wdma():
-    assert wdma(PROFILE, ITEMS) == pytest.approx((2 / 4 + 2 / 16) / 2)  # 0.3125
+CFG = DetectorConfig()
 
 
-def test_wda():
-    assert wda(PROFILE, ITEMS) == pytest.approx(1.5)
+def test_item_llr_is_lower_for_popular_items():
+    ell = item_llr(np.array([100.0, 10.0, 1.0]))
+    assert ell[0] < ell[1] < ell[2]
+    assert ell[2] == pytest.approx(-math.log(3 * 0.5 / 112.5))  # leave-one-out count 0 plus the 0.5 pseudo-count
 
 
-def test_length_var():
-    assert length_var(10, 6.0, 32.0) == pytest.approx(0.125)
-    assert length_var(3, 3.0, 0.0) == 0.0
+def test_selection_evidence_tells_uniform_from_popularity_choice():
+    rng = np.random.default_rng(0)
+    counts = np.round(2000.0 / np.arange(1, 501) ** 0.9) + 1
+    null = selection_null(counts, 60)
+    ell = item_llr(counts)
+    p = counts / counts.sum()
+    popular = [ell[rng.choice(500, 40, replace=False, p=p)].mean() for _ in range(200)]
+    uniform = [ell[rng.choice(500, 40, replace=False)].mean() for _ in range(200)]
+    lam_p, t_p = selection_evidence(np.array(popular), np.full(200, 40.0), null)
+    lam_u, t_u = selection_evidence(np.array(uniform), np.full(200, 40.0), null)
+    assert abs(np.median(lam_p)) < 0.15 and abs(np.median(lam_u) - 1.0) < 0.15
+    assert np.median(t_u) > 3.0 > np.quantile(t_p, 0.99)
+    again = SelectionNull.from_dict(json.loads(json.dumps(null.to_dict())))
+    assert again.at(40.0) == null.at(40.0)
 
 
-def test_mean_var_and_fmtd_split_target_from_filler():
-    assert mean_var(PROFILE, ITEMS) == pytest.approx(4.0)  # filler {b}: (2 − 4)²
-    assert mean_var(PROFILE, ITEMS, push=False) == pytest.approx(4.0)  # filler {a}: (5 − 3)²
-    assert fmtd(PROFILE) == pytest.approx(3.0)
-    three = {"a": 5.0, "b": 2.0, "c": 5.0}
-    assert fmtd(three) == pytest.approx(3.0)
-    assert fmtd({"a": 4.0, "b": 4.0}) == 0.0
+def test_degsim_is_the_mean_jaccard_to_the_k_nearest():
+    # profile of 4 items; neighbours share 2 of 4 and 1 of 2 items: Jaccard 2/6 and 1/5
+    assert degsim(np.array([2.0, 1.0]), 4.0, np.array([4.0, 2.0]), 2) == pytest.approx((1 / 3 + 1 / 5) / 2)
+    assert degsim(np.array([2.0, 1.0, 4.0]), 4.0, np.array([4.0, 2.0, 4.0]), 1) == 1.0
+    assert degsim(np.array([]), 4.0, np.array([]), 10) == 0.0
 
 
-def test_pop_low():
-    assert pop_low([2, 4]) == pytest.approx(-1.5 * math.log(2))
+def test_consensus_corr_is_high_for_the_item_means_and_undefined_when_flat():
+    means = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    n = np.full(5, 101.0)
+    agree = consensus_corr(means, means * n, n, 3.0)  # ratings equal to the (leave-one-out) item means
+    oppose = consensus_corr(means[::-1].copy(), means * n, n, 3.0)
+    assert agree > 3.0 and oppose < -3.0
+    assert math.isnan(consensus_corr(np.full(5, 3.0), means * n, n, 3.0))
+    assert math.isnan(consensus_corr(means[:2], means[:2] * 3, np.full(2, 3.0), 3.0))
 
 
-def test_profile_features_agree_with_the_single_formulas():
-    f = profile_features(PROFILE, ITEMS, mean_len=6.0, sum_sq_dev=32.0)
-    assert f == pytest.approx(
-        {
-            "rdma": 0.75,
-            "wdma": 0.3125,
-            "wda": 1.5,
-            "length_var": 4 / 32,
-            "mean_var": 4.0,
-            "fmtd": 3.0,
-            "pop_low": -1.5 * math.log(2),
-        }
-    )
+def test_robust_fit_uses_the_mad_and_optionally_the_lower_tail():
+    values = np.array([0.0, 1.0, 2.0, 3.0, 100.0, np.nan])
+    assert robust_fit(values, 0.01) == (2.0, pytest.approx(1.4826))
+    assert robust_fit(np.array([]), 0.5) == (0.0, 0.5)
+    skewed = np.r_[np.zeros(20), np.full(80, 10.0)]  # MAD 0, but a fifth of the population sits far below
+    med, scale = robust_fit(skewed, 1e-3, lower_tail=True)
+    assert med == 10.0 and scale == pytest.approx(10.0 / 1.2816)
 
 
-def test_user_state_timing_features():
-    st = UserState()
-    for ts in (0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0):
-        st.observe(ts, half_life=300.0)
-    b = st.behaviour()
-    assert st.gap_n == 8 and st.gap_mean == pytest.approx(10.0)
-    assert b["regularity"] == pytest.approx(-math.log(0.01))  # CV 0: machine-regular
-    assert b["new_intensity"] == 9.0
-    two = UserState()
-    two.observe(0.0, 300.0)
-    two.observe(300.0, 300.0)
-    assert two.peak == pytest.approx(1.5)  # 1 halved over one half-life, plus 1
+def test_the_score_is_one_half_exactly_where_the_rule_fires():
+    two_kinds = margins({"lam": 0.5, "t": 3.0, "sim_z": 2.0, "cons_z": -1.0}, CFG)
+    assert two_kinds["selection"] == two_kinds["similarity"] == 1.0 and is_lenient(two_kinds)
+    score, reasons = decide(two_kinds, -1.0, [], [], CFG)
+    assert score == 0.5 and reasons == ["uniform_item_choice", "unlike_all_neighbours"]
+    one_kind = margins({"lam": 1.0, "t": 9.0, "sim_z": 0.0, "cons_z": 0.0}, CFG)
+    assert decide(one_kind, 0.0, [], [], CFG)[0] < 0.5  # one strong kind alone never flags
+    score, reasons = decide(one_kind, 0.0, ["t1|1", "t2|-1"], [], CFG)
+    assert score == 0.5 and reasons == ["uniform_item_choice", "pushes_target:t1", "nukes_target:t2"]
+    score, reasons = decide({}, 0.0, [], [("x", 0.9)], CFG)
+    assert score == pytest.approx(1.8**4 / (1 + 1.8**4)) and reasons == ["buys_target:x"]
+    too_average = margins({"lam": 0.0, "t": 0.0, "sim_z": 2.5, "cons_z": 4.0}, CFG)
+    assert decide(too_average, 4.0, [], [], CFG)[1] == ["unlike_all_neighbours", "too_average"]
+    assert not is_lenient(margins({"lam": 0.2, "t": 1.0, "sim_z": 1.0}, CFG)) and not is_lenient({})
 
 
-def test_user_state_round_trips_through_a_dict():
-    st = UserState(5.0)
-    st.observe(5.0, 300.0)
-    st.ratings["x"] = 4.0
-    assert UserState.from_dict(st.to_dict()).to_dict() == st.to_dict()
+def _table(rows: list[tuple[str, int, float | None, bool]]) -> ItemTable:
+    """An item table from (item, user index, rating or None, bought) rows."""
+    t = ItemTable()
+    for item, user, rating, bought in rows:
+        k = t.slot(item)
+        t.arr["actors"][k] += 1
+        t.raters[k].append(user)
+        if rating is not None:
+            t.rate(k, float("nan"), rating)
+        if bought:
+            t.arr["buyers"][k] += 1
+    return t
 
 
-def test_fit_population_median_and_mad():
-    rows = [{"pop_low": v} for v in (1.0, 2.0, 3.0, 4.0, 100.0)]
-    assert fit_population(rows)["pop_low"] == pytest.approx([3.0, 1.4826])
-    assert fit_population([{"pop_low": 2.0}] * 3)["pop_low"] == [2.0, 0.05]  # floored scale
+def test_a_campaign_target_needs_lenient_pushers_against_the_consensus():
+    rows = [("t", u, 5.0, False) for u in range(12)] + [("t", 100 + u, 2.0, False) for u in range(6)]
+    rows += [("x", 200 + u, float(1 + u % 5), False) for u in range(50)]
+    table = _table(rows)
+    lenient = np.arange(12)
+    found = campaign_targets(CFG, table, [[["t", 1]]] * 12, lenient, (1.0, 5.0))
+    assert set(found) == {"t|1"} and found["t|1"][:2] == [12, 12] and found["t|1"][3] == "lenient"
+    assert found["t|1"][2] >= CFG.target_z
+    assert campaign_targets(CFG, table, [[["t", 1]]] * 9, lenient[:9], (1.0, 5.0)) == {}  # fewer than 10 pushers
+    liked = _table([("t", u, 5.0, False) for u in range(12)] + [("t", 100 + u, 5.0, False) for u in range(6)])
+    assert campaign_targets(CFG, liked, [[["t", 1]]] * 12, lenient, (1.0, 5.0)) == {}  # everyone loves it
 
 
-def test_robust_z_direction_log_and_shrinkage():
-    pop = {"pop_low": [-5.0, 0.5], "degsim": [0.3, 0.1], "rdma": [math.log(0.01), 1.0]}
-    z = robust_z({"pop_low": -4.0, "degsim": 0.1, "rdma": 0.01 * math.e}, pop)
-    assert z == pytest.approx({"pop_low": 2.0, "degsim": 2.0, "rdma": 1.0})
-    cfg = CombinerConfig(prior_ratings=10.0)
-    assert robust_z({"pop_low": -4.0}, pop, n_ratings=10, cfg=cfg)["pop_low"] == pytest.approx(1.0)
+def test_a_purchase_target_is_bought_by_most_who_touch_it():
+    rows = [("t", u, None, u < 11) for u in range(12)]  # 11 of 12 visitors buy
+    rows += [(f"i{k}", 100 + u, None, u == 0) for k in range(40) for u in range(25)]  # 1 in 25 elsewhere
+    table = _table(rows)
+    found = purchase_targets(CFG, table, ["t", "i0"])
+    assert set(found) == {"t|1"} and found["t|1"][:2] == [11, 12] and found["t|1"][3] == "purchase"
 
 
-def test_combine_score_and_reasons():
-    cfg = CombinerConfig()
-    z = {"rdma": 4.0, "wdma": 4.0, "pop_low": 4.0, "degsim": 4.0, "burst": 0.0}
-    assert own_evidence(z, cfg) == pytest.approx(4.0)
-    score, ev, reasons = combine(z, {}, cfg)
-    assert ev == pytest.approx(4.0)
-    assert score == pytest.approx(1 / (1 + math.exp(-2.0 * 0.5)))
-    assert reasons == ["degsim_low", "rdma_high", "unpopular_items", "wdma_high"]
-    # a suspicious-ish user pushing a marked target gets the group bonus and its reason
-    z2 = {"rdma": 2.5, "wdma": 2.5, "pop_low": 2.5, "degsim": 2.5}
-    s2, ev2, r2 = combine(z2, {"cotarget_push": 6.0}, cfg)
-    assert ev2 == pytest.approx(4.5) and r2 == ["cotarget_push"] and s2 > 0.5
-    # ... but a clean user pushing the same item does not
-    s3, ev3, r3 = combine({"rdma": 0.5}, {"cotarget_push": 6.0}, cfg)
-    assert ev3 == pytest.approx(0.125) and r3 == [] and s3 < 0.01
-
-
-def test_minhash_estimates_jaccard():
-    a = {f"i{k}" for k in range(0, 100)}
-    b = {f"i{k}" for k in range(50, 150)}
-    assert jaccard(a, b) == pytest.approx(50 / 150)
-    h = MinHasher(num_perm=256, seed=3)
-    est = float((h.signature(a) == h.signature(b)).mean())
-    assert abs(est - 1 / 3) < 0.1
-    assert (h.signature(sorted(a)) == h.signature(a)).all()
-
-
-def test_lsh_finds_near_duplicates_first():
-    h = MinHasher(128, seed=1)
-    idx = LSHIndex(128)
-    base = {f"i{k}" for k in range(40)}
-    idx.update(0, h.signature(base))
-    idx.update(1, h.signature(base | {"x"}))
-    idx.update(2, h.signature({f"j{k}" for k in range(40)}))
-    assert idx.query(0)[0] == 1 and 2 not in idx.query(0)
-    assert idx.similarity(0, [1])[0] > 0.8
-    idx.update(1, h.signature({f"j{k}" for k in range(40)}))  # replaced signature moves buckets
-    assert 1 not in idx.query(0)
+def test_states_round_trip_through_json():
+    u = UserState(5.0)
+    u.items = {"a": 4.0, "b": float("nan")}
+    u.bought = {"b": 2}
+    u.feats = {"size": 2.0, "cons": float("nan")}
+    again = UserState.from_dict(json.loads(json.dumps(u.to_dict())))
+    assert again.to_dict() == u.to_dict() and math.isnan(again.items["b"])
+    table = _table([("a", 0, 4.0, False), ("a", 1, 2.0, True), ("b", 1, None, False)])
+    back = ItemTable.from_dict(json.loads(json.dumps(table.to_dict())))
+    assert back.to_dict() == table.to_dict() and back.at_value(0, 4.0) == 1 and back.raters == [[], []]

@@ -7,10 +7,11 @@ from streams.kafka.partitioner import partition_of, watermark_key
 
 
 def test_primary_reason_follows_the_fixed_order():
-    assert primary_reason(["rdma_high", "cotarget_push", "burst"]) == "cotarget_push"
-    assert primary_reason(["burst", "degsim_low"]) == "degsim_low"
+    assert primary_reason(["uniform_item_choice", "pushes_target:i42", "too_average"]) == "pushes_target"
+    assert primary_reason(["too_average", "unlike_all_neighbours"]) == "unlike_all_neighbours"
+    assert primary_reason(["buys_target:7", "nukes_target:3"]) == "buys_target"
     assert primary_reason(["something_new"]) == "other" and primary_reason([]) == "other"
-    assert PRIMARY_REASONS[0] == "cotarget_push" and PRIMARY_REASONS[-1] == "other" and len(PRIMARY_REASONS) == 13
+    assert PRIMARY_REASONS[0] == "buys_target" and PRIMARY_REASONS[-1] == "other" and len(PRIMARY_REASONS) == 8
 
 
 def test_transitions_flag_and_clear_once():
@@ -22,12 +23,12 @@ def test_transitions_flag_and_clear_once():
 
 
 def test_suspicion_entry_is_plain_json():
-    assert suspicion_entry(0.71234567, True, ("burst",), "fraud-1.0", 12.5) == {
+    assert suspicion_entry(0.71234567, True, ("too_average",), "fraud-2", 12.5) == {
         "score": 0.712346,
         "flagged": True,
-        "reasons": ["burst"],
+        "reasons": ["too_average"],
         "ts": 12.5,
-        "version": "fraud-1.0",
+        "version": "fraud-2",
     }
 
 

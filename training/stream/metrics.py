@@ -1,7 +1,8 @@
 """Prometheus metrics of the trainer process (names, labels and buckets: docs/metrics.md).
 
-The adapter between `training.trainer.TrainerMetrics` and prometheus_client; the trainer's pure
-loop never imports this module. Defined once, on the default registry.
+The adapter between `training.stream.trainer.TrainerMetrics` and prometheus_client, defined once on
+the default registry (the registry's champion/challenger series reuse the two model gauges). The
+pure loop must never import this module.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from training.trainer import RoundResult, TrainerMetrics
+from training.stream.trainer import RoundResult, TrainerMetrics
 
 __all__ = [
     "ROUNDS",

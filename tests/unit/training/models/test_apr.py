@@ -1,8 +1,12 @@
+"""APR: the adversarial perturbation, its closed-form gradient, the warm-up, and training on CUDA."""
+
 import pytest
 import torch
 
-from training.adversarial import APRRecommender, adversarial_delta
-from training.models import BPRRecommender, bpr_loss
+from training.evaluation import evaluate, leave_last_out
+from training.models import PopularityRecommender
+from training.models.apr import APRRecommender, adversarial_delta
+from training.models.mf import BPRRecommender, bpr_loss
 from training.sampling import sample_triples
 
 
@@ -74,3 +78,12 @@ def test_closed_form_perturbation_follows_the_autograd_gradient(toy):
     torch.testing.assert_close(du, adversarial_delta(gu, u, model.net.users, 0.3, False))
     dq = adversarial_delta(torch.cat([gi, gj]), torch.cat([i, j]), model.net.items, 0.3, False)
     torch.testing.assert_close(torch.cat([di, dj]), dq)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_training_uses_cuda_and_beats_popularity(ml_slice):
+    small_split = leave_last_out(ml_slice, seed=0)
+    pop = evaluate(PopularityRecommender().fit(small_split.train), small_split)
+    model = APRRecommender(dim=32, epochs=20, gpu_batch_size=1024).fit(small_split.train)
+    assert model.device.type == "cuda" and model.net.users.is_cuda
+    assert evaluate(model, small_split)["hr@10"] > pop["hr@10"]

@@ -1,17 +1,15 @@
-"""Matrix factorisation recommenders trained with BPR, sharing `fit` / `recommend` / `train_round`.
+"""Matrix factorisation trained with the BPR pairwise loss (Rendle et al., 2009), warm-startable.
 
 `BPRRecommender` owns the vocabularies, the embedding tables, the set of seen pairs and the training
-loop; subclasses (APR in `training.adversarial`) change only `pair_loss`. Pure core: no Kafka, no
-MLflow, no file formats beyond `save`/`load` (a torch file of tensors, lists and numbers, no code).
+loop; subclasses (APR in `training.models.apr`) change only `pair_loss`. Pure core: it must never
+import Kafka or MLflow, nor read a file other than through `Recommender.load`.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,27 +17,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from training.models.base import Recommender
 from training.sampling import PairSet, sample_triples
 from training.vocab import Vocabulary
 
-__all__ = [
-    "MFConfig",
-    "MatrixFactorization",
-    "BPRRecommender",
-    "PopularityRecommender",
-    "bpr_loss",
-    "implicit_pairs",
-    "load_recommender",
-    "MODEL_KINDS",
-]
+__all__ = ["MFConfig", "MatrixFactorization", "BPRRecommender", "bpr_loss", "implicit_pairs", "SAVE_FORMAT"]
 
 SAVE_FORMAT = "advrec.mf/1"
-
-# kind -> "module:Class", resolved lazily like the CLI's commands.
-MODEL_KINDS: dict[str, str] = {
-    "bpr": "training.models:BPRRecommender",
-    "apr": "training.adversarial:APRRecommender",
-}
 
 
 @dataclass(frozen=True)
@@ -99,10 +83,11 @@ def implicit_pairs(interactions: pd.DataFrame, min_rating: float | None = None) 
     return df[["user", "item"]].astype(str)
 
 
-class BPRRecommender:
-    """Matrix factorisation with the BPR pairwise loss (Rendle et al., 2009)."""
+class BPRRecommender(Recommender):
+    """Matrix factorisation with the BPR pairwise loss."""
 
     kind: ClassVar[str] = "bpr"
+    save_format: ClassVar[str] = SAVE_FORMAT
     config_class: ClassVar[type] = MFConfig
 
     def __init__(self, config: MFConfig | None = None, **overrides: Any) -> None:
@@ -213,80 +198,30 @@ class BPRRecommender:
         rows[idx >= 0] = table[idx[idx >= 0]]
         return (rows @ self.net.items.detach().float().T).cpu().numpy()
 
-    def recommend(
-        self, user_ids: list[str] | np.ndarray, k: int = 10, exclude_seen: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k item ids and scores per user, (n_users, k) arrays, best first; padded with None / -inf."""
-        scores = self.score(user_ids)
-        if exclude_seen:
-            rows, cols = self.seen.of_users(self.users.lookup(user_ids))
-            scores[rows, cols] = -np.inf
-        k = min(k, scores.shape[1])
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        items = np.asarray(self.items.ids, dtype=object)[top] if k else np.empty((len(scores), 0), object)
-        scores = np.take_along_axis(scores, top, axis=1)
-        items[np.isneginf(scores)] = None  # fewer than k unseen items: pad
-        return items, scores
-
     # ---- persistence -------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write config, vocabularies, embedding tables and seen pairs to one torch file (no code)."""
-        torch.save(
-            {
-                "format": SAVE_FORMAT,
-                "kind": self.kind,
-                "config": asdict(self.config),
-                "users": self.users.to_list(),
-                "items": self.items.to_list(),
-                "rounds": self.rounds,
-                "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-                "seen": torch.from_numpy(self.seen.keys.copy()),
-            },
-            Path(path),
-        )
+    def state(self) -> dict[str, Any]:
+        """Config, vocabularies, embedding tables, seen pairs and round count (tensors and plain values)."""
+        return {
+            "config": asdict(self.config),
+            "users": self.users.to_list(),
+            "items": self.items.to_list(),
+            "rounds": self.rounds,
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "seen": torch.from_numpy(self.seen.keys.copy()),
+        }
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "") -> BPRRecommender:
-        """Read a file written by `save`; loads only tensors and plain values (weights_only)."""
-        blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if blob.get("format") != SAVE_FORMAT:
-            raise ValueError(f"{path}: not an {SAVE_FORMAT} file")
-        module_name, attr = MODEL_KINDS[blob["kind"]].split(":")
-        klass = getattr(importlib.import_module(module_name), attr)
-        if not issubclass(klass, cls):
-            raise TypeError(f"{path} holds a {blob['kind']} model, not a {cls.kind} one")
-        names = {f.name for f in fields(klass.config_class)}
-        config = klass.config_class(**{k: v for k, v in blob["config"].items() if k in names})
-        model = klass(config, device=device or config.device)
-        model.users, model.items = Vocabulary(blob["users"]), Vocabulary(blob["items"])
-        state = blob["state_dict"]
+    def from_state(cls, state: dict[str, Any], device: str = "") -> BPRRecommender:
+        """Rebuild the model `state` describes, on `device` (default: its config's, else CUDA if present)."""
+        names = {f.name for f in fields(cls.config_class)}
+        config = cls.config_class(**{k: v for k, v in state["config"].items() if k in names})
+        model = cls(config, device=device or config.device)
+        model.users, model.items = Vocabulary(state["users"]), Vocabulary(state["items"])
+        tables = state["state_dict"]
         model.net = MatrixFactorization(0, 0, config.dim, config.init_std)
-        model.net.users = torch.nn.Parameter(state["users"])
-        model.net.items = torch.nn.Parameter(state["items"])
+        model.net.users = torch.nn.Parameter(tables["users"])
+        model.net.items = torch.nn.Parameter(tables["items"])
         model.net.to(model.device)
-        model.seen = PairSet.from_keys(blob["seen"].numpy())
-        model.rounds = int(blob["rounds"])
+        model.seen = PairSet.from_keys(state["seen"].numpy())
+        model.rounds = int(state["rounds"])
         return model
-
-
-def load_recommender(path: str | Path, device: str = "") -> BPRRecommender:
-    """Load any saved matrix factorisation recommender, whatever its kind."""
-    return BPRRecommender.load(path, device)
-
-
-class PopularityRecommender:
-    """Baseline: every user gets the items with the most training interactions."""
-
-    kind: ClassVar[str] = "pop"
-
-    def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> PopularityRecommender:
-        """Count interactions per item."""
-        counts = implicit_pairs(interactions).drop_duplicates()["item"].value_counts()
-        self.items = Vocabulary(counts.index)
-        self.users = Vocabulary(interactions["user"].astype(str))
-        self.counts = counts.to_numpy(dtype=np.float32)
-        return self
-
-    def score(self, user_ids: list[str] | np.ndarray) -> np.ndarray:
-        """The item counts, the same row for every user."""
-        return np.tile(self.counts, (len(user_ids), 1))

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from training.trainer import Batch
+from training.stream.trainer import Batch
 
 log = logging.getLogger(__name__)
 

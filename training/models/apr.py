@@ -3,7 +3,8 @@
 Δ_adv moves each user and item row that a batch touches by ε along the normalised gradient of the
 batch's BPR loss (the fast-gradient direction that increases the loss most). With
 `eps_mode="relative"` the step of a row is ε·‖row‖, matching the scale-free robustness check in
-`training.evaluation`, so the model cannot buy robustness by inflating its norms. Pure torch.
+`training.evaluation`, so the model cannot buy robustness by inflating its norms. Pure torch: it
+must never import Kafka or MLflow, and changes nothing of BPR but the loss (and `fit`'s warm-up).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from training.models import BPRRecommender, MFConfig, bpr_loss
+from training.models.mf import BPRRecommender, MFConfig, bpr_loss
 
 __all__ = ["APRConfig", "APRRecommender", "adversarial_delta"]
 

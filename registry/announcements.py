@@ -1,18 +1,35 @@
 """Announcing alias moves on Kafka: a `ModelUpdate` record on `model.updates`, best effort.
 
-The registry calls the publisher after moving `champion`; scorers also poll the alias, so a lost
-announcement only delays a swap. It must never raise into the registry: failures are logged.
+The registry calls `announce` after moving `champion`, with the `notify` callable it was given
+(an `UpdatePublisher` in production, a list's `append` in tests); scorers also poll the alias, so
+a lost announcement only delays a swap. It must never raise into the registry: failures are logged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from streams.contract.records import ModelUpdate, encode
 
-__all__ = ["UpdatePublisher"]
+__all__ = ["model_update", "announce", "UpdatePublisher"]
 
 log = logging.getLogger(__name__)
+
+
+def model_update(model_name: str, version: int, alias: str, action: str, ts: float) -> dict:
+    """The announcement of an alias move, as the fields of a `ModelUpdate`."""
+    return {"model_name": model_name, "version": version, "alias": alias, "action": action, "ts": ts}
+
+
+def announce(notify: Callable[[dict], None] | None, update: dict) -> None:
+    """Hand an update to `notify` (nothing without one); log, never raise, when it fails."""
+    if notify is None:
+        return
+    try:
+        notify(update)
+    except Exception as exc:  # noqa: BLE001 - best effort: the scorers also poll the alias
+        log.warning("could not announce %s of version %d: %s", update["action"], update["version"], exc)
 
 
 class UpdatePublisher:

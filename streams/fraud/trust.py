@@ -1,0 +1,82 @@
+"""The trust gate: may a user's events go into a training batch now, or must they wait?
+
+An account is trusted when it is established (at least `min_events` events and `min_age_s`
+seconds since its first event) and not suspicious (score below `max_score`, not flagged and,
+with `hold_lenient`, not in the detector's lenient-suspicious set). Events of untrusted accounts
+are held back and may be released later, when the account becomes trusted. `gate_shares`
+measures a policy on a replay: the share of attacker events held out of training when their
+batch closed, and the share of genuine events delayed. Pure: callers pass the facts (or a
+detector to read them from); it never reads the clock and must never import faust, kafka or mlflow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TrustPolicy", "may_train", "gate", "gate_shares"]
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    """When an account's events may train: established and not suspicious."""
+
+    min_events: int = 20
+    min_age_s: float = 0.0
+    max_score: float = 0.25
+    hold_lenient: bool = True
+
+
+def may_train(
+    policy: TrustPolicy, n_events: int, age_s: float, score: float, flagged: bool, lenient: bool = False
+) -> tuple[bool, str]:
+    """(True, "trusted") or (False, why): "flagged", "suspicious", "new_account" or "young_account"."""
+    if flagged:
+        return False, "flagged"
+    if score >= policy.max_score or (policy.hold_lenient and lenient):
+        return False, "suspicious"
+    if n_events < policy.min_events:
+        return False, "new_account"
+    if age_s < policy.min_age_s:
+        return False, "young_account"
+    return True, "trusted"
+
+
+def gate(policy: TrustPolicy, detector, user_id: str, now_ts: float | None = None) -> tuple[bool, str]:
+    """`may_train` with the facts the detector holds for the user; age up to `now_ts` (default: its last event)."""
+    n, first, last = detector.account(user_id)
+    if n == 0:
+        return False, "new_account"
+    v = detector.score(user_id)
+    age = (last if now_ts is None else now_ts) - first
+    return may_train(policy, n, age, v.score, v.flagged, detector.is_lenient(user_id))
+
+
+def gate_shares(policy: TrustPolicy, rep, attackers, final_trusted: dict[str, bool] | None = None) -> dict:
+    """Share of attacker events held out of training when their batch closed, and of genuine events delayed.
+
+    `rep` is an `evaluation.Replay` (per event: its user and the user's state at its batch's close);
+    `attackers` is a collection of attacker ids. Each event is judged by its user's state when its
+    batch closed. `final_trusted` (user -> trusted at the end) splits genuine delays into released
+    later vs never released.
+    """
+    facts = zip(
+        rep.events_at_close.tolist(),
+        rep.age_at_close.tolist(),
+        rep.score_at_close.tolist(),
+        rep.flagged_at_close.tolist(),
+        rep.lenient_at_close.tolist(),
+    )
+    held = np.array([not may_train(policy, n, age, sc, fl, le)[0] for n, age, sc, fl, le in facts], bool)
+    users = rep.users.tolist()
+    att = np.array([u in attackers for u in users], bool)
+    nan = float("nan")
+    out = {
+        "attacker_events_held": float(held[att].mean()) if att.any() else nan,
+        "genuine_events_delayed": float(held[~att].mean()) if (~att).any() else nan,
+    }
+    if final_trusted is not None and (~att).any():
+        never = np.array([not final_trusted.get(u, False) for u in users], bool)
+        out["genuine_events_never_released"] = float((held & never)[~att].mean())
+    return out

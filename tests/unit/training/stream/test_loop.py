@@ -1,0 +1,36 @@
+"""The poll loop: accumulate to min_batch_rows, roll back and retry a failed round, commit only what is saved."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.training.stream.windows import make_trainer, make_windows
+from training.stream.loop import run
+from training.stream.quarantine import Quarantine
+from training.stream.state import StateStore
+from training.testing import MemorySource
+
+
+def test_min_batch_rows_accumulates_announcements(tmp_path):
+    batches, files = make_windows(n_windows=4)
+    rows = batches[0].announcement["rows"]
+    trainer = make_trainer(tmp_path, files, min_batch_rows=2 * rows)
+    results = run(trainer, MemorySource(batches, per_poll=1), Quarantine(), idle_timeout=0)
+    assert [r.batches for r in results] == [2, 2]
+
+
+def test_a_failed_round_rolls_back_keeps_its_batches_and_commits_nothing(tmp_path):
+    batches, files = make_windows(n_windows=2)
+    trainer = make_trainer(tmp_path, files)
+    run(trainer, MemorySource(batches[:1]), Quarantine(), idle_timeout=0)
+
+    def broken(model, report, lineage):
+        raise RuntimeError("registry down")
+
+    trainer.on_round = broken
+    source = MemorySource(batches[1:])
+    with pytest.raises(RuntimeError):
+        run(trainer, source, Quarantine(), idle_timeout=0, max_failures=2, sleep=lambda s: None)
+    assert [r.outcome for r in trainer.metrics.rounds] == ["success", "failure", "failure"]
+    assert source.committed == [] and trainer.pending == batches[1:]
+    assert trainer.state.round == 1 and StateStore(tmp_path / "state").load().round == 1

@@ -1,0 +1,71 @@
+"""Window rows → the interactions a round may train on: what is dropped, and how events become pairs.
+
+Dropped: rows marked suspect when written, rows of users flagged now, offsets already trained and
+repeated event ids; each is counted. A click or purchase is an implicit positive, a rating keeps
+its value. Pure pandas: it must never read files or flags itself, nor train anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from training.stream.offsets import OffsetRanges
+
+__all__ = ["INTERACTION_COLUMNS", "events_to_interactions", "clean_events", "empty_interactions", "pair_keys"]
+
+INTERACTION_COLUMNS = ["event_id", "user", "item", "rating", "timestamp"]
+
+
+def events_to_interactions(events: pd.DataFrame) -> pd.DataFrame:
+    """Window rows → interactions: a rating keeps its value; a click or purchase is an implicit positive (NaN)."""
+    return pd.DataFrame(
+        {
+            "event_id": events["event_id"].astype(str).to_numpy(),
+            "user": events["user_id"].astype(str).to_numpy(),
+            "item": events["item_id"].astype(str).to_numpy(),
+            "rating": np.where(events["type"].to_numpy() == "rating", events["value"].astype(float).to_numpy(), np.nan),
+            "timestamp": events["ts"].astype(float).to_numpy(),
+        }
+    )
+
+
+def clean_events(
+    events: pd.DataFrame, flagged: set[str], trained: OffsetRanges, known_event_ids: Iterable[str] = ()
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop suspect or flagged users' events, offsets already trained, and repeated event ids; count each."""
+    counts = {"rows": len(events)}
+    suspect = events["suspect"].fillna(False).astype(bool).to_numpy()
+    flagged_now = events["user_id"].astype(str).isin(flagged).to_numpy()
+    done = np.zeros(len(events), bool)
+    for (topic, partition), idx in events.groupby(["topic", "partition"]).indices.items():
+        done[idx] = trained.contains(f"{topic}/{partition}", events["offset"].to_numpy()[idx])
+    counts["dropped_suspect"] = int(suspect.sum())
+    counts["dropped_flagged"] = int((flagged_now & ~suspect).sum())
+    counts["dropped_trained"] = int((done & ~suspect & ~flagged_now).sum())
+    kept = events[~(suspect | flagged_now | done)]
+    unique = kept.drop_duplicates("event_id", keep="first")
+    unique = unique[~unique["event_id"].isin(set(known_event_ids))]
+    counts["dropped_duplicate"] = len(kept) - len(unique)
+    counts["kept"] = len(unique)
+    return unique.reset_index(drop=True), counts
+
+
+def pair_keys(frame: pd.DataFrame) -> pd.Series:
+    """One string per row naming its (user, item) pair."""
+    return frame["user"].astype(str) + "\x00" + frame["item"].astype(str)
+
+
+def empty_interactions() -> pd.DataFrame:
+    """An interaction frame with no rows and the columns' dtypes."""
+    return pd.DataFrame(
+        {
+            "event_id": pd.Series(dtype=str),
+            "user": pd.Series(dtype=str),
+            "item": pd.Series(dtype=str),
+            "rating": pd.Series(dtype=float),
+            "timestamp": pd.Series(dtype=float),
+        }
+    )

@@ -1,0 +1,47 @@
+"""How a round judges its model: which pairs it holds out, and the report it computes on them.
+
+Only users whose newest pair is new this round and not yet trained are tested (a seeded sample of
+at most `eval_users`), so a test pair is never trained before it is evaluated. Pure: it must never
+train, save or report anywhere; it only reads the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training.evaluation import Split, evaluate, leave_last_out, rank_metrics, robustness, sampled_ranks
+from training.models import PopularityRecommender
+from training.stream.cleaning import pair_keys
+
+__all__ = ["holdout_split", "round_report"]
+
+
+def holdout_split(
+    model: Any, accumulated: pd.DataFrame, new: pd.DataFrame, negatives: int, eval_users: int, seed: int, round_no: int
+) -> Split:
+    """Leave-last-out on everything kept; test only users whose newest pair is new and untrained."""
+    split = leave_last_out(accumulated, n_negatives=negatives, seed=seed * 7919 + round_no)
+    test = split.test
+    fresh = pair_keys(test).isin(set(pair_keys(new))).to_numpy()
+    u, i = model.users.lookup(test["user"]), model.items.lookup(test["item"])
+    known = (u >= 0) & (i >= 0)
+    trained = np.zeros(len(test), bool)
+    trained[known] = model.seen.contains(u[known], i[known])
+    keep = np.flatnonzero(fresh & ~trained)
+    if len(keep) > eval_users:
+        keep = np.sort(np.random.default_rng([seed, round_no]).choice(keep, eval_users, replace=False))
+    return Split(split.train, test.iloc[keep].reset_index(drop=True), split.negatives[keep])
+
+
+def round_report(model: Any, split: Split, fgsm_eps: tuple[float, ...], seed: int) -> dict[str, Any]:
+    """Accuracy, FGSM robustness, popularity's HR@10/NDCG@10 on the same split, and the test-user count."""
+    report: dict[str, Any] = evaluate(model, split)
+    report["fgsm"] = robustness(model, split, eps=tuple(fgsm_eps), seed=seed)
+    popularity = PopularityRecommender().fit(split.train)
+    hr, ndcg = rank_metrics(sampled_ranks(popularity, split), 10)
+    report["popularity"] = {"hr@10": hr, "ndcg@10": ndcg}
+    report["test_users"] = len(split.test)
+    return report
