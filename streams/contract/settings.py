@@ -50,7 +50,6 @@ class Settings(BaseSettings):
     # Topics
     events_topic: str = "events"
     deadletter_topic: str = "events.deadletter"
-    fraud_labels_topic: str = Field("fraud.labels", description="Analysts' labels (fraud / genuine) of users.")
 
     # Worker HTTP views (profiles, metrics)
     web_bind: str = Field("127.0.0.1", description="Address the worker's HTTP views listen on (0.0.0.0 in containers).")

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["PRIMARY_REASONS", "primary_reason", "suspicion_entry", "transition", "Checkpoint"]
+__all__ = [
+    "PRIMARY_REASONS",
+    "primary_reason",
+    "suspicion_entry",
+    "transition",
+    "ANALYST_REASONS",
+    "labelled",
+    "changed",
+]
 
 # Fixed order of docs/metrics.md: group evidence (targets) first, then profile evidence.
 PRIMARY_REASONS = (
@@ -20,8 +28,11 @@ PRIMARY_REASONS = (
     "unlike_all_neighbours",
     "too_average",
     "ignores_consensus",
+    "analyst_fraud",
     "other",
 )
+# An analyst's label overrides the detector: these are the reasons of verdicts that come from one.
+ANALYST_REASONS = {"fraud": "analyst_fraud", "genuine": "analyst_genuine"}
 
 
 def primary_reason(reasons: Iterable[str]) -> str:
@@ -51,38 +62,19 @@ def transition(previous: dict | None, flagged: bool) -> str | None:
     return None
 
 
-class Checkpoint:
-    """Which events the detector has folded in: per-user last offset, per-partition watermark, dirty users.
+def labelled(flagged: bool, reasons: Iterable[str], label: str | None) -> tuple[bool, list[str]]:
+    """The verdict in force: an analyst's label ("fraud" / "genuine") overrides the detector's."""
+    if label in ANALYST_REASONS:
+        return label == "fraud", [ANALYST_REASONS[label]]
+    return flagged, list(reasons)
 
-    A user's events all sit on one partition (producers key by user id), so "offset ≤ the user's mark"
-    means the detector has that event already; this is what keeps replays from counting twice.
-    """
 
-    def __init__(self, marks: dict[str, int] | None = None, watermarks: dict[int, int] | None = None):
-        self.marks: dict[str, int] = dict(marks or {})
-        self.watermarks: dict[int, int] = dict(watermarks or {})
-        self.dirty: dict[str, int] = {}  # user -> partition, folded since the last checkpoint
-
-    def folded(self, user: str, offset: int) -> bool:
-        """True if the user's event at `offset` is in the detector already."""
-        return offset <= self.marks.get(user, -1)
-
-    def observe(self, user: str, partition: int, offset: int) -> None:
-        """Record that the detector now holds the user's events up to `offset` of `partition`."""
-        if offset > self.marks.get(user, -1):
-            self.marks[user] = offset
-        self.dirty[user] = partition
-        self.advance(partition, offset)
-
-    def advance(self, partition: int, offset: int) -> None:
-        """Record that every event of `partition` up to `offset` has been seen (folded or not needed)."""
-        if offset > self.watermarks.get(partition, -1):
-            self.watermarks[partition] = offset
-
-    def take_dirty(self) -> dict[int, list[str]]:
-        """The users to write at this checkpoint, by partition; resets the dirty set."""
-        out: dict[int, list[str]] = {}
-        for user, partition in self.dirty.items():
-            out.setdefault(partition, []).append(user)
-        self.dirty = {}
-        return out
+def changed(previous: dict | None, entry: dict, min_score_move: float = 0.05) -> bool:
+    """Whether `entry` says something `previous` did not: another flag, other reasons, or a score move."""
+    if previous is None:
+        return True
+    return (
+        previous.get("flagged") != entry["flagged"]
+        or previous.get("reasons") != entry["reasons"]
+        or abs(float(previous.get("score", 0.0)) - entry["score"]) >= min_score_move
+    )

@@ -113,7 +113,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     item_agent.install(app, settings, topology)
     window_agent.install(app, settings, topology, bootstrap, flags_view)
     if settings.fraud_enabled:
-        fraud_agent.install(app, settings, topology)
+        fraud_agent.install(app, settings, topology, bootstrap)
     add_metrics_page(app)
 
     return app

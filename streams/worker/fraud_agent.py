@@ -2,7 +2,11 @@
 
 `fraud.events` has one partition, so exactly one worker runs the detector and it sees every
 validated event, whatever the number of workers: its verdicts do not depend on how users are
-spread over workers. Per batch of envelopes: each event new to the detector (`FoldMarks`) goes to
+spread over workers. Analysts' labels (`fraud.labels`, followed group-less by every worker)
+override the detector's verdict for the labelled user, and refit the supervised model that ranks
+the review queue (`GET /fraud/review`; it never sets or clears a flag itself: docs/detection.md).
+
+Per batch of envelopes: each event new to the detector (`FoldMarks`) goes to
 `FraudDetector.update`, then one `flush`; verdicts that changed go to the `suspicion` table
 (one partition, beside the detector) and crossings of the threshold to `fraud.flags`.
 
@@ -22,11 +26,13 @@ import time
 import faust
 import msgspec
 
-from streams.contract.records import FraudFlag, ValidBatch, encode
+from streams.contract.records import FraudFlag, FraudLabel, ValidBatch, encode
 from streams.contract.settings import Settings
 from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
-from streams.fraud.suspicion import PRIMARY_REASONS, primary_reason, suspicion_entry, transition
+from streams.fraud.supervised import LabelBook, LabelModel
+from streams.fraud.suspicion import PRIMARY_REASONS, changed, labelled, primary_reason, suspicion_entry, transition
 from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.kafka.tail import tail_topics
 from streams.worker import metrics
 from streams.worker.folding import FoldMarks
 
@@ -52,6 +58,12 @@ class FraudAgent:
         self.events_since_full = 0
         self.lock = asyncio.Lock()
         self.tracked = False
+        self.book = LabelBook()
+        self.labels: dict[str, str] = {}  # user -> the analyst's latest label
+        self.relabelled: set[str] = set()  # users whose label changed since the last publish
+        self.model = LabelModel()
+        self.review: dict[str, float] = {}
+        self.review_stale = False
 
     # ---- the stream ------------------------------------------------------------------------------
     async def on_batch(self, events: list) -> None:
@@ -77,7 +89,7 @@ class FraudAgent:
                         verdicts.append(verdict)
             self.events_since_full += folded
             verdicts += det.flush()
-            await self._publish(verdicts)
+            await self._publish(verdicts + self._relabelled_verdicts())
             self.held.extend(events)
 
     async def on_checkpoint(self) -> None:
@@ -105,6 +117,40 @@ class FraudAgent:
                 time.perf_counter() - started,
                 len(verdicts),
             )
+
+    # ---- labels -----------------------------------------------------------------------------------
+    def on_label(self, _topic: str, _key: bytes | None, value: bytes | None) -> None:
+        """Fold one `FraudLabel` record (every worker keeps the book; the detector's owner acts on it)."""
+        try:
+            label = msgspec.json.decode(value or b"", type=FraudLabel)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            log.warning("fraud: ignoring a malformed label %r", (value or b"")[:200])
+            return
+        if self.book.update(label):
+            self.labels[label.user_id] = label.label
+            self.relabelled.add(label.user_id)
+            self.review_stale = True
+            metrics.FRAUD_LABELS.labels(label.label).inc()
+
+    def _relabelled_verdicts(self) -> list[Verdict]:
+        """The detector's verdicts of users whose label changed (the label is applied in `_publish`)."""
+        users, self.relabelled = self.relabelled, set()
+        return [self.detector.score(user) for user in sorted(users)] if self.detector is not None else []
+
+    async def on_labels_tick(self) -> None:
+        """Publish label changes even while no events arrive; refit the review model when labels changed."""
+        async with self.lock:
+            if self.detector is None:
+                return
+            await self._publish(self._relabelled_verdicts())
+            if self.review_stale:
+                self.review_stale = False
+                self.review = self.model.refit(self.detector, self.book)
+
+    def review_queue(self, n: int) -> list[dict]:
+        """The `n` unlabelled users most worth an analyst's look (highest review priority first)."""
+        ranked = sorted(((p, u) for u, p in self.review.items() if u not in self.labels), reverse=True)[:n]
+        return [{"user_id": u, "priority": round(p, 4)} for p, u in ranked]
 
     def forget(self) -> None:
         """The partition went elsewhere: drop the in-memory detector (its envelopes come again there)."""
@@ -135,10 +181,15 @@ class FraudAgent:
         for user, v in {v.user_id: v for v in verdicts}.items():
             metrics.FRAUD_SCORE.observe(v.score)
             key = user.encode()
-            move = transition(self.suspicion.get(key), v.flagged)
-            self.suspicion[key] = suspicion_entry(v.score, v.flagged, v.reasons, v.version, now)
+            flagged, reasons = labelled(v.flagged, v.reasons, self.labels.get(user))
+            previous = self.suspicion.get(key)
+            entry = suspicion_entry(v.score, flagged, reasons, v.version, now)
+            if not changed(previous, entry):
+                continue
+            move = transition(previous, flagged)
+            self.suspicion[key] = entry
             if move == "flag":
-                metrics.FRAUD_FLAGS.labels(primary_reason(v.reasons)).inc()
+                metrics.FRAUD_FLAGS.labels(primary_reason(reasons)).inc()
                 self.flagged.add(user)
             elif move == "clear":
                 metrics.FRAUD_CLEARED.inc()
@@ -147,10 +198,10 @@ class FraudAgent:
                 flag = FraudFlag(
                     user_id=user,
                     score=v.score,
-                    reasons=list(v.reasons),
+                    reasons=reasons,
                     ts=now,
                     detector_version=v.version,
-                    flagged=v.flagged,
+                    flagged=flagged,
                 )
                 sends.append((key, flag))
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
@@ -172,7 +223,7 @@ class FraudAgent:
         return out
 
 
-def install(app: faust.App, settings: Settings, topology) -> FraudAgent:
+def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> FraudAgent:
     """Add the fraud detector's agent, timers and views to the worker's app."""
     agent = FraudAgent(app, settings, topology)
     for reason in PRIMARY_REASONS:
@@ -187,6 +238,12 @@ def install(app: faust.App, settings: Settings, topology) -> FraudAgent:
 
     app.timer(interval=settings.fraud_checkpoint_s)(agent.on_checkpoint)
     app.timer(interval=settings.fraud_full_flush_s)(agent.on_full_flush)
+    app.timer(interval=2.0)(agent.on_labels_tick)
+
+    @app.task
+    async def follow_labels() -> None:
+        """Every worker keeps the analysts' labels (the detector may move to it in a rebalance)."""
+        await tail_topics(bootstrap, [settings.fraud_labels_topic], agent.on_label, "advrec-worker-labels")
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(app_, revoked, **kwargs):
@@ -194,6 +251,13 @@ def install(app: faust.App, settings: Settings, topology) -> FraudAgent:
         if any(tp.topic == fraud_topic for tp in revoked):
             async with agent.lock:
                 agent.forget()
+
+    @app.page("/fraud/review")
+    @app.table_route(table=agent.suspicion, exact_key="review")
+    async def review_view(web, request):
+        """The review queue: unlabelled users ranked by the label model blended with the detector (?n=20)."""
+        n = min(int(request.query.get("n", "20")), 1000)
+        return web.json({"queue": agent.review_queue(n), "labels": len(agent.labels), "model": agent.model.fitted})
 
     @app.page("/fraud/{user_id}")
     @app.table_route(table=agent.suspicion, match_info="user_id")

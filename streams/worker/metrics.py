@@ -22,6 +22,7 @@ __all__ = [
     "WINDOW_ROWS",
     "FRAUD_FLAGS",
     "FRAUD_CLEARED",
+    "FRAUD_LABELS",
     "FRAUD_SCORE",
     "FRAUD_FLAGGED_USERS",
 ]
@@ -83,6 +84,7 @@ WINDOW_ROWS = Histogram(
 
 # Fraud detector (label values of FRAUD_FLAGS: streams.fraud.suspicion.PRIMARY_REASONS, created at 0 by the agent)
 FRAUD_FLAGS = Counter("advrec_fraud_flags_total", "Users newly flagged, by the verdict's primary reason.", ["reason"])
+FRAUD_LABELS = Counter("advrec_fraud_labels_total", "Analysts' labels folded in, by label.", ["label"])
 FRAUD_CLEARED = Counter("advrec_fraud_cleared_total", "Flagged users whose verdict fell below the threshold again.")
 FRAUD_SCORE = Histogram(
     "advrec_fraud_score",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.fraud.suspicion import PRIMARY_REASONS, Checkpoint, primary_reason, suspicion_entry, transition
+from streams.fraud.suspicion import PRIMARY_REASONS, changed, labelled, primary_reason, suspicion_entry, transition
 from streams.kafka.partitioner import partition_of, watermark_key
 
 
@@ -11,7 +11,8 @@ def test_primary_reason_follows_the_fixed_order():
     assert primary_reason(["too_average", "unlike_all_neighbours"]) == "unlike_all_neighbours"
     assert primary_reason(["buys_target:7", "nukes_target:3"]) == "buys_target"
     assert primary_reason(["something_new"]) == "other" and primary_reason([]) == "other"
-    assert PRIMARY_REASONS[0] == "buys_target" and PRIMARY_REASONS[-1] == "other" and len(PRIMARY_REASONS) == 8
+    assert primary_reason(["analyst_fraud"]) == "analyst_fraud"
+    assert PRIMARY_REASONS[0] == "buys_target" and PRIMARY_REASONS[-1] == "other" and len(PRIMARY_REASONS) == 9
 
 
 def test_transitions_flag_and_clear_once():
@@ -41,12 +42,16 @@ def test_partition_of_is_kafkas_murmur2():
         assert watermark_key(p, 8).startswith(b"\x00watermark-")
 
 
-def test_checkpoint_marks_skip_what_the_detector_holds():
-    ckpt = Checkpoint({"u": 10}, {0: 12})
-    assert ckpt.folded("u", 10) and not ckpt.folded("u", 11) and not ckpt.folded("v", 0)
-    ckpt.observe("u", 0, 15)
-    ckpt.observe("v", 1, 3)
-    ckpt.observe("u", 0, 14)  # an older offset never lowers a mark
-    ckpt.advance(1, 7)
-    assert ckpt.marks == {"u": 15, "v": 3} and ckpt.watermarks == {0: 15, 1: 7}
-    assert ckpt.take_dirty() == {0: ["u"], 1: ["v"]} and ckpt.take_dirty() == {}
+def test_an_analysts_label_overrides_the_detector():
+    assert labelled(False, ["too_average"], "fraud") == (True, ["analyst_fraud"])
+    assert labelled(True, ["too_average"], "genuine") == (False, ["analyst_genuine"])
+    assert labelled(True, ("too_average",), None) == (True, ["too_average"])
+
+
+def test_an_entry_is_written_again_only_when_it_says_something_new():
+    entry = suspicion_entry(0.60, True, ["too_average"], "fraud-2", 1.0)
+    assert changed(None, entry)
+    assert not changed(entry, suspicion_entry(0.62, True, ["too_average"], "fraud-2", 2.0))
+    assert changed(entry, suspicion_entry(0.66, True, ["too_average"], "fraud-2", 2.0))
+    assert changed(entry, suspicion_entry(0.60, True, ["pushes_target:i1"], "fraud-2", 2.0))
+    assert changed(entry, suspicion_entry(0.60, False, ["too_average"], "fraud-2", 2.0))
