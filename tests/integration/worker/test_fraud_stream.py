@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 from kafka import KafkaConsumer
 
+from streams.fraud import FraudDetector
 from streams.kafka.producer import produce_events
 from streams.local.broker import free_port
 from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics
@@ -23,7 +24,7 @@ from tests.paths import ML100K
 pytestmark = pytest.mark.integration
 
 
-TOPIC, FLAGS = "fraud-events", "fraud-events.flags"
+TOPIC, FLAGS, LABELS = "fraud-events", "fraud-events.flags", "fraud-events.labels"
 
 
 def _genuine(max_user: int):
@@ -46,6 +47,17 @@ def _genuine(max_user: int):
 def _attack(ratings, kind: str, size: float, seed: int, start_ts: float):
     plan = plan_attack(AttackSpec(kind, size, 0.03, start_ts=start_ts, span_s=6 * 3600.0), summarize(ratings), seed)
     return sorted(plan.events(), key=lambda e: e["ts"]), set(plan.users)
+
+
+def _replayed_flags(events: list[dict]) -> set[str]:
+    """The flags of the same detector fed the same events offline, in one piece (no broker, no restart)."""
+    detector = FraudDetector()
+    for start in range(0, len(events), 500):
+        for e in events[start : start + 500]:
+            detector.update(e["user_id"], e["item_id"], e["type"], e["ts"], e["value"])
+        detector.flush()
+    detector.flush(full=True)
+    return detector.flagged()
 
 
 def _get(base: str, path: str):
@@ -71,14 +83,14 @@ def _inputs(base: str) -> float:
 class FlagReader:
     """Every FraudFlag record on the flags topic so far, read from the start each time."""
 
-    def __init__(self, bootstrap: str):
+    def __init__(self, bootstrap: str, topic: str = FLAGS):
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             consumer_timeout_ms=1500,
         )
-        self.consumer.subscribe([FLAGS])
+        self.consumer.subscribe([topic])
         self.records: list[dict] = []
 
     def poll(self) -> list[dict]:
@@ -99,7 +111,7 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
     ratings, genuine = _genuine(max_user=400)
     t_end = max(e["ts"] for e in genuine)
     attack1, attackers1 = _attack(ratings, "bandwagon", 0.05, seed=7, start_ts=t_end - 6 * 3600.0)
-    attack2, attackers2 = _attack(ratings, "bandwagon", 0.03, seed=8, start_ts=t_end + 3600.0)
+    attack2, attackers2 = _attack(ratings, "average", 0.03, seed=8, start_ts=t_end + 3600.0)
     genuine_users = {e["user_id"] for e in genuine}
     assert len(genuine_users) == 400 and len(attackers1) == 20 and len(attackers2) == 12
     phase_a = sorted(genuine + attack1, key=lambda e: e["ts"])
@@ -118,6 +130,7 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         "ADVREC_EVENTS_TOPIC": TOPIC,
         "ADVREC_DEADLETTER_TOPIC": f"{TOPIC}.deadletter",
         "ADVREC_FRAUD_FLAGS_TOPIC": FLAGS,
+        "ADVREC_FRAUD_LABELS_TOPIC": LABELS,
         "ADVREC_FRAUD_CHECKPOINT_S": "2",
         "ADVREC_FRAUD_FULL_FLUSH_S": "3",
         "ADVREC_WEB_PORT": str(port),
@@ -128,7 +141,7 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
     try:
         worker.wait_http(f"{base}/metrics")
         samples = scrape_metrics(f"{base}/metrics")
-        assert samples['advrec_fraud_flags_total{reason="cotarget_push"}'] == 0
+        assert samples['advrec_fraud_flags_total{reason="pushes_target"}'] == 0
         assert samples['advrec_fraud_flags_total{reason="other"}'] == 0
         produce_events(kafka_broker, TOPIC, phase_a)
         wait_for(lambda: _inputs(base) >= len(phase_a), 90, "phase A processed", worker)
@@ -168,7 +181,7 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         # The profile view answers 404/503 until the tables are recovered; then the verdict must be there.
         wait_for(lambda: isinstance(_get(base, f"/profiles/{attacker}"), dict), 60, "tables recovered", worker)
         restored = _get(base, f"/fraud/{attacker}")
-        assert restored["flagged"] is True and restored["score"] == view["score"]
+        assert restored["flagged"] is True and abs(restored["score"] - view["score"]) < 0.05
 
         produce_events(kafka_broker, TOPIC, attack2)
         sent = Counter(e["user_id"] for e in phase_a + later + attack2)
@@ -190,6 +203,8 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         }
         assert not wrong, f"detector event counts differ from events sent (user: (detector, sent)): {wrong}"
         flagged = reader.flagged()
+        # One detector sees every event once, across the restart: its flags are those of an offline replay.
+        assert flagged == _replayed_flags(phase_a + later + attack2)
         tp2, fp2 = len(flagged & attackers2), len(flagged & genuine_users)
         print(
             f"after restart: {tp2}/{len(attackers2)} new attackers flagged, {fp2}/400 genuine flagged, "
@@ -199,6 +214,28 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         # Flags of phase A are not sent again after the restart (the suspicion table restored them).
         again = [r for r in reader.records[before_kill:] if r["user_id"] in attackers1 and r["flagged"]]
         assert not again
+
+        # Analysts' labels override the detector, without a restart.
+        from click.testing import CliRunner
+
+        from streams.cli import main
+
+        cleared, framed = sorted(flagged & attackers1)[0], sorted(genuine_users - flagged)[0]
+        label_env = {"ADVREC_KAFKA_BOOTSTRAP": kafka_broker, "ADVREC_FRAUD_LABELS_TOPIC": LABELS}
+        for user, verdict in ((cleared, "--genuine"), (framed, "--fraud")):
+            result = CliRunner().invoke(main, ["label", user, verdict, "--analyst", "ops"], env=label_env)
+            assert result.exit_code == 0, result.output
+        wait_for(
+            lambda: cleared not in (reader.poll() and reader.flagged()) and framed in reader.flagged(),
+            30,
+            "labels applied",
+            worker,
+        )
+        assert _get(base, f"/fraud/{cleared}")["reasons"] == ["analyst_genuine"]
+        assert _get(base, f"/fraud/{framed}")["reasons"] == ["analyst_fraud"]
+        review = _get(base, "/fraud/review?n=5")
+        assert review["labels"] == 2 and len(review["queue"]) == 5
+        assert not {r["user_id"] for r in review["queue"]} & {cleared, framed}  # labelled users need no review
     finally:
         worker.stop()
         if reader is not None:

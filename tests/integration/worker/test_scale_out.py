@@ -1,35 +1,57 @@
-"""Two workers on four partitions, one killed -9 mid-stream and restarted: the stream stays up.
+"""Two workers on four partitions, one killed -9 mid-stream and restarted: nothing lost, nothing counted twice.
 
-On the Tansu broker used before, this crashed *both* workers with Faust's ConsistencyError (short
-end offsets meet partitions moving between workers). On Apache Kafka neither may crash, and every
-event must still be applied once.
+Every user's profile and every item's statistics must come out exact, whichever worker is asked
+(`/profiles/U` and `/items/I` route to the owner), and the fraud flags must be those of one
+detector that saw the whole input once (the same detector replayed offline: with one worker the
+stream gives exactly that, tests/integration/worker/test_fraud_stream.py). On the Tansu broker used
+before, this scenario crashed both workers (ConsistencyError); on Apache Kafka, aiokafka left
+never-committed partitions unread after the rebalance until streams.kafka.faust_app fixed it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import urllib.error
+from collections import Counter, defaultdict
 
 import pytest
 
 from streams.kafka.producer import produce_events
-from streams.sources.simulator import simulated_events
+from streams.local.demo import build_stream
 from tests.integration.conftest import wait_for
-from tests.integration.worker.test_worker import _processed, _profile, _worker
+from tests.integration.worker.test_fraud_stream import FlagReader, _get, _replayed_flags
+from tests.integration.worker.test_worker import _processed, _worker
 
 pytestmark = pytest.mark.integration
 
-CRASH_MARKS = ("ConsistencyError", "Crashed reason", "Traceback")
+CRASH_MARKS = ("ConsistencyError", "Crashed reason")  # an agent or the app went down
+TOPIC = "pair-events"
 
 
-def test_two_workers_one_killed_9_and_restarted_neither_crashes(kafka_broker, tmp_path):
-    events = list(simulated_events(n_events=6000, n_users=150, n_items=400, seed=5))
+def _expected_items(events: list[dict]) -> dict[str, dict]:
+    stats: dict[str, dict] = defaultdict(lambda: {"events": 0, "clicks": 0, "purchases": 0, "ratings": 0})
+    for e in events:
+        s = stats[e["item_id"]]
+        s["events"] += 1
+        s[{"click": "clicks", "purchase": "purchases", "rating": "ratings"}[e["type"]]] += 1
+    return dict(stats)
+
+
+def test_two_workers_one_killed_9_lose_nothing_and_flag_like_one_detector(kafka_broker, tmp_path):
+    events, labels, _ = build_stream(None, 6000, "click_farm:0.05:0.02", seed=3)
     users = sorted({e["user_id"] for e in events})
-    first, base_a = _worker(tmp_path / "a", kafka_broker, "pair", "pair-events")
-    second, base_b = _worker(tmp_path / "b", kafka_broker, "pair", "pair-events")
-    producer = threading.Thread(
-        target=produce_events, args=(kafka_broker, "pair-events", events), kwargs={"rate": 1_500.0}
-    )
+    sent = Counter(e["user_id"] for e in events)
+    items = _expected_items(events)
+    env = {
+        "ADVREC_FRAUD_FLAGS_TOPIC": f"{TOPIC}.flags",
+        "ADVREC_FRAUD_CHECKPOINT_S": "2",
+        "ADVREC_FRAUD_FULL_FLUSH_S": "3",
+    }
+    first, base_a = _worker(tmp_path / "a", kafka_broker, "pair", TOPIC, extra=env)
+    second, base_b = _worker(tmp_path / "b", kafka_broker, "pair", TOPIC, extra=env)
+    producer = threading.Thread(target=produce_events, args=(kafka_broker, TOPIC, events), kwargs={"rate": 1_500.0})
+    reader = FlagReader(kafka_broker, f"{TOPIC}.flags")
     try:
         first.start().wait_http(f"{base_a}/metrics")
         second.start().wait_http(f"{base_b}/metrics")
@@ -38,32 +60,46 @@ def test_two_workers_one_killed_9_and_restarted_neither_crashes(kafka_broker, tm
             lambda: _processed(base_a) + _processed(base_b) >= len(events) // 3, 90, "a third processed", first, second
         )
         first.kill9()
+        killed_at = time.monotonic()
         first.start()
         first.wait_http(f"{base_a}/metrics")
         producer.join()
 
-        def all_applied(base: str):
+        def exact_from(base: str):
             try:
-                profiles = [_profile(base, user) for user in users]
-            except urllib.error.HTTPError as exc:
-                if exc.code in (503, 500, 502):  # a table still recovering, or the route moving
-                    return False
-                raise
-            return sum(p["events"] for p in profiles if p) == len(events)
+                return all((_get(base, f"/profiles/{u}") or {}).get("events") == sent[u] for u in users)
+            except (urllib.error.URLError, TypeError, AttributeError):
+                return False  # a table still recovering (503) or the route moving
 
         wait_for(
-            lambda: all_applied(base_a) and all_applied(base_b),
-            180,
-            "every event applied, seen from both",
+            lambda: exact_from(base_a) and exact_from(base_b), 180, "every profile exact, seen from both", first, second
+        )
+        recovered_s = time.monotonic() - killed_at
+        for base in (base_a, base_b):
+            for item, expected in items.items():
+                got = _get(base, f"/items/{item}")
+                assert {k: got[k] for k in expected} == expected, (base, item, got)
+
+        expected_flags = _replayed_flags(events)
+        wait_for(
+            lambda: reader.poll() is not None and reader.flagged() == expected_flags,
+            60,
+            "the flags of one detector that saw every event once",
             first,
             second,
         )
+        attackers = set(labels)
+        print(
+            f"\ntwo workers, one killed -9: {len(events)} events, {len(users)} users, {len(items)} items exact; "
+            f"flags {len(expected_flags & attackers)}/{len(attackers)} attackers, "
+            f"{len(expected_flags - attackers)} genuine; recovered in {recovered_s:.1f} s after the kill"
+        )
         assert first.process.poll() is None and second.process.poll() is None
-        # The restarted worker's log starts at its restart; the survivor's covers the whole rebalance.
         for process in (first, second):
             log = process.log_path.read_text(errors="replace")
             assert not [mark for mark in CRASH_MARKS if mark in log], process.log_tail(60)
     finally:
+        reader.consumer.close()
         first.stop()
         second.stop()
         if producer.is_alive():

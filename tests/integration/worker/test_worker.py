@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 
@@ -43,7 +44,9 @@ BAD_PAYLOADS = {
 }
 
 
-def _worker(tmp_path, bootstrap: str, app_id: str, topic: str, quirks: dict | None = None) -> tuple[AdvrecProcess, str]:
+def _worker(
+    tmp_path, bootstrap: str, app_id: str, topic: str, quirks: dict | None = None, extra: dict | None = None
+) -> tuple[AdvrecProcess, str]:
     port = free_port()
     env = {
         "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
@@ -55,6 +58,7 @@ def _worker(tmp_path, bootstrap: str, app_id: str, topic: str, quirks: dict | No
         "ADVREC_DATA_DIR": str(tmp_path / app_id),
         # offsets commit once the window sink has written its window too: close windows quickly
         "ADVREC_WINDOW_MAX_SECONDS": "1",
+        **(extra or {}),
     }
     process = AdvrecProcess(["worker"], env, tmp_path / f"{app_id}.log")
     return process, f"http://127.0.0.1:{port}"
@@ -62,7 +66,7 @@ def _worker(tmp_path, bootstrap: str, app_id: str, topic: str, quirks: dict | No
 
 def _profile(base: str, user: str) -> dict | None:
     try:
-        with urllib.request.urlopen(f"{base}/profiles/{user}", timeout=5) as response:
+        with urllib.request.urlopen(f"{base}/profiles/{urllib.parse.quote(user, safe='')}", timeout=5) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
