@@ -139,7 +139,11 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
     doc = json.loads(report_path.read_text())
     report, lineage = doc["report"], doc["lineage"]
     assert report["test_users"] > 50 and 0 < report["hr@10"] <= 1 and "0.25" in report["fgsm"]
-    assert report["rows"]["rows"] == len(events) and report["rows"]["dropped_flagged"] > 0
+    # the user flagged before the worker started: rows marked suspect as they were windowed, none trained
+    flagged_rows = sum(e["user_id"] == flagged_user for e in events)
+    assert report["rows"]["rows"] == len(events)
+    assert report["rows"]["dropped_suspect"] + report["rows"]["dropped_flagged"] == flagged_rows
+    assert report["rows"]["dropped_suspect"] > 0
     assert sorted(b["path"] for b in lineage["batches"]) == sorted(a["path"] for a in announced)
     assert lineage["detector_version"] == "test-1"
     model = load_recommender(data_dir / "models" / "round-1.pt")
