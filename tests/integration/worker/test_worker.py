@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 BAD_PAYLOADS = {
     b"{not json": "malformed_json",
-    b"[1, 2, 3]": "not_an_object",
+    b'"just a string"': "not_an_object",
     json.dumps({"event_id": "b1", "user_id": "u1", "type": "click", "ts": 1.7e9}).encode(): "missing_field",
     json.dumps({"event_id": "b2", "user_id": 7, "item_id": "i1", "type": "click", "ts": 1.7e9}).encode(): "wrong_type",
     json.dumps(
