@@ -130,7 +130,11 @@ def worker_run(
 
             threading.Thread(target=feed, daemon=True).start()
         while True:
-            samples = scrape_metrics(url)
+            try:
+                samples = scrape_metrics(url, timeout_s=30)
+            except TimeoutError:
+                print("  (the worker's /metrics took over 30 s to answer)", file=sys.stderr)
+                continue
             done = sum(
                 metric_total(samples, name)
                 for name in (

@@ -134,6 +134,18 @@ class Settings(BaseSettings):
     fraud_labels_topic: str = Field(
         "fraud.labels", description="Topic of FraudLabel records: analysts' fraud / genuine verdicts (`advrec label`)."
     )
+    trust_min_events: int = Field(
+        20, description="Trust gate: an account's events may train once it has this many events (and the rest holds)."
+    )
+    trust_min_age_s: float = Field(0.0, description="Trust gate: …and is at least this old (event time, seconds).")
+    trust_max_score: float = Field(0.25, description="Trust gate: …and its fraud score is below this.")
+    trust_hold_lenient: bool = Field(
+        True, description="Trust gate: hold accounts the detector finds mildly suspicious."
+    )
+    trust_gate: bool = Field(
+        True,
+        description="Trainer: train only trusted accounts' events; hold the others until trusted (dropped if flagged).",
+    )
     fraud_checkpoint_s: float = Field(30.0, description="Seconds between checkpoints of the detector's per-user state.")
     fraud_full_flush_s: float = Field(
         60.0, description="Seconds between full rescores of every user (only if events arrived)."
