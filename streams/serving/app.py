@@ -1,7 +1,9 @@
 """The scorer process: its own Faust app (`{app_id}-scorer`) that serves the MLflow champion.
 
-Requests from `rec.requests` are taken in micro-batches, answered by `ScorerCore` (pure) and sent
-to `recommendations`; bad ones go to `rec.requests.deadletter`. Seen items come from a read-only
+Requests from `rec.requests` are taken in micro-batches (Faust's `take_events`), decoded into the
+typed `RecommendationRequest`, answered by `ScorerCore` (pure: one matrix product and one top-k per
+batch) and produced to `recommendations` as one aiokafka batch per partition (`BatchSender`); bad
+ones go to `rec.requests.deadletter`. Seen items come from a read-only
 tail of the worker's `profiles` changelog (and popularity from its `item-popularity` changelog),
 read without a consumer group, so the scorer runs in a process of its own and never writes the
 worker's tables. Models are loaded in a thread, fully, and swapped in by one assignment; a
@@ -122,9 +124,9 @@ def create_scorer_app(
             tables=False,
         ),
         broker_max_poll_records=max(500, settings.scorer_batch_max),
-        # An answer is worth little once late and a client asks again: the leader's ack suffices
-        # (no wait for followers). No linger: BatchSender hands over whole micro-batches already.
-        producer_acks=1,
+        # No linger: BatchSender hands over whole micro-batches already. Acks stay "all" (Faust's
+        # default): with acks=1 an answer acknowledged by a leader that then fails is lost after
+        # its request was committed; on one broker the two cost the same.
         producer_linger_ms=0,
     )
     metrics.init_labels()
