@@ -124,10 +124,8 @@ class BPRRecommender(Recommender):
         self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The user, positive and negative rows of a batch of index triples (differentiable)."""
-        # index_select, not `table[index]`: the same rows and gradient, a third of the time on CPU
-        # (advanced indexing takes torch's generic TensorIterator path).
-        users, items = self.net.users, self.net.items
-        return users.index_select(0, u), items.index_select(0, i), items.index_select(0, j)
+        # (`index_select` instead: 3x faster forward, slower backward; the same epoch time on CPU.)
+        return self.net.users[u], self.net.items[i], self.net.items[j]
 
     def rows_loss(self, pu: torch.Tensor, qi: torch.Tensor, qj: torch.Tensor) -> torch.Tensor:
         """BPR loss plus L2 of a batch's gathered rows."""
