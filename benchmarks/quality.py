@@ -60,6 +60,11 @@ def mean_report(reports: list[dict]) -> dict:
     return first
 
 
+def spread(values: list[float]) -> str:
+    """Mean and range of per-seed ratios."""
+    return f"{np.mean(values):.2f} [{min(values):.2f}-{max(values):.2f}]"
+
+
 def main() -> None:
     """Run the comparison for each seed, print the table and a JSON summary."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,8 +87,15 @@ def main() -> None:
         report, pop = run_seed(frame, seed, args.epochs, not args.no_poison)
         reports.append(report)
         pops.append(pop)
+        bpr, apr = reports[-1]["bpr"], reports[-1]["apr"]
         print(
-            f"seed {seed}: " + "  ".join(f"{k} ndcg@10 {r['ndcg@10']:.4f}" for k, r in reports[-1].items()), flush=True
+            f"seed {seed}: "
+            + "  ".join(f"{k} ndcg@10 {r['ndcg@10']:.4f}" for k, r in reports[-1].items())
+            + f"  APR/BPR time: adversarial epoch {apr['adv_epoch_seconds'] / bpr['epoch_seconds']:.2f}"
+            f" (CPU {apr['adv_epoch_cpu_seconds'] / bpr['epoch_cpu_seconds']:.2f}),"
+            f" budget {apr['train_seconds'] / bpr['train_seconds']:.2f}"
+            f" (CPU {apr['train_cpu_seconds'] / bpr['train_cpu_seconds']:.2f})",
+            flush=True,
         )
     rep, pop = mean_report(reports), mean_report(pops)
     print(
@@ -110,10 +122,18 @@ def main() -> None:
         f"APR settings: eps={apr['eps']} ({apr['eps_mode']}), reg_adv={apr['reg_adv']}, "
         f"warmup={apr['warmup']}, dim={apr['dim']}, lr={apr['lr']}, reg={apr['reg']}"
     )
+    print("\nAPR/BPR time, same epoch budget, each seed a repeat (mean [min-max]):")
+    for clock, label in (("", "wall"), ("cpu_", "CPU ")):
+        epoch = [r["apr"][f"adv_epoch_{clock}seconds"] / r["bpr"][f"epoch_{clock}seconds"] for r in reports]
+        budget = [r["apr"][f"train_{clock}seconds"] / r["bpr"][f"train_{clock}seconds"] for r in reports]
+        print(
+            f"  {label}: adversarial epoch / BPR epoch {spread(epoch)}   whole budget (incl. BPR warm-up) "
+            f"{spread(budget)}   BPR {bpr[f'epoch_{clock}seconds']:.3f} s/epoch, "
+            f"APR adversarial {apr[f'adv_epoch_{clock}seconds']:.3f} s/epoch"
+        )
     print(
-        f"APR epoch time / BPR epoch time: {apr['adv_epoch_seconds'] / bpr['epoch_seconds']:.2f} "
-        f"(adversarial epochs; whole budget incl. BPR warm-up: "
-        f"{apr['epoch_seconds'] / bpr['epoch_seconds']:.2f})"
+        "  accuracy beside it: "
+        + "  ".join(f"{m} BPR {bpr[m]:.4f} APR {apr[m]:.4f} ({gain[m]:+.1f}%)" for m in ("hr@10", "ndcg@10"))
     )
     if "poisoning" in bpr:
         print(

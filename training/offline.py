@@ -18,16 +18,24 @@ from training.models import APRRecommender, BPRRecommender, build_model
 __all__ = ["report_model", "eval_models"]
 
 
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
+
+
 def report_model(model: BPRRecommender, split: Split, seed: int = 0) -> dict[str, Any]:
-    """Accuracy, FGSM robustness, mean epoch time (APR: also of its adversarial epochs), settings."""
+    """Accuracy, FGSM robustness, epoch and training times (APR: also of its adversarial epochs), settings."""
     out: dict[str, Any] = dict(evaluate(model, split))
     out["fgsm"] = robustness(model, split, seed=seed)
     out["epochs"] = len(model.epoch_seconds)
-    out["epoch_seconds"] = float(np.mean(model.epoch_seconds)) if model.epoch_seconds else 0.0
     cfg = model.config
+    adversarial_from = int(round(cfg.warmup * out["epochs"])) if isinstance(model, APRRecommender) else None
+    # Wall time, and this thread's CPU time (what a shared machine's other processes do not inflate).
+    for clock, series in (("", model.epoch_seconds), ("cpu_", model.epoch_cpu_seconds)):
+        out[f"epoch_{clock}seconds"] = _mean(series)
+        out[f"train_{clock}seconds"] = float(sum(series))
+        if adversarial_from is not None:
+            out[f"adv_epoch_{clock}seconds"] = _mean(series[adversarial_from:])
     if isinstance(model, APRRecommender):
-        adversarial = model.epoch_seconds[int(round(cfg.warmup * len(model.epoch_seconds))) :]
-        out["adv_epoch_seconds"] = float(np.mean(adversarial)) if adversarial else 0.0
         out.update(eps=cfg.eps, reg_adv=cfg.reg_adv, eps_mode=cfg.eps_mode, warmup=cfg.warmup)
     out.update(dim=cfg.dim, lr=cfg.lr, reg=cfg.reg)
     return out

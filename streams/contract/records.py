@@ -6,6 +6,7 @@ Records are frozen msgspec Structs: plain typed data, encoded as one JSON object
 
 from __future__ import annotations
 
+import re
 from typing import TypeVar
 
 import msgspec
@@ -27,6 +28,7 @@ __all__ = [
     "FraudLabel",
     "encode",
     "decode",
+    "shape_violation",
 ]
 
 R = TypeVar("R")
@@ -41,6 +43,23 @@ def encode(record: msgspec.Struct) -> bytes:
 def decode(data: bytes | str, record_type: type[R]) -> R:
     """A record of `record_type` from its JSON (msgspec.ValidationError if it does not fit)."""
     return msgspec.json.decode(data, type=record_type)
+
+
+_FIELD = re.compile(r"`\$\.(\w+)`")
+_MISSING = re.compile(r"missing required field `(\w+)`")
+
+
+def shape_violation(exc: msgspec.ValidationError) -> tuple[str, str]:
+    """Which rule of a record's shape a payload broke, and the field: `missing_field`, `not_an_object`
+    (the field is then "") or `wrong_type` (a JSON type that does not fit, or a number out of range)."""
+    message = str(exc)
+    missing = _MISSING.search(message)
+    if missing:
+        return "missing_field", missing.group(1)
+    if message.startswith("Expected `object`"):
+        return "not_an_object", ""
+    field = _FIELD.search(message)
+    return "wrong_type", field.group(1) if field else "?"
 
 
 EVENT_TYPES = ("click", "purchase", "rating")

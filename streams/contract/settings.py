@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     scorer_metrics_port: int = Field(6068, description="Port of the scorer's HTTP views (/metrics, /model).")
     scorer_poll_seconds: float = Field(30.0, description="How often the scorer checks the champion alias.")
     scorer_batch_max: int = Field(32, description="Requests the scorer takes at most per micro-batch…")
-    scorer_batch_seconds: float = Field(0.002, description="…or what arrived within this time.")
+    scorer_batch_seconds: float = Field(0.01, description="…or what arrived within this time.")
     scorer_max_k: int = Field(100, description="Largest k a request may ask for.")
 
     # --- fraud detection in the stream ---

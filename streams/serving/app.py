@@ -1,7 +1,9 @@
 """The scorer process: its own Faust app (`{app_id}-scorer`) that serves the MLflow champion.
 
-Requests from `rec.requests` are taken in micro-batches, answered by `ScorerCore` (pure) and sent
-to `recommendations`; bad ones go to `rec.requests.deadletter`. Seen items come from a read-only
+Requests from `rec.requests` are taken in micro-batches (Faust's `take_events`), decoded into the
+typed `RecommendationRequest`, answered by `ScorerCore` (pure: one matrix product and one top-k per
+batch) and produced to `recommendations` as one aiokafka batch per partition (`BatchSender`); bad
+ones go to `rec.requests.deadletter`. Seen items come from a read-only
 tail of the worker's `profiles` changelog (and popularity from its `item-popularity` changelog),
 read without a consumer group, so the scorer runs in a process of its own and never writes the
 worker's tables. Models are loaded in a thread, fully, and swapped in by one assignment; a
@@ -11,8 +13,8 @@ corrupt version never stops serving: the current model stays.
 
 from __future__ import annotations
 
-import json
 import time
+from collections import Counter
 from typing import Any
 
 import faust
@@ -26,7 +28,7 @@ from streams.serving.changelog import ChangelogView
 from streams.serving.core import Rejected, ScorerCore, ServingModel, parse_request
 from streams.serving.watcher import ModelWatcher
 
-__all__ = ["ScorerApp", "create_scorer_app", "observe_freshness"]
+__all__ = ["ScorerApp", "BatchSender", "create_scorer_app", "observe_freshness"]
 
 FETCH_MAX_WAIT_MS = 10
 
@@ -56,6 +58,46 @@ class ScorerApp(faust.App):
         return _FastFetchTransport(self.conf.broker_consumer, self)
 
 
+class BatchSender:
+    """Sends a micro-batch's records as one produce batch per partition, awaiting no delivery.
+
+    Faust's `topic.send` costs a future, callbacks and sensors per record, and awaiting each one
+    serialises the batch; aiokafka's batch API appends the records to a batch and hands it to the
+    sender whole. Delivery is still awaited where it matters: Faust flushes the producer before it
+    commits the request offsets, so an answer is on the broker before its request is committed.
+    """
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self._known_topics: set[str] = set()
+
+    async def send(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        """Produce (key, value) records to `topic`, each to its key's partition (keyless: any one)."""
+        if not records:
+            return
+        producer = self.app.producer._ensure_producer()  # the aiokafka producer under Faust's
+        if topic not in self._known_topics:
+            await producer.partitions_for(topic)  # metadata for the key partitioner
+            self._known_topics.add(topic)
+        batches: dict[int, Any] = {}
+        for key, value in records:
+            partition = producer._partition(topic, None, None, None, key, value)
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+                await producer.send_batch(batch, topic, partition=partition)
+                batch = batches[partition] = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        for partition, batch in batches.items():
+            await producer.send_batch(batch, topic, partition=partition)
+
+
+def dead_letter(code: str, reason: str, raw: str, topic: str, partition: int, offset: int) -> bytes:
+    """The encoded `DeadLetter` of a request the scorer cannot answer."""
+    return encode(DeadLetter(reason=reason, code=code, raw=raw, topic=topic, partition=partition, offset=offset))
+
+
 def observe_freshness(model: ServingModel | None, served: list, served_at: float) -> None:
     """On a version's first served answer: event arrival (oldest of its new batches) → now."""
     oldest = getattr(model, "oldest_arrival", None)
@@ -83,6 +125,10 @@ def create_scorer_app(
             tables=False,
         ),
         broker_max_poll_records=max(500, settings.scorer_batch_max),
+        # No linger: BatchSender hands over whole micro-batches already. Acks stay "all" (Faust's
+        # default): with acks=1 an answer acknowledged by a leader that then fails is lost after
+        # its request was committed; on one broker the two cost the same.
+        producer_linger_ms=0,
     )
     metrics.init_labels()
     metrics.SERVING_VERSION.set(core.model.version if core.model is not None else 0)
@@ -95,38 +141,31 @@ def create_scorer_app(
         value_serializer="raw",
         partitions=settings.topic_partitions,
     )
-    recommendations_topic = app.topic(
-        settings.recommendations_topic,
-        key_type=bytes,
-        key_serializer="raw",
-        value_type=bytes,
-        value_serializer="raw",
-        partitions=settings.topic_partitions,
-    )
-    deadletter_topic = app.topic(
-        settings.rec_deadletter_topic, value_type=bytes, value_serializer="raw", partitions=settings.topic_partitions
-    )
+    sender = BatchSender(app)
 
     @app.agent(requests_topic)
     async def score(stream):
-        """Answer requests a micro-batch at a time."""
+        """Answer requests a micro-batch at a time: one matrix product, one produce batch per partition."""
         async for events in stream.take_events(settings.scorer_batch_max, within=settings.scorer_batch_seconds):
             received = time.perf_counter()
             parsed, letters = [], []
             for event in events:
                 got = parse_request(event.value, settings.scorer_max_k, settings.max_id_length)
                 if isinstance(got, Rejected):
-                    letters.append((got, event))
+                    raw = bytes(event.value or b"")[:4096].decode("utf-8", "replace")
+                    where = event.message
+                    letters.append(dead_letter(got.code, got.reason, raw, where.topic, where.partition, where.offset))
                 else:
                     parsed.append(got)
+            metrics.REJECTED.labels("bad_request").inc(len(letters))
             served, rejected = core.serve(parsed, view.seen)
-            ready = time.perf_counter()
+            latency = time.perf_counter() - received
             served_at = time.time()
             observe_freshness(core.model, served, served_at)
-            for answer in served:
-                await recommendations_topic.send(
-                    key=answer.request.user_id.encode(),
-                    value=encode(
+            answers = [
+                (
+                    answer.request.user_id.encode(),
+                    encode(
                         Recommendation(
                             request_id=answer.request.request_id,
                             user_id=answer.request.user_id,
@@ -138,36 +177,18 @@ def create_scorer_app(
                         )
                     ),
                 )
-                metrics.RECOMMENDATIONS.labels(answer.source).inc()
-                metrics.SCORING_LATENCY.observe(ready - received)
-            for got, event in letters:
-                await deadletter_topic.send(
-                    value=encode(
-                        DeadLetter(
-                            reason=got.reason,
-                            code=got.code,
-                            raw=bytes(event.value or b"")[:4096].decode("utf-8", "replace"),
-                            topic=event.message.topic,
-                            partition=event.message.partition,
-                            offset=event.message.offset,
-                        )
-                    )
-                )
-                metrics.REJECTED.labels("bad_request").inc()
+                for answer in served
+            ]
             for got in rejected:
-                await deadletter_topic.send(
-                    value=encode(
-                        DeadLetter(
-                            reason=got.reason,
-                            code=got.code,
-                            raw=json.dumps(got.request.__dict__) if got.request else "",
-                            topic=settings.rec_requests_topic,
-                            partition=-1,
-                            offset=-1,
-                        )
-                    )
-                )
-                metrics.REJECTED.labels("no_model").inc()
+                raw = encode(got.request).decode() if got.request else ""
+                letters.append(dead_letter(got.code, got.reason, raw, settings.rec_requests_topic, -1, -1))
+            metrics.REJECTED.labels("no_model").inc(len(rejected))
+            await sender.send(settings.recommendations_topic, answers)
+            await sender.send(settings.rec_deadletter_topic, [(None, letter) for letter in letters])
+            for source, count in Counter(answer.source for answer in served).items():
+                metrics.RECOMMENDATIONS.labels(source).inc(count)
+            for _ in served:  # one latency sample per request: the histogram counts requests
+                metrics.SCORING_LATENCY.observe(latency)
 
     @app.task
     async def tail_changelogs() -> None:

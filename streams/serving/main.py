@@ -15,6 +15,7 @@ __all__ = ["scorer"]
 @click.option("--loglevel", default="warning", show_default=True)
 def scorer(loglevel: str) -> None:
     """Run the scorer: serve the MLflow champion on `rec.requests` → `recommendations` (/metrics, /model)."""
+    import torch
     from threadpoolctl import threadpool_limits
 
     from registry.wiring import build_registry
@@ -27,8 +28,9 @@ def scorer(loglevel: str) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Small per-batch products: multi-threaded BLAS only thrashes (p99 1.1 ms → 0.25 ms single-threaded
-    # in benchmarks/scorer.py). Scale with scorer processes instead.
+    # in benchmarks/scorer.py), and so would torch's top-k. Scale with scorer processes instead.
     threadpool_limits(1)
+    torch.set_num_threads(1)
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

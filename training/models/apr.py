@@ -37,16 +37,19 @@ class APRConfig(MFConfig):
 
 
 def adversarial_delta(
-    grad: torch.Tensor, index: torch.Tensor, table: torch.Tensor, eps: float, relative: bool
+    grad: torch.Tensor, index: torch.Tensor, rows: torch.Tensor, eps: float, relative: bool
 ) -> torch.Tensor:
-    """Per gathered row: ε·g/‖g‖ (×‖row‖ if relative), g summed over repeats of the same table row."""
+    """Per gathered row: ε·g/‖g‖ (×‖row‖ if relative), g summed over repeats of the same table row.
+
+    `rows` are the table's rows at `index`, as the batch gathered them: only the batch's rows are
+    read, whatever the table's size.
+    """
     unique, inverse = torch.unique(index, return_inverse=True)
-    summed = torch.zeros(len(unique), grad.shape[1], dtype=grad.dtype, device=grad.device)
-    summed.index_add_(0, inverse, grad)
-    step = eps * F.normalize(summed, dim=1)
+    summed = grad.new_zeros(len(unique), grad.shape[1]).index_add_(0, inverse, grad)
+    direction = F.normalize(summed, dim=1).index_select(0, inverse)
     if relative:
-        step = step * table[unique].detach().norm(dim=1, keepdim=True)
-    return step[inverse].detach()
+        return direction * (eps * rows.norm(dim=1, keepdim=True))
+    return direction * eps
 
 
 class APRRecommender(BPRRecommender):
@@ -56,29 +59,47 @@ class APRRecommender(BPRRecommender):
     config_class: ClassVar[type] = APRConfig
     _adv_from: int = 0  # first epoch with the adversary; set by `fit` for its BPR warm-up
 
+    @torch.no_grad()
+    def rows_perturbation(
+        self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor, pu: torch.Tensor, qi: torch.Tensor, qj: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The adversarial Δ of a batch's gathered rows pu, qi, qj (at indexes u, i, j); no graph."""
+        cfg = self.config
+        pu, qi, qj = pu.float(), qi.float(), qj.float()
+        # Closed-form gradient of the BPR loss (up to the positive factor 1/batch, which the
+        # normalisation removes): d/dx of softplus(-x) is -sigmoid(-x), x = pu·(qi - qj).
+        diff = qi - qj
+        w = torch.sigmoid(-(pu * diff).sum(-1, keepdim=True))
+        gi = -w * pu  # gj = -gi
+        # Users and items in one pass: item indexes shifted past the user table's rows.
+        shift = self.net.users.shape[0]
+        delta = adversarial_delta(
+            torch.cat([-w * diff, gi, -gi]),
+            torch.cat([u, i + shift, j + shift]),
+            torch.cat([pu, qi, qj]),
+            cfg.eps,
+            cfg.eps_mode == "relative",
+        )
+        return delta.split(len(u))
+
     def perturbation(
         self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The adversarial Δ of the gathered user, positive and negative rows of a batch."""
-        cfg = self.config
         with torch.no_grad():
-            pu, qi, qj = self.net.users[u].float(), self.net.items[i].float(), self.net.items[j].float()
-            # Closed-form gradient of the BPR loss (up to the positive factor 1/batch, which the
-            # normalisation removes): d/dx of softplus(-x) is -sigmoid(-x), x = pu·(qi - qj).
-            w = torch.sigmoid(-(pu * (qi - qj)).sum(-1, keepdim=True))
-            gu, gi, gj = -w * (qi - qj), -w * pu, w * pu
-        relative = cfg.eps_mode == "relative"
-        du = adversarial_delta(gu, u, self.net.users, cfg.eps, relative)
-        dq = adversarial_delta(torch.cat([gi, gj]), torch.cat([i, j]), self.net.items, cfg.eps, relative)
-        return du, dq[: len(i)], dq[len(i) :]
+            return self.rows_perturbation(u, i, j, *self.gather(u, i, j))
 
     def pair_loss(self, u: torch.Tensor, i: torch.Tensor, j: torch.Tensor, epoch: int) -> torch.Tensor:
-        """BPR loss plus λ times the BPR loss at the adversarially perturbed embeddings."""
-        loss = super().pair_loss(u, i, j, epoch)
+        """BPR loss plus λ times the BPR loss at the adversarially perturbed embeddings.
+
+        One gather serves both terms, so the backward pass scatters each table's gradient once; the
+        adversary adds one forward and backward of the BPR loss over the batch's rows, no more.
+        """
+        pu, qi, qj = self.gather(u, i, j)
+        loss = self.rows_loss(pu, qi, qj)
         if epoch < self._adv_from or self.config.reg_adv == 0:
             return loss
-        du, di, dj = self.perturbation(u, i, j)
-        pu, qi, qj = self.net.users[u], self.net.items[i], self.net.items[j]
+        du, di, dj = self.rows_perturbation(u, i, j, pu, qi, qj)
         return loss + self.config.reg_adv * bpr_loss(pu + du, qi + di, qj + dj)
 
     def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> APRRecommender:

@@ -45,12 +45,12 @@ def test_delta_has_norm_eps_per_row_and_sums_repeated_rows():
     table = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0]])
     grad = torch.tensor([[1.0, 0.0], [0.0, 2.0], [0.0, 1.0]])
     index = torch.tensor([0, 2, 0])
-    d = adversarial_delta(grad, index, table, eps=0.5, relative=False)
+    d = adversarial_delta(grad, index, table[index], eps=0.5, relative=False)
     expected_row0 = 0.5 * torch.tensor([1.0, 1.0]) / 2**0.5  # (1,0)+(0,1), normalised
     torch.testing.assert_close(d[0], expected_row0)
     torch.testing.assert_close(d[2], expected_row0)
     torch.testing.assert_close(d[1], torch.tensor([0.0, 0.5]))
-    rel = adversarial_delta(grad, index, table, eps=0.5, relative=True)
+    rel = adversarial_delta(grad, index, table[index], eps=0.5, relative=True)
     torch.testing.assert_close(rel[0], expected_row0 * 5.0)  # ‖(3,4)‖ = 5
     torch.testing.assert_close(rel[1], torch.tensor([0.0, 1.0]))  # ‖(0,2)‖ = 2
 
@@ -75,8 +75,8 @@ def test_closed_form_perturbation_follows_the_autograd_gradient(toy):
     pu, qi, qj = (t.detach().requires_grad_() for t in (model.net.users[u], model.net.items[i], model.net.items[j]))
     gu, gi, gj = torch.autograd.grad(bpr_loss(pu, qi, qj), [pu, qi, qj])
     du, di, dj = model.perturbation(u, i, j)
-    torch.testing.assert_close(du, adversarial_delta(gu, u, model.net.users, 0.3, False))
-    dq = adversarial_delta(torch.cat([gi, gj]), torch.cat([i, j]), model.net.items, 0.3, False)
+    torch.testing.assert_close(du, adversarial_delta(gu, u, model.net.users[u], 0.3, False))
+    dq = adversarial_delta(torch.cat([gi, gj]), torch.cat([i, j]), model.net.items[torch.cat([i, j])], 0.3, False)
     torch.testing.assert_close(torch.cat([di, dj]), dq)
 
 
