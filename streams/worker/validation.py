@@ -9,12 +9,11 @@ bad payload, however hostile (deep nesting, huge numbers, binary).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import msgspec
 
-from streams.contract.records import EVENT_TYPES, Interaction
+from streams.contract.records import EVENT_TYPES, Interaction, shape_violation
 
 __all__ = ["InvalidEvent", "ValidationLimits", "REASON_CODES", "parse_event", "is_envelope", "split_envelope"]
 
@@ -37,8 +36,6 @@ _ID_FIELDS = ("event_id", "user_id", "item_id")
 _OPTIONAL = ("value", "session_id")
 _DECODER = msgspec.json.Decoder(Interaction)
 _ENVELOPE_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
-_FIELD = re.compile(r"`\$\.(\w+)`")
-_MISSING = re.compile(r"missing required field `(\w+)`")
 
 
 class InvalidEvent(ValueError):
@@ -75,18 +72,15 @@ def _decode(raw: bytes | str) -> Interaction:
     try:
         return _DECODER.decode(raw)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        missing = _MISSING.search(message)
-        if missing:
-            raise InvalidEvent("missing_field", f"{missing.group(1)!r} is required") from None
-        if message.startswith("Expected `object`"):
-            raise InvalidEvent("not_an_object", f"expected a JSON object: {message}") from None
-        field = _FIELD.search(message)
-        name = field.group(1) if field else "?"
-        if "got `null`" in message and name not in _OPTIONAL:
+        code, name = shape_violation(exc)
+        if code == "missing_field":
+            raise InvalidEvent(code, f"{name!r} is required") from None
+        if code == "not_an_object":
+            raise InvalidEvent(code, f"expected a JSON object: {exc}") from None
+        if "got `null`" in str(exc) and name not in _OPTIONAL:
             raise InvalidEvent("missing_field", f"{name!r} is required") from None
         # wrong JSON type, or a number out of float range (a 400-digit integer, 1e999)
-        raise InvalidEvent("wrong_type", message) from None
+        raise InvalidEvent("wrong_type", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise InvalidEvent("malformed_json", str(exc)) from None
     except RecursionError:
