@@ -198,6 +198,10 @@ class BPRRecommender(Recommender):
         rows[idx >= 0] = table[idx[idx >= 0]]
         return (rows @ self.net.items.detach().float().T).cpu().numpy()
 
+    def as_mf(self) -> BPRRecommender:
+        """The model as plain user and item tables (itself); a hybrid returns its effective item vectors."""
+        return self
+
     # ---- persistence -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Config, vocabularies, embedding tables, seen pairs and round count (tensors and plain values)."""
