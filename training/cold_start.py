@@ -22,10 +22,10 @@ Protocol (`eval_cold_start(ratings, items, cold_share=0.1, seed=S)`):
                    text embedding (same dim): what the hybrid gets from item identity alone.
    * `popularity`  the fair popularity baseline for items nobody has seen: the popularity the
                    catalog metadata predicts. Ridge regression (numpy, λ=1) of log(1 + training
-                   count) on one-hot genres + release-year bucket, fitted on warm items only,
+                   count) on one-hot categories + release-year bucket, fitted on warm items only,
                    applied to cold items. Uses no held-out interaction.
    * `uniform`     random scores (seeded): the floor, HR@10 ≈ 10/(1+negatives).
-   * `onehot_metadata`  the hybrid with the one-hot genre + year-bucket vector as its "text":
+   * `onehot_metadata`  the hybrid with the one-hot category + year-bucket vector as its "text":
                    is the language model worth more than the structured metadata?
    * `reference_leaky_popularity`  the cold items' true counts in the held-out interactions.
                    NOT a baseline (it reads the test data); shows how much of the cold test
@@ -67,7 +67,7 @@ __all__ = [
     "TUNED",
 ]
 
-# Hyper-parameters chosen on the seed-0 validation split (REPORT.md, "Tuning"): the HybridConfig
+# Hyper-parameters chosen on the seed-0 validation split (docs/text.md): the HybridConfig
 # defaults (reg_text 1e-3, proj_init_std 0.1, id_dropout 0) sat on a flat plateau; nothing beat
 # them by more than the seed noise, so no override is applied. The APR/MF part keeps the
 # project's tuned defaults (so the warm comparison with the ID-only model is like for like).
@@ -152,7 +152,7 @@ def _metrics(ranks: np.ndarray) -> dict[str, float]:
 def metadata_popularity(
     train: pd.DataFrame, catalog: pd.DataFrame, items: list[str], ridge: float = 1.0
 ) -> dict[str, float]:
-    """Predicted log(1 + count) of `items` from genres + year bucket, fitted on the catalog items
+    """Predicted log(1 + count) of `items` from categories + year bucket, fitted on the catalog items
     that have training interactions (items with none in `train` are not used for fitting)."""
     x, _ = category_matrix(catalog)
     x = np.hstack([x, np.ones((len(x), 1), np.float32)]).astype(np.float64)

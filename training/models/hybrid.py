@@ -27,10 +27,8 @@ encode text itself (vectors come from `training.text`).
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,7 +37,6 @@ import torch
 import torch.nn.functional as F
 
 from training.models.apr import APRConfig
-from training.models.base import Recommender
 from training.models.mf import BPRRecommender, MatrixFactorization, bpr_loss, implicit_pairs
 from training.sampling import PairSet
 from training.vocab import Vocabulary
@@ -152,19 +149,16 @@ def _row_direction(grad: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tenso
     return unique, inverse, F.normalize(summed, dim=1)
 
 
-class HybridRecommender(Recommender):
-    """ID + text hybrid matrix factorisation, BPR or APR; warm-startable like `BPRRecommender`."""
+class HybridRecommender(BPRRecommender):
+    """ID + text hybrid matrix factorisation, BPR or APR: `BPRRecommender`'s loop, rounds and scoring
+    with its own tables, loss, negatives and text."""
 
     kind: ClassVar[str] = "hybrid"
     save_format: ClassVar[str] = SAVE_FORMAT
     uses_item_text: ClassVar[bool] = True
     config_class: ClassVar[type] = HybridConfig
     _adv_from: int = 0
-
-    def __init__(self, config: HybridConfig | None = None, **overrides: Any) -> None:
-        self.config = replace(config or self.config_class(), **overrides)
-        self.device = torch.device(self.config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.reset()
+    _round_text: tuple | None = None  # (item_ids, vectors, encoder) of the round being trained
 
     # ---- state -------------------------------------------------------------------------------
     def reset(self, d_text: int | None = None) -> None:
@@ -182,9 +176,6 @@ class HybridRecommender(Recommender):
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7_919)
         return HybridMF(0, 0, cfg.dim, d_text, cfg.init_std, cfg.proj_init_std, proj_generator=gen).to(self.device)
-
-    def _generator(self) -> torch.Generator:
-        return torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.rounds)
 
     def _ingest(self, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         u = self.users.add(pairs["user"])
@@ -323,33 +314,15 @@ class HybridRecommender(Recommender):
     def _active_items(self) -> np.ndarray:
         return np.flatnonzero(self.net.trained.cpu().numpy()).astype(np.int64)
 
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        return [self.net.users, self.net.items] + ([self.net.proj] if self.d_text else [])
+
+    def _sample(self, u: np.ndarray, i: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        return sample_triples_among(u, i, self.seen, self._active_items(), rng)
+
     def _train(self, u: np.ndarray, i: np.ndarray, epochs: int, first_epoch: int = 0) -> None:
-        cfg, cuda = self.config, self.device.type == "cuda"
-        rng = np.random.default_rng([cfg.seed, self.rounds])
-        self._drop_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.rounds + 104_729)
-        params = [self.net.users, self.net.items] + ([self.net.proj] if self.d_text else [])
-        optimizer = torch.optim.Adam(params, lr=cfg.lr)
-        batch = cfg.gpu_batch_size if cuda else cfg.batch_size
-        active = self._active_items()
-        self.net.train()
-        for epoch in range(first_epoch, first_epoch + epochs):
-            start = time.perf_counter()
-            triples = sample_triples_among(u, i, self.seen, active, rng)
-            uu, ii, jj = (torch.as_tensor(a, device=self.device) for a in triples)
-            total = 0.0
-            for lo in range(0, len(uu), batch):
-                sl = slice(lo, lo + batch)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                    loss = self.pair_loss(uu[sl], ii[sl], jj[sl], epoch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach() * len(uu[sl])
-            self.losses.append(float(total) / max(len(uu), 1))
-            if cuda:
-                torch.cuda.synchronize()
-            self.epoch_seconds.append(time.perf_counter() - start)
-        self.rounds += 1
+        self._drop_gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.rounds + 104_729)
+        super()._train(u, i, epochs, first_epoch)
 
     def fit(
         self,
@@ -386,31 +359,16 @@ class HybridRecommender(Recommender):
     ) -> dict[str, float]:
         """Warm-start update, as `BPRRecommender.train_round`, plus optional new/updated item text.
         Old rows and W are kept; new users/items append rows; the adversary is on from epoch 1."""
-        cfg = self.config
-        rng = np.random.default_rng([cfg.seed, self.rounds, 1])
-        quarantined = {str(x) for x in quarantined_users}
-        new_pairs = implicit_pairs(new, cfg.min_rating)
-        kept_new = new_pairs[~new_pairs["user"].isin(quarantined)]
-        replay = pd.DataFrame(columns=["user", "item"])
-        if history is not None and len(history) and cfg.replay_ratio > 0:
-            old = implicit_pairs(history, cfg.min_rating)
-            old = old[~old["user"].isin(quarantined)]
-            n = min(len(old), math.ceil(cfg.replay_ratio * len(kept_new)))
-            replay = old.iloc[np.sort(rng.choice(len(old), size=n, replace=False))]
-        n_users, n_items = len(self.users), len(self.items)
-        u, i = self._ingest(pd.concat([kept_new, replay], ignore_index=True))
+        self._round_text = (item_ids, item_vectors, encoder)
+        try:
+            return super().train_round(new, history, quarantined_users, epochs)
+        finally:
+            self._round_text = None
+
+    def _before_round(self) -> None:
+        item_ids, item_vectors, encoder = self._round_text or (None, None, None)
         if item_ids is not None and item_vectors is not None:
             self.add_items(item_ids, item_vectors, encoder)
-        if len(u):
-            self._train(u, i, epochs)
-        return {
-            "events": float(len(new_pairs)),
-            "dropped_quarantined": float(len(new_pairs) - len(kept_new)),
-            "replayed": float(len(replay)),
-            "new_users": float(len(self.users) - n_users),
-            "new_items": float(len(self.items) - n_items),
-            "loss": self.losses[-1] if len(u) and self.losses else float("nan"),
-        }
 
     # ---- inference ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -418,15 +376,8 @@ class HybridRecommender(Recommender):
         """(n_items, dim) float32 effective item vectors q_i (cold items: W t_i)."""
         return self.net.item_vectors().detach().float()
 
-    @torch.no_grad()
-    def score(self, user_ids: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Scores of every known item (cold ones included) per user; unknown users get the mean user."""
-        idx = torch.as_tensor(self.users.lookup(user_ids), device=self.device)
-        table = self.net.users.detach().float()
-        mean = table.mean(0) if len(table) else torch.zeros(self.net.dim, device=self.device)
-        rows = mean.expand(len(idx), -1).clone()
-        rows[idx >= 0] = table[idx[idx >= 0]]
-        return (rows @ self.item_table().T).cpu().numpy()
+    def _item_matrix(self) -> torch.Tensor:
+        return self.item_table()
 
     def as_mf(self, item_ids: Sequence[str] | None = None) -> BPRRecommender:
         """A frozen `BPRRecommender` whose item rows are the effective q_i (optionally only the given
