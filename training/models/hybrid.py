@@ -163,14 +163,10 @@ class HybridRecommender(BPRRecommender):
     # ---- state -------------------------------------------------------------------------------
     def reset(self, d_text: int | None = None) -> None:
         """Forget everything learnt (the text dimension too, unless given)."""
-        self.users, self.items = Vocabulary(), Vocabulary()
+        super().reset()
         self.d_text = d_text or 0
         self.text_encoder: dict[str, Any] = {}
         self.net = self._new_net(self.d_text)
-        self.seen = PairSet.empty()
-        self.rounds = 0
-        self.epoch_seconds: list[float] = []
-        self.losses: list[float] = []
 
     def _new_net(self, d_text: int) -> HybridMF:
         cfg = self.config
@@ -178,11 +174,8 @@ class HybridRecommender(BPRRecommender):
         return HybridMF(0, 0, cfg.dim, d_text, cfg.init_std, cfg.proj_init_std, proj_generator=gen).to(self.device)
 
     def _ingest(self, pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        u = self.users.add(pairs["user"])
-        i = self.items.add(pairs["item"])
-        self.net.grow(len(self.users), len(self.items), self._generator())
-        self.seen = self.seen.union(u, i)
-        if len(i):
+        u, i = super()._ingest(pairs)
+        if len(i):  # these items have interactions now: their ID rows count
             self.net.trained[torch.as_tensor(np.unique(i), device=self.device)] = True
         return u, i
 
