@@ -242,6 +242,7 @@ def _train_stream(
         min_batch_rows=min_batch_rows,
         replay_rows=replay_rows,
         seed=seed,
+        trust_gate=settings.trust_gate and settings.fraud_enabled,
     )
     trainer = Trainer(
         config,
@@ -255,6 +256,7 @@ def _train_stream(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     click.echo(
         f"trainer: {kind} on {device}, state round {trainer.state.round}, "
+        f"trust gate {'on' if config.trust_gate else 'off'}, "
         f"metrics on {settings.web_bind}:{settings.trainer_metrics_port}"
     )
     source = KafkaBatchSource(

@@ -27,7 +27,13 @@ from streams.sources.catalog import catalog_frame
 from training.evaluation import FGSM_EPS
 from training.models import Recommender, build_model, load_recommender
 from training.stream.catalog import CatalogUpdate, ItemCatalog
-from training.stream.cleaning import INTERACTION_COLUMNS, clean_events, events_to_interactions, pair_keys
+from training.stream.cleaning import (
+    INTERACTION_COLUMNS,
+    clean_events,
+    events_to_interactions,
+    hold_untrusted,
+    pair_keys,
+)
 from training.stream.holdout import holdout_split, round_report
 from training.stream.quarantine import Quarantine
 from training.stream.state import StateStore, TrainerState
@@ -59,6 +65,7 @@ class TrainerConfig:
     negatives: int = 99
     fgsm_eps: tuple[float, ...] = FGSM_EPS
     seed: int = 0
+    trust_gate: bool = False  # train only trusted accounts' rows; hold the others (see cleaning.hold_untrusted)
 
 
 @dataclass(frozen=True)
@@ -218,6 +225,11 @@ class Trainer:
         flagged = set(quarantine.flagged)
         events, counts = clean_events(self._read(batches), flagged, state.trained, state.history["event_id"])
         new = events_to_interactions(events)
+        if cfg.trust_gate:
+            new, state.waiting, held = hold_untrusted(
+                new, state.waiting, quarantine.trusted, flagged, max_waiting=cfg.replay_rows
+            )
+            counts.update(held)
         for b in batches:
             a = b.announcement
             state.trained.add(f"{a['topic']}/{a['partition']}", a["first_offset"], a["last_offset"])
