@@ -28,6 +28,7 @@ __all__ = [
     "flatten_metrics",
     "flatten_params",
     "round_params",
+    "text_params",
     "epoch_series",
     "accuracy_history",
     "default_artifact_location",
@@ -67,14 +68,29 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return out
 
 
+def text_params(loaded: Any) -> dict[str, Any]:
+    """Which text encoder made the model's item vectors (`text.encoder` = "none" for an ID-only model)."""
+    meta = getattr(loaded, "text_encoder", None) or {}
+    if not meta:
+        return {"text.encoder": "none"}
+    return {
+        "text.encoder": meta.get("name", ""),
+        "text.encoder_version": meta.get("version", ""),
+        "text.dim": meta.get("dim", 0),
+        "text.fields": ",".join(meta.get("fields") or ()),
+        "text.format": meta.get("text_format", ""),
+    }
+
+
 def round_params(loaded: Any, params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The run's params: the loaded model's kind, sizes, rounds and config, then the caller's params."""
+    """The run's params: the loaded model's kind, sizes, rounds, config and text encoder, then the caller's params."""
     return {
         "kind": loaded.kind,
         "n_users": len(loaded.users),
         "n_items": len(loaded.items),
         "rounds": loaded.rounds,
         **(asdict(loaded.config) if is_dataclass(loaded.config) else {}),
+        **text_params(loaded),
         **(params or {}),
     }
 
@@ -138,6 +154,9 @@ def log_round(
         mlflow.set_tags(
             {
                 "advrec.kind": str(params.get("kind", "")),
+                "advrec.text_encoder": "/".join(
+                    str(params[k]) for k in ("text.encoder", "text.encoder_version") if k in params
+                ),
                 **{f"lineage.{k}": json.dumps(v, default=str)[:5000] for k, v in lineage.items()},
             }
         )

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "eval-detection": "streams.fraud.main:eval_detection",
     "label": "streams.fraud.main:label",
     "eval-model": "training.main:eval_model",
+    "eval-cold-start": "training.main:eval_cold_start",
     "train": "training.main:train",
     "promote": "registry.main:promote",
     "rollback": "registry.main:rollback",

@@ -129,7 +129,7 @@ def evaluate(model: Scorer, split: Split) -> dict[str, float]:
 
 def fgsm_perturb(model: Any, interactions: pd.DataFrame, eps: float, seed: int = 0) -> Any:
     """A copy of the model whose every user/item row moved by eps·‖row‖ along its BPR-loss gradient."""
-    bad = copy.deepcopy(model)
+    bad = copy.deepcopy(model.as_mf())  # a hybrid is attacked on its effective item vectors
     pairs = implicit_pairs(interactions)
     u, i = bad.users.lookup(pairs["user"]), bad.items.lookup(pairs["item"])
     keep = (u >= 0) & (i >= 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from training.stream.catalog import CatalogUpdate
 from training.stream.trainer import Batch, RoundResult, TrainerMetrics
 
 __all__ = ["MemorySource", "RecordingMetrics", "RecordingRounds"]
@@ -23,8 +24,10 @@ class MemorySource:
         batches: Iterable[Batch] = (),
         flags: Iterable[tuple[str | None, dict | None]] = (),
         per_poll: int | None = None,
+        catalog: Iterable[CatalogUpdate] = (),
     ) -> None:
         self.batches, self.flags, self.per_poll = list(batches), list(flags), per_poll
+        self.catalog = list(catalog)
         self.committed: list[Batch] = []
 
     def poll(self, timeout_s: float) -> tuple[list[Batch], list[tuple[str | None, dict | None]]]:
@@ -41,6 +44,11 @@ class MemorySource:
     def backlog(self) -> int:
         """Batches not polled yet."""
         return len(self.batches)
+
+    def catalog_updates(self) -> list[CatalogUpdate]:
+        """Every catalog update not handed out yet."""
+        updates, self.catalog = self.catalog, []
+        return updates
 
 
 class RecordingMetrics(TrainerMetrics):

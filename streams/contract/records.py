@@ -26,6 +26,7 @@ __all__ = [
     "FraudFlag",
     "FRAUD_LABELS",
     "FraudLabel",
+    "CatalogEntry",
     "encode",
     "decode",
     "shape_violation",
@@ -222,3 +223,18 @@ class FraudLabel(msgspec.Struct, frozen=True):
     def __post_init__(self) -> None:
         if self.label not in FRAUD_LABELS:
             raise ValueError(f"label must be one of {FRAUD_LABELS}, got {self.label!r}")
+
+
+# --- catalog ---
+class CatalogEntry(msgspec.Struct, frozen=True):
+    """An item's description on the compacted topic `catalog` (key = item_id; the latest per item wins).
+
+    The text the hybrid models embed: an item known only from its entry (no interaction yet) is
+    scored from this text. `year` is optional structured metadata (release year, launch year).
+    """
+
+    item_id: str
+    title: str = ""
+    description: str = ""
+    categories: list[str] = []
+    year: int | None = None

@@ -96,6 +96,26 @@ class Settings(BaseSettings):
     batches_topic: str = Field("batches", description="Topic announcing each written window file.")
     trainer_metrics_port: int = Field(6067, description="Port of the trainer's Prometheus endpoint.")
 
+    # --- item catalog and text features ---
+    catalog_topic: str = Field(
+        "catalog", description="Compacted topic of CatalogEntry records (key = item_id; the latest per item wins)."
+    )
+    catalog_max_text_chars: int = Field(
+        8_000, description="Catalog entries whose title + description + categories are longer are dead-lettered."
+    )
+    text_encoder: str = Field(
+        "minilm",
+        description="Text encoder of hybrid models: minilm (packaged all-MiniLM-L6-v2), wordllama, hashing "
+        "(no language model), or st:/path/to/a/sentence-transformers/model.",
+    )
+    text_cache: Path | None = Field(
+        None, description="sqlite file of cached text embeddings; unset = DATA_DIR/text-embeddings.sqlite."
+    )
+    text_model_dir: Path = Field(
+        Path.home() / ".cache" / "advrec" / "text",
+        description="Where packaged text models are unpacked once (outside the repository).",
+    )
+
     # --- registry and scorer ---
     model_name: str = Field("advrec-recommender", description="Registered model name in MLflow.")
     gate_hr_tolerance: float = Field(0.02, description="Challenger HR@10 may be this share below the champion's.")
@@ -166,6 +186,11 @@ class Settings(BaseSettings):
         """The worker's own topic of per-item deltas, partitioned by item (the item table reads it)."""
         return f"{self.app_id}-item-deltas"
 
+    @property
+    def catalog_changelog_topic(self) -> str:
+        """The changelog of the worker's catalog table: valid entries only (the trainer reads it)."""
+        return f"{self.app_id}-catalog-changelog"
+
     def worker_topics(self) -> dict[str, int]:
         """Every topic the stream worker reads or writes, with its partition count (created at start)."""
         n = self.topic_partitions
@@ -178,7 +203,18 @@ class Settings(BaseSettings):
             self.batches_topic: n,
             self.fraud_flags_topic: n,
             self.fraud_labels_topic: n,
+            self.catalog_topic: n,
         }
+
+    @property
+    def compacted_topics(self) -> set[str]:
+        """Topics whose latest record per key is the state: created with cleanup.policy=compact."""
+        return {self.catalog_topic}
+
+    @property
+    def text_cache_path(self) -> Path:
+        """The embedding cache in force: the configured file, or DATA_DIR/text-embeddings.sqlite."""
+        return self.text_cache or self.data_dir / "text-embeddings.sqlite"
 
     @property
     def mlflow_uri(self) -> str:

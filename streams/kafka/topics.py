@@ -7,8 +7,11 @@ import contextlib
 __all__ = ["ensure_topics", "partitions_of"]
 
 
-def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication_factor: int = 1) -> None:
-    """Create the named topics with `partitions` partitions if they do not exist yet."""
+def ensure_topics(
+    bootstrap: str, names: list[str], partitions: int, replication_factor: int = 1, compact: bool = False
+) -> None:
+    """Create the named topics with `partitions` partitions if they do not exist yet (log-compacted if `compact`:
+    topics whose latest record per key is the state, like `catalog`)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -16,7 +19,12 @@ def ensure_topics(bootstrap: str, names: list[str], partitions: int, replication
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="advrec-admin")
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, replication_factor) for name in names if name not in existing]
+        configs = {"cleanup.policy": "compact"} if compact else {}
+        missing = [
+            NewTopic(name, partitions, replication_factor, topic_configs=configs)
+            for name in names
+            if name not in existing
+        ]
         # another process may create one between our list and create
         with contextlib.suppress(TopicAlreadyExistsError):
             if missing:

@@ -94,6 +94,13 @@ def _retimed(events, now: float):
     default=None,
     help="MovieLens: rating ≥ this → purchase, else click (default: keep ratings).",
 )
+@click.option(
+    "--catalog",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Item catalog to send to the `catalog` topic: MovieLens u.item, movies.csv, or any CSV with --map "
+    "item_id=I[,title=T,description=D,categories=C,year=Y]. Alone, only the catalog is sent.",
+)
 @click.option("--rate", type=float, default=0.0, help="Events per second; 0 = as fast as possible.")
 @click.option("--limit", type=int, default=None, help="Stop after this many events.")
 @click.option("--simulate", type=int, default=20_000, show_default=True, help="Events the simulator makes.")
@@ -107,15 +114,30 @@ def _retimed(events, now: float):
     help="Events per message: >1 sends JSON arrays of events (envelopes), one event per message is the default.",
 )
 @click.option("--progress/--no-progress", default=True)
-def produce(dataset, fmt, mapping, implicit_threshold, rate, limit, simulate, seed, retime, envelope, progress) -> None:
-    """Replay a dataset (or the simulator) into the `events` topic with kafka-python."""
-    from streams.kafka.producer import produce_events
+def produce(
+    dataset, fmt, mapping, catalog, implicit_threshold, rate, limit, simulate, seed, retime, envelope, progress
+) -> None:
+    """Replay a dataset (or the simulator) into the `events` topic, or a catalog into `catalog`, with kafka-python."""
+    from streams.kafka.producer import produce_events, send_raw
     from streams.kafka.topics import ensure_topics
     from streams.sources.datasets import open_events, parse_mapping
     from streams.sources.simulator import simulated_events
 
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
+    if catalog is not None:
+        from streams.contract.records import encode
+        from streams.sources.catalog import catalog_entries, read_catalog
+
+        entries = catalog_entries(read_catalog(catalog, parse_mapping(mapping) if mapping else None))
+        ensure_topics(
+            bootstrap, [settings.catalog_topic], settings.topic_partitions, settings.replication_factor, compact=True
+        )
+        sent = send_raw(bootstrap, settings.catalog_topic, ((e.item_id.encode(), encode(e)) for e in entries))
+        click.echo(f"sent {sent} catalog entries to {settings.catalog_topic} on {bootstrap}")
+        if dataset is None:
+            return
+        mapping = None  # --map described the catalog
     ensure_topics(
         bootstrap,
         [settings.events_topic, settings.deadletter_topic],

@@ -110,14 +110,19 @@ class ServingModel:
 
     @classmethod
     def from_recommender(cls, model: Any, version: int) -> ServingModel:
-        """Copy what serving needs out of a trained `BPRRecommender` (or subclass)."""
+        """Copy what serving needs out of a trained matrix-factorisation model.
+
+        `as_mf()` gives the item vectors as scored: a hybrid's are ID row + projected text, and
+        an item known only from the catalog is its projected text alone, so it is served too.
+        """
+        tables = model.as_mf()
         return cls(
             version,
-            model.users.to_list(),
-            model.items.to_list(),
-            model.net.users.detach().float().cpu().numpy(),
-            model.net.items.detach().float().cpu().numpy(),
-            model.seen.keys,
+            tables.users.to_list(),
+            tables.items.to_list(),
+            tables.net.users.detach().float().cpu().numpy(),
+            tables.net.items.detach().float().cpu().numpy(),
+            tables.seen.keys,
         )
 
     @property

@@ -8,6 +8,8 @@ The data path (docs/architecture.md):
                       ├─► events.valid  ─► window sink ─►  Parquet files ─► batches
                       ├─► fraud.events  ─► fraud detector ─► suspicion table, fraud.flags
                       └─► items.deltas  ─► item table       (item-keyed, exact)
+    catalog ─► catalog agent ─┬─► catalog table             (item-keyed; its changelog feeds the trainer)
+                              └─► events.deadletter         (bad entries, with a reason code)
 
 Only ingest reads the raw input; everything downstream gets validated events in envelopes, once
 per batch. Every table and topic of the worker is made here and handed to the agents that use it.
@@ -23,7 +25,7 @@ import faust
 
 from streams.contract.settings import Settings
 from streams.kafka.faust_app import add_metrics_page, app_options, processing_guarantee
-from streams.worker import fraud_agent, ingest_agent, item_agent, metrics, window_agent
+from streams.worker import catalog_agent, fraud_agent, ingest_agent, item_agent, metrics, window_agent
 from streams.worker.validation import ValidationLimits
 
 __all__ = ["create_app", "WorkerTopology"]
@@ -43,8 +45,10 @@ class WorkerTopology:
     batches: Any
     flags: Any
     labels: Any
+    catalog_entries: Any
     profiles: Any
     items: Any
+    catalog: Any
     window_marks: Any
     suspicion: Any
     detector_state: Any
@@ -52,7 +56,7 @@ class WorkerTopology:
     @property
     def hashed_tables(self) -> list:
         """Tables written with the producer's partitioner (their changelogs must stay in its metadata)."""
-        return [self.profiles, self.items, self.window_marks, self.suspicion, self.detector_state]
+        return [self.profiles, self.items, self.catalog, self.window_marks, self.suspicion, self.detector_state]
 
 
 def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
@@ -79,8 +83,10 @@ def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
         batches=raw_topic(settings.batches_topic),
         flags=raw_topic(settings.fraud_flags_topic),
         labels=raw_topic(settings.fraud_labels_topic),
+        catalog_entries=raw_topic(settings.catalog_topic),
         profiles=table("profiles"),
         items=table("items"),
+        catalog=table("catalog"),
         window_marks=table("window-marks"),
         suspicion=table("suspicion", 1),
         detector_state=table("fraud-detector", 1),
@@ -111,6 +117,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     flags_view = window_agent.FlagView()
     ingest_agent.install(app, settings, topology, limits)
     item_agent.install(app, settings, topology)
+    catalog_agent.install(app, settings, topology)
     window_agent.install(app, settings, topology, bootstrap, flags_view)
     if settings.fraud_enabled:
         fraud_agent.install(app, settings, topology, bootstrap)

@@ -24,7 +24,9 @@ def worker(loglevel: str) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Every topic before the app subscribes: Faust ignores topics missing at start until a rebalance.
     for topic, partitions in settings.worker_topics().items():
-        ensure_topics(bootstrap, [topic], partitions, settings.replication_factor)
+        ensure_topics(
+            bootstrap, [topic], partitions, settings.replication_factor, compact=topic in settings.compacted_topics
+        )
 
     app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
     run_worker(app, loglevel)

@@ -65,10 +65,24 @@ def init_label_values() -> None:
 
     for code in (*REASON_CODES, INTERNAL_ERROR):
         DEAD_LETTERS.labels(code)
+    from streams.worker.catalog import CATALOG_REASON_CODES
+
+    for code in CATALOG_REASON_CODES:
+        CATALOG_DEAD_LETTERS.labels(code)
+    for action in ("written", "deleted"):
+        CATALOG_UPDATES.labels(action)
 
 
 # --- item table ---
 ITEM_UPDATES = Counter("advrec_item_updates_total", "Item-table rows written (one per item per batch of deltas).")
+
+# --- catalog ---
+CATALOG_UPDATES = Counter(
+    "advrec_catalog_updates_total", "Catalog-table changes from the `catalog` topic, by action.", ["action"]
+)
+CATALOG_DEAD_LETTERS = Counter(
+    "advrec_catalog_dead_letters_total", "Catalog records sent to the dead-letter topic, by reason code.", ["reason"]
+)
 
 # --- window sink ---
 WINDOWS_WRITTEN = Counter("advrec_windows_written_total", "Closed windows written as training batches.")

@@ -75,3 +75,28 @@ def toy() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"]).astype(
         {"rating": float, "timestamp": float}
     )
+
+
+@pytest.fixture
+def group_ratings() -> pd.DataFrame:
+    """60 users, 40 items; items 0-19 liked by even users, 20-39 by odd ones (8 each)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(60):
+        pool = np.arange(0, 20) if u % 2 == 0 else np.arange(20, 40)
+        for k, it in enumerate(rng.choice(pool, size=8, replace=False)):
+            rows.append((f"u{u}", f"i{it}", 5.0, float(u * 100 + k)))
+    return pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
+
+
+@pytest.fixture
+def group_text() -> tuple[list[str], np.ndarray]:
+    """Unit text vectors of items i0..i49 that carry the even/odd group (i40.. are catalog-only)."""
+    rng = np.random.default_rng(1)
+    ids = [f"i{k}" for k in range(50)]
+    v = rng.standard_normal((50, 16)).astype(np.float32) * 0.3
+    v[:20, 0] += 1.0
+    v[20:40, 1] += 1.0
+    v[40:45, 0] += 1.0
+    v[45:, 1] += 1.0
+    return ids, v / np.linalg.norm(v, axis=1, keepdims=True)

@@ -3,6 +3,7 @@ import json
 from click.testing import CliRunner
 
 from streams.cli import main
+from tests.paths import ML100K
 
 
 def test_eval_model_prints_metrics_of_both_models(ml_slice, tmp_path):
@@ -26,3 +27,29 @@ def test_eval_model_single_model(ml_slice, tmp_path):
     result = CliRunner().invoke(main, ["eval-model", "--ratings", str(path), "--model", "bpr", "--epochs", "2"])
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.output)) == {"bpr"}
+
+
+def test_eval_cold_start_prints_one_json_object(ml_slice, tmp_path):
+    path = tmp_path / "slice.tsv"
+    ml_slice[ml_slice["user"].astype(int) <= 120].to_csv(path, sep="\t", header=False, index=False)
+    items = ML100K.parent / "u.item"
+    env = {"ADVREC_TEXT_ENCODER": "hashing", "ADVREC_DATA_DIR": str(tmp_path)}
+    args = ["eval-cold-start", "--ratings", str(path), "--items", str(items), "--cold-share", "0.2", "--epochs", "2"]
+    result = CliRunner().invoke(main, [*args, "--seed", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    for key in ("text", "popularity", "random_text"):
+        assert set(report[key]) == {"hr@10", "ndcg@10"} and 0.0 <= report[key]["hr@10"] <= 1.0
+    assert set(report["warm"]["text"]) == set(report["warm"]["id_only"]) == {"hr@10", "ndcg@10"}
+    assert report["warm"]["ndcg_ratio"] == report["warm"]["text"]["ndcg@10"] / report["warm"]["id_only"]["ndcg@10"]
+    assert report["encoder"]["name"] == "hashing" and report["seed"] == 3 and report["cold_share"] == 0.2
+    assert (tmp_path / "text-embeddings.sqlite").exists()  # the encoder ran through the cache
+
+
+def test_produce_catalog_rejects_a_csv_without_a_map(tmp_path):
+    path = tmp_path / "products.txt"
+    path.write_text("sku,name\nA1,Kettle\n")
+    result = CliRunner().invoke(
+        main, ["produce", "--catalog", str(path)], env={"ADVREC_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
+    )
+    assert result.exit_code != 0 and "--map" in result.output

@@ -13,6 +13,7 @@ from typing import Any
 
 from training.models.apr import APRConfig, APRRecommender, adversarial_delta
 from training.models.base import Recommender, read_model_file
+from training.models.hybrid import HybridConfig, HybridRecommender
 from training.models.mf import BPRRecommender, MatrixFactorization, MFConfig, bpr_loss, implicit_pairs
 from training.models.popularity import PopularityRecommender
 
@@ -27,6 +28,8 @@ __all__ = [
     "APRConfig",
     "APRRecommender",
     "PopularityRecommender",
+    "HybridConfig",
+    "HybridRecommender",
     "adversarial_delta",
     "bpr_loss",
     "implicit_pairs",
@@ -36,6 +39,7 @@ MODEL_KINDS: dict[str, type[Recommender]] = {
     "bpr": BPRRecommender,
     "apr": APRRecommender,
     "popularity": PopularityRecommender,
+    "hybrid": HybridRecommender,
 }
 
 

@@ -34,6 +34,7 @@ class Recommender:
 
     kind: ClassVar[str] = ""
     save_format: ClassVar[str] = ""
+    uses_item_text: ClassVar[bool] = False  # True: `train_round` takes item_ids / item_vectors / encoder
     users: Vocabulary
     items: Vocabulary
     seen: PairSet  # the (user, item) index pairs it trained on: what `recommend` excludes

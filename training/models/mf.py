@@ -136,15 +136,23 @@ class BPRRecommender(Recommender):
         """Training loss of a batch of (user, positive, negative) triples."""
         return self.rows_loss(*self.gather(u, i, j))
 
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        """What the optimiser updates."""
+        return list(self.net.parameters())
+
+    def _sample(self, u: np.ndarray, i: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        """One epoch's shuffled (user, positive, negative) triples."""
+        return sample_triples(u, i, self.seen, len(self.items), rng)
+
     def _train(self, u: np.ndarray, i: np.ndarray, epochs: int, first_epoch: int = 0) -> None:
         cfg, cuda = self.config, self.device.type == "cuda"
         rng = np.random.default_rng([cfg.seed, self.rounds])
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        optimizer = torch.optim.Adam(self._trainable(), lr=cfg.lr)
         batch = cfg.gpu_batch_size if cuda else cfg.batch_size
         self.net.train()
         for epoch in range(first_epoch, first_epoch + epochs):
             start, cpu_start = time.perf_counter(), time.thread_time()
-            triples = sample_triples(u, i, self.seen, len(self.items), rng)
+            triples = self._sample(u, i, rng)
             uu, ii, jj = (torch.as_tensor(a, device=self.device) for a in triples)
             total = 0.0
             for lo in range(0, len(uu), batch):
@@ -190,6 +198,7 @@ class BPRRecommender(Recommender):
             replay = old.iloc[np.sort(rng.choice(len(old), size=n, replace=False))]
         n_users, n_items = len(self.users), len(self.items)
         u, i = self._ingest(pd.concat([kept_new, replay], ignore_index=True))
+        self._before_round()
         if len(u):
             self._train(u, i, epochs)
         return {
@@ -201,7 +210,14 @@ class BPRRecommender(Recommender):
             "loss": self.losses[-1] if len(u) and self.losses else float("nan"),
         }
 
+    def _before_round(self) -> None:
+        """Called by `train_round` between growing the tables and training (a hybrid adds item text here)."""
+
     # ---- inference ---------------------------------------------------------------------------
+    def _item_matrix(self) -> torch.Tensor:
+        """(n_items, dim) float32 item vectors as scored."""
+        return self.net.items.detach().float()
+
     @torch.no_grad()
     def score(self, user_ids: list[str] | np.ndarray) -> np.ndarray:
         """Scores of every known item for each user, shape (len(user_ids), n_items); unknown users get the mean user."""
@@ -210,7 +226,11 @@ class BPRRecommender(Recommender):
         mean = table.mean(0) if len(table) else torch.zeros(self.net.dim, device=self.device)
         rows = mean.expand(len(idx), -1).clone()
         rows[idx >= 0] = table[idx[idx >= 0]]
-        return (rows @ self.net.items.detach().float().T).cpu().numpy()
+        return (rows @ self._item_matrix().T).cpu().numpy()
+
+    def as_mf(self) -> BPRRecommender:
+        """The model as plain user and item tables (itself); a hybrid returns its effective item vectors."""
+        return self
 
     # ---- persistence -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""Kafka adapter of the trainer: window announcements from `batches`, quarantine from `fraud.flags`.
+"""Kafka adapter of the trainer: window announcements from `batches`, quarantine from `fraud.flags`,
+item text from the worker's catalog changelog (valid `CatalogEntry`s only).
 
 `batches` is read by the trainer's own consumer group and committed explicitly, only for batches
 the trainer has saved a round for (at-least-once). `fraud.flags` is read from the beginning at
 every start without a group (its latest record per user is the user's state), and drained up to
-its end before each poll, so a round sees the flags as they are at training time.
+its end before each poll, so a round sees the flags as they are at training time; the catalog
+changelog likewise (its latest record per item is the item's entry).
 This module must never commit an offset the trainer did not hand back as handled.
 """
 
@@ -13,10 +15,13 @@ import json
 import logging
 import time
 
+import msgspec
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from streams.contract.records import CatalogEntry
+from training.stream.catalog import CatalogUpdate
 from training.stream.trainer import Batch
 
 log = logging.getLogger(__name__)
@@ -32,7 +37,13 @@ class KafkaBatchSource:
     """A BatchSource over Kafka with kafka-python."""
 
     def __init__(
-        self, bootstrap: str, batches_topic: str, flags_topic: str, group_id: str, tansu_workarounds: bool = False
+        self,
+        bootstrap: str,
+        batches_topic: str,
+        flags_topic: str,
+        group_id: str,
+        tansu_workarounds: bool = False,
+        catalog_topic: str | None = None,
     ) -> None:
         common = dict(
             bootstrap_servers=bootstrap.split(","),
@@ -46,23 +57,58 @@ class KafkaBatchSource:
         # A round may take long; the heartbeat thread keeps the membership, max_poll_interval the slack.
         self.batches = KafkaConsumer(group_id=group_id, max_poll_interval_ms=3_600_000, **common, **quirks)
         self.batches.subscribe([batches_topic])
-        self.flags = KafkaConsumer(group_id=None, **common)
-        partitions = self.flags.partitions_for_topic(flags_topic) or set()
-        self.flag_partitions = [TopicPartition(flags_topic, p) for p in sorted(partitions)]
-        self.flags.assign(self.flag_partitions)
-        if self.flag_partitions:
-            self.flags.seek_to_beginning(*self.flag_partitions)
+        self.flags, self.flag_partitions = self._from_beginning(flags_topic, common)
+        self.catalog, self.catalog_partitions = (None, [])
+        self.catalog_topic = catalog_topic
+        self._common = {**common, "value_deserializer": None}
 
-    def _drain_flags(self, limit_s: float = 10.0) -> list[tuple[str | None, dict | None]]:
-        """Every flag record up to the end offsets as of now."""
-        if not self.flag_partitions:
+    @staticmethod
+    def _from_beginning(topic: str, options: dict) -> tuple[KafkaConsumer, list[TopicPartition]]:
+        """A group-less consumer of every partition of `topic`, at the beginning."""
+        consumer = KafkaConsumer(group_id=None, **options)
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        if partitions:
+            consumer.seek_to_beginning(*partitions)
+        return consumer, partitions
+
+    @staticmethod
+    def _drain(consumer: KafkaConsumer | None, partitions: list[TopicPartition], limit_s: float = 10.0) -> list:
+        """Every record of the partitions up to their end offsets as of now."""
+        if consumer is None or not partitions:
             return []
-        end = self.flags.end_offsets(self.flag_partitions)
+        end = consumer.end_offsets(partitions)
         out, deadline = [], time.monotonic() + limit_s
-        while any(self.flags.position(tp) < end[tp] for tp in self.flag_partitions) and time.monotonic() < deadline:
-            for records in self.flags.poll(timeout_ms=200).values():
-                out += [(r.key.decode() if r.key else None, r.value) for r in records]
+        while any(consumer.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=200).values():
+                out += records
         return out
+
+    def _drain_flags(self) -> list[tuple[str | None, dict | None]]:
+        """Every flag record up to the end offsets as of now."""
+        return [(r.key.decode() if r.key else None, r.value) for r in self._drain(self.flags, self.flag_partitions)]
+
+    def catalog_updates(self) -> list[CatalogUpdate]:
+        """Every catalog changelog record up to its end offsets as of now (from the beginning at start)."""
+        if self.catalog_topic is None:
+            return []
+        if self.catalog is None:  # the worker creates its changelog: wait for it rather than fail
+            if self.catalog_topic not in self.flags.topics():
+                return []
+            self.catalog, self.catalog_partitions = self._from_beginning(self.catalog_topic, self._common)
+        updates: list[CatalogUpdate] = []
+        for r in self._drain(self.catalog, self.catalog_partitions):
+            if r.key is None:
+                continue
+            if r.value is None:
+                updates.append((r.key.decode(), None))
+                continue
+            try:
+                updates.append((r.key.decode(), msgspec.json.decode(r.value, type=CatalogEntry)))
+            except msgspec.DecodeError:
+                # The changelog holds only entries the worker validated: this is not one of ours.
+                log.warning("skipping a catalog changelog record that is not a CatalogEntry: %r", r.value[:200])
+        return updates
 
     def poll(self, timeout_s: float) -> tuple[list[Batch], list[tuple[str | None, dict | None]]]:
         """Flags up to now, then the announcements that arrive within timeout_s."""
@@ -102,3 +148,5 @@ class KafkaBatchSource:
         """Leave the group and close both consumers."""
         self.batches.close()
         self.flags.close()
+        if self.catalog is not None:
+            self.catalog.close()

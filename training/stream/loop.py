@@ -37,6 +37,7 @@ def run(
         batches, flags = source.poll(poll_s)
         for key, flag in flags:
             quarantine.update(flag, key)
+        trainer.catalog.apply(source.catalog_updates())
         for batch in batches:
             trainer.offer(batch)
         if batches:

@@ -3,8 +3,10 @@
 `Trainer` drops what must not be trained on (`cleaning`), holds out each active user's newest new
 pair (`holdout`), runs `train_round` on the current model with a bounded replay buffer, calls
 `on_round(model, report, lineage)`, then saves its state atomically (`state`). Its ports are here:
-`Batch`, `BatchSource`, `TrainerMetrics`, `RoundResult`. Kafka, Prometheus and MLflow are injected,
-never imported; it must never hand a batch back for commit before the round that took it is saved.
+`Batch`, `BatchSource`, `TrainerMetrics`, `RoundResult`. A model that uses item text (the hybrid)
+gets the catalog entries that changed since its last round, encoded by the injected `item_text`.
+Kafka, Prometheus, MLflow and the text encoder are injected, never imported; it must never hand a
+batch back for commit before the round that took it is saved.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
+from streams.contract.records import CatalogEntry
+from streams.sources.catalog import catalog_frame
 from training.evaluation import FGSM_EPS
 from training.models import Recommender, build_model, load_recommender
+from training.stream.catalog import CatalogUpdate, ItemCatalog
 from training.stream.cleaning import (
     INTERACTION_COLUMNS,
     clean_events,
@@ -32,7 +38,16 @@ from training.stream.holdout import holdout_split, round_report
 from training.stream.quarantine import Quarantine
 from training.stream.state import StateStore, TrainerState
 
-__all__ = ["TrainerConfig", "Batch", "RoundResult", "TrainerMetrics", "BatchSource", "OnRound", "Trainer"]
+__all__ = [
+    "TrainerConfig",
+    "Batch",
+    "RoundResult",
+    "TrainerMetrics",
+    "BatchSource",
+    "OnRound",
+    "ItemText",
+    "Trainer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +113,13 @@ class BatchSource(Protocol):
 
     def backlog(self) -> int: ...
 
+    def catalog_updates(self) -> list[CatalogUpdate]: ...
+
 
 OnRound = Callable[[Recommender, dict, dict], None]
+# A catalog frame (streams.sources.catalog) -> its row-aligned item vectors and their meta
+# (training.text.features.encode_items bound to the configured encoder).
+ItemText = Callable[[pd.DataFrame], tuple[np.ndarray, dict]]
 
 
 def _lineage(batches: list[Batch], quarantine: Quarantine, config: TrainerConfig, model: Any, **extra: Any) -> dict:
@@ -133,6 +153,7 @@ class Trainer:
         on_round: OnRound | None = None,
         init_model: str | Path | None = None,
         metrics: TrainerMetrics | None = None,
+        item_text: ItemText | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -140,6 +161,9 @@ class Trainer:
         self.on_round = on_round or (lambda model, report, lineage: None)
         self.init_model = str(init_model) if init_model else None
         self.metrics = metrics or TrainerMetrics()
+        self.item_text = item_text
+        self.catalog = ItemCatalog()
+        self._text_taken: list[CatalogEntry] = []  # catalog entries the running round took
         self.pending: list[Batch] = []
         self.handled: list[Batch] = []  # taken into a saved round or skipped: safe to commit
         self.state = self._restore()
@@ -181,10 +205,12 @@ class Trainer:
         """Train one round on every pending batch; None if nothing was left to train after cleaning."""
         started = time.perf_counter()
         batches, self.pending = self.pending, []
+        self._text_taken = []
         try:
             result = self._round(batches, quarantine, started)
         except Exception:
             self.pending = batches + self.pending
+            self.catalog.restore(self._text_taken)  # the restored model lacks them: encode them again
             self.state = self._restore()  # the model may be half-trained: back to the saved round
             self.metrics.round_done(RoundResult("failure", self.state.round + 1, time.perf_counter() - started))
             raise
@@ -226,7 +252,8 @@ class Trainer:
         train_new = pd.concat([new[~pair_keys(new).isin(held)], carry], ignore_index=True)
         replay = history[~pair_keys(history).isin(held)]
         train_started = time.perf_counter()
-        stats = model.train_round(train_new, replay, quarantined_users=flagged, epochs=epochs)
+        text = self._item_text(model, fresh)
+        stats = model.train_round(train_new, replay, quarantined_users=flagged, epochs=epochs, **text)
         train_seconds = time.perf_counter() - train_started
         state.model = model
         state.round += 1
@@ -248,6 +275,8 @@ class Trainer:
             epochs=epochs,
             epoch_seconds=model.epoch_seconds[-epochs:] if stats["events"] else [],
         )
+        if model.uses_item_text:
+            report.update(text_encoder=dict(model.text_encoder), catalog_items=len(self._text_taken))
         # Held-out pairs are trained next round; every kept row joins the replay buffer.
         state.carry = split.test.merge(new, on=["user", "item"]).drop_duplicates(["user", "item"])[INTERACTION_COLUMNS]
         state.history = pd.concat([state.history, new], ignore_index=True).tail(cfg.replay_rows).reset_index(drop=True)
@@ -261,6 +290,21 @@ class Trainer:
         return RoundResult(
             outcome, state.round, report["seconds"], samples if success else 0, len(batches), report, lineage
         )
+
+    def _item_text(self, model: Recommender, fresh: bool) -> dict:
+        """train_round's text arguments: the catalog entries changed since the last round (all for a fresh model)."""
+        if not model.uses_item_text or self.item_text is None:
+            return {}
+        if fresh:
+            self.catalog.take_changed()
+            entries = sorted(self.catalog.entries.values(), key=lambda e: e.item_id)
+        else:
+            entries = self.catalog.take_changed()
+        self._text_taken = entries
+        if not entries:
+            return {}
+        vectors, meta = self.item_text(catalog_frame(entries))
+        return {"item_ids": [e.item_id for e in entries], "item_vectors": vectors, "encoder": meta}
 
     def take_handled(self) -> list[Batch]:
         """Batches whose effect is saved (trained or skipped), for the source to commit; clears the list."""

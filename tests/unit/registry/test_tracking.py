@@ -49,11 +49,37 @@ def test_round_params_describe_the_loaded_model_then_the_callers_params():
         "n_items": 3,
         "rounds": 4,
         "dim": 8,
+        "text.encoder": "none",
         "lr": 0.01,  # the caller's value wins
         "source": "file",
     }
     plain = SimpleNamespace(kind="pop", users=[], items=["i1"], rounds=0, config=None)
-    assert round_params(plain, None) == {"kind": "pop", "n_users": 0, "n_items": 1, "rounds": 0}
+    assert round_params(plain, None) == {
+        "kind": "pop",
+        "n_users": 0,
+        "n_items": 1,
+        "rounds": 0,
+        "text.encoder": "none",
+    }
+
+
+def test_round_params_name_the_text_encoder_of_a_hybrid_model():
+    meta = {
+        "name": "minilm",
+        "version": "0.1.2/abc",
+        "dim": 1152,
+        "fields": ["categories", "year"],
+        "text_format": "f/1",
+    }
+    hybrid = SimpleNamespace(kind="hybrid", users=[], items=[], rounds=1, config=None, text_encoder=meta)
+    params = round_params(hybrid, None)
+    assert {k: v for k, v in params.items() if k.startswith("text.")} == {
+        "text.encoder": "minilm",
+        "text.encoder_version": "0.1.2/abc",
+        "text.dim": 1152,
+        "text.fields": "categories,year",
+        "text.format": "f/1",
+    }
 
 
 def test_epoch_series_of_a_model_with_and_without_them():

@@ -84,3 +84,18 @@ def test_from_recommender_matches_the_models_own_ranking(ratings):
     served, _ = core.serve([Request(str(i), u, 10) for i, u in enumerate(users)])
     expected, _ = model.recommend(users, k=10, exclude_seen=True)
     assert [s.items for s in served] == [[str(x) for x in row] for row in expected]
+
+
+def test_a_hybrid_model_serves_an_item_known_only_from_its_text(group_ratings, group_text):
+    from training.models import HybridRecommender
+
+    ids, vec = group_text
+    model = HybridRecommender(dim=8, epochs=30, seed=3).fit(group_ratings, item_ids=ids, item_vectors=vec)
+    core = ScorerCore()
+    core.swap(ServingModel.from_recommender(model, 7))
+    users = ["u0", "u1", "u2"]
+    served, _ = core.serve([Request(str(i), u, 15) for i, u in enumerate(users)])
+    expected, _ = model.recommend(users, k=15, exclude_seen=True)
+    assert [s.items for s in served] == [[str(x) for x in row] for row in expected]
+    cold = {f"i{k}" for k in range(40, 50)}  # catalog-only: no interaction at all
+    assert all(cold & set(s.items) for s in served)

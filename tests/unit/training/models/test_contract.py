@@ -15,7 +15,7 @@ from tests.unit.conftest import make_ratings
 from training.models import MODEL_KINDS, build_model, load_recommender
 
 MF = {"dim": 8, "epochs": 3, "device": "cpu", "seed": 1}
-SETTINGS = {"bpr": MF, "apr": MF, "popularity": {}}
+SETTINGS = {"bpr": MF, "apr": MF, "popularity": {}, "hybrid": MF}
 KINDS = sorted(MODEL_KINDS)
 WARM_STARTED = [kind for kind in KINDS if hasattr(MODEL_KINDS[kind], "train_round")]
 
