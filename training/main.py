@@ -59,12 +59,16 @@ def _sha256(path: Path) -> str:
 
 
 def _round_handler(settings: Settings, use_registry: bool):
-    """Save each round's files and, with the registry, log/register it and run the promotion gate."""
+    """(on_round, champion source): save each round's files and, with the registry, register and gate it.
+
+    Without the registry there is no gate: every evaluated round is accepted, and no champion source.
+    """
     from training.stream.files import save_round_files
+    from training.stream.trainer import Verdict
 
     save_files = save_round_files(settings.data_dir / "models")
     if not use_registry:
-        return save_files
+        return save_files, None
     from registry.wiring import build_registry
 
     registry = build_registry(settings, export_metrics=True)
@@ -81,9 +85,25 @@ def _round_handler(settings: Settings, use_registry: bool):
         }
         # Raises RegistryUnavailable after bounded retries: the round then fails and its batches
         # stay pending (the trainer rolls back and retries), so no batch is lost to an MLflow outage.
-        registry.on_round(model, {**report, "eval_users": report.get("test_users")}, lineage)
+        version, decision = registry.on_round(model, {**report, "eval_users": report.get("test_users")}, lineage)
+        return Verdict(decision.action, version)
 
-    return on_round
+    return on_round, _RegistryChampion(registry)
+
+
+class _RegistryChampion:
+    """The registry as the trainer's `ChampionSource`: the champion alias, loaded on the trainer's device."""
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+
+    def champion_version(self) -> int | None:
+        """The version that holds the champion alias."""
+        return self.registry.champion_version()
+
+    def load_version(self, version: int):
+        """The version's model, on the device its config names (CUDA where present)."""
+        return self.registry.load_version(version, device="")
 
 
 def _train_from_file(
@@ -103,7 +123,9 @@ def _train_from_file(
         frame = read_ratings(from_file)
         current = registry.champion_version()
         champion = registry.load_version(current) if current is not None else None
-        model, report, split = bootstrap_round(frame, kind, epochs=epochs, seed=seed, poison=poison, champion=champion)
+        model, report, split = bootstrap_round(
+            frame, kind, epochs=epochs, seed=seed, poison=poison, champion=champion, champion_version=current
+        )
         lineage = {
             "source_file": str(from_file.resolve()),
             "source_sha256": _sha256(from_file),
@@ -179,13 +201,15 @@ def _train_stream(
         replay_rows=replay_rows,
         seed=seed,
     )
+    on_round, champion = _round_handler(settings, use_registry)
     trainer = Trainer(
         config,
         StateStore(settings.data_dir / "trainer"),
         read_batch=lambda uri: read_window(uri).to_pandas(),
-        on_round=_round_handler(settings, use_registry),
+        on_round=on_round,
         init_model=init_model,
         metrics=PrometheusTrainerMetrics(),
+        champion=champion,
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     click.echo(

@@ -27,7 +27,8 @@ STATE_FORMAT = "advrec.trainer/1"
 
 @dataclass
 class TrainerState:
-    """What survives a restart: the model, replay buffer, held-out pairs, trained offsets, round count."""
+    """What survives a restart: the model (the accepted base), replay buffer, held-out pairs, trained offsets,
+    round count, the champion version the model is, who is distrusted, the latest red-team probe."""
 
     model: Recommender | None = None
     history: pd.DataFrame = field(default_factory=empty_interactions)
@@ -35,6 +36,9 @@ class TrainerState:
     trained: OffsetRanges = field(default_factory=OffsetRanges)
     round: int = 0
     recent_batches: list[str] = field(default_factory=list)
+    base_version: int | None = None  # the registered version the model is (the champion it continues from)
+    distrusted: set[str] = field(default_factory=set)  # users ever flagged or written as suspect
+    probe: dict = field(default_factory=dict)  # the latest red-team probe's result, with its round
 
 
 class StateStore:
@@ -68,6 +72,9 @@ class StateStore:
             **names,
             "trained": state.trained.to_dict(),
             "recent_batches": state.recent_batches,
+            "base_version": state.base_version,
+            "distrusted": sorted(state.distrusted),
+            "probe": state.probe,
         }
         self._publish("state.json", lambda p: p.write_text(json.dumps(doc)))
         fsync_path(self.dir)
@@ -92,4 +99,7 @@ class StateStore:
             trained=OffsetRanges(doc["trained"]),
             round=int(doc["round"]),
             recent_batches=list(doc["recent_batches"]),
+            base_version=doc.get("base_version"),
+            distrusted=set(doc.get("distrusted", ())),
+            probe=dict(doc.get("probe") or {}),
         )

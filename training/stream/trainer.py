@@ -1,14 +1,20 @@
 """The stream trainer: accumulate announced window batches, train a warm-started round, report, save.
 
-`Trainer` drops what must not be trained on (`cleaning`), holds out each active user's newest new
-pair (`holdout`), runs `train_round` on the current model with a bounded replay buffer, calls
-`on_round(model, report, lineage)`, then saves its state atomically (`state`). Its ports are here:
-`Batch`, `BatchSource`, `TrainerMetrics`, `RoundResult`. Kafka, Prometheus and MLflow are injected,
-never imported; it must never hand a batch back for commit before the round that took it is saved.
+`Trainer` purges flagged users from its replay buffer, continues from the champion (`ChampionSource`:
+after a rollback or a manual promotion, the restored champion), drops what must not be trained on
+(`cleaning`), holds out trusted users' newest new pairs (`holdout`), trains a copy of its base
+model with a bounded replay buffer, measures challenger and champion on the same split, audits
+exposure (`training.exposure`), runs the red-team probe every few rounds (`probe`), calls
+`on_round(model, report, lineage)`, then saves its state atomically (`state`). Only a challenger
+the gate promotes (or, with no gate, any evaluated one) becomes the next round's base: a rejected
+or held one is never trained further. Its ports are here: `Batch`, `BatchSource`, `ChampionSource`,
+`Verdict`, `TrainerMetrics`, `RoundResult`. Kafka, Prometheus and MLflow are injected, never
+imported; it must never hand a batch back for commit before the round that took it is saved.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -19,14 +25,28 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from streams.fraud.trust import TrustPolicy, may_train
 from training.evaluation import FGSM_EPS
+from training.exposure import audit_sample, exposure_audit
 from training.models import Recommender, build_model, load_recommender
 from training.stream.cleaning import INTERACTION_COLUMNS, clean_events, events_to_interactions, pair_keys
-from training.stream.holdout import holdout_split, round_report
+from training.stream.holdout import holdout_split, measure, round_report
+from training.stream.probe import due, red_team_probe
 from training.stream.quarantine import Quarantine
 from training.stream.state import StateStore, TrainerState
 
-__all__ = ["TrainerConfig", "Batch", "RoundResult", "TrainerMetrics", "BatchSource", "OnRound", "Trainer"]
+__all__ = [
+    "TrainerConfig",
+    "Batch",
+    "RoundResult",
+    "TrainerMetrics",
+    "BatchSource",
+    "ChampionSource",
+    "Verdict",
+    "OnRound",
+    "Trainer",
+    "trusted_users",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +64,11 @@ class TrainerConfig:
     negatives: int = 99
     fgsm_eps: tuple[float, ...] = FGSM_EPS
     seed: int = 0
+    trust: TrustPolicy = TrustPolicy()  # who may be evaluated and audited (established, never flagged)
+    audit_users: int = 500  # the fixed sample of trusted users the exposure audit and the probe look at
+    probe_every: int = 5  # the red-team probe runs every this many rounds (0: never; the gate then holds)
+    probe_share: float = 0.05  # probe attackers, a share of the round's users
+    probe_targets: int = 5
 
 
 @dataclass(frozen=True)
@@ -92,7 +117,40 @@ class BatchSource(Protocol):
     def backlog(self) -> int: ...
 
 
-OnRound = Callable[[Recommender, dict, dict], None]
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate made of a round's model: its action (promote | hold | reject) and registered version."""
+
+    action: str
+    version: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the model becomes the trainer's base."""
+        return self.action == "promote"
+
+
+class ChampionSource(Protocol):
+    """Where the served champion is (the registry in the trainer process)."""
+
+    def champion_version(self) -> int | None: ...
+
+    def load_version(self, version: int) -> Recommender: ...
+
+
+# Returns the gate's Verdict, or None where no gate runs (the model is then accepted).
+OnRound = Callable[[Recommender, dict, dict], "Verdict | None"]
+
+
+def trusted_users(interactions: pd.DataFrame, distrusted: set[str], policy: TrustPolicy) -> set[str]:
+    """Users the trust gate trusts on these interactions: established (events, age), never flagged or suspect."""
+    facts = interactions.groupby("user")["timestamp"].agg(["size", "min", "max"])
+    ages = (facts["max"] - facts["min"]).fillna(0.0)
+    return {
+        str(user)
+        for user, n, age in zip(facts.index, facts["size"], ages)
+        if may_train(policy, int(n), float(age), 0.0, str(user) in distrusted)[0]
+    }
 
 
 def _lineage(batches: list[Batch], quarantine: Quarantine, config: TrainerConfig, model: Any, **extra: Any) -> dict:
@@ -126,6 +184,7 @@ class Trainer:
         on_round: OnRound | None = None,
         init_model: str | Path | None = None,
         metrics: TrainerMetrics | None = None,
+        champion: ChampionSource | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -133,6 +192,7 @@ class Trainer:
         self.on_round = on_round or (lambda model, report, lineage: None)
         self.init_model = str(init_model) if init_model else None
         self.metrics = metrics or TrainerMetrics()
+        self.champion = champion
         self.pending: list[Batch] = []
         self.handled: list[Batch] = []  # taken into a saved round or skipped: safe to commit
         self.state = self._restore()
@@ -187,10 +247,34 @@ class Trainer:
             self.metrics.round_done(result)
         return result
 
+    def _continue_from_champion(self, state: TrainerState) -> None:
+        """Make the served champion the base: after a rollback or a manual promotion it is not our model."""
+        if self.champion is None:
+            return
+        version = self.champion.champion_version()
+        if version is not None and version != state.base_version:
+            log.info("continuing from champion version %d (was %s)", version, state.base_version)
+            state.model, state.base_version = self.champion.load_version(version), version
+
+    def _train(self, base: Recommender | None, new: pd.DataFrame, replay: pd.DataFrame, flagged: set[str]):
+        """A copy of the base (a fresh model if none) trained one round; the base itself is never touched."""
+        cfg = self.config
+        model = build_model(cfg.model, seed=cfg.seed) if base is None else copy.deepcopy(base)
+        epochs = cfg.first_epochs if base is None else cfg.epochs
+        stats = model.train_round(new, replay, quarantined_users=flagged, epochs=epochs)
+        return model, stats, epochs
+
     def _round(self, batches: list[Batch], quarantine: Quarantine, started: float) -> RoundResult | None:
         cfg, state = self.config, self.state
         flagged = set(quarantine.flagged)
-        events, counts = clean_events(self._read(batches), flagged, state.trained, state.history["event_id"])
+        raw = self._read(batches)
+        suspect = raw["user_id"][raw["suspect"].fillna(False).astype(bool)].astype(str)
+        state.distrusted |= flagged | set(suspect)
+        # Poison is not carried forward: flagged users' rows leave the replay buffer for good.
+        state.history = state.history[~state.history["user"].isin(flagged)].reset_index(drop=True)
+        state.carry = state.carry[~state.carry["user"].isin(flagged)].reset_index(drop=True)
+        self._continue_from_champion(state)
+        events, counts = clean_events(raw, flagged, state.trained, state.history["event_id"])
         new = events_to_interactions(events)
         for b in batches:
             a = b.announcement
@@ -203,28 +287,57 @@ class Trainer:
             self.store.save(state)
             return None
 
-        fresh = state.model is None
-        model = build_model(cfg.model, seed=cfg.seed) if fresh else state.model
-        epochs = cfg.first_epochs if fresh else cfg.epochs
-        history = state.history[~state.history["user"].isin(flagged)]
+        base = state.model
+        history = state.history
         accumulated = pd.concat([history, state.carry, new], ignore_index=True)
-        split = holdout_split(model, accumulated, new, cfg.negatives, cfg.eval_users, cfg.seed, state.round)
+        trusted = trusted_users(accumulated, state.distrusted, cfg.trust)
+        split = holdout_split(
+            base if base is not None else build_model(cfg.model),
+            accumulated,
+            new,
+            cfg.negatives,
+            cfg.eval_users,
+            cfg.seed,
+            state.round,
+            trusted,
+        )
         held = set(pair_keys(split.test))
         carry = state.carry[~pair_keys(state.carry).isin(held)]
         train_new = pd.concat([new[~pair_keys(new).isin(held)], carry], ignore_index=True)
         replay = history[~pair_keys(history).isin(held)]
         train_started = time.perf_counter()
-        stats = model.train_round(train_new, replay, quarantined_users=flagged, epochs=epochs)
+        model, stats, epochs = self._train(base, train_new, replay, flagged)
         train_seconds = time.perf_counter() - train_started
-        state.model = model
         state.round += 1
         samples = int(stats["events"] - stats["dropped_quarantined"] + stats["replayed"])
         lineage = _lineage(batches, quarantine, cfg, model, round=state.round)
         lineage["init_model"] = self.init_model
+        lineage["base_version"] = state.base_version if base is not None else None
         outcome, report = "failure", {}
         if len(split.test):
             report = round_report(model, split, cfg.fgsm_eps, cfg.seed)
             outcome = "success" if all(math.isfinite(report[k]) for k in ("hr@10", "ndcg@10")) else "failure"
+        audited = audit_sample([u for u in trusted if base is None or u in base.users], cfg.audit_users, cfg.seed)
+        if outcome == "success" and base is not None:
+            # The champion on the challenger's ground: the same test pairs, negatives and audited users.
+            report["champion"] = {**measure(base, split, cfg.fgsm_eps, cfg.seed), "version": state.base_version}
+            untrusted = set(train_new["user"]) - trusted  # new (not established) or suspicious accounts
+            report["exposure"] = exposure_audit(model, base, audited, train_new, untrusted)
+        probe_seconds = 0.0
+        if outcome == "success" and due(state.round, state.probe, cfg.probe_every):
+            state.probe = red_team_probe(
+                lambda poisoned: self._train(base, poisoned, replay, flagged)[0],
+                model,
+                train_new,
+                audited,
+                cfg.probe_share,
+                cfg.probe_targets,
+                cfg.seed,
+                state.round,
+            )
+            probe_seconds = state.probe["seconds"]
+        if outcome == "success" and state.probe:
+            report["poisoning"] = {**state.probe, "age": state.round - state.probe["round"]}
         report.update(
             round=state.round,
             model=model.kind,
@@ -233,16 +346,26 @@ class Trainer:
             train=stats,
             samples=samples,
             train_seconds=train_seconds,
+            probe_seconds=probe_seconds,
             epochs=epochs,
             epoch_seconds=model.epoch_seconds[-epochs:] if stats["events"] else [],
+            base_version=lineage["base_version"],
         )
         # Held-out pairs are trained next round; every kept row joins the replay buffer.
         state.carry = split.test.merge(new, on=["user", "item"]).drop_duplicates(["user", "item"])[INTERACTION_COLUMNS]
         state.history = pd.concat([state.history, new], ignore_index=True).tail(cfg.replay_rows).reset_index(drop=True)
+        verdict = None
         if outcome == "success":
-            self.on_round(model, report, lineage)
+            verdict = self.on_round(model, report, lineage)
+            if verdict is None or verdict.accepted:
+                state.model = model
+                if verdict is not None:
+                    state.base_version = verdict.version
+            else:
+                log.warning("round %d: %s, the next round continues from the champion", state.round, verdict.action)
         else:
             log.warning("round %d trained but could not be evaluated (%d test users)", state.round, len(split.test))
+        report["verdict"] = verdict.action if verdict is not None else None
         self.store.save(state)
         report["seconds"] = time.perf_counter() - started
         success = outcome == "success"
