@@ -64,7 +64,6 @@ def _round_handler(settings: Settings, use_registry: bool):
     Without the registry there is no gate: every evaluated round is accepted, and no champion source.
     """
     from training.stream.files import save_round_files
-    from training.stream.trainer import Verdict
 
     save_files = save_round_files(settings.data_dir / "models")
     if not use_registry:
@@ -85,8 +84,7 @@ def _round_handler(settings: Settings, use_registry: bool):
         }
         # Raises RegistryUnavailable after bounded retries: the round then fails and its batches
         # stay pending (the trainer rolls back and retries), so no batch is lost to an MLflow outage.
-        version, decision = registry.on_round(model, {**report, "eval_users": report.get("test_users")}, lineage)
-        return Verdict(decision.action, version)
+        return registry.on_round(model, report, lineage)
 
     return on_round, _RegistryChampion(registry)
 
