@@ -113,9 +113,9 @@ class Rounds:
         self.rows: list[dict] = []
 
     def __call__(self, model, report: dict, lineage: dict) -> Verdict:
-        report = {**report, "eval_users": report["test_users"]}
-        new = decide(report, report.get("champion"), self.gate, champion_exists=self.champion is not None)
-        old = self.old.decide(report, self.old_champion, self.old.GateConfig())
+        judged = {**report, "eval_users": report["test_users"]}  # `report` itself gets its seconds later
+        new = decide(judged, report.get("champion"), self.gate, champion_exists=self.champion is not None)
+        old = self.old.decide(judged, self.old_champion, self.old.GateConfig())
         if old.promoted:
             self.old_champion = {"hr@10": report["hr@10"], "ndcg@10": report["ndcg@10"]}
         version = report["round"]
@@ -228,10 +228,9 @@ def main() -> None:
             f"             |  {p['old'].action:>7}, {c['old'].action}"
         )
         alarms = exposure_alarms(p["report"].get("exposure"), GateConfig())
-        if alarms:
-            print(
-                f"      alarms: {', '.join(a['item'] for a in alarms)}; reasons: {' | '.join(p['new'].reasons)[:300]}"
-            )
+        print(f"      exposure alarms: {', '.join(a['item'] for a in alarms) or 'none'}")
+        print(f"      new gate, poisoned: {' | '.join(p['new'].reasons)[:400]}")
+        print(f"      new gate, clean:    {' | '.join(c['new'].reasons)[:400]}")
     clean = [row for r in results for row in r["rows"] if row["round"] > 1]
     count = {
         g: {a: sum(row[g].action == a for row in clean) for a in ("promote", "hold", "reject")} for g in ("new", "old")

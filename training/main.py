@@ -72,14 +72,15 @@ def _round_handler(settings: Settings, use_registry: bool):
 
     registry = build_registry(settings, export_metrics=True)
 
-    def on_round(model, report: dict, lineage: dict) -> None:
+    def on_round(model, report: dict, lineage: dict):
         save_files(model, report, lineage)
         batches = lineage.get("batches") or []
         arrivals = [b["min_kafka_ts"] for b in batches if b.get("min_kafka_ts")]
         lineage = {
             **lineage,
             "batch_files": [b.get("path") for b in batches],
-            "oldest_arrival": min(arrivals) if arrivals else None,
+            # The trainer's own figure covers rejected rounds' rows and only rows it trained.
+            "oldest_arrival": lineage.get("oldest_arrival", min(arrivals) if arrivals else None),
             "newest_arrival": max((b.get("max_kafka_ts") or 0 for b in batches), default=None),
         }
         # Raises RegistryUnavailable after bounded retries: the round then fails and its batches

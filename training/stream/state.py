@@ -39,6 +39,7 @@ class TrainerState:
     base_version: int | None = None  # the registered version the model is (the champion it continues from)
     distrusted: set[str] = field(default_factory=set)  # users ever flagged or written as suspect
     probe: dict = field(default_factory=dict)  # the latest red-team probe's result, with its round
+    pending_arrival: float | None = None  # oldest Kafka arrival of rows trained since the last accepted model
 
 
 class StateStore:
@@ -75,6 +76,7 @@ class StateStore:
             "base_version": state.base_version,
             "distrusted": sorted(state.distrusted),
             "probe": state.probe,
+            "pending_arrival": state.pending_arrival,
         }
         self._publish("state.json", lambda p: p.write_text(json.dumps(doc)))
         fsync_path(self.dir)
@@ -102,4 +104,5 @@ class StateStore:
             base_version=doc.get("base_version"),
             distrusted=set(doc.get("distrusted", ())),
             probe=dict(doc.get("probe") or {}),
+            pending_arrival=doc.get("pending_arrival"),
         )

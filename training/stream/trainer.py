@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from streams.fraud.trust import TrustPolicy, may_train
@@ -302,6 +303,8 @@ class Trainer:
             trusted,
         )
         held = set(pair_keys(split.test))
+        trained_new = ~pair_keys(new).isin(held).to_numpy()  # `new` is `events` row for row
+        arrivals = events["kafka_ts"].astype(float).to_numpy()[trained_new]
         carry = state.carry[~pair_keys(state.carry).isin(held)]
         train_new = pd.concat([new[~pair_keys(new).isin(held)], carry], ignore_index=True)
         replay = history[~pair_keys(history).isin(held)]
@@ -313,6 +316,11 @@ class Trainer:
         lineage = _lineage(batches, quarantine, cfg, model, round=state.round)
         lineage["init_model"] = self.init_model
         lineage["base_version"] = state.base_version if base is not None else None
+        # Freshness starts at the oldest trained row not yet in an accepted model: a rejected
+        # round's rows count when a later model is served, held-out, suspect and repeated ones never.
+        oldest = [t for t in (state.pending_arrival, float(np.nanmin(arrivals)) if len(arrivals) else None) if t]
+        lineage["oldest_arrival"] = min(oldest) if oldest else None
+        lineage["trained_rows"] = int(trained_new.sum())
         outcome, report = "failure", {}
         if len(split.test):
             report = round_report(model, split, cfg.fgsm_eps, cfg.seed)
@@ -358,12 +366,14 @@ class Trainer:
         if outcome == "success":
             verdict = self.on_round(model, report, lineage)
             if verdict is None or verdict.accepted:
-                state.model = model
+                state.model, state.pending_arrival = model, None
                 if verdict is not None:
                     state.base_version = verdict.version
             else:
+                state.pending_arrival = lineage["oldest_arrival"]
                 log.warning("round %d: %s, the next round continues from the champion", state.round, verdict.action)
         else:
+            state.pending_arrival = lineage["oldest_arrival"]
             log.warning("round %d trained but could not be evaluated (%d test users)", state.round, len(split.test))
         report["verdict"] = verdict.action if verdict is not None else None
         self.store.save(state)

@@ -140,10 +140,15 @@ def test_a_rejected_challenger_never_becomes_the_base_and_the_champion_is_measur
     assert rejected.rounds == 2 and trainer.state.model is first and trainer.state.base_version == 1
     assert report["champion"]["version"] == lineage["base_version"] == 1 and report["verdict"] == "reject"
     assert set(report["champion"]) >= {"hr@10", "ndcg@10", "fgsm"} and report["exposure"]["users"] > 20
+    # Its trained rows still count for freshness, from their arrival until a later model is served.
+    second = files[batches[1].announcement["uri"]]["kafka_ts"]
+    pending = trainer.state.pending_arrival
+    assert pending == lineage["oldest_arrival"] and second.min() <= pending < second.max()
     # The round after a reject starts again from the champion: one round on top of it, not two.
     run(trainer, MemorySource(batches[2:]), Quarantine(), idle_timeout=0)
-    third, report, _ = gate.calls[2]
+    third, report, lineage = gate.calls[2]
     assert third.rounds == 2 and report["champion"]["version"] == 1 and trainer.state.base_version == 3
+    assert lineage["oldest_arrival"] == pending and trainer.state.pending_arrival is None
     # The probe ran on the first round and is carried (with its age) until it is due again.
     assert [c[1]["poisoning"]["round"] for c in gate.calls] == [1, 1, 1]
     assert [c[1]["poisoning"]["age"] for c in gate.calls] == [0, 1, 2]
