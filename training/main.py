@@ -164,6 +164,7 @@ def _train_stream(
     min_batch_rows: int,
     init_model: str | None,
     replay_rows: int,
+    probe_every: int,
     seed: int,
     use_registry: bool,
     loglevel: str,
@@ -198,6 +199,7 @@ def _train_stream(
         first_epochs=first_epochs,
         min_batch_rows=min_batch_rows,
         replay_rows=replay_rows,
+        probe_every=probe_every,
         seed=seed,
     )
     on_round, champion = _round_handler(settings, use_registry)
@@ -279,6 +281,13 @@ def _train_stream(
     show_default=True,
     help="Stream: rows kept in the replay buffer.",
 )
+@click.option(
+    "--probe-every",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Stream: run the red-team poisoning probe every this many rounds (0: never, and the gate holds).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--poison/--no-poison",
@@ -304,6 +313,7 @@ def train(
     min_batch_rows,
     init_model,
     replay_rows,
+    probe_every,
     seed,
     poison,
     use_registry,
@@ -324,6 +334,7 @@ def train(
         min_batch_rows,
         init_model,
         replay_rows,
+        probe_every,
         seed,
         use_registry,
         loglevel,

@@ -306,7 +306,7 @@ class Trainer:
         trained_new = ~pair_keys(new).isin(held).to_numpy()  # `new` is `events` row for row
         arrivals = events["kafka_ts"].astype(float).to_numpy()[trained_new]
         carry = state.carry[~pair_keys(state.carry).isin(held)]
-        train_new = pd.concat([new[~pair_keys(new).isin(held)], carry], ignore_index=True)
+        train_new = pd.concat([new[trained_new], carry], ignore_index=True)
         replay = history[~pair_keys(history).isin(held)]
         train_started = time.perf_counter()
         model, stats, epochs = self._train(base, train_new, replay, flagged)
