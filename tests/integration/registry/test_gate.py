@@ -72,7 +72,9 @@ def test_a_challenger_trained_on_poisoned_data_is_rejected_naming_the_pushed_ite
 def test_after_rollback_the_next_round_starts_from_the_restored_champion(tmp_path):
     batches, files = make_windows(n_windows=3)
     # Bounds that promote every sound round: this test is about what the trainer continues from.
-    registry = _registry(tmp_path, GateConfig(hr_tolerance=1.0, ndcg_tolerance=1.0, max_exposure_jump=1.0))
+    registry = _registry(
+        tmp_path, GateConfig(hr_tolerance=1.0, ndcg_tolerance=1.0, max_fgsm_drop=1.0, max_exposure_jump=1.0)
+    )
     rounds = RecordingRounds()
     trainer = make_trainer(tmp_path, files, _recorded(registry, rounds))
     trainer.champion = registry
@@ -86,4 +88,4 @@ def test_after_rollback_the_next_round_starts_from_the_restored_champion(tmp_pat
     assert model.rounds == registry.load_version(1).rounds + 1 == 2  # version 2 had trained 2 rounds
     tags = registry.version_tags(3)
     assert tags["gate.champion_version"] == "1" and tags["lineage.base_version"] == "1"
-    assert registry.champion_version() == 3 and trainer.state.base_version == 3
+    assert registry.champion_version() == 3 and trainer.state.base_version == 3, tags["decision_reasons"]
