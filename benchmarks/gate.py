@@ -23,12 +23,14 @@ Bounds were set a priori (docs/operations.md), not tuned on this run.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import types
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,11 @@ def batch_of(uri: str, rows: pd.DataFrame, n: int) -> Batch:
     )
 
 
+def plain(decision) -> types.SimpleNamespace:
+    """A decision as plain values (the old gate's class lives in a module no other process has)."""
+    return types.SimpleNamespace(action=decision.action, reasons=tuple(decision.reasons), promoted=decision.promoted)
+
+
 class Rounds:
     """on_round: the new gate decides (and drives the trainer); the old gate decides on the same report."""
 
@@ -121,7 +128,7 @@ class Rounds:
         version = report["round"]
         if new.promoted:
             self.champion = version
-        self.rows.append({"round": version, "new": new, "old": old, "report": report})
+        self.rows.append({"round": version, "new": plain(new), "old": plain(old), "report": report})
         return Verdict(new.action, version)
 
 
@@ -137,7 +144,11 @@ def target_row(report: dict, target: str) -> dict:
     return {"item": target, "challenger": float("nan"), "champion": float("nan"), "carried": float("nan")}
 
 
-def one_seed(ratings: pd.DataFrame, seed: int, args, old: types.ModuleType, scratch: Path) -> dict:
+def one_seed(seed: int, args, scratch: Path) -> dict:
+    """Every round of one seed, in its own process (seeds run side by side)."""
+    torch.set_num_threads(args.threads)
+    ratings = read_ratings(ML100K).sort_values("timestamp", kind="stable").reset_index(drop=True)
+    old = old_gate()
     n = len(ratings)
     cuts = [0, int(0.60 * n)] + [int((0.60 + 0.05 * k) * n) for k in range(1, 5)]
     frames, batches, files = [], [], {}
@@ -198,17 +209,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--probe-every", type=int, default=2, help="so that warm rounds run the probe too")
     parser.add_argument("--attack", default="bandwagon:0.05:0.005", help="TYPE:ATTACK_SIZE:FILLER_SIZE")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per seed (seeds run in parallel)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    ratings = read_ratings(ML100K).sort_values("timestamp", kind="stable").reset_index(drop=True)
-    old = old_gate()
     started = time.perf_counter()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="advrec-gate-bench-") as scratch:
-        for seed in range(args.seeds):
-            results.append(one_seed(ratings, seed, args, old, Path(scratch)))
-            print(f"seed {seed}: done in {time.perf_counter() - started:.0f} s", flush=True)
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        tempfile.TemporaryDirectory(prefix="advrec-gate-bench-") as scratch,
+        ProcessPoolExecutor(args.seeds, mp_context=spawn) as pool,
+    ):
+        results = list(pool.map(one_seed, range(args.seeds), [args] * args.seeds, [Path(scratch)] * args.seeds))
 
     print(f"\nML-100K, APR, {args.first_epochs} first epochs then {args.epochs} per round, {args.seeds} seeds")
     print(f"attack in round 5: {args.attack} (generator's own target choice), fresh accounts not flagged\n")

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from streams.fraud.trust import TrustPolicy, may_train
-from training.evaluation import FGSM_EPS
+from training.evaluation import FGSM_EPS, Split
 from training.exposure import audit_sample, exposure_audit
 from training.models import Recommender, build_model, load_recommender
 from training.stream.cleaning import INTERACTION_COLUMNS, clean_events, events_to_interactions, pair_keys
@@ -265,6 +265,40 @@ class Trainer:
         stats = model.train_round(new, replay, quarantined_users=flagged, epochs=epochs)
         return model, stats, epochs
 
+    def _judge(
+        self,
+        model: Recommender,
+        base: Recommender | None,
+        split: Split,
+        trusted: set[str],
+        train_new: pd.DataFrame,
+        replay: pd.DataFrame,
+        flagged: set[str],
+    ) -> dict[str, Any]:
+        """What the gate needs beside the challenger's accuracy: the champion (the base) on the same
+        split and audited users, the exposure audit, and the red-team probe when due (else the latest)."""
+        cfg, state, out = self.config, self.state, {}
+        audited = audit_sample([u for u in trusted if base is None or u in base.users], cfg.audit_users, cfg.seed)
+        if base is not None:
+            out["champion"] = {**measure(base, split, cfg.fgsm_eps, cfg.seed), "version": state.base_version}
+            untrusted = set(train_new["user"]) - trusted  # new (not established) or suspicious accounts
+            out["exposure"] = exposure_audit(model, base, audited, train_new, untrusted)
+        if due(state.round, state.probe, cfg.probe_every):
+            state.probe = red_team_probe(
+                lambda poisoned: self._train(base, poisoned, replay, flagged)[0],
+                model,
+                train_new,
+                audited,
+                cfg.probe_share,
+                cfg.probe_targets,
+                cfg.seed,
+                state.round,
+            )
+            out["probe_seconds"] = state.probe["seconds"]
+        if state.probe:
+            out["poisoning"] = {**state.probe, "age": state.round - state.probe["round"]}
+        return out
+
     def _round(self, batches: list[Batch], quarantine: Quarantine, started: float) -> RoundResult | None:
         cfg, state = self.config, self.state
         flagged = set(quarantine.flagged)
@@ -325,27 +359,8 @@ class Trainer:
         if len(split.test):
             report = round_report(model, split, cfg.fgsm_eps, cfg.seed)
             outcome = "success" if all(math.isfinite(report[k]) for k in ("hr@10", "ndcg@10")) else "failure"
-        audited = audit_sample([u for u in trusted if base is None or u in base.users], cfg.audit_users, cfg.seed)
-        if outcome == "success" and base is not None:
-            # The champion on the challenger's ground: the same test pairs, negatives and audited users.
-            report["champion"] = {**measure(base, split, cfg.fgsm_eps, cfg.seed), "version": state.base_version}
-            untrusted = set(train_new["user"]) - trusted  # new (not established) or suspicious accounts
-            report["exposure"] = exposure_audit(model, base, audited, train_new, untrusted)
-        probe_seconds = 0.0
-        if outcome == "success" and due(state.round, state.probe, cfg.probe_every):
-            state.probe = red_team_probe(
-                lambda poisoned: self._train(base, poisoned, replay, flagged)[0],
-                model,
-                train_new,
-                audited,
-                cfg.probe_share,
-                cfg.probe_targets,
-                cfg.seed,
-                state.round,
-            )
-            probe_seconds = state.probe["seconds"]
-        if outcome == "success" and state.probe:
-            report["poisoning"] = {**state.probe, "age": state.round - state.probe["round"]}
+        if outcome == "success":
+            report.update(self._judge(model, base, split, trusted, train_new, replay, flagged))
         report.update(
             round=state.round,
             model=model.kind,
@@ -354,7 +369,7 @@ class Trainer:
             train=stats,
             samples=samples,
             train_seconds=train_seconds,
-            probe_seconds=probe_seconds,
+            probe_seconds=report.get("probe_seconds", 0.0),
             epochs=epochs,
             epoch_seconds=model.epoch_seconds[-epochs:] if stats["events"] else [],
             base_version=lineage["base_version"],
