@@ -136,6 +136,11 @@ def trainer(directory: Path, files: dict, rounds: Rounds, config: TrainerConfig)
     return Trainer(config, StateStore(directory), read_batch=files.__getitem__, on_round=rounds)
 
 
+def max_jump(report: dict) -> float:
+    """The largest rise of an item's exposure in a round's audit."""
+    return max((i["challenger"] - i["champion"] for i in report.get("exposure", {}).get("items", [])), default=0.0)
+
+
 def target_row(report: dict, target: str) -> dict:
     """The audit's entry of the target (zeros if its exposure did not rise)."""
     for item in report.get("exposure", {}).get("items", []):
@@ -166,39 +171,43 @@ def one_seed(seed: int, args, scratch: Path) -> dict:
     clean_trainer = trainer(state, files, rounds, config)
     run(clean_trainer, MemorySource(batches[:-1], per_poll=1), Quarantine(), idle_timeout=0)
 
-    # Round 5 twice from the same saved state: clean, then with the attack in its window.
-    poisoned_state = scratch / f"seed{seed}-poisoned"
-    shutil.copytree(state, poisoned_state)
+    # Round 5 from the same saved state: clean, then with each attack in its window.
+    saved = scratch / f"seed{seed}-before-round-5"
+    shutil.copytree(state, saved)
     before = (rounds.champion, rounds.old_champion)
     run(trainer(state, files, rounds, config), MemorySource(batches[-1:]), Quarantine(), idle_timeout=0)
     clean_final = rounds.rows[-1]
-
-    last = files["mem://w4"]
-    genuine = ratings.iloc[: cuts[-2]]
-    spec = parse_inject(
-        args.attack, start_ts=float(last["ts"].min()), span_s=float(last["ts"].max() - last["ts"].min())
-    )
-    plan = plan_attack(spec, summarize(genuine), seed=seed)
-    attack = pd.DataFrame(list(plan.events()))
-    attack = attack.assign(
-        user=attack["user_id"], item=attack["item_id"], rating=attack["value"], timestamp=attack["ts"]
-    )
-    poisoned = pd.concat([last, as_window(attack, int(last["offset"].iloc[-1]) + 1)], ignore_index=True)
-    poisoned = poisoned.sort_values("ts", kind="stable").reset_index(drop=True)
-    files["mem://w4p"] = poisoned
-    p_batch = batch_of("mem://w4p", poisoned.sort_values("offset"), 9)
-    rounds.champion, rounds.old_champion = before
-    run(trainer(poisoned_state, files, rounds, config), MemorySource([p_batch]), Quarantine(), idle_timeout=0)
-    poisoned_final = rounds.rows[-1]
-    (target,) = plan.targets[:1]
+    last, genuine = files["mem://w4"], ratings.iloc[: cuts[-2]]
+    poisoned_finals = []
+    for n_attack, text in enumerate(args.attack):
+        spec = parse_inject(text, start_ts=float(last["ts"].min()), span_s=float(last["ts"].max() - last["ts"].min()))
+        plan = plan_attack(spec, summarize(genuine), seed=seed)
+        attack = pd.DataFrame(list(plan.events()))
+        attack = attack.assign(
+            user=attack["user_id"], item=attack["item_id"], rating=attack["value"], timestamp=attack["ts"]
+        )
+        poisoned = pd.concat([last, as_window(attack, int(last["offset"].iloc[-1]) + 1)], ignore_index=True)
+        uri = f"mem://w4-attack{n_attack}"
+        files[uri] = poisoned.sort_values("ts", kind="stable").reset_index(drop=True)
+        attacked_state = scratch / f"seed{seed}-attack{n_attack}"
+        shutil.copytree(saved, attacked_state)
+        rounds.champion, rounds.old_champion = before
+        batch = batch_of(uri, poisoned, 9)
+        run(trainer(attacked_state, files, rounds, config), MemorySource([batch]), Quarantine(), idle_timeout=0)
+        poisoned_finals.append(
+            {
+                "attack": text,
+                "row": rounds.rows[-1],
+                "target": plan.targets[0],
+                "accounts": len(plan.users),
+                "events_per_account": len(attack) / max(len(plan.users), 1),
+            }
+        )
     return {
         "seed": seed,
-        "rows": rounds.rows[:-2] + [clean_final],
+        "rows": rounds.rows[: -1 - len(args.attack)] + [clean_final],
         "clean_final": clean_final,
-        "poisoned_final": poisoned_final,
-        "target": target,
-        "accounts": len(plan.users),
-        "events_per_account": len(attack) / max(len(plan.users), 1),
+        "poisoned": poisoned_finals,
     }
 
 
@@ -208,7 +217,12 @@ def main() -> None:
     parser.add_argument("--first-epochs", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--probe-every", type=int, default=2, help="so that warm rounds run the probe too")
-    parser.add_argument("--attack", default="bandwagon:0.05:0.005", help="TYPE:ATTACK_SIZE:FILLER_SIZE")
+    parser.add_argument(
+        "--attack",
+        nargs="+",
+        default=["bandwagon:0.05:0.005", "bandwagon:0.15:0.005"],
+        help="TYPE:ATTACK_SIZE:FILLER_SIZE, each run on round 5",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per seed (seeds run in parallel)")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -220,40 +234,48 @@ def main() -> None:
         results = list(pool.map(one_seed, range(args.seeds), [args] * args.seeds, [Path(scratch)] * args.seeds))
 
     print(f"\nML-100K, APR, {args.first_epochs} first epochs then {args.epochs} per round, {args.seeds} seeds")
-    print(f"attack in round 5: {args.attack} (generator's own target choice), fresh accounts not flagged\n")
-    print("exposure audit of round 5 (target's share of audited trusted users' top-10; carried = untrusted rows):")
-    print(
-        "seed  target  accounts  ev/acct  |  clean: chal / champ   |  poisoned: chal / champ  carried  max jump"
-        "  |  new gate (poisoned, clean)  |  old gate (poisoned, clean)"
-    )
-    for r in results:
-        c, p = r["clean_final"], r["poisoned_final"]
-        tc, tp = target_row(c["report"], r["target"]), target_row(p["report"], r["target"])
-        jump = max((i["challenger"] - i["champion"] for i in p["report"]["exposure"]["items"]), default=0.0)
+    print("round 5 with each attack (generator's own target choice), fresh accounts not flagged\n")
+    print("exposure audit of round 5: the target's share of audited trusted users' top-10 lists, challenger / champion")
+    print("('-': its share did not rise); carried = share of its new rows from untrusted accounts; max jump over items")
+    for text in args.attack:
+        print(f"\nattack {text}")
         print(
-            f"{r['seed']:>4}  {r['target']:>6}  {r['accounts']:>8}  {r['events_per_account']:>7.1f}  |"
-            f"  {tc['challenger']:.3f} / {tc['champion']:.3f}         |  {tp['challenger']:.3f} / {tp['champion']:.3f}"
-            f"     {tp['carried']:.2f}     {jump:.3f}   |  {p['new'].action:>7}, {c['new'].action:<7}"
-            f"             |  {p['old'].action:>7}, {c['old'].action}"
+            "seed  target  accounts  ev/acct | poisoned: target chal/champ  carried  max jump | clean: max jump"
+            " | new gate (poisoned, clean) | old gate (poisoned, clean)"
         )
-        alarms = exposure_alarms(p["report"].get("exposure"), GateConfig())
-        print(f"      exposure alarms: {', '.join(a['item'] for a in alarms) or 'none'}")
-        print(f"      new gate, poisoned: {' | '.join(p['new'].reasons)[:400]}")
-        print(f"      new gate, clean:    {' | '.join(c['new'].reasons)[:400]}")
+        for r in results:
+            c = r["clean_final"]
+            (a,) = [a for a in r["poisoned"] if a["attack"] == text]
+            p = a["row"]
+            tp = target_row(p["report"], a["target"])
+            share = f"{tp['challenger']:.3f}/{tp['champion']:.3f}" if tp["challenger"] == tp["challenger"] else "-"
+            print(
+                f"{r['seed']:>4}  {a['target']:>6}  {a['accounts']:>8}  {a['events_per_account']:>7.1f} |"
+                f" {share:>26}  {tp['carried']:>7.2f}  {max_jump(p['report']):>8.3f} | {max_jump(c['report']):>15.3f} |"
+                f" {p['new'].action:>8}, {c['new'].action:<16} | {p['old'].action:>8}, {c['old'].action}"
+            )
+            alarms = exposure_alarms(p["report"].get("exposure"), GateConfig())
+            if alarms:
+                print(f"      exposure alarms: {', '.join(x['item'] for x in alarms)}; {p['new'].reasons[0][:160]}")
     clean = [row for r in results for row in r["rows"] if row["round"] > 1]
     count = {
         g: {a: sum(row[g].action == a for row in clean) for a in ("promote", "hold", "reject")} for g in ("new", "old")
     }
-    poisoned_passed = {g: sum(r["poisoned_final"][g].promoted for r in results) for g in ("new", "old")}
+    poisoned_passed = {
+        (g, text): sum(a["row"][g].promoted for r in results for a in r["poisoned"] if a["attack"] == text)
+        for g in ("new", "old")
+        for text in args.attack
+    }
     print(f"\nclean rounds 2-5 over {args.seeds} seeds: {len(clean)}")
     for g in ("new", "old"):
+        passed = ", ".join(f"{t} {poisoned_passed[g, t]}/{len(results)}" for t in args.attack)
         print(
             f"  {g} gate: promote {count[g]['promote']}, hold {count[g]['hold']}, reject {count[g]['reject']}"
-            f"  (false rejects {count[g]['reject'] / max(len(clean), 1):.0%});"
-            f" poisoned round 5 promoted {poisoned_passed[g]} of {len(results)}"
+            f"  (false rejects {count[g]['reject'] / max(len(clean), 1):.0%}); poisoned round 5 promoted: {passed}"
         )
-    reasons = [reason.split(":")[0] for row in clean if not row["new"].promoted for reason in row["new"].reasons]
-    print("  new gate's reasons on clean rounds:", dict(pd.Series(reasons, dtype=str).value_counts()))
+    for g in ("new", "old"):
+        reasons = [reason.split(":")[0] for row in clean if not row[g].promoted for reason in row[g].reasons]
+        print(f"  {g} gate's reasons on clean rounds:", dict(pd.Series(reasons, dtype=str).value_counts()))
 
     warm = [row["report"] for r in results for row in r["rows"] if row["round"] > 1]
     probed = [rep for rep in warm if rep["probe_seconds"] > 0]
