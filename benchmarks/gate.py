@@ -289,6 +289,11 @@ def main() -> None:
         )
         for every in (args.probe_every, 5):
             print(f"  amortised every {every} rounds: +{probe_s / every / round_s:.0%} round time")
+    lifts = [row["report"]["poisoning"]["lift"] for r in results for row in r["rows"] if row["report"].get("poisoning")]
+    print(
+        f"probe's target HR@50 lift on clean rounds: {min(lifts):+.4f} .. {max(lifts):+.4f}"
+        f" (bound {GateConfig().max_poisoning_lift})"
+    )
     first = [row["report"] for r in results for row in r["rows"] if row["round"] == 1]
     print(
         f"first round (fresh, {args.first_epochs} epochs): {np.mean([f['seconds'] for f in first]):.0f} s,"

@@ -24,10 +24,10 @@ MODEL_ARTIFACT = "model"  # key of the saved advrec model file among the pyfunc'
 DEFAULT_K = 10
 _ROOT = Path(__file__).resolve().parents[1]
 
-# Ids are any type: a CSV of numeric ids is read as int64 (a "string" column refuses it), and `k`
-# is a double so that a CSV with an empty cell (NaN) passes; `predict` normalises both.
+# Both inputs are of any type: a CSV of numeric ids is read as int64 (a "string" column refuses
+# it), and `k` comes as int64, or float64 when a cell is empty (NaN); `predict` normalises both.
 SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec(AnyType(), "user_id"), ColSpec("double", "k", required=False)]),
+    inputs=Schema([ColSpec(AnyType(), "user_id"), ColSpec(AnyType(), "k", required=False)]),
     outputs=Schema(
         [ColSpec("string", "user_id"), ColSpec(Array("string"), "items"), ColSpec(Array("double"), "scores")]
     ),
@@ -48,7 +48,7 @@ class AdvrecPyfunc(mlflow.pyfunc.PythonModel):
         frame = pd.DataFrame(model_input)
         users = [_user_id(u) for u in frame["user_id"].tolist()]
         ks = (
-            frame["k"].fillna(DEFAULT_K).astype(int).clip(lower=1).tolist()
+            pd.to_numeric(frame["k"], errors="coerce").fillna(DEFAULT_K).astype(int).clip(lower=1).tolist()
             if "k" in frame
             else [DEFAULT_K] * len(users)
         )

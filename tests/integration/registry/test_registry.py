@@ -233,6 +233,11 @@ def test_mlflow_models_predict_serves_the_champion_from_csv_and_json_numeric_or_
         expected["2"],
         expected["1"][:4],
     ]
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    in_process = mlflow.pyfunc.load_model("models:/advrec-recommender@champion")  # ints, as pandas has them
+    out = in_process.predict(pd.DataFrame({"user_id": [1, 2], "k": [3, 5]}))
+    assert list(out["user_id"]) == ["1", "2"] and [list(x) for x in out["items"]] == [expected["1"][:3], expected["2"]]
     records = json.dumps({"dataframe_records": [{"user_id": "1", "k": 5}, {"user_id": "2", "k": 5}]})
     assert [r["items"] for r in _predict(uri, tmp_path, "records.json", records, "json")] == [
         expected["1"],
