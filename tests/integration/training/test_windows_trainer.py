@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from registry.model_registry import ModelRegistry
 from streams.kafka.producer import produce_events, send_raw
 from streams.kafka.topics import ensure_topics
 from streams.local.broker import free_port
@@ -166,5 +167,12 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
     finally:
         group.close()
     assert sum(committed) == len(announced)
-    assert (data_dir / "trainer" / "state.json").exists()
-    assert Path(data_dir / "trainer" / "model-000001.pt").exists()
+    # The trainer keeps the round's model as its base only if the gate promoted it (MLflow under DATA_DIR).
+    state = json.loads((data_dir / "trainer" / "state.json").read_text())
+    registry = ModelRegistry(f"sqlite:///{(data_dir / 'mlflow.db').resolve()}", cache_dir=tmp_path / "cache")
+    (version,) = registry.list_versions()
+    assert version["version"] == 1 and version["reasons"]
+    if version["decision"] == "promote":
+        assert state["base_version"] == 1 and Path(data_dir / "trainer" / "model-000001.pt").exists()
+    else:
+        assert state["base_version"] is None and state["model"] is None
