@@ -201,6 +201,7 @@ def _train_stream(
         replay_rows=replay_rows,
         probe_every=probe_every,
         seed=seed,
+        trust_gate=settings.trust_gate and settings.fraud_enabled,
     )
     on_round, champion = _round_handler(settings, use_registry)
     trainer = Trainer(
@@ -215,6 +216,7 @@ def _train_stream(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     click.echo(
         f"trainer: {kind} on {device}, state round {trainer.state.round}, "
+        f"trust gate {'on' if config.trust_gate else 'off'}, "
         f"metrics on {settings.web_bind}:{settings.trainer_metrics_port}"
     )
     source = KafkaBatchSource(

@@ -119,6 +119,7 @@ class DeadLetter(msgspec.Struct, frozen=True):
     topic: str
     partition: int
     offset: int
+    index: int | None = None  # position in its envelope (a JSON array of events); None: a single event
 
 
 class BatchAnnouncement(msgspec.Struct, frozen=True):
@@ -172,7 +173,8 @@ class Recommendation(msgspec.Struct, frozen=True):
 
 
 class FraudFlag(msgspec.Struct, frozen=True):
-    """A user crossing the fraud threshold (`flagged`) or falling back below it (cleared).
+    """A user crossing the fraud threshold (`flagged`) or falling back below it (cleared), or whose
+    trust changed (`trusted`: the account may train now, or no longer).
 
     On `fraud.flags`, key = user_id.
     """
@@ -183,6 +185,8 @@ class FraudFlag(msgspec.Struct, frozen=True):
     ts: float
     detector_version: str
     flagged: bool
+    # the trust gate's verdict: may this account's events train now? (None: a record of an older worker)
+    trusted: bool | None = None
 
 
 FRAUD_LABELS = ("fraud", "genuine")

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     rating_max: float = 5.0
     max_value: float = Field(1_000_000.0, description="Largest plausible price of a click/purchase.")
     max_id_length: int = 128
+    max_envelope_bytes: int = Field(
+        1_048_576, description="Envelopes (JSON arrays of events) larger than this are dead-lettered."
+    )
+    max_envelope_events: int = Field(1_000, description="Most events one envelope may hold.")
 
     # Profiles
     recent_items: int = Field(50, description="How many recent items a profile keeps.")
@@ -78,6 +82,9 @@ class Settings(BaseSettings):
 
     # Stream batching: the worker takes up to this many events, or waits at most this long.
     batch_max_events: int = 5_000
+    batch_max_bytes: int = Field(
+        1_048_576, description="Ingest works through a batch in slices of this many bytes (envelopes make big batches)."
+    )
     batch_max_seconds: float = 0.5
 
     # --- windows and trainer ---
@@ -135,6 +142,18 @@ class Settings(BaseSettings):
     )
     fraud_labels_topic: str = Field(
         "fraud.labels", description="Topic of FraudLabel records: analysts' fraud / genuine verdicts (`advrec label`)."
+    )
+    trust_min_events: int = Field(
+        20, description="Trust gate: an account's events may train once it has this many events (and the rest holds)."
+    )
+    trust_min_age_s: float = Field(0.0, description="Trust gate: …and is at least this old (event time, seconds).")
+    trust_max_score: float = Field(0.25, description="Trust gate: …and its fraud score is below this.")
+    trust_hold_lenient: bool = Field(
+        True, description="Trust gate: hold accounts the detector finds mildly suspicious."
+    )
+    trust_gate: bool = Field(
+        True,
+        description="Trainer: train only trusted accounts' events; hold the others until trusted (dropped if flagged).",
     )
     fraud_checkpoint_s: float = Field(30.0, description="Seconds between checkpoints of the detector's per-user state.")
     fraud_full_flush_s: float = Field(

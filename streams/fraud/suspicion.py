@@ -41,14 +41,17 @@ def primary_reason(reasons: Iterable[str]) -> str:
     return next((r for r in PRIMARY_REASONS[:-1] if r in given), "other")
 
 
-def suspicion_entry(score: float, flagged: bool, reasons: Iterable[str], version: str, now: float) -> dict:
-    """The value stored in the suspicion table for one user."""
+def suspicion_entry(
+    score: float, flagged: bool, reasons: Iterable[str], version: str, now: float, trusted: bool | None = None
+) -> dict:
+    """The value stored in the suspicion table for one user (`trusted`: the trust gate's verdict)."""
     return {
         "score": round(float(score), 6),
         "flagged": bool(flagged),
         "reasons": list(reasons),
         "ts": now,
         "version": version,
+        "trusted": trusted,
     }
 
 
@@ -75,6 +78,7 @@ def changed(previous: dict | None, entry: dict, min_score_move: float = 0.05) ->
         return True
     return (
         previous.get("flagged") != entry["flagged"]
+        or previous.get("trusted") != entry["trusted"]
         or previous.get("reasons") != entry["reasons"]
         or abs(float(previous.get("score", 0.0)) - entry["score"]) >= min_score_move
     )

@@ -31,7 +31,8 @@ from streams.contract.settings import Settings
 from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
 from streams.fraud.supervised import LabelBook, LabelModel
 from streams.fraud.suspicion import PRIMARY_REASONS, changed, labelled, primary_reason, suspicion_entry, transition
-from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.fraud.trust import TrustPolicy, may_train
+from streams.kafka.faust_app import hold, release, table_view, track_changelogs
 from streams.kafka.tail import tail_topics
 from streams.worker import metrics
 from streams.worker.folding import FoldMarks
@@ -40,6 +41,7 @@ __all__ = ["install", "FraudAgent"]
 
 log = logging.getLogger(__name__)
 _DECODER = msgspec.json.Decoder(ValidBatch)
+_EVENTS_BETWEEN_PAUSES = 5_000
 
 
 class FraudAgent:
@@ -49,6 +51,12 @@ class FraudAgent:
         self.app, self.settings, self.topology = app, settings, topology
         self.config = (
             DetectorConfig() if settings.fraud_threshold is None else DetectorConfig(threshold=settings.fraud_threshold)
+        )
+        self.policy = TrustPolicy(
+            min_events=settings.trust_min_events,
+            min_age_s=settings.trust_min_age_s,
+            max_score=settings.trust_max_score,
+            hold_lenient=settings.trust_hold_lenient,
         )
         self.suspicion, self.state = topology.suspicion, topology.detector_state
         self.detector: FraudDetector | None = None
@@ -77,19 +85,26 @@ class FraudAgent:
                 self._load()
             det, marks, folded = self.detector, self.marks, 0
             verdicts: list[Verdict] = []
+            touched: set[str] = set()  # their trust may have changed with these events
+            next_pause = _EVENTS_BETWEEN_PAUSES
             for event in events:
+                if folded >= next_pause:  # a take can hold many envelopes: let heartbeats and views run
+                    next_pause += _EVENTS_BETWEEN_PAUSES
+                    await asyncio.sleep(0)
                 envelope = _DECODER.decode(event.value)
                 source = f"{envelope.topic}/{envelope.partition}"
+                marks.begin()
                 for e in envelope.events:
                     if not marks.fresh(e.user_id, source, e.offset):
                         continue
                     folded += 1
+                    touched.add(e.user_id)
                     verdict = det.update(e.user_id, e.item_id, e.type, e.ts, e.value)
                     if verdict is not None:
                         verdicts.append(verdict)
             self.events_since_full += folded
             verdicts += det.flush()
-            await self._publish(verdicts + self._relabelled_verdicts())
+            await self._publish(verdicts + self._relabelled_verdicts(), touched)
             self.held.extend(events)
 
     async def on_checkpoint(self) -> None:
@@ -172,21 +187,42 @@ class FraudAgent:
         log.info("fraud: detector rebuilt from %d users", len(states))
 
     # ---- output ----------------------------------------------------------------------------------
-    async def _publish(self, verdicts: list[Verdict]) -> None:
-        """Write changed verdicts to the suspicion table; send a FraudFlag on each flag or clear."""
-        if not verdicts:
+    def _trusted(self, user: str, flagged: bool) -> bool:
+        """The trust gate's verdict on the user now; an analyst's `genuine` label trusts at once."""
+        if self.labels.get(user) == "genuine":
+            return True
+        n, first, last = self.detector.account(user)
+        if n == 0:
+            return False
+        v = self.detector.score(user)
+        return may_train(self.policy, n, last - first, v.score, flagged, self.detector.is_lenient(user))[0]
+
+    async def _publish(self, verdicts: list[Verdict], touched: set[str] = frozenset()) -> None:
+        """Write changed verdicts to the suspicion table; send a FraudFlag on each flag, clear or trust change.
+
+        `touched`: users whose events were just folded in, whose trust may have changed without a
+        new verdict (an account growing established).
+        """
+        by_user = {v.user_id: v for v in verdicts}
+        for v in by_user.values():
+            metrics.FRAUD_SCORE.observe(v.score)
+        for user in touched - by_user.keys():
+            by_user[user] = self.detector.score(user)
+        if not by_user:
             return
         now = time.time()
         sends = []
-        for user, v in {v.user_id: v for v in verdicts}.items():
-            metrics.FRAUD_SCORE.observe(v.score)
+        for user, v in by_user.items():
             key = user.encode()
             flagged, reasons = labelled(v.flagged, v.reasons, self.labels.get(user))
             previous = self.suspicion.get(key)
-            entry = suspicion_entry(v.score, flagged, reasons, v.version, now)
+            trusted = self._trusted(user, flagged)
+            entry = suspicion_entry(v.score, flagged, reasons, v.version, now, trusted)
             if not changed(previous, entry):
                 continue
             move = transition(previous, flagged)
+            # a new account starts untrusted, as consumers assume: only a change is news
+            trust_moved = trusted != bool(previous and previous.get("trusted"))
             self.suspicion[key] = entry
             if move == "flag":
                 metrics.FRAUD_FLAGS.labels(primary_reason(reasons)).inc()
@@ -194,7 +230,7 @@ class FraudAgent:
             elif move == "clear":
                 metrics.FRAUD_CLEARED.inc()
                 self.flagged.discard(user)
-            if move:
+            if move or trust_moved:
                 flag = FraudFlag(
                     user_id=user,
                     score=v.score,
@@ -202,6 +238,7 @@ class FraudAgent:
                     ts=now,
                     detector_version=v.version,
                     flagged=flagged,
+                    trusted=trusted,
                 )
                 sends.append((key, flag))
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
@@ -252,15 +289,13 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> Fra
             async with agent.lock:
                 agent.forget()
 
-    @app.page("/fraud/review")
-    @app.table_route(table=agent.suspicion, exact_key="review")
+    @table_view(app, "/fraud/review", agent.suspicion, exact_key="review")
     async def review_view(web, request):
         """The review queue: unlabelled users ranked by the label model blended with the detector (?n=20)."""
         n = min(int(request.query.get("n", "20")), 1000)
         return web.json({"queue": agent.review_queue(n), "labels": len(agent.labels), "model": agent.model.fitted})
 
-    @app.page("/fraud/{user_id}")
-    @app.table_route(table=agent.suspicion, match_info="user_id")
+    @table_view(app, "/fraud/{user_id}", agent.suspicion, match_info="user_id")
     async def fraud_view(web, request, user_id: str):
         """The fraud verdict of one user as JSON, 404 if none."""
         out = agent.view(user_id)
@@ -268,8 +303,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> Fra
             return web.json({"error": f"no verdict for user {user_id!r}"}, status=404)
         return web.json(out)
 
-    @app.page("/fraud")
-    @app.table_route(table=agent.suspicion, exact_key="flagged")
+    @table_view(app, "/fraud", agent.suspicion, exact_key="flagged")
     async def flagged_view(web, request):
         """Users flagged now (the suspicion table has one partition: this answers from its owner)."""
         users = sorted(k.decode("utf-8", "replace") for k, v in agent.suspicion.items() if v and v.get("flagged"))

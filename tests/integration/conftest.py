@@ -84,3 +84,40 @@ def wait_for(predicate, timeout_s: float, what: str, *processes, interval_s: flo
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out waiting for {what}\n" + "\n".join(p.log_tail() for p in processes if p))
+
+
+@contextmanager
+def prometheus_process(home: Path, config: str):
+    """Debian's `prometheus` with this config on a loopback port, until ready; yields its base URL."""
+    (home / "prometheus.yml").write_text(config)
+    port = free_port()
+    with open(home / "prometheus.log", "w") as log:
+        process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={home / 'prometheus.yml'}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+
+            def ready():
+                if process.poll() is not None:
+                    raise AssertionError(f"prometheus exited:\n{(home / 'prometheus.log').read_text()[-4000:]}")
+                try:
+                    return urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200
+                except OSError:
+                    return False
+
+            wait_for(ready, 60, "prometheus ready")
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -14,7 +14,14 @@ import pandas as pd
 
 from training.stream.offsets import OffsetRanges
 
-__all__ = ["INTERACTION_COLUMNS", "events_to_interactions", "clean_events", "empty_interactions", "pair_keys"]
+__all__ = [
+    "INTERACTION_COLUMNS",
+    "events_to_interactions",
+    "clean_events",
+    "hold_untrusted",
+    "empty_interactions",
+    "pair_keys",
+]
 
 INTERACTION_COLUMNS = ["event_id", "user", "item", "rating", "timestamp"]
 
@@ -51,6 +58,32 @@ def clean_events(
     counts["dropped_duplicate"] = len(kept) - len(unique)
     counts["kept"] = len(unique)
     return unique.reset_index(drop=True), counts
+
+
+def hold_untrusted(
+    new: pd.DataFrame, waiting: pd.DataFrame, trusted: set[str], flagged: set[str], max_waiting: int
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The trust gate: (interactions to train now, interactions still waiting, counts).
+
+    Trusted users' interactions train now, this round's and those that waited for their account
+    to earn trust; flagged users' waiting interactions are dropped; the rest wait (the oldest
+    beyond `max_waiting` are dropped, counted). A flag that comes after an account's first events
+    still keeps them out of the model, as long as the account was not trusted yet.
+    """
+    pool = pd.concat([waiting, new], ignore_index=True)
+    is_flagged = pool["user"].isin(flagged).to_numpy()
+    is_trusted = pool["user"].isin(trusted).to_numpy() & ~is_flagged
+    from_waiting = np.arange(len(pool)) < len(waiting)
+    still = pool[~is_trusted & ~is_flagged]
+    overflow = max(0, len(still) - max_waiting)
+    counts = {
+        "held": int((~is_trusted & ~is_flagged & ~from_waiting).sum()),
+        "released": int((is_trusted & from_waiting).sum()),
+        "dropped_waiting_flagged": int((is_flagged & from_waiting).sum()),
+        "dropped_waiting_overflow": overflow,
+        "waiting": len(still) - overflow,
+    }
+    return pool[is_trusted].reset_index(drop=True), still.iloc[overflow:].reset_index(drop=True), counts
 
 
 def pair_keys(frame: pd.DataFrame) -> pd.Series:

@@ -1,6 +1,8 @@
-"""The users the fraud detector flags now, folded from `fraud.flags` records (latest record per user wins).
+"""The users the fraud detector flags now, and those its trust gate trusts, folded from `fraud.flags`
+records (latest record per user wins).
 
-A round drops every event of a flagged user, new and replayed. Plain state: it must never read the
+A round drops every event of a flagged user, new and replayed; with the trust gate on, it trains
+only trusted users' events and holds the others until their account is trusted. Plain state: it must never read the
 topic itself (the source hands records in) nor decide who is a fraud (the detector does).
 """
 
@@ -18,6 +20,7 @@ class Quarantine:
     """Users flagged now, from the `fraud.flags` records seen so far (flagged=False clears)."""
 
     flagged: set[str] = field(default_factory=set)
+    trusted: set[str] = field(default_factory=set)
     detector_version: str | None = None
 
     def update(self, flag: Mapping[str, Any] | None, key: str | None = None) -> None:
@@ -29,5 +32,9 @@ class Quarantine:
             self.flagged.add(user)
         else:
             self.flagged.discard(user)
+        if flag and flag.get("trusted") and not flag.get("flagged"):
+            self.trusted.add(user)
+        elif not flag or flag.get("trusted") is not None or flag.get("flagged"):
+            self.trusted.discard(user)  # a record of an older worker (no `trusted`) leaves trust as it was
         if flag and flag.get("detector_version") is not None:
             self.detector_version = str(flag["detector_version"])

@@ -27,12 +27,14 @@ STATE_FORMAT = "advrec.trainer/1"
 
 @dataclass
 class TrainerState:
-    """What survives a restart: the model (the accepted base), replay buffer, held-out pairs, trained offsets,
-    round count, the champion version the model is, who is distrusted, the latest red-team probe."""
+    """What survives a restart: the model (the accepted base), replay buffer, held-out pairs, rows waiting
+    for trust, trained offsets, round count, the champion version the model is, who is distrusted, the
+    latest red-team probe, the oldest arrival not yet in an accepted model."""
 
     model: Recommender | None = None
     history: pd.DataFrame = field(default_factory=empty_interactions)
     carry: pd.DataFrame = field(default_factory=empty_interactions)
+    waiting: pd.DataFrame = field(default_factory=empty_interactions)  # untrusted accounts' rows (trust gate)
     trained: OffsetRanges = field(default_factory=OffsetRanges)
     round: int = 0
     recent_batches: list[str] = field(default_factory=list)
@@ -62,11 +64,13 @@ class StateStore:
             "model": f"model-{n}.pt" if state.model is not None else None,
             "history": f"history-{n}.parquet",
             "carry": f"carry-{n}.parquet",
+            "waiting": f"waiting-{n}.parquet",
         }
         if state.model is not None:
             self._publish(names["model"], state.model.save)
         self._publish(names["history"], lambda p: state.history.to_parquet(p, index=False))
         self._publish(names["carry"], lambda p: state.carry.to_parquet(p, index=False))
+        self._publish(names["waiting"], lambda p: state.waiting.to_parquet(p, index=False))
         doc = {
             "format": STATE_FORMAT,
             "round": state.round,
@@ -82,7 +86,9 @@ class StateStore:
         fsync_path(self.dir)
         keep = set(names.values()) | {"state.json"}
         for path in self.dir.iterdir():  # files of older rounds, and of a round killed mid-save
-            if path.name not in keep and path.name.startswith(("model-", "history-", "carry-", "state.json.")):
+            if path.name not in keep and path.name.startswith(
+                ("model-", "history-", "carry-", "waiting-", "state.json.")
+            ):
                 path.unlink(missing_ok=True)
 
     def load(self) -> TrainerState | None:
@@ -98,6 +104,7 @@ class StateStore:
             model=model,
             history=pd.read_parquet(self.dir / doc["history"]),
             carry=pd.read_parquet(self.dir / doc["carry"]),
+            waiting=pd.read_parquet(self.dir / doc["waiting"]) if doc.get("waiting") else empty_interactions(),
             trained=OffsetRanges(doc["trained"]),
             round=int(doc["round"]),
             recent_batches=list(doc["recent_batches"]),

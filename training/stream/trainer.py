@@ -30,7 +30,13 @@ from streams.fraud.trust import TrustPolicy, may_train
 from training.evaluation import FGSM_EPS, Split
 from training.exposure import audit_sample, exposure_audit
 from training.models import Recommender, build_model, load_recommender
-from training.stream.cleaning import INTERACTION_COLUMNS, clean_events, events_to_interactions, pair_keys
+from training.stream.cleaning import (
+    INTERACTION_COLUMNS,
+    clean_events,
+    events_to_interactions,
+    hold_untrusted,
+    pair_keys,
+)
 from training.stream.holdout import holdout_split, measure, round_report
 from training.stream.probe import due, red_team_probe
 from training.stream.quarantine import Quarantine
@@ -65,6 +71,7 @@ class TrainerConfig:
     negatives: int = 99
     fgsm_eps: tuple[float, ...] = FGSM_EPS
     seed: int = 0
+    trust_gate: bool = False  # train only trusted accounts' rows; hold the others (see cleaning.hold_untrusted)
     trust: TrustPolicy = TrustPolicy()  # who may be evaluated and audited (established, never flagged)
     audit_users: int = 500  # the fixed sample of trusted users the exposure audit and the probe look at
     probe_every: int = 5  # the red-team probe runs every this many rounds (0: never; the gate then holds)
@@ -311,6 +318,11 @@ class Trainer:
         self._continue_from_champion(state)
         events, counts = clean_events(raw, flagged, state.trained, state.history["event_id"])
         new = events_to_interactions(events)
+        if cfg.trust_gate:
+            new, state.waiting, held = hold_untrusted(
+                new, state.waiting, quarantine.trusted, flagged, max_waiting=cfg.replay_rows
+            )
+            counts.update(held)
         for b in batches:
             a = b.announcement
             state.trained.add(f"{a['topic']}/{a['partition']}", a["first_offset"], a["last_offset"])
@@ -337,8 +349,9 @@ class Trainer:
             trusted,
         )
         held = set(pair_keys(split.test))
-        trained_new = ~pair_keys(new).isin(held).to_numpy()  # `new` is `events` row for row
-        arrivals = events["kafka_ts"].astype(float).to_numpy()[trained_new]
+        trained_new = ~pair_keys(new).isin(held).to_numpy()
+        arrival = events.drop_duplicates("event_id").set_index("event_id")["kafka_ts"].astype(float)
+        arrivals = arrival.reindex(new["event_id"][trained_new]).dropna().to_numpy()  # released rows: unknown
         carry = state.carry[~pair_keys(state.carry).isin(held)]
         train_new = pd.concat([new[trained_new], carry], ignore_index=True)
         replay = history[~pair_keys(history).isin(held)]

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,7 +23,7 @@ import pytest
 import yaml
 
 from streams.contract.settings import Settings
-from streams.local.broker import free_port
+from tests.integration.conftest import prometheus_process
 from tests.paths import REPO as ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -85,41 +84,8 @@ def ops_tools() -> None:
 @pytest.fixture(scope="session")
 def prometheus_api(ops_tools, tmp_path_factory):
     """A throwaway Prometheus on a loopback port, no targets; yields its base URL."""
-    home = tmp_path_factory.mktemp("prometheus")
-    (home / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
-    port = free_port()
-    log = open(home / "prometheus.log", "w")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={home / 'prometheus.yml'}",
-            f"--storage.tsdb.path={home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"prometheus did not become ready:\n{(home / 'prometheus.log').read_text()[-4000:]}")
-            time.sleep(0.3)
+    with prometheus_process(tmp_path_factory.mktemp("prometheus"), "global:\n  scrape_interval: 1h\n") as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 # ---- helpers: what the artefacts contain --------------------------------------------------------

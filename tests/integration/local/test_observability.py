@@ -7,7 +7,6 @@ the live series, and runs every Grafana panel's PromQL (no Grafana server can be
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -17,10 +16,9 @@ import pytest
 
 from streams.kafka.producer import produce_events, send_raw
 from streams.kafka.topics import ensure_topics
-from streams.local.broker import free_port
 from streams.local.cluster import ClusterConfig, LocalCluster
 from streams.sources.simulator import simulated_events
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import prometheus_process, wait_for
 from tests.integration.deploy.test_deploy import GRAFANA_MACROS, _dashboard_exprs, ops_tools  # noqa: F401
 from tests.paths import REPO as ROOT
 
@@ -63,37 +61,12 @@ def prometheus(ops_tools, cluster, tmp_path_factory):  # noqa: F811
         f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{cluster.ports[name]}']"
         for job, name in jobs.items()
     )
-    (home / "prometheus.yml").write_text(
+    config = (
         f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\n"
         f"scrape_configs:\n{scrape}\n"
     )
-    port = free_port()
-    log = open(home / "prometheus.log", "w")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={home / 'prometheus.yml'}",
-            f"--storage.tsdb.path={home / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready():
-            try:
-                return urllib.request.urlopen(f"{base}/-/ready", timeout=2).status == 200
-            except OSError:
-                return False
-
-        wait_for(ready, 60, "prometheus ready")
+    with prometheus_process(home, config) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
 
 
 def test_prometheus_scrapes_every_process_and_sees_their_metrics(prometheus, cluster):

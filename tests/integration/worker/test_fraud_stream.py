@@ -106,6 +106,13 @@ class FlagReader:
             state[record["user_id"]] = record["flagged"]
         return {u for u, f in state.items() if f}
 
+    def trusted(self) -> set[str]:
+        """Users whose latest record says the trust gate lets their events train."""
+        state: dict[str, bool] = {}
+        for record in self.records:
+            state[record["user_id"]] = bool(record.get("trusted"))
+        return {u for u, t in state.items() if t}
+
 
 def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, tmp_path):
     ratings, genuine = _genuine(max_user=400)
@@ -156,6 +163,15 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
             f"(precision {tp / max(tp + fp, 1):.3f}, recall {tp / len(attackers1):.3f})"
         )
         assert tp >= 19 and fp <= 2
+
+        # the trust gate: established genuine users may train, no attacker may
+        trusted = reader.trusted()
+        events_of = Counter(e["user_id"] for e in phase_a)
+        established = {u for u, n in events_of.items() if n >= 20} & genuine_users
+        print(f"trust gate: {len(trusted & established)}/{len(established)} established genuine users trusted")
+        assert not trusted & attackers1 and not trusted & flagged
+        assert len(trusted & established) >= 0.8 * len(established)
+        assert all(events_of[u] >= 20 for u in trusted)  # nobody under the gate's 20 events
 
         attacker = sorted(flagged & attackers1)[0]
         view = _get(base, f"/fraud/{attacker}")

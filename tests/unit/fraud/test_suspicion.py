@@ -24,12 +24,13 @@ def test_transitions_flag_and_clear_once():
 
 
 def test_suspicion_entry_is_plain_json():
-    assert suspicion_entry(0.71234567, True, ("too_average",), "fraud-2", 12.5) == {
+    assert suspicion_entry(0.71234567, True, ("too_average",), "fraud-2", 12.5, trusted=False) == {
         "score": 0.712346,
         "flagged": True,
         "reasons": ["too_average"],
         "ts": 12.5,
         "version": "fraud-2",
+        "trusted": False,
     }
 
 
@@ -55,3 +56,4 @@ def test_an_entry_is_written_again_only_when_it_says_something_new():
     assert changed(entry, suspicion_entry(0.66, True, ["too_average"], "fraud-2", 2.0))
     assert changed(entry, suspicion_entry(0.60, True, ["pushes_target:i1"], "fraud-2", 2.0))
     assert changed(entry, suspicion_entry(0.60, False, ["too_average"], "fraud-2", 2.0))
+    assert changed(entry, suspicion_entry(0.60, True, ["too_average"], "fraud-2", 2.0, trusted=True))

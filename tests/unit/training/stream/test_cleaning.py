@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from tests.unit.training.stream.windows import window_rows
 from training.models.mf import implicit_pairs
-from training.stream.cleaning import clean_events, events_to_interactions
+from training.stream.cleaning import clean_events, empty_interactions, events_to_interactions, hold_untrusted
 from training.stream.offsets import OffsetRanges
 
 
@@ -43,3 +44,34 @@ def test_clean_events_drops_suspect_flagged_trained_and_duplicates():
         "dropped_duplicate": 2,
         "kept": 2,
     }
+
+
+def test_hold_untrusted_trains_trusted_holds_the_rest_releases_and_drops_later():
+    def rows(*pairs):
+        return pd.DataFrame(
+            {
+                "event_id": [f"{u}-{i}" for u, i in pairs],
+                "user": [u for u, _ in pairs],
+                "item": [i for _, i in pairs],
+                "rating": np.nan,
+                "timestamp": 1.0,
+            }
+        )
+
+    first = rows(("old", "a"), ("new", "b"), ("sleeper", "c"), ("new", "d"))
+    train, waiting, counts = hold_untrusted(first, empty_interactions(), {"old"}, set(), max_waiting=100)
+    assert train["event_id"].tolist() == ["old-a"] and waiting["user"].tolist() == ["new", "sleeper", "new"]
+    assert counts == {
+        "held": 3,
+        "released": 0,
+        "dropped_waiting_flagged": 0,
+        "dropped_waiting_overflow": 0,
+        "waiting": 3,
+    }
+    # next round: "new" earned trust, the sleeper was flagged late: its waiting row never trains
+    train, waiting, counts = hold_untrusted(rows(("new", "e")), waiting, {"old", "new"}, {"sleeper"}, 100)
+    assert sorted(train["event_id"]) == ["new-b", "new-d", "new-e"] and waiting.empty
+    assert counts["released"] == 2 and counts["dropped_waiting_flagged"] == 1 and counts["held"] == 0
+    # a cap on what may wait: the oldest go first
+    _, waiting, counts = hold_untrusted(rows(("x", "1"), ("x", "2"), ("x", "3")), empty_interactions(), set(), set(), 2)
+    assert waiting["item"].tolist() == ["2", "3"] and counts["dropped_waiting_overflow"] == 1

@@ -15,3 +15,16 @@ def test_quarantine_follows_flags_and_clears():
     q.update(None, key="u2")  # tombstone clears too
     q.update({"user_id": "u3", "flagged": True})
     assert q.flagged == {"u3"} and q.detector_version == "d2"
+
+
+def test_trust_follows_the_latest_record_and_a_flag_revokes_it():
+    q = Quarantine()
+    q.update({"user_id": "a", "flagged": False, "trusted": True})
+    q.update({"user_id": "b", "flagged": False, "trusted": True})
+    q.update({"user_id": "c", "flagged": False, "trusted": True})
+    q.update({"user_id": "b", "flagged": True, "trusted": False})  # flagged later
+    q.update({"user_id": "c", "flagged": False, "trusted": False})  # suspicious again
+    q.update({"user_id": "a", "flagged": False})  # an older worker's record says nothing of trust
+    assert q.trusted == {"a"} and q.flagged == {"b"}
+    q.update(None, key="a")  # a tombstone forgets the user
+    assert q.trusted == set()

@@ -23,6 +23,7 @@ def test_state_resumes_after_restart_and_skips_trained_batches(tmp_path):
         "history-000002.parquet",
         "model-000002.pt",
         "state.json",
+        "waiting-000002.parquet",
     ]
 
     resumed = make_trainer(tmp_path, files)  # a new process

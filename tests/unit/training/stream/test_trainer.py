@@ -189,3 +189,32 @@ def test_the_evaluation_set_is_trusted_users_only(tmp_path):
     tested = set(trainer.state.carry["user"])
     assert len(tested) > 50 and not {"newbie", "shady"} & tested
     assert "shady" in trainer.state.distrusted and "shady" in trainer.state.model.users
+
+
+def test_trust_gate_keeps_a_late_flagged_account_out_and_releases_an_account_once_trusted(tmp_path):
+    extra = [("sleeper", "1", False), ("sleeper", "2", False), ("newbie", "3", False), ("newbie", "4", False)]
+    batches, files = make_windows(n_windows=2, extra=extra)
+    genuine = {u for f in files.values() for u in f["user_id"]} - {"sleeper", "newbie"}
+    trusted = [(u, {"user_id": u, "flagged": False, "trusted": True}) for u in sorted(genuine)]
+    rounds = RecordingRounds()
+    trainer = make_trainer(tmp_path, files, rounds, trust_gate=True)
+    quarantine = Quarantine()
+    run(trainer, MemorySource(batches, trusted), quarantine, idle_timeout=0)
+    model = trainer.state.model
+    assert "sleeper" not in model.users and "newbie" not in model.users  # neither trusted yet: both wait
+    assert sorted(set(trainer.state.waiting["user"])) == ["newbie", "sleeper"]
+    assert sum(report["rows"]["held"] for _, report, _ in rounds.calls) == 4
+    # after a restart the waiting rows are still there: the newbie earns trust, the sleeper is flagged
+    restarted = make_trainer(tmp_path, files, rounds, trust_gate=True)
+    assert len(restarted.state.waiting) == 4
+    later, later_files = make_windows(n_windows=1, start_offset=10_000)
+    restarted.read_batch = {**files, **later_files}.__getitem__
+    flags = [
+        ("newbie", {"user_id": "newbie", "flagged": False, "trusted": True}),
+        ("sleeper", {"user_id": "sleeper", "flagged": True, "trusted": False}),
+    ]
+    run(restarted, MemorySource(later, flags), quarantine, idle_timeout=0)
+    model, report, _ = rounds.calls[-1]
+    assert "newbie" in model.users and "sleeper" not in model.users
+    assert report["rows"]["released"] == 2 and report["rows"]["dropped_waiting_flagged"] == 2
+    assert restarted.state.waiting.empty

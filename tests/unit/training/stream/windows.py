@@ -37,13 +37,18 @@ def window_rows(*rows) -> pd.DataFrame:
 
 
 def make_windows(
-    n_windows: int = 4, n_users: int = 120, n_items: int = 150, seed: int = 5, extra: list[tuple] = ()
+    n_windows: int = 4,
+    n_users: int = 120,
+    n_items: int = 150,
+    seed: int = 5,
+    extra: list[tuple] = (),
+    start_offset: int = 0,
 ) -> tuple[list[Batch], dict[str, pd.DataFrame]]:
     """A rating population cut into time-ordered windows of one partition, plus extra (user, item) clicks."""
     df = make_ratings(n_users, n_items, seed=seed).sort_values("timestamp", kind="stable").reset_index(drop=True)
     events = pd.DataFrame(
         {
-            "event_id": [f"e{n}" for n in range(len(df))],
+            "event_id": [f"e{start_offset + n}" for n in range(len(df))],
             "user_id": df["user"],
             "item_id": df["item"],
             "type": "rating",
@@ -51,7 +56,7 @@ def make_windows(
             "value": df["rating"],
             "session_id": None,
             "partition": 0,
-            "offset": np.arange(len(df)),
+            "offset": start_offset + np.arange(len(df)),
             "kafka_ts": df["timestamp"] + 5,
             "suspect": False,
         }
@@ -59,12 +64,12 @@ def make_windows(
     for n, (user, item, suspect) in enumerate(extra):
         row = {
             **events.iloc[-1].to_dict(),
-            "event_id": f"x{n}",
+            "event_id": f"x{start_offset + n}",
             "user_id": user,
             "item_id": item,
             "type": "click",
             "value": None,
-            "offset": len(events),
+            "offset": start_offset + len(events),
             "suspect": suspect,
             "ts": events["ts"].iloc[-1] + n + 1,
         }
