@@ -174,6 +174,7 @@ def _train_stream(
     from prometheus_client import start_http_server
 
     from streams.contract.windows import read_window
+    from streams.fraud.trust import TrustPolicy
     from streams.kafka.address import resolve_bootstrap, tansu_workarounds
     from streams.kafka.topics import ensure_topics
     from training.stream.kafka_source import KafkaBatchSource
@@ -202,6 +203,7 @@ def _train_stream(
         probe_every=probe_every,
         seed=seed,
         trust_gate=settings.trust_gate and settings.fraud_enabled,
+        trust=TrustPolicy.from_settings(settings),  # who is evaluated and audited: the stream's own policy
     )
     on_round, champion = _round_handler(settings, use_registry)
     trainer = Trainer(
