@@ -26,6 +26,7 @@ from registry.promotion import Decision, GateConfig, gate_numbers
 from registry.retries import bound_mlflow_http
 from registry.store import RegistryStore
 from registry.tracking import default_artifact_location, get_or_create_experiment
+from training.stream.trainer import Verdict
 
 __all__ = ["ModelRegistry"]
 
@@ -102,9 +103,12 @@ class ModelRegistry:
             self.metrics.record_round(decision, numbers, report.get("champion"))
         return version, decision
 
-    def on_round(self, model: Any, report: dict, lineage: dict) -> tuple[int, Decision]:
-        """The trainer's per-round callback: `register_round` with the report's params, if any."""
-        return self.register_round(model, report, lineage, params=report.get("params"))
+    def on_round(self, model: Any, report: dict, lineage: dict) -> Verdict:
+        """The trainer's per-round callback: `register_round` (the report's params, its test users as
+        evaluation users); the trainer continues from the version only if it was promoted."""
+        report = {**report, "eval_users": report.get("eval_users", report.get("test_users"))}
+        version, decision = self.register_round(model, report, lineage, params=report.get("params"))
+        return Verdict(decision.action, version)
 
     # ---- versions and model files ------------------------------------------------------------
     def write_lineage(self, version: int, lineage: Mapping[str, Any]) -> None:

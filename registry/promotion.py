@@ -1,13 +1,20 @@
 """The promotion gate: a pure rule that decides promote / hold / reject for a challenger.
 
-Inputs are evaluation reports (plain dicts, as `training.offline.report_model` writes them:
-`hr@10`, `ndcg@10`, `fgsm: {eps: {hr@10, ndcg@10}}`, optional `poisoning: {lift}` and
-`eval_users`). It must never import mlflow, read files or look at the clock.
+Inputs are evaluation reports (plain dicts, as the stream trainer's `round_report` and
+`training.bootstrap` write them: `hr@10`, `ndcg@10`, `fgsm: {eps: {hr@10, ndcg@10}}`,
+`poisoning: {lift}` (the red-team probe), `exposure: {items: [...]}` (the exposure audit against
+the champion, `training.exposure`), `eval_users`). The champion's numbers must come from the same
+evaluation set as the challenger's; numbers measured elsewhere (stale tags) are never compared.
+It must never import mlflow, read files or look at the clock.
 
-* reject: below an absolute floor, worse than the champion beyond the tolerance, or a robustness
-  bound is exceeded (FGSM NDCG@10 drop, poisoning lift);
-* hold: the evidence is not enough to decide (too few evaluation users, a needed number missing);
-* promote: everything else; the first version (no champion) is promoted if it passes the floors.
+* reject: below an absolute floor, worse than the champion beyond the tolerance, a robustness
+  bound exceeded (FGSM NDCG@10 drop, the probe's target lift), or an item's exposure jumped
+  beyond the bounds, carried by new or suspicious accounts (the reason names the item);
+* hold: the evidence is not enough to decide: too few evaluation users, or a needed measurement
+  missing (accuracy, FGSM, the probe, the champion's numbers on the same set, the exposure audit).
+  A missing measurement never passes;
+* promote: everything else; the first version (no champion) is promoted if it passes the floors
+  and robustness bounds.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GateConfig", "Decision", "gate_numbers", "decide", "ACTIONS"]
+__all__ = ["GateConfig", "Decision", "gate_numbers", "exposure_alarms", "decide", "ACTIONS"]
 
 ACTIONS = ("promote", "hold", "reject")
 
@@ -34,6 +41,9 @@ class GateConfig:
     max_fgsm_drop: float = 0.30
     max_poisoning_lift: float = 0.05
     min_eval_users: int = 20
+    max_exposure_jump: float = 0.05  # an item may gain this share of audited users' top-K lists ...
+    max_exposure_ratio: float = 2.0  # ... or grow its share this many times, not both ...
+    min_carried_share: float = 0.5  # ... when this share of its new training rows is untrusted
 
     @classmethod
     def from_settings(cls, settings: Any) -> GateConfig:
@@ -47,6 +57,9 @@ class GateConfig:
             max_fgsm_drop=settings.gate_max_fgsm_drop,
             max_poisoning_lift=settings.gate_max_poisoning_lift,
             min_eval_users=settings.gate_min_eval_users,
+            max_exposure_jump=settings.gate_max_exposure_jump,
+            max_exposure_ratio=settings.gate_max_exposure_ratio,
+            min_carried_share=settings.gate_min_carried_share,
         )
 
 
@@ -72,31 +85,59 @@ def _number(value: Any) -> float:
 
 
 def gate_numbers(report: Mapping[str, Any], fgsm_eps: str = "0.25") -> dict[str, float]:
-    """The numbers the gate uses from a report: accuracy, FGSM drop, poisoning lift, eval users (NaN if absent)."""
+    """The numbers the gate reads from a report: accuracy, FGSM drop, probe lift, exposure, eval users (NaN: absent)."""
     hr, ndcg = _number(report.get("hr@10")), _number(report.get("ndcg@10"))
     fgsm = (report.get("fgsm") or {}).get(str(fgsm_eps)) or {}
     perturbed = _number(fgsm.get("ndcg@10"))
     drop = 1.0 - perturbed / ndcg if ndcg > 0 and not math.isnan(perturbed) else float("nan")
     poisoning = report.get("poisoning") or {}
+    exposure = report.get("exposure") or {}
+    jumps = [_number(i.get("challenger")) - _number(i.get("champion")) for i in exposure.get("items") or []]
     return {
         "hr@10": hr,
         "ndcg@10": ndcg,
         "fgsm_ndcg_drop": drop,
         "poisoning_lift": _number(poisoning.get("lift")),
+        "exposure_max_jump": max(jumps) if jumps else (0.0 if "items" in exposure else float("nan")),
         "eval_users": _number(report.get("eval_users")),
     }
 
 
+def exposure_alarms(exposure: Mapping[str, Any] | None, config: GateConfig = GateConfig()) -> list[dict[str, Any]]:
+    """The audited items whose exposure jumped beyond both bounds, carried by new or suspicious accounts.
+
+    An item alarms when its share of the audited users' top-K lists rose by more than
+    `max_exposure_jump`, to more than `max_exposure_ratio` times the champion's share, and at
+    least `min_carried_share` of the round's training rows on it came from untrusted accounts.
+    A genuine trend moves an item too, but its rows come from established accounts.
+    """
+    alarms = []
+    for item in (exposure or {}).get("items") or []:
+        new, old = _number(item.get("challenger")), _number(item.get("champion"))
+        jumped = new - old > config.max_exposure_jump and new > config.max_exposure_ratio * old
+        if jumped and _number(item.get("carried")) >= config.min_carried_share:
+            alarms.append(dict(item))
+    return alarms
+
+
 def decide(
-    challenger: Mapping[str, Any], champion: Mapping[str, Any] | None, config: GateConfig = GateConfig()
+    challenger: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    config: GateConfig = GateConfig(),
+    champion_exists: bool | None = None,
 ) -> Decision:
-    """Decide on a challenger report against the champion's report on the same set (None: no champion)."""
+    """Decide on a challenger report against the champion's report on the same set.
+
+    `champion` None with `champion_exists` False (the default when it is None): there is no
+    champion yet. A champion that exists but was not measured on the challenger's set holds.
+    """
+    champion_exists = champion is not None if champion_exists is None else champion_exists
     new = gate_numbers(challenger, config.fgsm_eps)
     numbers = {f"challenger_{k}": v for k, v in new.items()}
     old = None
     if champion is not None:
         old = gate_numbers(champion, config.fgsm_eps)
-        numbers.update({"champion_hr@10": old["hr@10"], "champion_ndcg@10": old["ndcg@10"]})
+        numbers.update({f"champion_{k}": old[k] for k in ("hr@10", "ndcg@10", "fgsm_ndcg_drop")})
 
     hold: list[str] = []
     if math.isnan(new["hr@10"]) or math.isnan(new["ndcg@10"]):
@@ -105,6 +146,12 @@ def decide(
         hold.append(f"too_few_eval_users: {new['eval_users']:.0f} < {config.min_eval_users}")
     if math.isnan(new["fgsm_ndcg_drop"]):
         hold.append(f"missing_robustness: no FGSM NDCG@10 at eps {config.fgsm_eps}")
+    if math.isnan(new["poisoning_lift"]):
+        hold.append("missing_poisoning_probe: the report has no red-team probe lift")
+    if champion_exists and (old is None or math.isnan(old["hr@10"]) or math.isnan(old["ndcg@10"])):
+        hold.append("missing_champion_numbers: the champion was not evaluated on the challenger's set")
+    if champion_exists and math.isnan(new["exposure_max_jump"]):
+        hold.append("missing_exposure_audit: no exposure audit against the champion")
     if hold:
         return Decision("hold", tuple(hold), numbers)
 
@@ -118,13 +165,17 @@ def decide(
             f"fgsm_drop: ndcg@10 drops {new['fgsm_ndcg_drop']:.1%} at eps {config.fgsm_eps} "
             f"> {config.max_fgsm_drop:.1%}"
         )
-    if not math.isnan(new["poisoning_lift"]) and new["poisoning_lift"] > config.max_poisoning_lift:
+    if new["poisoning_lift"] > config.max_poisoning_lift:
         reject.append(f"poisoning_lift: {new['poisoning_lift']:.4f} > {config.max_poisoning_lift:.4f}")
+    for item in exposure_alarms(challenger.get("exposure"), config):
+        reject.append(
+            f"exposure: item {item['item']} in {_number(item['challenger']):.1%} of audited top-K lists "
+            f"(champion {_number(item['champion']):.1%}), {_number(item['carried']):.0%} of its new rows "
+            "from new or suspicious accounts"
+        )
     compared: list[str] = []
-    if old is not None:
+    if old is not None and champion_exists:
         for metric, tolerance in (("hr@10", config.hr_tolerance), ("ndcg@10", config.ndcg_tolerance)):
-            if math.isnan(old[metric]):
-                continue
             bound = old[metric] * (1.0 - tolerance)
             if new[metric] < bound:
                 reject.append(
@@ -135,10 +186,10 @@ def decide(
                 compared.append(f"{metric} {new[metric]:.4f} >= {bound:.4f}")
     if reject:
         return Decision("reject", tuple(reject), numbers)
-    if old is None:
+    if not champion_exists:
         return Decision("promote", ("first_champion: passes the floors and robustness bounds",), numbers)
     return Decision(
         "promote",
-        (f"not_worse_than_champion: {', '.join(compared) or 'no champion numbers'}", "robustness within bounds"),
+        (f"not_worse_than_champion: {', '.join(compared)}", "robustness and exposure within bounds"),
         numbers,
     )

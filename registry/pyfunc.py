@@ -1,7 +1,8 @@
 """The MLflow pyfunc flavour of an advrec model: a saved model file wrapped as a `PythonModel`.
 
-Input: a table with `user_id` (and optionally `k`, default 10); output: one row per input row with
-`user_id`, `items` (list of item ids, best first) and `scores` (list of floats). The wrapper
+Input: a table with `user_id` (and optionally `k`, default 10), as MLflow users send it: CSV or JSON,
+ids numeric or text (`1`, `1.0` and `"1"` are the same user); output: one row per input row with
+`user_id` (as text), `items` (list of item ids, best first) and `scores` (list of floats). The wrapper
 ships `training/` and `registry/` as code paths, so `mlflow models predict --env-manager local`
 works without advrec installed. It must never train, log or touch the registry.
 """
@@ -15,7 +16,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, Schema
+from mlflow.types.schema import AnyType, Array, ColSpec, Schema
 
 __all__ = ["AdvrecPyfunc", "SIGNATURE", "MODEL_ARTIFACT", "pip_requirements", "code_paths", "log_pyfunc", "DEFAULT_K"]
 
@@ -23,8 +24,10 @@ MODEL_ARTIFACT = "model"  # key of the saved advrec model file among the pyfunc'
 DEFAULT_K = 10
 _ROOT = Path(__file__).resolve().parents[1]
 
+# Both inputs are of any type: a CSV of numeric ids is read as int64 (a "string" column refuses
+# it), and `k` comes as int64, or float64 when a cell is empty (NaN); `predict` normalises both.
 SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", "user_id"), ColSpec("long", "k", required=False)]),
+    inputs=Schema([ColSpec(AnyType(), "user_id"), ColSpec(AnyType(), "k", required=False)]),
     outputs=Schema(
         [ColSpec("string", "user_id"), ColSpec(Array("string"), "items"), ColSpec(Array("double"), "scores")]
     ),
@@ -43,9 +46,9 @@ class AdvrecPyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """One output row per input row: the user's top-k unseen items and their scores."""
         frame = pd.DataFrame(model_input)
-        users = frame["user_id"].astype(str).tolist()
+        users = [_user_id(u) for u in frame["user_id"].tolist()]
         ks = (
-            frame["k"].fillna(DEFAULT_K).astype(int).clip(lower=1).tolist()
+            pd.to_numeric(frame["k"], errors="coerce").fillna(DEFAULT_K).astype(int).clip(lower=1).tolist()
             if "k" in frame
             else [DEFAULT_K] * len(users)
         )
@@ -58,6 +61,15 @@ class AdvrecPyfunc(mlflow.pyfunc.PythonModel):
             out_items.append([str(items[row, j]) for j in keep])
             out_scores.append([float(scores[row, j]) for j in keep])
         return pd.DataFrame({"user_id": users, "items": out_items, "scores": out_scores})
+
+
+def _user_id(value: Any) -> str:
+    """A user id as the model knows it: text; a whole number read from CSV or JSON as 7 or 7.0 is "7"."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    return str(value)
 
 
 def pip_requirements() -> list[str]:

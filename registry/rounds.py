@@ -2,7 +2,8 @@
 
 In order (`ModelRegistry.register_round` runs them): save and verify the model file
 (`model_files.save_checked`), `log_run`, register the version (`RegistryStore.register`),
-`tag_challenger` (numbers, lineage, the challenger alias), `decide_round` (the gate, its tags),
+`tag_challenger` (numbers, lineage, the challenger alias), `decide_round` (the gate against the
+champion measured on the same set, its tags),
 then the facade moves the aliases, announces and exports metrics. A step that fails stops the
 round: nothing is registered before the model file loads and the run is logged. It must never
 move the champion alias itself.
@@ -64,12 +65,18 @@ def tag_challenger(
 def decide_round(
     store: RegistryStore, version: int, report: Mapping[str, Any], gate: GateConfig, now: Callable[[], float]
 ) -> Decision:
-    """Run the gate against the champion (its report in `report`, else its tags) and tag the decision."""
+    """Run the gate against the champion measured on the challenger's own set (`report["champion"]`); tag it.
+
+    The champion's stored tags come from another round's users and are never compared: a report
+    without the champion's numbers, or with those of another version than the champion now (a
+    rollback or promotion during the round), holds.
+    """
     champion = store.alias_version(CHAMPION)
-    champion_report = report.get("champion")
-    if champion is not None and not champion_report:
-        champion_report = versions.champion_numbers(store.version_tags(champion))
-    decision = decide(report, champion_report if champion is not None else None, gate)
-    store.set_version_tags(version, versions.decision_tags(decision, now()))
+    champion_report = report.get("champion") or None
+    measured = champion_report.get("version") if champion_report else None
+    if champion is None or (measured is not None and int(measured) != champion):
+        champion_report = None
+    decision = decide(report, champion_report, gate, champion_exists=champion is not None)
+    store.set_version_tags(version, versions.decision_tags(decision, now(), champion))
     log.info("version %d of %s: %s (%s)", version, store.model_name, decision.action, "; ".join(decision.reasons))
     return decision

@@ -26,7 +26,6 @@ __all__ = [
     "decision_tags",
     "manual_promotion_tags",
     "lineage_tags",
-    "champion_numbers",
     "version_row",
     "write_lineage",
     "list_versions",
@@ -66,14 +65,22 @@ def round_tags(kind: str, run_id: str, numbers: Mapping[str, float]) -> dict[str
     }
 
 
-def decision_tags(decision: Decision, now: float) -> dict[str, str]:
-    """The tags that record the gate's decision on a version, and the numbers it looked at."""
-    return {
+def decision_tags(decision: Decision, now: float, champion: int | None = None) -> dict[str, str]:
+    """The tags that record the gate's decision on a version, the champion it faced, and every number it read.
+
+    `gate.challenger_<number>` and `gate.champion_<number>` are the two models' numbers on the
+    challenger's evaluation set (`hr_at_10`, `ndcg_at_10`, `fgsm_ndcg_drop`; the challenger's also
+    `poisoning_lift`, `exposure_max_jump`, `eval_users`); `gate.champion_version` is the champion.
+    """
+    tags = {
         "decision": decision.action,
         "decision_reasons": " | ".join(decision.reasons),
         "decided_at": f"{now:.3f}",
         **{f"gate.{tag_name(k)}": tag_number(v) for k, v in decision.numbers.items()},
     }
+    if champion is not None:
+        tags["gate.champion_version"] = str(int(champion))
+    return tags
 
 
 def manual_promotion_tags(now: float) -> dict[str, str]:
@@ -97,11 +104,6 @@ def lineage_tags(lineage: Mapping[str, Any]) -> dict[str, str]:
     return tags
 
 
-def champion_numbers(tags: Mapping[str, str]) -> dict[str, float | None]:
-    """The champion's accuracy as the gate compares it, read from its version tags."""
-    return {"hr@10": tag_float(tags, "hr_at_10"), "ndcg@10": tag_float(tags, "ndcg_at_10")}
-
-
 def version_row(version: Any, tags: Mapping[str, str], aliases: list[str], created_ms: int | None) -> dict[str, Any]:
     """One row of `advrec models`: version, aliases, decision, key metrics, creation time."""
     return {
@@ -113,6 +115,7 @@ def version_row(version: Any, tags: Mapping[str, str], aliases: list[str], creat
         "ndcg@10": tag_float(tags, "ndcg_at_10"),
         "fgsm_drop": tag_float(tags, "fgsm_ndcg_drop"),
         "poisoning_lift": tag_float(tags, "poisoning_lift"),
+        "exposure_max_jump": tag_float(tags, "exposure_max_jump"),
         "reasons": tags.get("decision_reasons", ""),
         "created": created_ms / 1000.0 if created_ms else None,
     }

@@ -1,8 +1,9 @@
 """One training round from a history file, for a deployment's first champion (`advrec train --from-file`).
 
 Pure: takes an interaction frame, returns the model and its report (the same report the stream
-trainer hands to the registry: accuracy, FGSM, optional poisoning probe, eval_users, and the
-champion's numbers on the same split when a champion model is given). The poisoning probe is a
+trainer hands to the registry: accuracy, FGSM, optional poisoning probe, eval_users, and, when a
+champion model is given, the champion's numbers on the same split and the exposure audit of the
+two; every test user of a file is taken as trusted). The poisoning probe is a
 bandwagon attack made by the project's one attack generator (`streams.sources.attacks`); this
 module must never generate attack profiles itself, nor touch MLflow.
 """
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from streams.sources.attacks import parse_inject, plan_attack, summarize
-from training.evaluation import Split, evaluate, leave_last_out, poisoning_lift
+from training.evaluation import Split, evaluate, leave_last_out, poisoning_lift, robustness
+from training.exposure import audit_sample, exposure_audit
 from training.models import build_model
 from training.offline import report_model
 
@@ -65,6 +67,8 @@ def bootstrap_round(
     seed: int = 0,
     poison: bool = True,
     champion: Any | None = None,
+    champion_version: int | None = None,
+    audit_users: int = 500,
 ) -> tuple[Any, dict[str, Any], Split]:
     """Split leave-last-out, train, evaluate (and probe poisoning); compare the champion on the same split."""
     split = leave_last_out(frame, seed=seed)
@@ -76,5 +80,13 @@ def bootstrap_round(
         bad = build_model(kind, seed=seed).fit(poisoned, epochs=epochs)
         report["poisoning"] = poisoning_lift(model, bad, list(split.test["user"]), targets, k=50)
     if champion is not None:
-        report["champion"] = dict(evaluate(champion, split))
+        report["champion"] = {
+            **evaluate(champion, split),
+            "fgsm": robustness(champion, split, seed=seed),
+            "version": champion_version,
+        }
+        known = set(champion.users.ids)
+        users = audit_sample([u for u in split.test["user"] if u in known], audit_users, seed)
+        newcomers = set(split.train["user"].astype(str)) - known
+        report["exposure"] = exposure_audit(model, champion, users, split.train, newcomers)
     return model, report, split

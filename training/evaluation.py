@@ -1,7 +1,7 @@
 """Offline evaluation of any recommender: accuracy, perturbation robustness, poisoning robustness.
 
 Protocol (NCF / APR papers): each user's last interaction by timestamp is held out; it is ranked
-against 99 seeded negatives the user never interacted with (HR@10, NDCG@10) and against every item
+against 99 distinct seeded negatives the user never interacted with (HR@10, NDCG@10) and against every item
 the user did not train on (Recall@20, NDCG@20). Robustness re-runs the sampled metrics after a
 scale-free FGSM step on the embeddings. A model is anything with `users`, `items` (Vocabulary) and
 `score(user_ids) -> (n_users, n_items) array`; FGSM also needs the `net` embedding tables.
@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from training.models.mf import bpr_loss, implicit_pairs
-from training.sampling import PairSet, sample_negatives, sample_triples
+from training.sampling import PairSet, sample_distinct_negatives, sample_triples
 from training.vocab import Vocabulary
 
 __all__ = [
@@ -74,8 +74,7 @@ def leave_last_out(
     users, items = Vocabulary(df["user"]), Vocabulary(df["item"])
     every = PairSet(users.lookup(df["user"]), items.lookup(df["item"]))
     rng = np.random.default_rng(seed)
-    tu = np.repeat(users.lookup(test["user"]), n_negatives)
-    neg = sample_negatives(tu, every, len(items), rng).reshape(len(test), n_negatives)
+    neg = sample_distinct_negatives(users.lookup(test["user"]), every, len(items), n_negatives, rng)
     negatives = np.asarray(items.ids, dtype=object)[neg] if len(test) else np.empty((0, n_negatives), object)
     return Split(train.reset_index(drop=True), test[["user", "item"]].reset_index(drop=True), negatives)
 

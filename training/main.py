@@ -115,31 +115,50 @@ def _sha256(path: Path) -> str:
 
 
 def _round_handler(settings: Settings, use_registry: bool):
-    """Save each round's files and, with the registry, log/register it and run the promotion gate."""
+    """(on_round, champion source): save each round's files and, with the registry, register and gate it.
+
+    Without the registry there is no gate: every evaluated round is accepted, and no champion source.
+    """
     from training.stream.files import save_round_files
 
     save_files = save_round_files(settings.data_dir / "models")
     if not use_registry:
-        return save_files
+        return save_files, None
     from registry.wiring import build_registry
 
     registry = build_registry(settings, export_metrics=True)
 
-    def on_round(model, report: dict, lineage: dict) -> None:
+    def on_round(model, report: dict, lineage: dict):
         save_files(model, report, lineage)
         batches = lineage.get("batches") or []
         arrivals = [b["min_kafka_ts"] for b in batches if b.get("min_kafka_ts")]
         lineage = {
             **lineage,
             "batch_files": [b.get("path") for b in batches],
-            "oldest_arrival": min(arrivals) if arrivals else None,
+            # The trainer's own figure covers rejected rounds' rows and only rows it trained.
+            "oldest_arrival": lineage.get("oldest_arrival", min(arrivals) if arrivals else None),
             "newest_arrival": max((b.get("max_kafka_ts") or 0 for b in batches), default=None),
         }
         # Raises RegistryUnavailable after bounded retries: the round then fails and its batches
         # stay pending (the trainer rolls back and retries), so no batch is lost to an MLflow outage.
-        registry.on_round(model, {**report, "eval_users": report.get("test_users")}, lineage)
+        return registry.on_round(model, report, lineage)
 
-    return on_round
+    return on_round, _RegistryChampion(registry)
+
+
+class _RegistryChampion:
+    """The registry as the trainer's `ChampionSource`: the champion alias, loaded on the trainer's device."""
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+
+    def champion_version(self) -> int | None:
+        """The version that holds the champion alias."""
+        return self.registry.champion_version()
+
+    def load_version(self, version: int):
+        """The version's model, on the device its config names (CUDA where present)."""
+        return self.registry.load_version(version, device="")
 
 
 def _train_from_file(
@@ -159,7 +178,9 @@ def _train_from_file(
         frame = read_ratings(from_file)
         current = registry.champion_version()
         champion = registry.load_version(current) if current is not None else None
-        model, report, split = bootstrap_round(frame, kind, epochs=epochs, seed=seed, poison=poison, champion=champion)
+        model, report, split = bootstrap_round(
+            frame, kind, epochs=epochs, seed=seed, poison=poison, champion=champion, champion_version=current
+        )
         lineage = {
             "source_file": str(from_file.resolve()),
             "source_sha256": _sha256(from_file),
@@ -199,6 +220,7 @@ def _train_stream(
     min_batch_rows: int,
     init_model: str | None,
     replay_rows: int,
+    probe_every: int,
     seed: int,
     use_registry: bool,
     loglevel: str,
@@ -208,6 +230,7 @@ def _train_stream(
     from prometheus_client import start_http_server
 
     from streams.contract.windows import read_window
+    from streams.fraud.trust import TrustPolicy
     from streams.kafka.address import resolve_bootstrap, tansu_workarounds
     from streams.kafka.topics import ensure_topics
     from training.stream.kafka_source import KafkaBatchSource
@@ -241,17 +264,21 @@ def _train_stream(
         first_epochs=first_epochs,
         min_batch_rows=min_batch_rows,
         replay_rows=replay_rows,
+        probe_every=probe_every,
         seed=seed,
         trust_gate=settings.trust_gate and settings.fraud_enabled,
+        trust=TrustPolicy.from_settings(settings),  # who is evaluated and audited: the stream's own policy
     )
+    on_round, champion = _round_handler(settings, use_registry)
     trainer = Trainer(
         config,
         StateStore(settings.data_dir / "trainer"),
         read_batch=lambda uri: read_window(uri).to_pandas(),
-        on_round=_round_handler(settings, use_registry),
+        on_round=on_round,
         init_model=init_model,
         metrics=PrometheusTrainerMetrics(),
         item_text=item_text,
+        champion=champion,
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     click.echo(
@@ -331,6 +358,13 @@ def _train_stream(
     show_default=True,
     help="Stream: rows kept in the replay buffer.",
 )
+@click.option(
+    "--probe-every",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Stream: run the red-team poisoning probe every this many rounds (0: never, and the gate holds).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--poison/--no-poison",
@@ -356,6 +390,7 @@ def train(
     min_batch_rows,
     init_model,
     replay_rows,
+    probe_every,
     seed,
     poison,
     use_registry,
@@ -376,6 +411,7 @@ def train(
         min_batch_rows,
         init_model,
         replay_rows,
+        probe_every,
         seed,
         use_registry,
         loglevel,

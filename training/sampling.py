@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PairSet", "sample_negatives", "sample_triples"]
+__all__ = ["PairSet", "sample_negatives", "sample_distinct_negatives", "sample_triples"]
 
 _SHIFT = np.int64(1 << 31)
 
@@ -77,6 +77,32 @@ def sample_negatives(
         items[todo] = rng.integers(0, n_items, size=len(todo))
         todo = todo[positives.contains(users[todo], items[todo])]
     return items
+
+
+def sample_distinct_negatives(
+    users: np.ndarray, positives: PairSet, n_items: int, n: int, rng: np.random.Generator, max_tries: int = 100
+) -> np.ndarray:
+    """(len(users), n) items: per user, n distinct items drawn uniformly among those it has no pair with.
+
+    A candidate that is a positive or repeats an earlier one in its row is drawn again, so each
+    row is a uniform sample without replacement (the sampled-metrics protocol: 99 distinct negatives).
+    """
+    users = np.asarray(users, dtype=np.int64)
+    out = rng.integers(0, n_items, size=(len(users), n))
+    rows = np.repeat(np.arange(len(users)), n)
+    for _ in range(max_tries):
+        flat = out.ravel()
+        bad = positives.contains(users[rows], flat)
+        keys = rows * np.int64(n_items) + flat
+        order = np.argsort(keys, kind="stable")  # stable: the first of equal keys keeps its place
+        repeat = np.zeros(len(flat), bool)
+        repeat[order[1:]] = keys[order[1:]] == keys[order[:-1]]
+        todo = np.flatnonzero(bad | repeat)
+        if len(todo) == 0:
+            break
+        flat[todo] = rng.integers(0, n_items, size=len(todo))
+        out = flat.reshape(out.shape)
+    return out
 
 
 def sample_triples(

@@ -126,6 +126,15 @@ class Settings(BaseSettings):
     gate_max_fgsm_drop: float = Field(0.30, description="Largest relative NDCG@10 drop under FGSM at gate_fgsm_eps.")
     gate_max_poisoning_lift: float = Field(0.05, description="Largest target HR@50 lift under the poisoning probe.")
     gate_min_eval_users: int = Field(20, description="Fewer evaluation users than this: hold, do not decide.")
+    gate_max_exposure_jump: float = Field(
+        0.05, description="Exposure audit: largest rise of an item's share of audited users' top-K lists."
+    )
+    gate_max_exposure_ratio: float = Field(
+        2.0, description="Exposure audit: an item's share may also grow this many times (both bounds must break)."
+    )
+    gate_min_carried_share: float = Field(
+        0.5, description="Exposure audit: alarm only when this share of the item's new rows is untrusted."
+    )
     mlflow_retries: int = Field(5, description="Attempts of an MLflow call before giving up (exponential backoff).")
     mlflow_retry_backoff_s: float = Field(0.5, description="First backoff between MLflow attempts; doubles each time.")
     model_updates_topic: str = Field(

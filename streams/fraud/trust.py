@@ -27,6 +27,16 @@ class TrustPolicy:
     max_score: float = 0.25
     hold_lenient: bool = True
 
+    @classmethod
+    def from_settings(cls, settings) -> TrustPolicy:
+        """The policy of the one Settings object (`ADVREC_TRUST_*`)."""
+        return cls(
+            min_events=settings.trust_min_events,
+            min_age_s=settings.trust_min_age_s,
+            max_score=settings.trust_max_score,
+            hold_lenient=settings.trust_hold_lenient,
+        )
+
 
 def may_train(
     policy: TrustPolicy, n_events: int, age_s: float, score: float, flagged: bool, lenient: bool = False

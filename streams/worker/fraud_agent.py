@@ -52,12 +52,7 @@ class FraudAgent:
         self.config = (
             DetectorConfig() if settings.fraud_threshold is None else DetectorConfig(threshold=settings.fraud_threshold)
         )
-        self.policy = TrustPolicy(
-            min_events=settings.trust_min_events,
-            min_age_s=settings.trust_min_age_s,
-            max_score=settings.trust_max_score,
-            hold_lenient=settings.trust_hold_lenient,
-        )
+        self.policy = TrustPolicy.from_settings(settings)
         self.suspicion, self.state = topology.suspicion, topology.detector_state
         self.detector: FraudDetector | None = None
         self.marks = FoldMarks()

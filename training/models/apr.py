@@ -102,6 +102,20 @@ class APRRecommender(BPRRecommender):
         du, di, dj = self.rows_perturbation(u, i, j, pu, qi, qj)
         return loss + self.config.reg_adv * bpr_loss(pu + du, qi + di, qj + dj)
 
+    def train_round(
+        self,
+        new: pd.DataFrame,
+        history: pd.DataFrame | None = None,
+        quarantined_users: set[str] = frozenset(),
+        epochs: int = 1,
+    ) -> dict[str, float]:
+        """A warm-start round; a model that never trained starts with `fit`'s BPR warm-up (the tuned recipe)."""
+        self._adv_from = int(round(self.config.warmup * epochs)) if self.rounds == 0 else 0
+        try:
+            return super().train_round(new, history, quarantined_users, epochs)
+        finally:
+            self._adv_from = 0
+
     def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> APRRecommender:
         """Train from scratch: the first `warmup` share of the epochs is plain BPR, the rest APR."""
         epochs = self.config.epochs if epochs is None else epochs

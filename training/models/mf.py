@@ -102,6 +102,7 @@ class BPRRecommender(Recommender):
         self.net = MatrixFactorization(0, 0, self.config.dim, self.config.init_std).to(self.device)
         self.seen = PairSet.empty()
         self.rounds = 0
+        self.adam: dict[str, dict[str, torch.Tensor]] = {}  # Adam's state per table, kept across rounds
         self.epoch_seconds: list[float] = []
         # This thread's CPU time per epoch: unlike wall time, not inflated by other processes that
         # share the machine (what benchmarks compare; wall time is what the trainer reports).
@@ -148,6 +149,7 @@ class BPRRecommender(Recommender):
         cfg, cuda = self.config, self.device.type == "cuda"
         rng = np.random.default_rng([cfg.seed, self.rounds])
         optimizer = torch.optim.Adam(self._trainable(), lr=cfg.lr)
+        self._resume_adam(optimizer)
         batch = cfg.gpu_batch_size if cuda else cfg.batch_size
         self.net.train()
         for epoch in range(first_epoch, first_epoch + epochs):
@@ -168,7 +170,36 @@ class BPRRecommender(Recommender):
                 torch.cuda.synchronize()
             self.epoch_seconds.append(time.perf_counter() - start)
             self.epoch_cpu_seconds.append(time.thread_time() - cpu_start)
+        self.adam = {
+            name: {k: v.detach().clone() for k, v in optimizer.state[p].items()}
+            for name, p in self.net.named_parameters()
+            if p in optimizer.state
+        }
         self.rounds += 1
+
+    def _resume_adam(self, optimizer: torch.optim.Adam) -> None:
+        """Give the optimiser the step count and second moments of the last round: a warm start continues.
+
+        First moments restart at zero each round, so a row that gets no gradient this round (a
+        quarantined user's) is never moved by momentum from an earlier one. Rows added since start
+        with the table's mean second moment, so the shared step count (no bias correction left)
+        does not inflate their first steps.
+        """
+        trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for name, p in self.net.named_parameters():
+            saved = self.adam.get(name)
+            if not saved or id(p) not in trained:
+                continue
+            v = saved["exp_avg_sq"].to(p.device)
+            grown = p.shape[0] - v.shape[0]
+            if grown > 0:
+                mean_v = v.mean(0, keepdim=True) if len(v) else torch.zeros(1, p.shape[1], device=p.device)
+                v = torch.cat([v, mean_v.expand(grown, -1).to(v.dtype)])
+            optimizer.state[p] = {
+                "step": saved["step"].clone(),
+                "exp_avg": torch.zeros_like(v),
+                "exp_avg_sq": v.clone(),
+            }
 
     def fit(self, interactions: pd.DataFrame, epochs: int | None = None) -> BPRRecommender:
         """Train from scratch on an interaction frame (columns user, item[, rating, timestamp])."""
@@ -242,6 +273,7 @@ class BPRRecommender(Recommender):
             "rounds": self.rounds,
             "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
             "seen": torch.from_numpy(self.seen.keys.copy()),
+            "adam": {name: {k: v.detach().cpu() for k, v in st.items()} for name, st in self.adam.items()},
         }
 
     @classmethod
@@ -258,4 +290,5 @@ class BPRRecommender(Recommender):
         model.net.to(model.device)
         model.seen = PairSet.from_keys(state["seen"].numpy())
         model.rounds = int(state["rounds"])
+        model.adam = {name: dict(st) for name, st in (state.get("adam") or {}).items()}
         return model

@@ -1,8 +1,10 @@
-"""How a round judges its model: which pairs it holds out, and the report it computes on them.
+"""How a round judges its models: which pairs it holds out, and the numbers it computes on them.
 
-Only users whose newest pair is new this round and not yet trained are tested (a seeded sample of
-at most `eval_users`), so a test pair is never trained before it is evaluated. Pure: it must never
-train, save or report anywhere; it only reads the model.
+Only trusted users (established, never flagged nor suspect: `streams.fraud.trust`) whose newest
+pair is new this round and not yet trained are tested (a seeded sample of at most `eval_users`),
+so a test pair is never trained before it is evaluated, and an attacker not yet flagged cannot
+make a poisoned model look better by holding out its target. The challenger and the champion are
+measured on the same split. Pure: it must never train, save or report anywhere; it only reads models.
 """
 
 from __future__ import annotations
@@ -16,13 +18,20 @@ from training.evaluation import Split, evaluate, leave_last_out, rank_metrics, r
 from training.models import PopularityRecommender
 from training.stream.cleaning import pair_keys
 
-__all__ = ["holdout_split", "round_report"]
+__all__ = ["holdout_split", "measure", "round_report"]
 
 
 def holdout_split(
-    model: Any, accumulated: pd.DataFrame, new: pd.DataFrame, negatives: int, eval_users: int, seed: int, round_no: int
+    model: Any,
+    accumulated: pd.DataFrame,
+    new: pd.DataFrame,
+    negatives: int,
+    eval_users: int,
+    seed: int,
+    round_no: int,
+    trusted: set[str] | None = None,
 ) -> Split:
-    """Leave-last-out on everything kept; test only users whose newest pair is new and untrained."""
+    """Leave-last-out on everything kept; test only trusted users whose newest pair is new and untrained."""
     split = leave_last_out(accumulated, n_negatives=negatives, seed=seed * 7919 + round_no)
     test = split.test
     fresh = pair_keys(test).isin(set(pair_keys(new))).to_numpy()
@@ -30,16 +39,23 @@ def holdout_split(
     known = (u >= 0) & (i >= 0)
     trained = np.zeros(len(test), bool)
     trained[known] = model.seen.contains(u[known], i[known])
-    keep = np.flatnonzero(fresh & ~trained)
+    allowed = test["user"].isin(trusted).to_numpy() if trusted is not None else np.ones(len(test), bool)
+    keep = np.flatnonzero(fresh & ~trained & allowed)
     if len(keep) > eval_users:
         keep = np.sort(np.random.default_rng([seed, round_no]).choice(keep, eval_users, replace=False))
     return Split(split.train, test.iloc[keep].reset_index(drop=True), split.negatives[keep])
 
 
-def round_report(model: Any, split: Split, fgsm_eps: tuple[float, ...], seed: int) -> dict[str, Any]:
-    """Accuracy, FGSM robustness, popularity's HR@10/NDCG@10 on the same split, and the test-user count."""
+def measure(model: Any, split: Split, fgsm_eps: tuple[float, ...], seed: int) -> dict[str, Any]:
+    """Accuracy and FGSM robustness of a model on a split (the numbers the gate compares)."""
     report: dict[str, Any] = evaluate(model, split)
     report["fgsm"] = robustness(model, split, eps=tuple(fgsm_eps), seed=seed)
+    return report
+
+
+def round_report(model: Any, split: Split, fgsm_eps: tuple[float, ...], seed: int) -> dict[str, Any]:
+    """Accuracy, FGSM robustness, popularity's HR@10/NDCG@10 on the same split, and the test-user count."""
+    report = measure(model, split, fgsm_eps, seed)
     popularity = PopularityRecommender().fit(split.train)
     hr, ndcg = rank_metrics(sampled_ranks(popularity, split), 10)
     report["popularity"] = {"hr@10": hr, "ndcg@10": ndcg}

@@ -27,8 +27,9 @@ STATE_FORMAT = "advrec.trainer/1"
 
 @dataclass
 class TrainerState:
-    """What survives a restart: the model, replay buffer, held-out pairs, rows waiting for trust,
-    trained offsets, round count."""
+    """What survives a restart: the model (the accepted base), replay buffer, held-out pairs, rows waiting
+    for trust, trained offsets, round count, the champion version the model is, who is distrusted, the
+    latest red-team probe, the oldest arrival not yet in an accepted model."""
 
     model: Recommender | None = None
     history: pd.DataFrame = field(default_factory=empty_interactions)
@@ -37,6 +38,10 @@ class TrainerState:
     trained: OffsetRanges = field(default_factory=OffsetRanges)
     round: int = 0
     recent_batches: list[str] = field(default_factory=list)
+    base_version: int | None = None  # the registered version the model is (the champion it continues from)
+    distrusted: set[str] = field(default_factory=set)  # users ever flagged or written as suspect
+    probe: dict = field(default_factory=dict)  # the latest red-team probe's result, with its round
+    pending_arrival: float | None = None  # oldest Kafka arrival of rows trained since the last accepted model
 
 
 class StateStore:
@@ -72,6 +77,10 @@ class StateStore:
             **names,
             "trained": state.trained.to_dict(),
             "recent_batches": state.recent_batches,
+            "base_version": state.base_version,
+            "distrusted": sorted(state.distrusted),
+            "probe": state.probe,
+            "pending_arrival": state.pending_arrival,
         }
         self._publish("state.json", lambda p: p.write_text(json.dumps(doc)))
         fsync_path(self.dir)
@@ -99,4 +108,8 @@ class StateStore:
             trained=OffsetRanges(doc["trained"]),
             round=int(doc["round"]),
             recent_batches=list(doc["recent_batches"]),
+            base_version=doc.get("base_version"),
+            distrusted=set(doc.get("distrusted", ())),
+            probe=dict(doc.get("probe") or {}),
+            pending_arrival=doc.get("pending_arrival"),
         )

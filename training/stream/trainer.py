@@ -1,16 +1,22 @@
 """The stream trainer: accumulate announced window batches, train a warm-started round, report, save.
 
-`Trainer` drops what must not be trained on (`cleaning`), holds out each active user's newest new
-pair (`holdout`), runs `train_round` on the current model with a bounded replay buffer, calls
-`on_round(model, report, lineage)`, then saves its state atomically (`state`). Its ports are here:
-`Batch`, `BatchSource`, `TrainerMetrics`, `RoundResult`. A model that uses item text (the hybrid)
-gets the catalog entries that changed since its last round, encoded by the injected `item_text`.
-Kafka, Prometheus, MLflow and the text encoder are injected, never imported; it must never hand a
-batch back for commit before the round that took it is saved.
+`Trainer` purges flagged users from its replay buffer, continues from the champion (`ChampionSource`:
+after a rollback or a manual promotion, the restored champion), drops what must not be trained on
+(`cleaning`), holds out trusted users' newest new pairs (`holdout`), trains a copy of its base
+model with a bounded replay buffer, measures challenger and champion on the same split, audits
+exposure (`training.exposure`), runs the red-team probe every few rounds (`probe`), calls
+`on_round(model, report, lineage)`, then saves its state atomically (`state`). Only a challenger
+the gate promotes (or, with no gate, any evaluated one) becomes the next round's base: a rejected
+or held one is never trained further. Its ports are here: `Batch`, `BatchSource`, `ChampionSource`,
+`Verdict`, `TrainerMetrics`, `RoundResult`. Kafka, Prometheus, MLflow and the text encoder are injected, never
+imported; it must never hand a batch back for commit before the round that took it is saved. A
+model that uses item text (the hybrid) gets the catalog entries that changed since its base was
+trained, encoded by the injected `item_text`.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -23,9 +29,11 @@ import numpy as np
 import pandas as pd
 
 from streams.contract.records import CatalogEntry
+from streams.fraud.trust import TrustPolicy, may_train
 from streams.sources.catalog import catalog_frame
-from training.evaluation import FGSM_EPS
-from training.models import Recommender, build_model, load_recommender
+from training.evaluation import FGSM_EPS, Split
+from training.exposure import audit_sample, exposure_audit
+from training.models import MODEL_KINDS, Recommender, build_model, load_recommender
 from training.stream.catalog import CatalogUpdate, ItemCatalog
 from training.stream.cleaning import (
     INTERACTION_COLUMNS,
@@ -34,7 +42,8 @@ from training.stream.cleaning import (
     hold_untrusted,
     pair_keys,
 )
-from training.stream.holdout import holdout_split, round_report
+from training.stream.holdout import holdout_split, measure, round_report
+from training.stream.probe import due, red_team_probe
 from training.stream.quarantine import Quarantine
 from training.stream.state import StateStore, TrainerState
 
@@ -44,9 +53,12 @@ __all__ = [
     "RoundResult",
     "TrainerMetrics",
     "BatchSource",
+    "ChampionSource",
+    "Verdict",
     "OnRound",
     "ItemText",
     "Trainer",
+    "trusted_users",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,6 +78,11 @@ class TrainerConfig:
     fgsm_eps: tuple[float, ...] = FGSM_EPS
     seed: int = 0
     trust_gate: bool = False  # train only trusted accounts' rows; hold the others (see cleaning.hold_untrusted)
+    trust: TrustPolicy = TrustPolicy()  # who may be evaluated and audited (established, never flagged)
+    audit_users: int = 500  # the fixed sample of trusted users the exposure audit and the probe look at
+    probe_every: int = 5  # the red-team probe runs every this many rounds (0: never; the gate then holds)
+    probe_share: float = 0.05  # probe attackers, a share of the round's users
+    probe_targets: int = 5
 
 
 @dataclass(frozen=True)
@@ -116,10 +133,43 @@ class BatchSource(Protocol):
     def catalog_updates(self) -> list[CatalogUpdate]: ...
 
 
-OnRound = Callable[[Recommender, dict, dict], None]
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate made of a round's model: its action (promote | hold | reject) and registered version."""
+
+    action: str
+    version: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the model becomes the trainer's base."""
+        return self.action == "promote"
+
+
+class ChampionSource(Protocol):
+    """Where the served champion is (the registry in the trainer process)."""
+
+    def champion_version(self) -> int | None: ...
+
+    def load_version(self, version: int) -> Recommender: ...
+
+
+# Returns the gate's Verdict, or None where no gate runs (the model is then accepted).
+OnRound = Callable[[Recommender, dict, dict], "Verdict | None"]
 # A catalog frame (streams.sources.catalog) -> its row-aligned item vectors and their meta
 # (training.text.features.encode_items bound to the configured encoder).
 ItemText = Callable[[pd.DataFrame], tuple[np.ndarray, dict]]
+
+
+def trusted_users(interactions: pd.DataFrame, distrusted: set[str], policy: TrustPolicy) -> set[str]:
+    """Users the trust gate trusts on these interactions: established (events, age), never flagged or suspect."""
+    facts = interactions.groupby("user")["timestamp"].agg(["size", "min", "max"])
+    ages = (facts["max"] - facts["min"]).fillna(0.0)
+    return {
+        str(user)
+        for user, n, age in zip(facts.index, facts["size"], ages)
+        if may_train(policy, int(n), float(age), 0.0, str(user) in distrusted)[0]
+    }
 
 
 def _lineage(batches: list[Batch], quarantine: Quarantine, config: TrainerConfig, model: Any, **extra: Any) -> dict:
@@ -154,6 +204,7 @@ class Trainer:
         init_model: str | Path | None = None,
         metrics: TrainerMetrics | None = None,
         item_text: ItemText | None = None,
+        champion: ChampionSource | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -164,6 +215,7 @@ class Trainer:
         self.item_text = item_text
         self.catalog = ItemCatalog()
         self._text_taken: list[CatalogEntry] = []  # catalog entries the running round took
+        self.champion = champion
         self.pending: list[Batch] = []
         self.handled: list[Batch] = []  # taken into a saved round or skipped: safe to commit
         self.state = self._restore()
@@ -220,10 +272,71 @@ class Trainer:
             self.metrics.round_done(result)
         return result
 
+    def _continue_from_champion(self, state: TrainerState) -> None:
+        """Make the served champion the base: after a rollback or a manual promotion it is not our model."""
+        if self.champion is None:
+            return
+        version = self.champion.champion_version()
+        if version is not None and version != state.base_version:
+            log.info("continuing from champion version %d (was %s)", version, state.base_version)
+            state.model, state.base_version = self.champion.load_version(version), version
+
+    def _train(self, base: Recommender | None, new: pd.DataFrame, replay: pd.DataFrame, flagged: set[str], text: dict):
+        """A copy of the base (a fresh model if none) trained one round; the base itself is never touched.
+
+        `text`: train_round's item-text arguments (`_item_text`), the same for the probe's copy."""
+        cfg = self.config
+        model = build_model(cfg.model, seed=cfg.seed) if base is None else copy.deepcopy(base)
+        epochs = cfg.first_epochs if base is None else cfg.epochs
+        stats = model.train_round(new, replay, quarantined_users=flagged, epochs=epochs, **text)
+        return model, stats, epochs
+
+    def _judge(
+        self,
+        model: Recommender,
+        base: Recommender | None,
+        split: Split,
+        trusted: set[str],
+        train_new: pd.DataFrame,
+        replay: pd.DataFrame,
+        flagged: set[str],
+        text: dict,
+    ) -> dict[str, Any]:
+        """What the gate needs beside the challenger's accuracy: the champion (the base) on the same
+        split and audited users, the exposure audit, and the red-team probe when due (else the latest)."""
+        cfg, state, out = self.config, self.state, {}
+        audited = audit_sample([u for u in trusted if base is None or u in base.users], cfg.audit_users, cfg.seed)
+        if base is not None:
+            out["champion"] = {**measure(base, split, cfg.fgsm_eps, cfg.seed), "version": state.base_version}
+            untrusted = set(train_new["user"]) - trusted  # new (not established) or suspicious accounts
+            out["exposure"] = exposure_audit(model, base, audited, train_new, untrusted)
+        if due(state.round, state.probe, cfg.probe_every):
+            state.probe = red_team_probe(
+                lambda poisoned: self._train(base, poisoned, replay, flagged, text)[0],
+                model,
+                train_new,
+                audited,
+                cfg.probe_share,
+                cfg.probe_targets,
+                cfg.seed,
+                state.round,
+            )
+            out["probe_seconds"] = state.probe["seconds"]
+        if state.probe:
+            out["poisoning"] = {**state.probe, "age": state.round - state.probe["round"]}
+        return out
+
     def _round(self, batches: list[Batch], quarantine: Quarantine, started: float) -> RoundResult | None:
         cfg, state = self.config, self.state
         flagged = set(quarantine.flagged)
-        events, counts = clean_events(self._read(batches), flagged, state.trained, state.history["event_id"])
+        raw = self._read(batches)
+        suspect = raw["user_id"][raw["suspect"].fillna(False).astype(bool)].astype(str)
+        state.distrusted |= flagged | set(suspect)
+        # Poison is not carried forward: flagged users' rows leave the replay buffer for good.
+        state.history = state.history[~state.history["user"].isin(flagged)].reset_index(drop=True)
+        state.carry = state.carry[~state.carry["user"].isin(flagged)].reset_index(drop=True)
+        self._continue_from_champion(state)
+        events, counts = clean_events(raw, flagged, state.trained, state.history["event_id"])
         new = events_to_interactions(events)
         if cfg.trust_gate:
             new, state.waiting, held = hold_untrusted(
@@ -241,29 +354,47 @@ class Trainer:
             self.store.save(state)
             return None
 
-        fresh = state.model is None
-        model = build_model(cfg.model, seed=cfg.seed) if fresh else state.model
-        epochs = cfg.first_epochs if fresh else cfg.epochs
-        history = state.history[~state.history["user"].isin(flagged)]
+        base = state.model
+        history = state.history
         accumulated = pd.concat([history, state.carry, new], ignore_index=True)
-        split = holdout_split(model, accumulated, new, cfg.negatives, cfg.eval_users, cfg.seed, state.round)
+        trusted = trusted_users(accumulated, state.distrusted, cfg.trust)
+        split = holdout_split(
+            base if base is not None else build_model(cfg.model),
+            accumulated,
+            new,
+            cfg.negatives,
+            cfg.eval_users,
+            cfg.seed,
+            state.round,
+            trusted,
+        )
         held = set(pair_keys(split.test))
+        trained_new = ~pair_keys(new).isin(held).to_numpy()
+        arrival = events.drop_duplicates("event_id").set_index("event_id")["kafka_ts"].astype(float)
+        arrivals = arrival.reindex(new["event_id"][trained_new]).dropna().to_numpy()  # released rows: unknown
         carry = state.carry[~pair_keys(state.carry).isin(held)]
-        train_new = pd.concat([new[~pair_keys(new).isin(held)], carry], ignore_index=True)
+        train_new = pd.concat([new[trained_new], carry], ignore_index=True)
         replay = history[~pair_keys(history).isin(held)]
         train_started = time.perf_counter()
-        text = self._item_text(model, fresh)
-        stats = model.train_round(train_new, replay, quarantined_users=flagged, epochs=epochs, **text)
+        text = self._item_text(base is None)
+        model, stats, epochs = self._train(base, train_new, replay, flagged, text)
         train_seconds = time.perf_counter() - train_started
-        state.model = model
         state.round += 1
         samples = int(stats["events"] - stats["dropped_quarantined"] + stats["replayed"])
         lineage = _lineage(batches, quarantine, cfg, model, round=state.round)
         lineage["init_model"] = self.init_model
+        lineage["base_version"] = state.base_version if base is not None else None
+        # Freshness starts at the oldest trained row not yet in an accepted model: a rejected
+        # round's rows count when a later model is served, held-out, suspect and repeated ones never.
+        oldest = [t for t in (state.pending_arrival, float(np.nanmin(arrivals)) if len(arrivals) else None) if t]
+        lineage["oldest_arrival"] = min(oldest) if oldest else None
+        lineage["trained_rows"] = int(trained_new.sum())
         outcome, report = "failure", {}
         if len(split.test):
             report = round_report(model, split, cfg.fgsm_eps, cfg.seed)
             outcome = "success" if all(math.isfinite(report[k]) for k in ("hr@10", "ndcg@10")) else "failure"
+        if outcome == "success":
+            report.update(self._judge(model, base, split, trusted, train_new, replay, flagged, text))
         report.update(
             round=state.round,
             model=model.kind,
@@ -272,18 +403,32 @@ class Trainer:
             train=stats,
             samples=samples,
             train_seconds=train_seconds,
+            probe_seconds=report.get("probe_seconds", 0.0),
             epochs=epochs,
             epoch_seconds=model.epoch_seconds[-epochs:] if stats["events"] else [],
+            base_version=lineage["base_version"],
         )
         if model.uses_item_text:
             report.update(text_encoder=dict(model.text_encoder), catalog_items=len(self._text_taken))
         # Held-out pairs are trained next round; every kept row joins the replay buffer.
         state.carry = split.test.merge(new, on=["user", "item"]).drop_duplicates(["user", "item"])[INTERACTION_COLUMNS]
         state.history = pd.concat([state.history, new], ignore_index=True).tail(cfg.replay_rows).reset_index(drop=True)
+        verdict = None
         if outcome == "success":
-            self.on_round(model, report, lineage)
+            verdict = self.on_round(model, report, lineage)
+            if verdict is None or verdict.accepted:
+                state.model, state.pending_arrival = model, None
+                if verdict is not None:
+                    state.base_version = verdict.version
+            else:
+                state.pending_arrival = lineage["oldest_arrival"]
+                self.catalog.restore(self._text_taken)  # the base never saw them: encode them again
+                log.warning("round %d: %s, the next round continues from the champion", state.round, verdict.action)
         else:
+            state.pending_arrival = lineage["oldest_arrival"]
+            self.catalog.restore(self._text_taken)
             log.warning("round %d trained but could not be evaluated (%d test users)", state.round, len(split.test))
+        report["verdict"] = verdict.action if verdict is not None else None
         self.store.save(state)
         report["seconds"] = time.perf_counter() - started
         success = outcome == "success"
@@ -291,9 +436,9 @@ class Trainer:
             outcome, state.round, report["seconds"], samples if success else 0, len(batches), report, lineage
         )
 
-    def _item_text(self, model: Recommender, fresh: bool) -> dict:
-        """train_round's text arguments: the catalog entries changed since the last round (all for a fresh model)."""
-        if not model.uses_item_text or self.item_text is None:
+    def _item_text(self, fresh: bool) -> dict:
+        """train_round's text arguments: catalog entries changed since the base was trained (all, fresh)."""
+        if not MODEL_KINDS[self.config.model].uses_item_text or self.item_text is None:
             return {}
         if fresh:
             self.catalog.take_changed()

@@ -48,7 +48,13 @@ def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path
     (tmp_path / "mlflow").mkdir()
     with mlflow_server_process(tmp_path / "mlflow") as (url, stop_mlflow):
         registry = ModelRegistry(url, "resilience", GateConfig(min_eval_users=1))
-        report = {"hr@10": 0.5, "ndcg@10": 0.3, "eval_users": 30, "fgsm": {"0.25": {"hr@10": 0.45, "ndcg@10": 0.27}}}
+        report = {
+            "hr@10": 0.5,
+            "ndcg@10": 0.3,
+            "eval_users": 30,
+            "fgsm": {"0.25": {"hr@10": 0.45, "ndcg@10": 0.27}},
+            "poisoning": {"lift": 0.0},
+        }
         version, decision = registry.register_round(model, report, {"batch_files": []})
         assert decision.action == "promote"
         port = free_port()

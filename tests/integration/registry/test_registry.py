@@ -41,13 +41,20 @@ def models() -> list[BPRRecommender]:
     return [BPRRecommender(dim=8, epochs=2, seed=s).fit(_interactions(s)) for s in range(3)]
 
 
-def _report(hr: float, ndcg: float, drop: float = 0.1, users: int = 50) -> dict:
-    return {
+def _report(hr: float, ndcg: float, drop: float = 0.1, users: int = 50, champion: tuple | None = None) -> dict:
+    """A round's report; `champion` = (version, hr, ndcg): the champion measured on the same set."""
+    report = {
         "hr@10": hr,
         "ndcg@10": ndcg,
         "eval_users": users,
         "fgsm": {"0.25": {"hr@10": hr * (1 - drop), "ndcg@10": ndcg * (1 - drop)}},
+        "poisoning": {"lift": 0.01},
+        "exposure": {"k": 10, "users": 30, "items": [{"item": "3", "challenger": 0.2, "champion": 0.1, "carried": 0}]},
     }
+    if champion is not None:
+        version, old_hr, old_ndcg = champion
+        report["champion"] = {**_report(old_hr, old_ndcg), "version": version}
+    return report
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +87,27 @@ def test_register_gate_promote_rollback_and_load_by_alias(store, models, tmp_pat
 
     v1, d1 = registry.register_round(models[0], _report(0.50, 0.30), lineage)
     assert (v1, d1.action) == (1, "promote") and registry.champion_version() == 1
-    v2, d2 = registry.register_round(models[1], _report(0.40, 0.20), {"batch_files": ["w-0003.parquet"]})
+    v2, d2 = registry.register_round(
+        models[1], _report(0.40, 0.20, champion=(1, 0.50, 0.30)), {"batch_files": ["w-0003.parquet"]}
+    )
     assert d2.action == "reject" and d2.reasons[0].startswith("worse_than_champion")
     assert {r["version"]: r["aliases"] for r in registry.list_versions()} == {1: ["champion"], 2: ["challenger"]}
-    v3, d3 = registry.register_round(models[2], _report(0.52, 0.31), {"batch_files": ["w-0004.parquet"]})
+    v3, d3 = registry.register_round(
+        models[2], _report(0.52, 0.31, champion=(1, 0.51, 0.30)), {"batch_files": ["w-0004.parquet"]}
+    )
     assert (v2, v3, d3.action) == (2, 3, "promote")
 
     rows = {r["version"]: r for r in registry.list_versions()}
     assert rows[3]["aliases"] == ["champion"] and rows[2]["aliases"] == [] and rows[1]["aliases"] == []
     assert [rows[v]["decision"] for v in (1, 2, 3)] == ["promote", "reject", "promote"]
     assert rows[2]["hr@10"] == pytest.approx(0.40) and rows[3]["ndcg@10"] == pytest.approx(0.31)
+    # Both models' numbers on the same set, and the champion faced, are on the version.
+    faced = mlflow.MlflowClient(store, store).get_model_version(name, "2").tags
+    assert (faced["gate.champion_version"], faced["gate.champion_hr_at_10"], faced["gate.challenger_hr_at_10"]) == (
+        "1",
+        "0.5",
+        "0.4",
+    )
 
     client = mlflow.MlflowClient(store, store)
     tags = client.get_model_version(name, "1").tags
@@ -161,14 +179,11 @@ def test_unreachable_mlflow_retries_with_backoff_then_fails_clearly(tmp_path):
     assert 0.3 <= time.monotonic() - started < 20
 
 
-def test_mlflow_models_predict_serves_the_champion(models, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    registry = ModelRegistry(uri, "advrec-recommender", GATE, cache_dir=tmp_path / "cache")
-    registry.register_round(models[0], _report(0.5, 0.3), {})
-    users = tmp_path / "users.csv"
-    users.write_text("user_id,k\n1,3\n2,5\nnobody,2\n")
-    out = tmp_path / "out.json"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+def _predict(uri: str, tmp_path, name: str, body: str, content_type: str) -> list[dict]:
+    """`mlflow models predict` on the champion, through MLflow's CLI, with an input file of this body."""
+    given = tmp_path / name
+    given.write_text(body)
+    out = tmp_path / f"{name}.out.json"
     done = subprocess.run(
         [
             sys.executable,
@@ -179,24 +194,48 @@ def test_mlflow_models_predict_serves_the_champion(models, tmp_path):
             "-m",
             "models:/advrec-recommender@champion",
             "-i",
-            str(users),
+            str(given),
             "-t",
-            "csv",
+            content_type,
             "--env-manager",
             "local",
             "-o",
             str(out),
         ],
-        env=env,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = json.loads(out.read_text())["predictions"]
-    assert [r["user_id"] for r in rows] == ["1", "2", "nobody"]
-    assert [len(r["items"]) for r in rows] == [3, 5, 2]
-    expected, _ = models[0].recommend(["1"], k=3)
-    assert rows[0]["items"] == [str(x) for x in expected[0]]
-    assert rows[0]["scores"] == sorted(rows[0]["scores"], reverse=True)
+    return json.loads(out.read_text())["predictions"]
+
+
+@pytest.mark.timeout(900)  # three `mlflow models predict` processes, each a minute on a loaded machine
+def test_mlflow_models_predict_serves_the_champion_from_csv_and_json_numeric_or_string_ids(models, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry = ModelRegistry(uri, "advrec-recommender", GATE, cache_dir=tmp_path / "cache")
+    registry.register_round(models[0], _report(0.5, 0.3), {})
+    assert registry.champion_version() == 1
+    expected = {u: [str(x) for x in models[0].recommend([u], k=5)[0][0]] for u in ("1", "2")}
+
+    numeric = _predict(uri, tmp_path, "numeric.csv", "user_id\n1\n2\n", "csv")  # ids read as int64
+    assert [r["user_id"] for r in numeric] == ["1", "2"]
+    assert [r["items"][:5] for r in numeric] == [expected["1"], expected["2"]] and len(numeric[0]["items"]) == 10
+    assert numeric[0]["scores"] == sorted(numeric[0]["scores"], reverse=True)
+
+    mixed = _predict(uri, tmp_path, "mixed.csv", "user_id,k\n1,3\n2,\nnobody,2\n", "csv")  # a k left empty
+    assert [r["user_id"] for r in mixed] == ["1", "2", "nobody"]
+    assert [len(r["items"]) for r in mixed] == [3, 10, 2] and mixed[0]["items"] == expected["1"][:3]
+
+    split = json.dumps({"dataframe_split": {"columns": ["user_id", "k"], "data": [[2, 5], ["1", 4]]}})
+    assert [r["items"] for r in _predict(uri, tmp_path, "split.json", split, "json")] == [
+        expected["2"],
+        expected["1"][:4],
+    ]
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    in_process = mlflow.pyfunc.load_model("models:/advrec-recommender@champion")  # ints, as pandas has them
+    out = in_process.predict(pd.DataFrame({"user_id": [1, 2], "k": [3, 5]}))
+    assert list(out["user_id"]) == ["1", "2"] and [list(x) for x in out["items"]] == [expected["1"][:3], expected["2"]]

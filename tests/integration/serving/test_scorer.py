@@ -34,8 +34,17 @@ def _model(seed: int) -> BPRRecommender:
     return BPRRecommender(dim=8, epochs=2, seed=seed).fit(frame)
 
 
-def _report(hr: float, ndcg: float) -> dict:
-    return {"hr@10": hr, "ndcg@10": ndcg, "eval_users": 30, "fgsm": {"0.25": {"hr@10": hr, "ndcg@10": ndcg * 0.9}}}
+def _report(hr: float, ndcg: float, champion: dict | None = None) -> dict:
+    """A round's report with every measurement the gate needs; `champion`: its numbers on the same set."""
+    report = {
+        "hr@10": hr,
+        "ndcg@10": ndcg,
+        "eval_users": 30,
+        "fgsm": {"0.25": {"hr@10": hr, "ndcg@10": ndcg * 0.9}},
+        "poisoning": {"lift": 0.0},
+        "exposure": {"k": 10, "users": 30, "items": []},
+    }
+    return {**report, "champion": champion} if champion else report
 
 
 class Responses:
@@ -159,7 +168,9 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
         sender.start()
         try:
             time.sleep(1.0)
-            version, decision = registry.register_round(second, _report(0.55, 0.32), {"batch_files": ["w2"]})
+            version, decision = registry.register_round(
+                second, _report(0.55, 0.32, {**_report(0.5, 0.3), "version": 1}), {"batch_files": ["w2"]}
+            )
             assert (version, decision.action) == (2, "promote")
             wait_for(lambda: any(r["model_version"] == 2 for r in list(responses.got)), 60, "version 2 served", scorer)
             time.sleep(1.0)

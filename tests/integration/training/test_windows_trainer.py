@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from registry.model_registry import ModelRegistry
 from streams.kafka.producer import produce_events, send_raw
 from streams.kafka.topics import ensure_topics
 from streams.local.broker import free_port
@@ -119,14 +120,14 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
         # 3. the trainer: one round on all of it, a saved model and a report, then idle exit
         trainer.start()
         report_path = data_dir / "models" / "round-1.json"
-        wait_for(report_path.exists, 180, "the first round's report", trainer)
+        wait_for(report_path.exists, 600, "the first round's report", trainer)  # round 1 also runs the probe
         metrics = wait_for(
             lambda: (
                 (s := _scrape(trainer_url)).get('advrec_training_rounds_total{outcome="success"}')
                 and s.get("advrec_batches_pending") == 0
                 and s
             ),
-            10,
+            180,  # the report is written before the round is registered in MLflow, which is slow under load
             "trainer metrics after the round",
             trainer,
         )
@@ -166,5 +167,12 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
     finally:
         group.close()
     assert sum(committed) == len(announced)
-    assert (data_dir / "trainer" / "state.json").exists()
-    assert Path(data_dir / "trainer" / "model-000001.pt").exists()
+    # The trainer keeps the round's model as its base only if the gate promoted it (MLflow under DATA_DIR).
+    state = json.loads((data_dir / "trainer" / "state.json").read_text())
+    registry = ModelRegistry(f"sqlite:///{(data_dir / 'mlflow.db').resolve()}", cache_dir=tmp_path / "cache")
+    (version,) = registry.list_versions()
+    assert version["version"] == 1 and version["reasons"]
+    if version["decision"] == "promote":
+        assert state["base_version"] == 1 and Path(data_dir / "trainer" / "model-000001.pt").exists()
+    else:
+        assert state["base_version"] is None and state["model"] is None

@@ -52,3 +52,10 @@ def test_gate_shares_counts_events_at_their_batch_close():
     # a: 1 event (new) and flagged -> both held; g: 1 event (new, delayed), then 5 (trusted)
     assert out == {"attacker_events_held": 1.0, "genuine_events_delayed": 0.5, "genuine_events_never_released": 0.0}
     assert gate_shares(TrustPolicy(min_events=2), rep, {"a"}, {"g": False})["genuine_events_never_released"] == 0.5
+
+
+def test_the_policy_of_the_settings():
+    from streams.contract.settings import Settings
+
+    settings = Settings(trust_min_events=7, trust_min_age_s=60.0, trust_max_score=0.5, trust_hold_lenient=False)
+    assert TrustPolicy.from_settings(settings) == TrustPolicy(7, 60.0, 0.5, False)

@@ -1,10 +1,10 @@
-"""The pure promotion gate, with literal reports: promote, hold and reject paths."""
+"""The pure promotion gate, with literal reports: promote, hold and reject paths, and the exposure rule."""
 
 from __future__ import annotations
 
 import math
 
-from registry.promotion import Decision, GateConfig, decide, gate_numbers
+from registry.promotion import Decision, GateConfig, decide, exposure_alarms, gate_numbers
 
 CONFIG = GateConfig(
     hr_tolerance=0.02,
@@ -15,28 +15,35 @@ CONFIG = GateConfig(
     max_fgsm_drop=0.30,
     max_poisoning_lift=0.05,
     min_eval_users=20,
+    max_exposure_jump=0.05,
+    max_exposure_ratio=2.0,
+    min_carried_share=0.5,
 )
+CALM = {"k": 10, "users": 400, "items": [{"item": "7", "challenger": 0.12, "champion": 0.11, "carried": 0.0}]}
 
 
-def report(hr, ndcg, fgsm_ndcg=None, lift=None, users=100):
+def report(hr, ndcg, fgsm_ndcg=None, lift=0.01, users=100, exposure=CALM):
     out = {"hr@10": hr, "ndcg@10": ndcg, "eval_users": users}
     if fgsm_ndcg is not None:
         out["fgsm"] = {"0.1": {"hr@10": hr, "ndcg@10": ndcg}, "0.25": {"hr@10": hr * 0.9, "ndcg@10": fgsm_ndcg}}
     if lift is not None:
         out["poisoning"] = {"hr@50_clean": 0.001, "hr@50_poisoned": 0.001 + lift, "lift": lift}
+    if exposure is not None:
+        out["exposure"] = exposure
     return out
 
 
 def test_numbers_of_a_report():
     got = gate_numbers(report(0.6, 0.4, fgsm_ndcg=0.3, lift=0.01, users=50))
     assert got["hr@10"] == 0.6 and got["ndcg@10"] == 0.4 and got["eval_users"] == 50
-    assert math.isclose(got["fgsm_ndcg_drop"], 0.25)
+    assert math.isclose(got["fgsm_ndcg_drop"], 0.25) and math.isclose(got["exposure_max_jump"], 0.01)
     assert got["poisoning_lift"] == 0.01
-    assert math.isnan(gate_numbers({"hr@10": 0.5, "ndcg@10": 0.3})["poisoning_lift"])
+    bare = gate_numbers({"hr@10": 0.5, "ndcg@10": 0.3})
+    assert math.isnan(bare["poisoning_lift"]) and math.isnan(bare["exposure_max_jump"])
 
 
 def test_first_version_is_promoted_when_it_passes_the_floors():
-    decision = decide(report(0.60, 0.38, fgsm_ndcg=0.33, lift=0.004), None, CONFIG)
+    decision = decide(report(0.60, 0.38, fgsm_ndcg=0.33, lift=0.004, exposure=None), None, CONFIG)
     assert decision == Decision("promote", decision.reasons, decision.numbers)
     assert decision.promoted and decision.reasons[0].startswith("first_champion")
     assert decision.numbers["challenger_hr@10"] == 0.60
@@ -50,10 +57,12 @@ def test_first_version_below_a_floor_is_rejected():
 
 def test_slightly_worse_within_tolerance_is_promoted():
     # 0.595 >= 0.60 * 0.98 = 0.588 and 0.375 >= 0.38 * 0.98 = 0.3724
-    decision = decide(report(0.595, 0.375, fgsm_ndcg=0.33), report(0.60, 0.38), CONFIG)
+    decision = decide(report(0.595, 0.375, fgsm_ndcg=0.33), report(0.60, 0.38, fgsm_ndcg=0.3), CONFIG)
     assert decision.action == "promote"
     assert decision.reasons[0].startswith("not_worse_than_champion")
-    assert decision.numbers["champion_ndcg@10"] == 0.38
+    assert decision.numbers["champion_ndcg@10"] == 0.38 and math.isclose(
+        decision.numbers["champion_fgsm_ndcg_drop"], 1 - 0.3 / 0.38
+    )
 
 
 def test_worse_beyond_tolerance_is_rejected():
@@ -73,8 +82,40 @@ def test_poisoning_lift_over_the_bound_is_rejected():
     assert decision.action == "reject" and decision.reasons == ("poisoning_lift: 0.0800 > 0.0500",)
 
 
-def test_missing_robustness_or_too_few_users_holds():
-    assert decide(report(0.7, 0.4), report(0.6, 0.38), CONFIG).action == "hold"
+def test_an_item_pushed_by_untrusted_accounts_is_rejected_by_name_even_when_more_accurate():
+    pushed = {
+        "k": 10,
+        "users": 400,
+        "items": [
+            {"item": "1228", "challenger": 0.30, "champion": 0.02, "carried": 0.9},
+            {"item": "50", "challenger": 0.50, "champion": 0.40, "carried": 0.9},  # jump 0.10 but ratio 1.25
+        ],
+    }
+    decision = decide(report(0.70, 0.40, fgsm_ndcg=0.36, exposure=pushed), report(0.60, 0.38), CONFIG)
+    assert decision.action == "reject" and len(decision.reasons) == 1
+    assert decision.reasons[0].startswith("exposure: item 1228 in 30.0% of audited top-K lists (champion 2.0%)")
+    assert math.isclose(decision.numbers["challenger_exposure_max_jump"], 0.28)
+
+
+def test_a_jump_carried_by_established_accounts_is_a_trend_not_an_attack():
+    trend = {"k": 10, "users": 400, "items": [{"item": "9", "challenger": 0.30, "champion": 0.02, "carried": 0.2}]}
+    assert exposure_alarms(trend, CONFIG) == []
+    assert decide(report(0.70, 0.40, fgsm_ndcg=0.36, exposure=trend), report(0.60, 0.38), CONFIG).promoted
+    small = {"items": [{"item": "9", "challenger": 0.04, "champion": 0.0, "carried": 1.0}]}  # jump 0.04 <= 0.05
+    assert exposure_alarms(small, CONFIG) == []
+
+
+def test_missing_measurements_hold_and_never_pass():
+    assert decide(report(0.7, 0.4), report(0.6, 0.38), CONFIG).action == "hold"  # no FGSM
     decision = decide(report(0.7, 0.4, fgsm_ndcg=0.36, users=5), None, CONFIG)
     assert decision.action == "hold" and decision.reasons[0] == "too_few_eval_users: 5 < 20"
     assert decide({"fgsm": {}}, None, CONFIG).action == "hold"
+    no_probe = decide(report(0.7, 0.4, fgsm_ndcg=0.36, lift=None), None, CONFIG)
+    assert no_probe.action == "hold" and no_probe.reasons[0].startswith("missing_poisoning_probe")
+    # A champion exists but was not measured on this set: its stale numbers are not compared.
+    stale = decide(report(0.7, 0.4, fgsm_ndcg=0.36), None, CONFIG, champion_exists=True)
+    assert stale.action == "hold" and stale.reasons[0].startswith("missing_champion_numbers")
+    no_audit = decide(report(0.7, 0.4, fgsm_ndcg=0.36, exposure=None), report(0.6, 0.38), CONFIG)
+    assert no_audit.action == "hold" and no_audit.reasons == (
+        "missing_exposure_audit: no exposure audit against the champion",
+    )

@@ -9,7 +9,6 @@ import pytest
 from registry.promotion import Decision
 from registry.testing import MemoryStore
 from registry.versions import (
-    champion_numbers,
     decision_tags,
     lineage_tags,
     list_versions,
@@ -42,7 +41,6 @@ def test_tags_read_back_as_numbers_or_none():
     assert tag_float(tags, "hr_at_10") == 0.5
     assert tag_float(tags, "ndcg_at_10") is None  # NaN reads as missing
     assert tag_float(tags, "kind") is None and tag_float(tags, "absent") is None
-    assert champion_numbers(tags) == {"hr@10": 0.5, "ndcg@10": None}
 
 
 def test_a_round_is_tagged_with_format_kind_run_and_the_gate_numbers():
@@ -67,6 +65,8 @@ def test_decision_tags_record_action_reasons_time_and_numbers():
         "decided_at": "1700000000.123",
         "gate.challenger_hr_at_10": "0.04",
     }
+    faced = decision_tags(Decision("promote", ("x",), {"champion_ndcg@10": 0.3}), 1.0, champion=4)
+    assert faced["gate.champion_version"] == "4" and faced["gate.champion_ndcg_at_10"] == "0.3"
     assert manual_promotion_tags(5.0) == {
         "decision": "promote",
         "decision_reasons": "manual promotion",
@@ -93,6 +93,7 @@ def test_a_version_row_of_advrec_models():
         "ndcg@10": 0.3,
         "fgsm_drop": 0.1,
         "poisoning_lift": None,
+        "exposure_max_jump": None,
         "reasons": "",
         "created": 1_700_000_000.5,
     }

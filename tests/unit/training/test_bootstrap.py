@@ -30,7 +30,7 @@ def test_bandwagon_probe_adds_a_share_of_fake_users_pushing_unpopular_targets(ra
 
 def test_bootstrap_round_reports_accuracy_poisoning_and_the_champion_on_one_split(ratings):
     champion = BPRRecommender(dim=8, epochs=2, device="cpu").fit(ratings)
-    model, report, split = bootstrap_round(ratings, "bpr", epochs=10, seed=0, champion=champion)
+    model, report, split = bootstrap_round(ratings, "bpr", epochs=10, seed=0, champion=champion, champion_version=3)
     assert isinstance(model, BPRRecommender) and len(model.epoch_seconds) == 10
     assert report["eval_users"] == len(split.test) == 300
     assert split.test.equals(leave_last_out(ratings, seed=0).test)
@@ -38,7 +38,11 @@ def test_bootstrap_round_reports_accuracy_poisoning_and_the_champion_on_one_spli
     poisoning = report["poisoning"]
     assert poisoning["lift"] == pytest.approx(poisoning["hr@50_poisoned"] - poisoning["hr@50_clean"])
     assert poisoning["lift"] > 0  # the probe does push its targets to genuine users
-    assert set(report["champion"]) == {"hr@10", "ndcg@10", "recall@20", "ndcg@20"}
-    assert all(math.isfinite(v) for v in report["champion"].values())
+    assert set(report["champion"]) == {"hr@10", "ndcg@10", "recall@20", "ndcg@20", "fgsm", "version"}
+    assert report["champion"]["version"] == 3 and set(report["champion"]["fgsm"]) == {"0.1", "0.25"}
+    assert all(math.isfinite(report["champion"][k]) for k in ("hr@10", "ndcg@10", "recall@20", "ndcg@20"))
+    audit = report["exposure"]
+    assert audit["users"] == 300 and audit["k"] == 10 and audit["items"]  # every user is known to the champion
+    assert all(i["challenger"] > i["champion"] and i["carried"] == 0.0 for i in audit["items"])
     _, quiet, _ = bootstrap_round(ratings, "bpr", epochs=1, seed=0, poison=False)
-    assert "poisoning" not in quiet and "champion" not in quiet
+    assert "poisoning" not in quiet and "champion" not in quiet and "exposure" not in quiet

@@ -18,6 +18,7 @@ from training.evaluation import (
     target_hit_rate,
 )
 from training.models import BPRRecommender
+from training.sampling import PairSet, sample_distinct_negatives
 from training.vocab import Vocabulary
 
 
@@ -52,6 +53,20 @@ def test_leave_last_out_holds_out_latest_and_samples_unseen_negatives(toy):
         assert not set(negs) & set(toy.loc[toy["user"] == user, "item"])
     again = leave_last_out(toy, n_negatives=2, seed=0)
     np.testing.assert_array_equal(split.negatives, again.negatives)
+
+
+def test_the_99_negatives_of_each_test_user_are_distinct_and_never_positives(ml_slice):
+    split = leave_last_out(ml_slice, n_negatives=99, seed=3)
+    rated = ml_slice.groupby("user")["item"].agg(set)
+    for user, negs in zip(split.test["user"], split.negatives):
+        assert len(set(negs)) == 99 and not set(negs) & rated[user]
+
+
+def test_distinct_negatives_are_drawn_when_few_items_are_left():
+    # 12 items, the user rated 2 of them: 10 negatives must be exactly the other 10.
+    users = np.array([0, 0])
+    got = sample_distinct_negatives(np.array([0]), PairSet(users, np.array([3, 7])), 12, 10, np.random.default_rng(1))
+    assert sorted(got[0].tolist()) == [0, 1, 2, 4, 5, 6, 8, 9, 10, 11]
 
 
 def test_sampled_and_full_ranks_by_hand():

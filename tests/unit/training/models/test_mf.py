@@ -77,8 +77,27 @@ def test_the_save_format_is_unchanged(toy, tmp_path):
     """Files written before the models package existed must keep loading: same envelope, same keys."""
     BPRRecommender(**SMALL).fit(toy).save(tmp_path / "m.pt")
     blob = torch.load(tmp_path / "m.pt", weights_only=True)
-    assert list(blob) == ["format", "kind", "config", "users", "items", "rounds", "state_dict", "seen"]
+    assert list(blob) == ["format", "kind", "config", "users", "items", "rounds", "state_dict", "seen", "adam"]
     assert blob["format"] == "advrec.mf/1" and blob["kind"] == "bpr" and set(blob["state_dict"]) == {"users", "items"}
+    del blob["adam"]  # a file from before the optimiser state was kept still loads, with a fresh optimiser
+    torch.save(blob, tmp_path / "old.pt")
+    assert load_recommender(tmp_path / "old.pt").adam == {}
+
+
+@pytest.mark.parametrize("cls", KINDS)
+def test_the_optimiser_state_carries_across_rounds_and_through_a_save(cls, toy, tmp_path):
+    model = cls(**SMALL, seed=2).fit(toy, epochs=3)
+    steps = float(model.adam["users"]["step"])
+    assert steps > 0 and model.adam["users"]["exp_avg"].shape == model.net.users.shape
+    model.save(tmp_path / "m.pt")
+    back = load_recommender(tmp_path / "m.pt")
+    new = pd.DataFrame({"user": ["a", "e"], "item": ["7", "1"], "rating": 5.0, "timestamp": 10.0})
+    for m in (model, back):
+        m.train_round(new, history=toy, epochs=2)
+    assert float(model.adam["users"]["step"]) > steps  # continued, not restarted
+    assert model.adam["users"]["exp_avg_sq"].shape[0] == len(model.users) == 5  # grown with the table
+    # Continuing from the saved file is continuing in memory: same moments, same weights.
+    torch.testing.assert_close(back.net.users.detach(), model.net.users.detach(), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("cls", KINDS)

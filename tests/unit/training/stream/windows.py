@@ -11,7 +11,7 @@ from training.stream.state import StateStore
 from training.stream.trainer import Batch, Trainer, TrainerConfig
 from training.testing import RecordingMetrics, RecordingRounds
 
-__all__ = ["window_rows", "make_windows", "make_trainer"]
+__all__ = ["window_rows", "make_windows", "make_trainer", "attack_window"]
 
 
 def window_rows(*rows) -> pd.DataFrame:
@@ -113,3 +113,25 @@ def make_trainer(tmp_path, files, rounds: RecordingRounds | None = None, **confi
         on_round=rounds if rounds is not None else RecordingRounds(),
         metrics=RecordingMetrics(),
     )
+
+
+def attack_window(files: dict[str, pd.DataFrame], batches: list[Batch], events: list[dict]) -> list[dict]:
+    """Append attack events (dicts of the event contract, from `streams.sources.attacks`) to the last window.
+
+    The events get the offsets after the window's last one (its announced range is widened) and
+    timestamps clipped to the window's span; returns the rows as written.
+    """
+    batch = batches[-1]
+    a = batch.announcement
+    frame = files[a["uri"]]
+    first_ts, last_ts = float(frame["ts"].min()), float(frame["ts"].max())
+    rows = pd.DataFrame(events).assign(
+        ts=lambda f: np.clip(f["ts"].astype(float), first_ts, last_ts),
+        partition=0,
+        offset=np.arange(len(events)) + a["last_offset"] + 1,
+        kafka_ts=last_ts + 5,
+        suspect=False,
+    )[WINDOW_SCHEMA.names]
+    files[a["uri"]] = pd.concat([frame, rows.assign(topic="events")], ignore_index=True)
+    a.update(last_offset=int(rows["offset"].iloc[-1]), rows=len(files[a["uri"]]))
+    return rows.to_dict("records")
