@@ -29,8 +29,11 @@ __all__ = ["eval_attack"]
 @click.option(
     "--details", "details_path", type=click.Path(dir_okay=False), default=None, help="Write every figure here."
 )
+@click.option("--template", is_flag=True, help="Also measure the untrained generator (AUSH's sampling) as a baseline.")
 @click.option("--no-mlflow", is_flag=True, help="Do not log the game to MLflow.")
-def eval_attack(ratings_path, size, filler, seed, steps, rounds, n_targets, bpr_seeds, epochs, details_path, no_mlflow):
+def eval_attack(
+    ratings_path, size, filler, seed, steps, rounds, n_targets, bpr_seeds, epochs, details_path, template, no_mlflow
+):
     """Lift and detector recall of every attack kind incl. the learned one, and the hardened detector: one JSON."""
     from contextlib import nullcontext
 
@@ -64,6 +67,7 @@ def eval_attack(ratings_path, size, filler, seed, steps, rounds, n_targets, bpr_
             game=replace(GameConfig(), rounds=rounds),
             on_round=game_run.round if game_run else None,
             on_trained=game_run.training if game_run else None,
+            template=template,
         )
         if game_run:
             game_run.summary({"summary": summary, **details})

@@ -37,8 +37,9 @@ def run(
     game: GameConfig | None = None,
     on_round: Callable[[dict], None] | None = None,
     on_trained: Callable[[list[dict]], None] | None = None,
+    template: bool = True,
 ) -> tuple[dict, dict]:
-    """(summary, details): see the module doc."""
+    """(summary, details): see the module doc; `template=False` leaves the untrained baseline out (cheaper)."""
     t0 = time.perf_counter()
     data = RatingMatrix.from_frame(ratings)
     gan = replace(gan or GanConfig(), attack_size=size, filler_size=filler, seed=seed)
@@ -47,9 +48,9 @@ def run(
     train_seconds = attacker.train_seconds
     if on_trained is not None:
         on_trained(attacker.history)
-    untrained = LearnedAttacker(data, gan, surrogate=attacker.surrogate)
+    baselines = {"template": LearnedAttacker(data, gan, surrogate=attacker.surrogate)} if template else {}
     cfg = replace(evaluation or EvalConfig(), size=size, filler=filler, seed=seed)
-    measured = eval_attack(ratings, attacker, cfg, baselines={"template": untrained})
+    measured = eval_attack(ratings, attacker, cfg, baselines=baselines)
     replays = measured.pop("replays")
     t_game = time.perf_counter()
     start_examples = [
