@@ -11,7 +11,7 @@ import mlflow
 
 from streams.adversary.plots import game_plot, training_plot
 
-__all__ = ["GameRun", "EXPERIMENT"]
+__all__ = ["GameRun", "EXPERIMENT", "artifact_location"]
 
 EXPERIMENT = "advrec-adversary"
 
@@ -26,6 +26,8 @@ class GameRun:
 
     def __enter__(self) -> GameRun:
         mlflow.set_tracking_uri(self.tracking_uri)
+        if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+            mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_location(self.tracking_uri))
         mlflow.set_experiment(EXPERIMENT)
         self.run = mlflow.start_run(run_name=self.run_name)
         mlflow.log_params({k: str(v)[:500] for k, v in self.params.items()})
@@ -56,6 +58,13 @@ class GameRun:
     def summary(self, result: Mapping[str, object]) -> None:
         """The final JSON (as an artifact) and its top-level figures."""
         mlflow.log_dict(dict(result), "eval_attack.json")
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts beside a sqlite store (`mlartifacts/`, the registry's convention), never in the working directory."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
+    return None
 
 
 def _finite(v: object) -> bool:
