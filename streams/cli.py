@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "attack": "streams.fraud.main:attack",
     "eval-detection": "streams.fraud.main:eval_detection",
     "label": "streams.fraud.main:label",
+    "eval-attack": "streams.adversary.main:eval_attack",
     "eval-model": "training.main:eval_model",
     "eval-cold-start": "training.main:eval_cold_start",
     "train": "training.main:train",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -32,12 +32,14 @@ from streams.fraud.config import DetectorConfig
 from streams.fraud.detector import FraudDetector
 from streams.fraud.scoring import best_f1, detection_scores
 from streams.fraud.trust import TrustPolicy, gate_shares, may_train
-from streams.sources.attacks import AttackSpec, plan_attack, summarize
+from streams.sources.attacks import AttackPlan, AttackSpec, plan_attack, summarize
 
 __all__ = [
     "SYNTHETIC_T0",
     "read_labels",
     "inject_attacks",
+    "plan_rows",
+    "with_plans",
     "anonymize",
     "clip_to_genuine_scale",
     "prepare",
@@ -76,26 +78,24 @@ def inject_attacks(
     ratings: pd.DataFrame, specs: Iterable[AttackSpec], seed: int
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Append the events of each attack (seeds seed, seed+1, ...) as rows; return them and {attacker: kind}."""
-    base = ratings[["user", "item", "rating", "timestamp"]].assign(type=ratings.get("type", "rating"))
     pop = summarize(ratings)
-    frames, kinds = [base], {}
-    for k, spec in enumerate(specs):
-        plan = plan_attack(spec, pop, seed + k)
-        ev = pd.DataFrame(list(plan.events()))
-        if ev.empty:
-            continue
-        rating = np.where(ev["type"] == "rating", ev["value"].astype(float), np.nan)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "user": ev["user_id"],
-                    "item": ev["item_id"],
-                    "rating": rating,
-                    "timestamp": ev["ts"],
-                    "type": ev["type"],
-                }
-            )
-        )
+    return with_plans(ratings, [plan_attack(spec, pop, seed + k) for k, spec in enumerate(specs)])
+
+
+def plan_rows(plan: AttackPlan) -> pd.DataFrame:
+    """An attack plan's events as rows (user, item, rating, timestamp, type); clicks have no rating."""
+    ev = pd.DataFrame(list(plan.events()), columns=["user_id", "item_id", "type", "ts", "value"])
+    rating = np.where(ev["type"] == "rating", ev["value"].astype(float), np.nan)
+    return pd.DataFrame(
+        {"user": ev["user_id"], "item": ev["item_id"], "rating": rating, "timestamp": ev["ts"], "type": ev["type"]}
+    )
+
+
+def with_plans(ratings: pd.DataFrame, plans: Iterable[AttackPlan]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The genuine rows plus every plan's rows; and {attacker: kind}."""
+    frames, kinds = [ratings[["user", "item", "rating", "timestamp"]].assign(type=ratings.get("type", "rating"))], {}
+    for plan in plans:
+        frames.append(plan_rows(plan))
         kinds.update({user: kind for user, _, kind in plan.labels()})
     return pd.concat(frames, ignore_index=True), kinds
 
@@ -137,6 +137,7 @@ class Prepared:
     frame: pd.DataFrame
     attackers: dict[str, str]
     retimed: bool
+    original: dict[str, str] = field(default_factory=dict)  # opaque id -> the id it replaced
 
 
 def prepare(
@@ -145,16 +146,23 @@ def prepare(
     inject: Iterable[AttackSpec] = (),
     seed: int = 0,
     clip: bool = True,
+    plans: Iterable[AttackPlan] = (),
 ) -> Prepared:
-    """Inject the attacks, clip labelled attackers to the genuine scale, give everyone opaque ids, time-order."""
+    """Inject the attacks (specs planned here, `plans` decided elsewhere), clip labelled attackers to the genuine
+    scale, give everyone opaque ids, time-order."""
     retime = bool(ratings["timestamp"].isna().any())
     frame, kinds = inject_attacks(ratings, list(inject), seed)
+    plans = list(plans)
+    if plans:
+        frame, more = with_plans(frame, plans)
+        kinds.update(more)
     attackers = {str(u): "labelled" for u, y in (labels or {}).items() if y == 1}
     attackers.update(kinds)
     if clip:
         frame = clip_to_genuine_scale(frame, attackers)
     frame, mapping = anonymize(frame, seed, retime)
-    return Prepared(frame, {mapping[u]: k for u, k in attackers.items() if u in mapping}, retime)
+    original = {new: old for old, new in mapping.items()}
+    return Prepared(frame, {mapping[u]: k for u, k in attackers.items() if u in mapping}, retime, original)
 
 
 @dataclass

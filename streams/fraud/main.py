@@ -71,9 +71,18 @@ TIMING_HELP = (
     type=click.Path(exists=True, dir_okay=False),
     help="Genuine data the attacker knows (user item rating [timestamp]).",
 )
-@click.option("--type", "kind", required=True, help="random|average|bandwagon|segment|reverse_bandwagon|click_farm|bot")
+@click.option("--type", "kind", default=None, help="random|average|bandwagon|segment|reverse_bandwagon|click_farm|bot")
 @click.option("--attack-size", type=float, default=0.05, show_default=True, help="Attackers / genuine users.")
 @click.option("--filler-size", type=float, default=0.03, show_default=True, help="Filler items / all items.")
+@click.option(
+    "--inject",
+    default=None,
+    help="TYPE:ATTACK_SIZE:FILLER_SIZE instead of --type/--attack-size/--filler-size; TYPE may be gan, the learned "
+    "attacker (its generator is trained on --ratings first: minutes on ML-100K).",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=0), default=400, show_default=True, help="gan: generator training steps."
+)
 @click.option(
     "--target", "targets", multiple=True, help="Target item id (repeatable); default: one picked by the model."
 )
@@ -105,6 +114,8 @@ def attack(
     kind,
     attack_size,
     filler_size,
+    inject,
+    steps,
     targets,
     nuke,
     timing,
@@ -116,10 +127,19 @@ def attack(
     labels_out,
 ):
     """Generate a profile-injection or click-fraud attack as event JSONL, labels in a separate file."""
-    from streams.sources.attacks import AttackSpec, plan_attack, summarize
+    from streams.sources.attacks import AttackSpec, parse_inject, plan_attack, summarize
     from streams.sources.datasets import read_ratings
 
-    pop = summarize(read_ratings(ratings_path))
+    if (kind is None) == (inject is None):
+        raise click.UsageError("say either --type or --inject")
+    if inject is not None:
+        try:
+            parsed = parse_inject(inject)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--inject") from exc
+        kind, attack_size, filler_size = parsed.kind, parsed.attack_size, parsed.filler_size
+    ratings = read_ratings(ratings_path)
+    pop = summarize(ratings)
     if start_ts is None and pop.ts_max == 0.0:  # a file without timestamps: attack "now"
         import time
 
@@ -139,7 +159,12 @@ def attack(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    plan = plan_attack(spec, pop, seed)
+    if spec.kind == "gan":  # the learned attacker (streams.adversary): trained here, then it writes the profiles
+        from streams.adversary.learner import generate_attack
+
+        plan = generate_attack(ratings, targets, attack_size, filler_size, seed, steps, spec=spec)
+    else:
+        plan = plan_attack(spec, pop, seed)
     sink, target = sink_for(out_path)
     n = SINKS[sink](plan.events(), target)
     with open(labels_out, "w", encoding="utf-8") as fh:

@@ -262,9 +262,20 @@ class LabelModel:
         """Train on the labelled users the detector knows; unfitted if a class has fewer than `min_each`."""
         users = [u for u in labels if u in detector.users]
         y = np.array([labels[u] == 1 for u in users], bool)
+        _, x = user_features(detector, users)
+        return self.fit_examples(x, y)
+
+    def predict_rows(self, x: np.ndarray) -> np.ndarray:
+        """p(fraud) of feature rows (the model must be fitted)."""
+        if self.model is None:
+            raise ValueError("the label model is not fitted")
+        return self.model.predict_proba(x)[:, 1]
+
+    def fit_examples(self, x: np.ndarray, y: np.ndarray) -> LabelModel:
+        """Train on feature rows gathered elsewhere (e.g. replays of generated attacks); unfitted as `fit` is."""
+        y = np.asarray(y, bool)
         self.model = None
         if min(int(y.sum()), int((~y).sum())) >= self.min_each:
-            _, x = user_features(detector, users)
             self.model = make_model(self.kind, self.seed)
             self.model.fit(x, y)
         return self

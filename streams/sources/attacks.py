@@ -37,6 +37,7 @@ __all__ = [
     "RATING_ATTACKS",
     "IMPLICIT_ATTACKS",
     "ATTACKS",
+    "LEARNED_ATTACKS",
     "TIMINGS",
     "STYLES",
     "Population",
@@ -44,6 +45,7 @@ __all__ = [
     "AttackPlan",
     "summarize",
     "plan_attack",
+    "schedule_profiles",
     "parse_inject",
     "attack_times",
 ]
@@ -51,6 +53,8 @@ __all__ = [
 RATING_ATTACKS = ("random", "average", "bandwagon", "segment", "reverse_bandwagon")
 IMPLICIT_ATTACKS = ("click_farm", "bot")
 ATTACKS = RATING_ATTACKS + IMPLICIT_ATTACKS
+# Attacks whose profiles a trained model writes (`streams.adversary`); this module only schedules them.
+LEARNED_ATTACKS = ("gan",)
 TIMINGS = ("spread", "mimic", "bunched", "waves")
 STYLES = ("standard", "sdlib")
 DAY_S = 86_400.0
@@ -133,8 +137,8 @@ class AttackSpec:
     price: float = 19.99
 
     def __post_init__(self) -> None:
-        if self.kind not in ATTACKS:
-            raise ValueError(f"unknown attack {self.kind!r}; one of {', '.join(ATTACKS)}")
+        if self.kind not in ATTACKS + LEARNED_ATTACKS:
+            raise ValueError(f"unknown attack {self.kind!r}; one of {', '.join(ATTACKS + LEARNED_ATTACKS)}")
         if not 0 < self.attack_size <= 10 or not 0 <= self.filler_size < 1:
             raise ValueError("attack_size must be in (0, 10], filler_size in [0, 1)")
         if self.timing not in TIMINGS:
@@ -337,6 +341,8 @@ def _implicit_profile(spec, pop, rng, targets, index) -> list[tuple[str, str, fl
 
 def plan_attack(spec: AttackSpec, pop: Population, seed: int = 0) -> AttackPlan:
     """Decide an attack deterministically from (spec, population, seed)."""
+    if spec.kind in LEARNED_ATTACKS:
+        raise ValueError(f"{spec.kind!r} profiles are written by a trained model (streams.adversary), not planned here")
     rng = np.random.default_rng(seed)
     implicit = spec.kind in IMPLICIT_ATTACKS
     n_users = spec.n_accounts if implicit and spec.n_accounts else max(1, int(round(spec.attack_size * len(pop.users))))
@@ -356,25 +362,56 @@ def plan_attack(spec: AttackSpec, pop: Population, seed: int = 0) -> AttackPlan:
             prof = _implicit_profile(spec, pop, rng, targets, index)
         else:
             prof = _rating_profile(spec, pop, rng, targets, index, sel, n_filler)
-        n = len(prof)
-        if spec.kind == "bot":  # machine-regular: one event every bot_interval_s, ±1 % jitter per gap
-            start = rng.uniform(span[0], max(span[0], span[1] - n * spec.bot_interval_s))
-            gaps = spec.bot_interval_s * (1 + rng.uniform(-0.01, 0.01, size=n))
-            gaps[0] = 0.0
-            ts = start + np.cumsum(gaps)
-        elif spec.timing == "waves":  # accounts arrive in a few bursts and click fast
-            start = wave_starts[u % len(wave_starts)] + rng.uniform(0, 600)
-            ts = attack_times(rng, n, span, "bunched", spec.gap_s / 4, start=start)
-        else:
-            pattern = (
-                pop.user_times[int(rng.integers(len(pop.user_times)))]
-                if spec.timing == "mimic" and pop.user_times
-                else None
-            )
-            gap = spec.gap_s / 4 if implicit else spec.gap_s
-            ts = attack_times(rng, n, span, spec.timing, gap, pattern=pattern)
         profiles.append(prof)
-        times.append([float(x) for x in ts])
-        eids.append(_new_ids(rng, n, taken_eids, "e"))
+        times.append(_profile_times(spec, pop, rng, len(prof), u, span, wave_starts))
+        eids.append(_new_ids(rng, len(prof), taken_eids, "e"))
     sessions = _new_ids(rng, n_users, set(), "s")
     return AttackPlan(spec, users, pool, profiles, times, eids, sessions)
+
+
+def _profile_times(spec, pop, rng, n, u, span, wave_starts) -> list[float]:
+    """Times of attacker `u`'s `n` events under the spec's timing model."""
+    if spec.kind == "bot":  # machine-regular: one event every bot_interval_s, ±1 % jitter per gap
+        start = rng.uniform(span[0], max(span[0], span[1] - n * spec.bot_interval_s))
+        gaps = spec.bot_interval_s * (1 + rng.uniform(-0.01, 0.01, size=n))
+        gaps[0] = 0.0
+        ts = start + np.cumsum(gaps)
+    elif spec.timing == "waves":  # accounts arrive in a few bursts and click fast
+        start = wave_starts[u % len(wave_starts)] + rng.uniform(0, 600)
+        ts = attack_times(rng, n, span, "bunched", spec.gap_s / 4, start=start)
+    else:
+        pattern = (
+            pop.user_times[int(rng.integers(len(pop.user_times)))]
+            if spec.timing == "mimic" and pop.user_times
+            else None
+        )
+        gap = spec.gap_s / 4 if spec.kind in IMPLICIT_ATTACKS else spec.gap_s
+        ts = attack_times(rng, n, span, spec.timing, gap, pattern=pattern)
+    return [float(x) for x in ts]
+
+
+def schedule_profiles(
+    spec: AttackSpec,
+    pop: Population,
+    profiles: list[list[tuple[str, str, float | None]]],
+    targets: list[str],
+    seed: int,
+) -> AttackPlan:
+    """An `AttackPlan` of profiles decided elsewhere (a learned attack): opaque ids and the spec's timing.
+
+    Each profile's events are shuffled before they are timed, so event order says nothing of how
+    the profile was written.
+    """
+    rng = np.random.default_rng([seed, 31])
+    span = _span(spec, pop)
+    wave_starts = np.sort(span[0] + rng.uniform(0, span[1] - span[0], size=max(1, spec.n_waves)))
+    users = _new_ids(rng, len(profiles), set(pop.users))
+    taken_eids: set[str] = set()
+    shuffled, times, eids = [], [], []
+    for u, prof in enumerate(profiles):
+        prof = [prof[k] for k in rng.permutation(len(prof))]
+        shuffled.append(prof)
+        times.append(_profile_times(spec, pop, rng, len(prof), u, span, wave_starts))
+        eids.append(_new_ids(rng, len(prof), taken_eids, "e"))
+    sessions = _new_ids(rng, len(profiles), set(), "s")
+    return AttackPlan(spec, users, list(targets), shuffled, times, eids, sessions)
