@@ -140,6 +140,8 @@ def _train_stream(
     first_epochs: int,
     max_rounds: int | None,
     idle_timeout: float | None,
+    flush_after: float | None,
+    quarantine: bool,
     min_batch_rows: int,
     init_model: str | None,
     replay_rows: int,
@@ -178,6 +180,7 @@ def _train_stream(
         min_batch_rows=min_batch_rows,
         replay_rows=replay_rows,
         seed=seed,
+        quarantine=quarantine,
     )
     trainer = Trainer(
         config,
@@ -188,19 +191,33 @@ def _train_stream(
         metrics=PrometheusTrainerMetrics(),
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    click.echo(
-        f"trainer: {kind} on {device}, state round {trainer.state.round}, "
-        f"metrics on {settings.web_bind}:{settings.trainer_metrics_port}"
-    )
     source = KafkaBatchSource(
         bootstrap,
         settings.batches_topic,
         settings.fraud_flags_topic,
-        group_id=f"{settings.app_id}-trainer",
+        group_id=f"{settings.app_id}-trainer{settings.group_suffix}",
         tansu_workarounds=tansu_workarounds(settings),
     )
+    registers = (
+        f"registering {settings.model_name} in {settings.mlflow_uri} "
+        f"(promotion {'on' if settings.promotion else 'off'})"
+        if use_registry
+        else f"saving rounds under {settings.data_dir / 'models'} (no registry)"
+    )
+    click.echo(
+        f"trainer ready: {settings.batches_topic} on {bootstrap}, {kind} on {device}, "
+        f"quarantine {'on' if quarantine else 'off'}, state round {trainer.state.round}, {registers}, "
+        f"/metrics on {settings.web_bind}:{settings.trainer_metrics_port}"
+    )
     try:
-        results = run(trainer, source, Quarantine(), max_rounds=max_rounds, idle_timeout=idle_timeout)
+        results = run(
+            trainer,
+            source,
+            Quarantine(),
+            max_rounds=max_rounds,
+            idle_timeout=idle_timeout,
+            flush_after=flush_after,
+        )
     finally:
         source.close()
     click.echo(f"trainer: {len(results)} rounds, state round {trainer.state.round}")
@@ -235,6 +252,19 @@ def _train_stream(
     type=float,
     default=None,
     help="Stream: exit after this many seconds without a new batch (training what is pending first).",
+)
+@click.option(
+    "--flush-after",
+    type=float,
+    default=None,
+    help="Stream: once no batch has come for this many seconds, train what is pending even below "
+    "--min-batch-rows (and keep running).",
+)
+@click.option(
+    "--quarantine/--no-quarantine",
+    default=True,
+    show_default=True,
+    help="Stream: drop the events of users the fraud detector flags (off: an undefended shadow trainer).",
 )
 @click.option(
     "--min-batch-rows",
@@ -278,6 +308,8 @@ def train(
     first_epochs,
     max_rounds,
     idle_timeout,
+    flush_after,
+    quarantine,
     min_batch_rows,
     init_model,
     replay_rows,
@@ -298,6 +330,8 @@ def train(
         first_epochs,
         max_rounds,
         idle_timeout,
+        flush_after,
+        quarantine,
         min_batch_rows,
         init_model,
         replay_rows,

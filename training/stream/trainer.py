@@ -44,6 +44,7 @@ class TrainerConfig:
     negatives: int = 99
     fgsm_eps: tuple[float, ...] = FGSM_EPS
     seed: int = 0
+    quarantine: bool = True  # drop suspect and flagged users' events; False: an undefended shadow trainer
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,12 @@ class Trainer:
 
     def _round(self, batches: list[Batch], quarantine: Quarantine, started: float) -> RoundResult | None:
         cfg, state = self.config, self.state
-        flagged = set(quarantine.flagged)
-        events, counts = clean_events(self._read(batches), flagged, state.trained, state.history["event_id"])
+        rows = self._read(batches)
+        if cfg.quarantine:
+            flagged = set(quarantine.flagged)
+        else:  # undefended: train on everyone, as if no detector had spoken
+            flagged, rows = set(), rows.assign(suspect=False)
+        events, counts = clean_events(rows, flagged, state.trained, state.history["event_id"])
         new = events_to_interactions(events)
         for b in batches:
             a = b.announcement
