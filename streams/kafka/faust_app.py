@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from typing import Any
 
 import faust
@@ -106,8 +107,8 @@ def run_worker(app: faust.App, loglevel: str, ready: str = "") -> None:
 
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            if ready:
-                print(ready, flush=True)
+            if ready:  # the real stdout: Faust redirects sys.stdout into its logger at WARNING level
+                print(ready, file=sys.__stdout__, flush=True)
 
     Worker(app, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
 

@@ -140,7 +140,7 @@ def produce(dataset, fmt, mapping, implicit_threshold, rate, limit, simulate, se
 @click.option(
     "--attack",
     default=None,
-    help="TYPE:ATTACK_SIZE:FILLER_SIZE injected midway, or 'none' (default: click_farm:0.05:0.02 on the "
+    help="TYPE:ATTACK_SIZE:FILLER_SIZE injected midway, or 'none' (default: click_farm:0.08:0.02 on the "
     "simulator, bandwagon:0.05:0.03 on ratings).",
 )
 @click.option(

@@ -23,6 +23,12 @@ DECISION_STYLE = {
 }
 
 
+def _legend(ax, **kwargs) -> None:
+    """A legend inside the axes, if anything is labelled (an empty run draws none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, **kwargs)
+
+
 def _attack(ax, start_s: float | None, label: bool = True) -> None:
     if start_s is None:
         return
@@ -49,7 +55,7 @@ def _timeline(plt, out: Path, report: Mapping, series: Mapping) -> str:
         events_ax.plot(t, n, color="tab:blue", label="events processed")
         events_ax.plot(*zip(*series["replayed"]), color="tab:blue", alpha=0.35, label="inputs replayed")
     events_ax.set(ylabel="events", title="The run: ingest, detection, training rounds and the gate")
-    events_ax.legend(loc="lower right", fontsize=8)
+    _legend(events_ax, loc="lower right")
     if series["flags"]:
         t, attackers, genuine = zip(*series["flags"])
         flags_ax.step(t, attackers, where="post", color="tab:red", label="attackers flagged")
@@ -65,7 +71,7 @@ def _timeline(plt, out: Path, report: Mapping, series: Mapping) -> str:
         color="tab:red",
     )
     flags_ax.set(ylabel="users flagged now")
-    flags_ax.legend(loc="center left", fontsize=8)
+    _legend(flags_ax, loc="center left")
     rows = {"defended": 1, "undefended": 0}
     seen: set[str] = set()
     for v in report["versions"]:
@@ -81,8 +87,7 @@ def _timeline(plt, out: Path, report: Mapping, series: Mapping) -> str:
     rounds_ax.set_yticks([0, 1], ["undefended\nshadow", "defended"])
     rounds_ax.set_ylim(-0.6, 1.8)
     rounds_ax.set(xlabel="seconds since the start of the replay", ylabel="registered versions")
-    if seen:
-        rounds_ax.legend(loc="upper left", fontsize=8, ncol=len(seen))
+    _legend(rounds_ax, loc="upper left", ncol=max(1, len(seen)))
     for ax in (events_ax, flags_ax, rounds_ax):
         _attack(ax, start, label=ax is events_ax)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -112,6 +117,19 @@ def _exposure(plt, out: Path, report: Mapping, series: Mapping) -> str:
         if v["pipeline"] == "defended" and v["decision"] == "promote" and v["at_s"] is not None:
             ax.axvline(v["at_s"], color="tab:green", alpha=0.25, linewidth=1)
     _attack(ax, report["attack"]["start_s"])
+    attackers = report["attack"]["attackers"]
+    flagged_at = next((t for t, n, _ in series["flags"] if attackers and n >= 0.9 * attackers), None)
+    if flagged_at is not None:
+        ax.axvline(flagged_at, color="tab:purple", linestyle=":", linewidth=1.5)
+        ax.annotate(
+            "90% of attackers flagged",
+            (flagged_at, 0.5),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            color="tab:purple",
+            fontsize=8,
+        )
     ax.set(
         xlabel="seconds since the start of the replay (green: promotions)",
         ylabel="share of top-10 lists",
@@ -120,7 +138,7 @@ def _exposure(plt, out: Path, report: Mapping, series: Mapping) -> str:
     ax.set_ylim(bottom=0)
     ax.set_xlim(left=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(loc="upper left", fontsize=8)
+    _legend(ax, loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "exposure.png", dpi=110)
     plt.close(fig)
