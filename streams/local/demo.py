@@ -324,15 +324,20 @@ def _settled(m: dict[str, dict[str, float]], traffic: Traffic, latest: dict[str,
 
 
 def _flag_records(bootstrap: str, topic: str) -> list[tuple[float, str, bool]]:
-    """Every record of `fraud.flags` as (Kafka time in s, user, flagged)."""
-    from kafka import KafkaConsumer
+    """Every record of `fraud.flags` up to its end offsets now, as (Kafka time in s, user, flagged)."""
+    from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000)
-    out = []
-    for message in consumer:
-        flag = json.loads(message.value) if message.value else {}
-        user = flag.get("user_id") or (message.key or b"").decode()
-        out.append((message.timestamp / 1000.0, user, bool(flag.get("flagged"))))
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    consumer.assign(partitions)
+    end = consumer.end_offsets(partitions)
+    out, deadline = [], time.monotonic() + 30
+    while any(consumer.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            for message in records:
+                flag = json.loads(message.value) if message.value else {}
+                user = flag.get("user_id") or (message.key or b"").decode()
+                out.append((message.timestamp / 1000.0, user, bool(flag.get("flagged"))))
     consumer.close()
     return out
 
