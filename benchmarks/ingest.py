@@ -1,13 +1,18 @@
 """Ingest throughput: events/s through the advrec worker vs a bare aiokafka consumer, same topic, same run.
 
     .venv/bin/python benchmarks/ingest.py [--events 200000] [--source sim|movielens|taobao] [--engines kafka,tansu]
+        [--envelope 100] [--peer-python /path/to/python-with-quixstreams]
 
 For each embedded broker engine (Apache Kafka, and Tansu, the fallback without Java), starts the
 broker, preloads the topic, then (1) drains it with a bare aiokafka consumer that only counts
 records, (2) with a bare Faust agent that takes batches and does nothing, and (3) runs a real
 `advrec worker` process (validation, dead letters, profile + popularity tables with changelogs,
 fraud detection, windows) on it, timing from its first to its last processed event by polling its
-/metrics. Prints the rates and their ratios per engine, and the broker's start time.
+/metrics. Prints the rates and their ratios per engine, and the broker's start time. Then, on the
+first engine, (4) the same events sent as envelopes (JSON arrays of `--envelope` events per message,
+as `advrec produce --envelope` sends them) through a fresh worker, and (5) with `--peer-python`, the
+peer a user would pick instead: a quix-streams app with a per-user stateful count (RocksDB state,
+changelog), on the same topic of single-event messages.
 """
 
 from __future__ import annotations
@@ -87,9 +92,14 @@ def _cpu_s(pid: int) -> float:
 
 
 def worker_run(
-    bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict, tansu: bool = False
+    bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict, tansu: bool = False, feed=None
 ) -> tuple[float, float, dict]:
-    """(events/s wall, CPU µs/event of the worker process, last metrics) from first to last processed event."""
+    """(events/s wall, CPU µs/event of the worker process, last metrics) from first to last processed event.
+
+    With `feed` (a function that sends the inputs), the worker starts on an empty topic and the clock
+    starts when `feed` is called, once the worker has its partitions: the figure then includes the
+    producer's time, a conservative one (used for envelopes, whose few messages fit in one batch).
+    """
     port = free_port()
     worker = AdvrecProcess(
         ["worker"],
@@ -108,6 +118,17 @@ def worker_run(
     try:
         worker.wait_http(url)
         first = None
+        if feed is not None:
+            # one primer event: once it is processed, the worker holds its partitions and is warm
+            primer = {"event_id": "primer", "user_id": "primer", "item_id": "i0", "type": "click", "ts": time.time()}
+            send_raw(bootstrap, topic, [(b"primer", json.dumps(primer).encode())])
+            while metric_total(scrape_metrics(url), "advrec_events_processed_total") < 1:
+                time.sleep(0.1)
+            total += 1
+            first = (time.perf_counter(), 1.0, _cpu_s(worker.process.pid))
+            import threading
+
+            threading.Thread(target=feed, daemon=True).start()
         while True:
             samples = scrape_metrics(url)
             done = sum(
@@ -128,6 +149,38 @@ def worker_run(
         return n / (now - first[0]), 1e6 * (cpu - first[2]) / n, samples
     finally:
         worker.stop()
+
+
+def envelope_records(events: list[dict], size: int, partitions: int, bad_every: int) -> list[tuple[bytes, bytes]]:
+    """The events as envelopes of `size`, grouped per partition of their user's key (murmur2, as a client would)."""
+    from kafka.partitioner.default import murmur2
+
+    by_partition: dict[int, list[dict]] = {}
+    for event in events:
+        key = event["user_id"].encode()
+        by_partition.setdefault((murmur2(key) & 0x7FFFFFFF) % partitions, []).append(event)
+    records = []
+    for group in by_partition.values():
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
+            records.append((chunk[0]["user_id"].encode(), json.dumps(chunk).encode()))
+    if bad_every:  # the same share of malformed inputs as the single-event run
+        records += [(None, b"{not json")] * (len(events) // bad_every)
+    return records
+
+
+def peer_rate(python: str, bootstrap: str, topic: str, total: int) -> float:
+    """events/s of a quix-streams app counting events per user in its state, same topic (a subprocess)."""
+    import subprocess
+
+    script = Path(__file__).with_name("peer_quix.py")
+    out = subprocess.run(
+        [python, str(script), bootstrap, topic, str(total)], capture_output=True, text=True, timeout=900
+    )
+    rates = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("rate ")]
+    if not rates:
+        raise RuntimeError(f"peer printed no rate:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return float(rates[0])
 
 
 def run_engine(engine: str, records: list, env: dict) -> dict:
@@ -153,6 +206,31 @@ def run_engine(engine: str, records: list, env: dict) -> dict:
         )
 
 
+def run_envelopes(engine: str, records: list, total: int, env: dict) -> dict:
+    """The worker on envelopes, from one fresh broker."""
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine=engine) as broker:
+        topic = "bench-envelopes"
+        ensure_topics(broker.bootstrap, [topic, "events.deadletter"], 4)
+        rate, cpu, _ = worker_run(
+            broker.bootstrap,
+            topic,
+            total,
+            Path(tmp),
+            env,
+            engine == "tansu",
+            feed=lambda: send_raw(broker.bootstrap, topic, records),
+        )
+        return dict(worker=rate, cpu=cpu)
+
+
+def run_peer(engine: str, records: list, peer_python: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine=engine) as broker:
+        topic = "bench-peer"
+        ensure_topics(broker.bootstrap, [topic], 4)
+        send_raw(broker.bootstrap, topic, records)
+        return peer_rate(peer_python, broker.bootstrap, topic, len(records))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -160,6 +238,8 @@ def main() -> None:
     parser.add_argument("--bad-every", type=int, default=100, help="one malformed input per this many events")
     parser.add_argument("--engines", default="kafka,tansu", help="broker engines to measure, in this order")
     parser.add_argument("--env", action="append", default=[], help="extra ADVREC_X=Y for the worker")
+    parser.add_argument("--envelope", type=int, default=100, help="events per envelope for the envelope run (0: skip)")
+    parser.add_argument("--peer-python", default=None, help="a Python with quixstreams installed, for the peer")
     args = parser.parse_args()
 
     events = load_events(args.source, args.events)
@@ -188,8 +268,22 @@ def main() -> None:
             f"worker batches: {batch_n:.0f}, mean {len(records) / max(batch_n, 1):.0f} events/batch, "
             f"pure batch work {1e6 * batch_s / len(records):.1f} us/event"
         )
+    base = results[0]
+    if args.envelope:
+        enveloped = envelope_records(events, args.envelope, 4, args.bad_every)
+        inputs = len(events) + len(events) // args.bad_every if args.bad_every else len(events)
+        r = run_envelopes(base["engine"], enveloped, inputs, env)
+        print(f"\n[{base['engine']}] envelopes of {args.envelope} events ({len(enveloped)} messages)")
+        print(f"advrec worker on envelopes:            {r['worker']:10.0f} events/s ({r['cpu']:.1f} us CPU/event)")
+        print(f"ratio envelopes / single-event worker: {r['worker'] / base['worker']:10.2f}")
+        print(
+            f"ratio envelopes worker / bare Faust agent (single-event messages): {r['worker'] / base['bare_faust']:.2f}"
+        )
+        if args.peer_python:
+            peer = run_peer(base["engine"], [(k, v) for k, v in records if k is not None], args.peer_python)
+            print(f"peer quix-streams 3.28, per-user stateful count, single events: {peer:10.0f} events/s")
+            print(f"ratio worker on envelopes / peer:      {r['worker'] / peer:10.2f}")
     if len(results) > 1:
-        base = results[0]
         print(
             f"\nworker events/s by engine (ratio to {base['engine']}): "
             + ", ".join(f"{r['engine']} {r['worker']:.0f} ({r['worker'] / base['worker']:.2f}x)" for r in results)

@@ -119,6 +119,7 @@ class DeadLetter(msgspec.Struct, frozen=True):
     topic: str
     partition: int
     offset: int
+    index: int | None = None  # position in its envelope (a JSON array of events); None: a single event
 
 
 class BatchAnnouncement(msgspec.Struct, frozen=True):

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     rating_max: float = 5.0
     max_value: float = Field(1_000_000.0, description="Largest plausible price of a click/purchase.")
     max_id_length: int = 128
+    max_envelope_bytes: int = Field(
+        1_048_576, description="Envelopes (JSON arrays of events) larger than this are dead-lettered."
+    )
+    max_envelope_events: int = Field(1_000, description="Most events one envelope may hold.")
 
     # Profiles
     recent_items: int = Field(50, description="How many recent items a profile keeps.")
@@ -78,6 +82,9 @@ class Settings(BaseSettings):
 
     # Stream batching: the worker takes up to this many events, or waits at most this long.
     batch_max_events: int = 5_000
+    batch_max_bytes: int = Field(
+        1_048_576, description="Ingest works through a batch in slices of this many bytes (envelopes make big batches)."
+    )
     batch_max_seconds: float = 0.5
 
     # --- windows and trainer ---

@@ -6,17 +6,20 @@ group timeouts and the processing guarantee are decided in one place.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import sys
 from typing import Any
 
 import faust
+from faust.web.exceptions import WebError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.contract.settings import Settings
 
 __all__ = [
+    "table_view",
     "app_options",
     "processing_guarantee",
     "add_metrics_page",
@@ -72,6 +75,31 @@ def app_options(
         datadir=datadir,
         **quirks,
     )
+
+
+def table_view(app: faust.App, path: str, table, **route):
+    """`app.page(path)` over `app.table_route(table, **route)`, answering 503 while a rebalance moves the table.
+
+    While partitions move (a worker joins, dies or restarts), Faust's router can fail to find the
+    key's owner and the request would end in a bare 500; the caller should retry, so say that.
+    """
+
+    def decorate(handler):
+        routed = app.table_route(table=table, **route)(handler)
+
+        @functools.wraps(handler)
+        async def guarded(web, request, *args, **kwargs):
+            try:
+                return await routed(web, request, *args, **kwargs)
+            except WebError:  # an HTTP answer of Faust's web layer: as it is
+                raise
+            except Exception as exc:  # noqa: BLE001 - the router's errors have no common type
+                logging.getLogger(__name__).warning("%s: %s while the table is moving: 503", path, exc, exc_info=True)
+                return web.json({"error": f"{type(exc).__name__} while {table.name} is moving; retry"}, status=503)
+
+        return app.page(path)(guarded)
+
+    return decorate
 
 
 def add_metrics_page(app: faust.App) -> None:

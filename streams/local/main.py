@@ -99,8 +99,15 @@ def _retimed(events, now: float):
 @click.option("--simulate", type=int, default=20_000, show_default=True, help="Events the simulator makes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--retime/--keep-time", default=False, help="Shift timestamps so the replay starts now.")
+@click.option(
+    "--envelope",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Events per message: >1 sends JSON arrays of events (envelopes), one event per message is the default.",
+)
 @click.option("--progress/--no-progress", default=True)
-def produce(dataset, fmt, mapping, implicit_threshold, rate, limit, simulate, seed, retime, progress) -> None:
+def produce(dataset, fmt, mapping, implicit_threshold, rate, limit, simulate, seed, retime, envelope, progress) -> None:
     """Replay a dataset (or the simulator) into the `events` topic with kafka-python."""
     from streams.kafka.producer import produce_events
     from streams.kafka.topics import ensure_topics
@@ -121,7 +128,9 @@ def produce(dataset, fmt, mapping, implicit_threshold, rate, limit, simulate, se
         events = open_events(dataset, fmt, parse_mapping(mapping) if mapping else None, implicit_threshold)
     if retime:
         events = _retimed(events, time.time())
-    sent = produce_events(bootstrap, settings.events_topic, events, rate=rate, limit=limit, progress=progress)
+    sent = produce_events(
+        bootstrap, settings.events_topic, events, rate=rate, limit=limit, progress=progress, envelope=envelope
+    )
     click.echo(f"sent {sent} events to {settings.events_topic} on {bootstrap}")
 
 

@@ -18,15 +18,26 @@ class FoldMarks:
     def __init__(self, marks: dict[str, dict[str, int]] | None = None) -> None:
         self.marks: dict[str, dict[str, int]] = {user: dict(m) for user, m in (marks or {}).items()}
         self.dirty: set[str] = set()
+        self._this_envelope: set[tuple[str, str, int]] = set()
+
+    def begin(self) -> None:
+        """A new `ValidBatch` envelope starts: events at an offset folded before it are old again."""
+        self._this_envelope.clear()
 
     def fresh(self, user: str, source: str, offset: int) -> bool:
-        """True (and recorded) if the user's event at `offset` of `source` is new to the detector."""
+        """True (and recorded) if the user's event at `offset` of `source` is new to the detector.
+
+        Several events of one envelope (a JSON array sent as one record) share its offset: the
+        later ones are fresh too, within the same `ValidBatch`.
+        """
         mine = self.marks.get(user)
         if mine is None:
             mine = self.marks[user] = {}
-        if offset <= mine.get(source, -1):
+        key = (user, source, offset)
+        if offset <= mine.get(source, -1) and key not in self._this_envelope:
             return False
         mine[source] = offset
+        self._this_envelope.add(key)
         self.dirty.add(user)
         return True
 

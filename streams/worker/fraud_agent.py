@@ -31,7 +31,7 @@ from streams.contract.settings import Settings
 from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
 from streams.fraud.supervised import LabelBook, LabelModel
 from streams.fraud.suspicion import PRIMARY_REASONS, changed, labelled, primary_reason, suspicion_entry, transition
-from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.kafka.faust_app import hold, release, table_view, track_changelogs
 from streams.kafka.tail import tail_topics
 from streams.worker import metrics
 from streams.worker.folding import FoldMarks
@@ -80,6 +80,7 @@ class FraudAgent:
             for event in events:
                 envelope = _DECODER.decode(event.value)
                 source = f"{envelope.topic}/{envelope.partition}"
+                marks.begin()
                 for e in envelope.events:
                     if not marks.fresh(e.user_id, source, e.offset):
                         continue
@@ -252,15 +253,13 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> Fra
             async with agent.lock:
                 agent.forget()
 
-    @app.page("/fraud/review")
-    @app.table_route(table=agent.suspicion, exact_key="review")
+    @table_view(app, "/fraud/review", agent.suspicion, exact_key="review")
     async def review_view(web, request):
         """The review queue: unlabelled users ranked by the label model blended with the detector (?n=20)."""
         n = min(int(request.query.get("n", "20")), 1000)
         return web.json({"queue": agent.review_queue(n), "labels": len(agent.labels), "model": agent.model.fitted})
 
-    @app.page("/fraud/{user_id}")
-    @app.table_route(table=agent.suspicion, match_info="user_id")
+    @table_view(app, "/fraud/{user_id}", agent.suspicion, match_info="user_id")
     async def fraud_view(web, request, user_id: str):
         """The fraud verdict of one user as JSON, 404 if none."""
         out = agent.view(user_id)
@@ -268,8 +267,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> Fra
             return web.json({"error": f"no verdict for user {user_id!r}"}, status=404)
         return web.json(out)
 
-    @app.page("/fraud")
-    @app.table_route(table=agent.suspicion, exact_key="flagged")
+    @table_view(app, "/fraud", agent.suspicion, exact_key="flagged")
     async def flagged_view(web, request):
         """Users flagged now (the suspicion table has one partition: this answers from its owner)."""
         users = sorted(k.decode("utf-8", "replace") for k, v in agent.suspicion.items() if v and v.get("flagged"))

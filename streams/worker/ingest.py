@@ -8,6 +8,12 @@ source-offset order, to the window sink and the fraud detector (`ValidBatch` env
 item table (`ItemDelta` per item); redelivered records go along too, since a crash may have lost
 their first sending, and each consumer skips offsets it has already applied.
 
+A record may also be an envelope: a JSON array of events. Each event in it gets its own verdict
+(a bad one is dead-lettered with its `index`, the others go on); only an envelope that is not a
+JSON array of 1..max events is dead-lettered whole. The events of one envelope share its offset:
+they are always handled in one batch, so every consumer that skips "offsets at or below the last
+applied" treats them alike, all new or all redelivered.
+
 Pure: takes a profile lookup and returns what to write and send. Each user's profile is written
 once per batch, however many events it saw.
 """
@@ -21,9 +27,17 @@ from typing import NamedTuple
 
 from streams.contract.records import DeadLetter, ItemDelta, ValidBatch, ValidEvent
 from streams.worker.profiles import ProfileConfig, UserProfile
-from streams.worker.validation import InvalidEvent, ValidationLimits, parse_event
+from streams.worker.validation import InvalidEvent, ValidationLimits, is_envelope, parse_event, split_envelope
 
-__all__ = ["RawRecord", "BatchResult", "ingest_batch", "INTERNAL_ERROR", "RAW_LIMIT"]
+__all__ = [
+    "RawRecord",
+    "BatchResult",
+    "ingest_batch",
+    "slices_by_bytes",
+    "split_at_offsets",
+    "INTERNAL_ERROR",
+    "RAW_LIMIT",
+]
 
 INTERNAL_ERROR = "internal_error"
 RAW_LIMIT = 4096  # characters of a bad input kept in its dead letter
@@ -58,6 +72,9 @@ class BatchResult:
     dead_by_reason: Tally = field(default_factory=Tally)
     duplicates: int = 0  # events their producer sent again (same event_id): counted, not used
     redelivered: int = 0  # records Kafka delivered again after a restart: applied before, passed on again
+    # (user, partition, offset) applied in this batch: an envelope's later events for the same user
+    # share the offset of the first and are new, not redelivered
+    applied_records: set[tuple[str, int, int]] = field(default_factory=set)
 
     def envelopes(self) -> list[ValidBatch]:
         """The valid events, one envelope per source partition, in offset order."""
@@ -75,10 +92,51 @@ class BatchResult:
         """Events applied to profiles for the first time in this batch."""
         return sum(self.applied_by_type.values())
 
+    @property
+    def inputs(self) -> int:
+        """Every input given a verdict: applied, dead-lettered, duplicate or redelivered."""
+        return self.applied + sum(self.dead_by_reason.values()) + self.duplicates + self.redelivered
 
-def dead_letter(record: RawRecord, code: str, reason: str) -> DeadLetter:
-    """The dead letter of a bad input: why, and where it came from (its raw text, cut to RAW_LIMIT)."""
-    value = record.value
+
+def slices_by_bytes(records: list[RawRecord], max_bytes: int) -> list[list[RawRecord]]:
+    """The batch cut into consecutive slices of at most `max_bytes` of values (at least one record each)."""
+    slices, current, size = [], [], 0
+    for record in records:
+        n = len(record.value or b"")
+        if current and size + n > max_bytes:
+            slices.append(current)
+            current, size = [], 0
+        current.append(record)
+        size += n
+    if current:
+        slices.append(current)
+    return slices
+
+
+def split_at_offsets(events: list[ValidEvent], max_events: int) -> list[list[ValidEvent]]:
+    """Consecutive chunks of about `max_events`, never cutting between events that share an offset.
+
+    An envelope's events share its offset, and every consumer skips an offset at or below the last
+    one it applied before the chunk: a chunk boundary inside one offset would lose the rest of it.
+    """
+    chunks, start = [], 0
+    while start < len(events):
+        end = min(start + max_events, len(events))
+        while end < len(events) and events[end].offset == events[end - 1].offset:
+            end += 1
+        chunks.append(events[start:end])
+        start = end
+    return chunks
+
+
+def dead_letter(
+    record: RawRecord, code: str, reason: str, value: bytes | str | None = None, index: int | None = None
+) -> DeadLetter:
+    """The dead letter of a bad input: why, and where it came from (its raw text, cut to RAW_LIMIT).
+
+    `value` and `index`: the one event of an envelope that is bad, and its position in it.
+    """
+    value = record.value if index is None else value
     raw = value.decode("utf-8", errors="replace") if isinstance(value, bytes | bytearray) else str(value or "")
     return DeadLetter(
         reason=reason,
@@ -87,6 +145,7 @@ def dead_letter(record: RawRecord, code: str, reason: str) -> DeadLetter:
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
+        index=index,
     )
 
 
@@ -101,20 +160,37 @@ def ingest_batch(
     result = BatchResult()
     loaded: dict[str, UserProfile] = {}  # every profile read this batch; `result.profiles` holds the changed ones
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
+        if not is_envelope(record.value):
+            _verdict(record, record.value, None, load_profile, loaded, limits, config, now, result)
+            continue
         try:
-            _ingest_one(record, load_profile, loaded, limits, config, now, result)
+            parts = split_envelope(record.value, limits)
         except InvalidEvent as error:
-            result.dead_letters.append(dead_letter(record, error.code, str(error)))
-            result.dead_by_reason[error.code] += 1
-        except Exception as exc:  # noqa: BLE001 - one input's fault must not take the batch down
-            detail = f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}"[:500]
-            result.dead_letters.append(dead_letter(record, INTERNAL_ERROR, detail))
-            result.dead_by_reason[INTERNAL_ERROR] += 1
+            _dead(result, record, error.code, str(error))
+            continue
+        for index, part in enumerate(parts):
+            _verdict(record, part, index, load_profile, loaded, limits, config, now, result)
     return result
+
+
+def _dead(result: BatchResult, record: RawRecord, code: str, reason: str, value=None, index=None) -> None:
+    result.dead_letters.append(dead_letter(record, code, reason, value, index))
+    result.dead_by_reason[code] += 1
+
+
+def _verdict(record, value, index, load_profile, loaded, limits, config, now, result) -> None:
+    """One event's verdict; an exception is the event's own fault and dead-letters it alone."""
+    try:
+        _ingest_one(record, value, load_profile, loaded, limits, config, now, result)
+    except InvalidEvent as error:
+        _dead(result, record, error.code, str(error), value, index)
+    except Exception as exc:  # noqa: BLE001 - one input's fault must not take the batch down
+        _dead(result, record, INTERNAL_ERROR, f"{INTERNAL_ERROR}: {type(exc).__name__}: {exc}"[:500], value, index)
 
 
 def _ingest_one(
     record: RawRecord,
+    value: bytes | str | None,
     load_profile: Callable[[str], dict | None],
     loaded: dict[str, UserProfile],
     limits: ValidationLimits,
@@ -122,23 +198,30 @@ def _ingest_one(
     now: float,
     result: BatchResult,
 ) -> None:
-    event = parse_event(record.value, limits, now)
+    event = parse_event(value, limits, now)
     profile = loaded.get(event.user_id)
     if profile is None:
         stored = load_profile(event.user_id)
         profile = UserProfile.restore(stored) if stored else UserProfile(event.user_id)
         loaded[event.user_id] = profile
-    seen = profile.seen_before(event.event_id, record.partition, record.offset)
+    here = (event.user_id, record.partition, record.offset)
+    sibling = here in result.applied_records  # an earlier event of the same envelope was applied
+    if sibling:
+        seen = profile.seen_before(event.event_id)  # only its event id can repeat
+    else:
+        seen = profile.seen_before(event.event_id, record.partition, record.offset)
     if seen == "resent":
         result.duplicates += 1
         return
     if seen == "redelivered":
         result.redelivered += 1
     else:
+        partition, offset = (None, None) if sibling else (record.partition, record.offset)
         profile.update(  # raises before changing anything, if at all
-            event.event_id, event.item_id, event.type, event.ts, event.value, config, record.partition, record.offset
+            event.event_id, event.item_id, event.type, event.ts, event.value, config, partition, offset
         )
         result.profiles[event.user_id] = profile
+        result.applied_records.add(here)
         result.applied_by_type[event.type] += 1
     source = (record.topic, record.partition)
     result.valid.setdefault(source, []).append(

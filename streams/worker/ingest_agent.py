@@ -10,6 +10,7 @@ dead-letters it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -18,10 +19,10 @@ import faust
 
 from streams.contract.records import ItemDeltas, ValidBatch, encode
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.kafka.faust_app import hold, release, table_view, track_changelogs
 from streams.kafka.partitioner import partition_of
 from streams.worker import metrics
-from streams.worker.ingest import BatchResult, RawRecord, ingest_batch
+from streams.worker.ingest import BatchResult, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
 from streams.worker.profiles import ProfileConfig, UserProfile
 from streams.worker.validation import ValidationLimits
 
@@ -42,10 +43,8 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
         for letter in result.dead_letters:
             await topology.deadletter.send(key=None, value=encode(letter))
         for envelope in result.envelopes():
-            for start in range(0, len(envelope.events), ENVELOPE_EVENTS):
-                chunk = encode(
-                    ValidBatch(envelope.topic, envelope.partition, envelope.events[start : start + ENVELOPE_EVENTS])
-                )
+            for events in split_at_offsets(envelope.events, ENVELOPE_EVENTS):
+                chunk = encode(ValidBatch(envelope.topic, envelope.partition, events))
                 await topology.valid.send(value=chunk, partition=envelope.partition % settings.topic_partitions)
                 if settings.fraud_enabled:
                     await topology.fraud_events.send(value=chunk, partition=0)
@@ -66,15 +65,20 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                 if not tracked:
                     await track_changelogs(app, topology.hashed_tables)
                     tracked = True
-                started = time.time()
                 records = [
                     RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset, e.message.timestamp)
                     for e in events
                 ]
-                result = ingest_batch(records, lambda user: profiles.get(user.encode()), limits, config, started)
-                for user_id, profile in result.profiles.items():
-                    profiles[user_id.encode()] = profile.snapshot()
-                await send(result)
+                # Envelopes can make a batch of messages huge in events: work through it in slices,
+                # letting the event loop breathe between them (heartbeats, /metrics).
+                for part in slices_by_bytes(records, settings.batch_max_bytes):
+                    started = time.time()
+                    result = ingest_batch(part, lambda user: profiles.get(user.encode()), limits, config, started)
+                    for user_id, profile in result.profiles.items():
+                        profiles[user_id.encode()] = profile.snapshot()
+                    await send(result)
+                    _observe(result, part, started)
+                    await asyncio.sleep(0)
             except Exception as exc:
                 # Not one input's fault (those are dead-lettered): stop without committing this batch.
                 log.exception(
@@ -83,7 +87,6 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                 await app.crash(exc)
                 raise
             release(events)
-            _observe(result, events, started)
 
     exported_lag: set[tuple[str, str]] = set()
 
@@ -104,8 +107,7 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
             metrics.CONSUMER_LAG.remove(*labels)
             exported_lag.discard(labels)
 
-    @app.page("/profiles/{user_id}")
-    @app.table_route(table=profiles, match_info="user_id")
+    @table_view(app, "/profiles/{user_id}", profiles, match_info="user_id")
     async def profile_view(web, request, user_id: str):
         """The profile of one user as JSON, 404 if the user was never seen."""
         stored = profiles.get(user_id.encode())
@@ -114,7 +116,7 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
         return web.json(UserProfile.restore(stored).view())
 
 
-def _observe(result: BatchResult, events: list, started: float) -> None:
+def _observe(result: BatchResult, records: list[RawRecord], started: float) -> None:
     done = time.time()
     for kind, n in result.applied_by_type.items():
         metrics.EVENTS_PROCESSED.labels(kind).inc(n)
@@ -122,7 +124,7 @@ def _observe(result: BatchResult, events: list, started: float) -> None:
         metrics.DEAD_LETTERS.labels(code).inc(n)
     if result.duplicates or result.redelivered:
         metrics.EVENTS_DUPLICATE.inc(result.duplicates + result.redelivered)
-    for event in events:
-        metrics.EVENT_LATENCY.observe(max(0.0, done - event.message.timestamp))
+    for record in records:
+        metrics.EVENT_LATENCY.observe(max(0.0, done - record.kafka_ts))
     metrics.BATCH_SECONDS.observe(done - started)
-    metrics.BATCH_SIZE.observe(len(events))
+    metrics.BATCH_SIZE.observe(result.inputs)

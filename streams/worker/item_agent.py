@@ -14,7 +14,7 @@ import msgspec
 
 from streams.contract.records import ItemDeltas
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.kafka.faust_app import hold, release, table_view, track_changelogs
 from streams.worker import metrics
 from streams.worker.items import ItemStats
 
@@ -58,8 +58,7 @@ def install(app: faust.App, settings: Settings, topology) -> None:
             release(events)
             metrics.ITEM_UPDATES.inc(len(changed))
 
-    @app.page("/items/{item_id}")
-    @app.table_route(table=items, match_info="item_id")
+    @table_view(app, "/items/{item_id}", items, match_info="item_id")
     async def item_view(web, request, item_id: str):
         """The statistics of one item as JSON, 404 if the item was never seen."""
         stored = items.get(item_id.encode())

@@ -32,12 +32,12 @@ class ItemStats:
     def update(self, delta: ItemDelta) -> int:
         """Fold the delta's events not applied before; return how many were new."""
         source = f"{delta.topic}/{delta.partition}"
-        mark = self.marks.get(source, -1)
+        mark = newest = self.marks.get(source, -1)
         new = 0
         for offset, kind, rating in zip(delta.offsets, delta.kinds, delta.ratings):
-            if offset <= mark:
+            if offset <= mark:  # against the mark before this delta: an envelope's events share an offset
                 continue
-            mark = offset
+            newest = offset
             new += 1
             self.events += 1
             if kind == "click":
@@ -49,7 +49,7 @@ class ItemStats:
                 self.rating_sum += rating
                 self.rating_sq += rating * rating
         if new:
-            self.marks[source] = mark
+            self.marks[source] = newest
         return new
 
     @property

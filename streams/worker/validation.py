@@ -16,7 +16,7 @@ import msgspec
 
 from streams.contract.records import EVENT_TYPES, Interaction
 
-__all__ = ["InvalidEvent", "ValidationLimits", "REASON_CODES", "parse_event"]
+__all__ = ["InvalidEvent", "ValidationLimits", "REASON_CODES", "parse_event", "is_envelope", "split_envelope"]
 
 REASON_CODES = (
     "oversized",
@@ -31,10 +31,12 @@ REASON_CODES = (
     "value_out_of_range",
     "ts_in_future",
     "ts_too_old",
+    "bad_envelope",
 )
 _ID_FIELDS = ("event_id", "user_id", "item_id")
 _OPTIONAL = ("value", "session_id")
 _DECODER = msgspec.json.Decoder(Interaction)
+_ENVELOPE_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 _FIELD = re.compile(r"`\$\.(\w+)`")
 _MISSING = re.compile(r"missing required field `(\w+)`")
 
@@ -59,6 +61,8 @@ class ValidationLimits:
     rating_max: float = 5.0
     max_value: float = 1_000_000.0
     max_id_length: int = 128
+    max_envelope_bytes: int = 1_048_576
+    max_envelope_events: int = 1_000
 
     @classmethod
     def from_settings(cls, settings) -> ValidationLimits:
@@ -87,6 +91,35 @@ def _decode(raw: bytes | str) -> Interaction:
         raise InvalidEvent("malformed_json", str(exc)) from None
     except RecursionError:
         raise InvalidEvent("malformed_json", "nested too deeply") from None
+
+
+def is_envelope(raw: bytes | str | None) -> bool:
+    """True if the payload is a JSON array: an envelope of events rather than one event."""
+    if not raw:
+        return False
+    head = raw.lstrip()[:1]
+    return head in (b"[", "[")
+
+
+def split_envelope(raw: bytes | str, limits: ValidationLimits) -> list[bytes]:
+    """The raw JSON text of each event in an envelope, to be validated one by one.
+
+    Raises InvalidEvent for the envelope as a whole (too large, not a JSON array, empty, too many
+    events); what is wrong inside one event is that event's problem, found by `parse_event`.
+    """
+    if len(raw) > limits.max_envelope_bytes:
+        raise InvalidEvent("oversized", f"envelope of {len(raw)} bytes > limit {limits.max_envelope_bytes}")
+    try:
+        parts = _ENVELOPE_DECODER.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidEvent("malformed_json", f"envelope: {exc}") from None
+    except RecursionError:
+        raise InvalidEvent("malformed_json", "envelope nested too deeply") from None
+    if not parts:
+        raise InvalidEvent("bad_envelope", "an envelope holds no events")
+    if len(parts) > limits.max_envelope_events:
+        raise InvalidEvent("bad_envelope", f"{len(parts)} events > limit {limits.max_envelope_events} per envelope")
+    return [bytes(part) for part in parts]
 
 
 def parse_event(raw: bytes | str, limits: ValidationLimits, now: float) -> Interaction:

@@ -77,9 +77,8 @@ class WindowBuffer:
             window.tokens.append(token)
         new = 0
         for event in batch.events:
-            if event.offset <= last:
+            if event.offset <= last:  # against the last before this envelope: an envelope's events share an offset
                 continue
-            last = event.offset
             new += 1
             window.rows.append(
                 {

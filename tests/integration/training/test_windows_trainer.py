@@ -119,7 +119,7 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
         # 3. the trainer: one round on all of it, a saved model and a report, then idle exit
         trainer.start()
         report_path = data_dir / "models" / "round-1.json"
-        wait_for(report_path.exists, 60, "the first round's report", trainer)
+        wait_for(report_path.exists, 180, "the first round's report", trainer)
         metrics = wait_for(
             lambda: (
                 (s := _scrape(trainer_url)).get('advrec_training_rounds_total{outcome="success"}')

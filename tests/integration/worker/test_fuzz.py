@@ -57,7 +57,10 @@ def _hostile(rng: random.Random, n: int) -> bytes | None:
         lambda: json.dumps({**base, "user_id": 7}).encode(),
         lambda: json.dumps({**base, "type": "like"}).encode(),
         lambda: json.dumps({**base, "ts": "yesterday"}).encode(),
-        lambda: json.dumps([base]).encode(),
+        lambda: json.dumps([{**base, "type": "like"}]).encode(),  # an envelope holding one bad event
+        lambda: json.dumps([]).encode(),  # an empty envelope
+        lambda: b"[" * 5000 + b"]" * 5000,  # an envelope of nested arrays
+        lambda: b"[" + json.dumps(base).encode(),  # a cut envelope
         lambda: json.dumps({**base, "user_id": None}).encode(),
         lambda: b'{"event_id": "h", "user_id": "\\ud800", "item_id": "i", "type": "click", "ts": 1}',
         lambda: json.dumps({**base, "value": -1, "type": "purchase"}).encode(),

@@ -10,6 +10,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 
+import pyarrow.parquet as pq
 import pytest
 from kafka import KafkaConsumer
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 BAD_PAYLOADS = {
     b"{not json": "malformed_json",
-    b"[1, 2, 3]": "not_an_object",
+    b'"just a string"': "not_an_object",
     json.dumps({"event_id": "b1", "user_id": "u1", "type": "click", "ts": 1.7e9}).encode(): "missing_field",
     json.dumps({"event_id": "b2", "user_id": 7, "item_id": "i1", "type": "click", "ts": 1.7e9}).encode(): "wrong_type",
     json.dumps(
@@ -192,3 +193,56 @@ def test_kill_9_mid_stream_restores_profiles_exactly(kafka_broker, tmp_path):
     finally:
         victim.stop()
     assert restored == expected
+
+
+def test_envelopes_each_event_its_own_verdict_and_every_event_once(kafka_broker, tmp_path):
+    """JSON arrays of events (`produce --envelope`): profiles, items and windows as if sent one by one."""
+    events = list(simulated_events(n_events=2000, n_users=150, n_items=200, seed=5))
+    bad_event = {"event_id": "bad-1", "user_id": "u1", "item_id": "i1", "type": "like", "ts": 1.7e9}
+    worker, base = _worker(tmp_path, kafka_broker, "env", "env-events")
+    worker.start()
+    try:
+        worker.wait_http(f"{base}/metrics")
+        produce_events(kafka_broker, "env-events", events[:1000], envelope=50)
+        send_raw(kafka_broker, "env-events", [(b"u1", b"[1, 2"), (b"u1", json.dumps([bad_event]).encode())])
+        produce_events(kafka_broker, "env-events", events[1000:], envelope=50)
+        produce_events(kafka_broker, "env-events", events[:100], envelope=25)  # resent by their producer
+        total = len(events) + 2 + 100
+        wait_for(lambda: _processed(base) >= total, 90, "every input processed", worker)
+        samples = scrape_metrics(f"{base}/metrics")
+        assert metric_total(samples, "advrec_events_processed_total") == len(events)
+        assert metric_total(samples, "advrec_events_duplicate_total") == 100
+        assert samples['advrec_dead_letters_total{reason="malformed_json"}'] == 1
+        assert samples['advrec_dead_letters_total{reason="unknown_type"}'] == 1
+
+        expected = Counter((e["user_id"], e["type"]) for e in events)
+        for user in {e["user_id"] for e in events}:
+            counts = _profile(base, user)["counts"]
+            assert [counts[k] for k in ("click", "purchase", "rating")] == [
+                expected[(user, k)] for k in ("click", "purchase", "rating")
+            ], user
+        by_item = Counter(e["item_id"] for e in events)
+        for item in list(by_item)[:20]:
+            with urllib.request.urlopen(f"{base}/items/{urllib.parse.quote(item)}", timeout=5) as response:
+                assert json.loads(response.read())["events"] == by_item[item], item
+
+        def windowed():
+            files = list((tmp_path / "env" / "windows" / "env-events").rglob("*.parquet"))
+            ids = [i for f in files for i in pq.read_table(f).column("event_id").to_pylist()]
+            return len(ids) >= len(events) and ids
+
+        ids = wait_for(windowed, 60, "every event in a window", worker)
+        assert sorted(ids) == sorted(e["event_id"] for e in events)
+
+        consumer = KafkaConsumer(
+            "env-events.deadletter",
+            bootstrap_servers=kafka_broker,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=4000,
+        )
+        letters = sorted((json.loads(m.value) for m in consumer), key=lambda letter: letter["code"])
+        consumer.close()
+        assert [(x["code"], x["index"]) for x in letters] == [("malformed_json", None), ("unknown_type", 0)]
+        assert json.loads(letters[1]["raw"])["event_id"] == "bad-1"
+    finally:
+        worker.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from streams.worker.ingest import INTERNAL_ERROR, RawRecord, ingest_batch
+from streams.worker.ingest import INTERNAL_ERROR, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
 from streams.worker.profiles import ProfileConfig
 from streams.worker.validation import ValidationLimits
 
@@ -98,3 +98,73 @@ def test_undecodable_bytes_are_kept_readable_in_the_dead_letter():
     letter = result.dead_letters[0]
     assert (letter.topic, letter.partition, letter.offset) == ("events", 3, 42)
     assert letter.raw.endswith("{") and letter.reason.startswith("malformed_json: ")
+
+
+def envelope(offset, events, partition=0):
+    return RawRecord(json.dumps(events).encode(), "events", partition, offset, NOW + offset)
+
+
+def event(event_id, user_id="u1", item_id="i1", **doc):
+    return {"event_id": event_id, "user_id": user_id, "item_id": item_id, "type": "click", "ts": NOW, **doc}
+
+
+def test_an_envelope_gives_each_event_its_own_verdict():
+    events = [event("a"), {"event_id": "b"}, event("c", item_id="i2"), event("a"), event("d", user_id="u2")]
+    result = run([record(0), envelope(1, events), record(2, event_id="z")])
+    # the bad event is dead-lettered alone, with its place in the envelope and its own text
+    assert [(d.code, d.offset, d.index) for d in result.dead_letters] == [("missing_field", 1, 1)]
+    assert json.loads(result.dead_letters[0].raw) == {"event_id": "b"}
+    # the envelope's good events share its offset and are all applied, the repeated id is a duplicate
+    assert [(e.event_id, e.offset) for e in result.envelopes()[0].events] == [
+        ("e0", 0),
+        ("a", 1),
+        ("c", 1),
+        ("d", 1),
+        ("z", 2),
+    ]
+    assert result.applied == 5 and result.duplicates == 1 and result.redelivered == 0
+    assert result.profiles["u1"].events == 4 and result.profiles["u2"].events == 1
+    assert [(d.item_id, d.offsets) for d in result.item_deltas()] == [("i1", [0, 1, 1, 2]), ("i2", [1])]
+
+
+def test_an_envelope_delivered_again_is_redelivered_as_a_whole():
+    first = run([envelope(4, [event("a"), event("b")])])
+    stored = {"u1": first.profiles["u1"].snapshot()}
+    again = run([envelope(4, [event("a"), event("b")]), envelope(5, [event("c"), event("d")])], stored)
+    assert again.redelivered == 2 and again.applied == 2 and again.duplicates == 0
+    assert again.profiles["u1"].events == 4
+
+
+def test_a_broken_envelope_is_one_dead_letter():
+    too_many = [event(str(i)) for i in range(ValidationLimits().max_envelope_events + 1)]
+    records = [
+        RawRecord(b"[1, 2", "events", 0, 0),
+        RawRecord(b"  []", "events", 0, 1),
+        envelope(2, too_many),
+        envelope(3, [event("ok"), 7, None, "x"]),
+    ]
+    result = run(records)
+    assert [(d.code, d.offset, d.index) for d in result.dead_letters] == [
+        ("malformed_json", 0, None),
+        ("bad_envelope", 1, None),
+        ("bad_envelope", 2, None),
+        ("not_an_object", 3, 1),
+        ("not_an_object", 3, 2),
+        ("not_an_object", 3, 3),
+    ]
+    assert result.applied == 1
+
+
+def test_slices_by_bytes_keep_order_and_every_record():
+    records = [RawRecord(b"x" * n, "events", 0, i) for i, n in enumerate([400, 400, 300, 900, 50, 2000, 10])]
+    slices = slices_by_bytes(records, 1000)
+    assert [[r.offset for r in part] for part in slices] == [[0, 1], [2], [3, 4], [5], [6]]
+    assert slices_by_bytes([], 1000) == []
+
+
+def test_chunks_never_cut_an_envelopes_shared_offset():
+    result = run([record(0), envelope(1, [event(str(i)) for i in range(5)]), record(2, event_id="z")])
+    events = result.envelopes()[0].events
+    chunks = split_at_offsets(events, 2)
+    assert [[e.offset for e in chunk] for chunk in chunks] == [[0, 1, 1, 1, 1, 1], [2]]
+    assert [e for chunk in chunks for e in chunk] == events

@@ -50,3 +50,10 @@ def test_an_item_without_ratings_has_no_mean():
     stats = ItemStats("i1")
     stats.update(delta([1], ["click"], [None]))
     assert stats.rating_mean is None and stats.view()["rating_sd"] is None
+
+
+def test_events_of_one_envelope_share_an_offset_and_all_count_once():
+    stats = ItemStats("i1")
+    assert stats.update(delta([4, 4, 4, 6])) == 4  # three events of the envelope at offset 4
+    assert stats.update(delta([4, 4, 4, 6, 9, 9])) == 2  # delivered again with a new envelope at 9
+    assert stats.events == 6 and stats.marks == {"events/0": 9}

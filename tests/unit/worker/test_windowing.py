@@ -130,3 +130,11 @@ def test_a_write_that_dies_midway_leaves_no_file_under_the_final_name(tmp_path, 
 
 def test_empty_table_keeps_the_schema():
     assert window_table(Window("events", 0)).schema.equals(WINDOW_SCHEMA)
+
+
+def test_events_of_one_envelope_share_an_offset_and_are_windowed_once():
+    buffer = WindowBuffer(max_events=100, max_seconds=60)
+    assert buffer.update(batch([1, 2, 2, 2]), now=0) == 4
+    assert buffer.update(batch([2, 2, 2, 3, 3]), now=0) == 2  # the envelope at 2 sent again, one at 3 new
+    [window] = buffer.due(now=0, flush=True)
+    assert [r["offset"] for r in window.rows] == [1, 2, 2, 2, 3, 3]
