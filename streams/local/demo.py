@@ -10,7 +10,8 @@ log lines (on stdout and in `OUT/demo.log`, so a log shows progress as a termina
    promoted), as real processes;
 3. replay: the stream at a set rate, with recommendation requests to genuine users all along;
 4. drain: until every window is written, trained by both trainers and served (or `--duration`);
-5. report: facts from the topics, MLflow's version tags and the window files, turned into
+   then serve: the final versions answer requests a few seconds more (they are measured too);
+5. stop, and report: facts from the topics, MLflow's version tags and the window files, turned into
    `report.json`, `report.md`, `report.html` and PNGs by the pure `report*` modules.
 """
 
@@ -48,6 +49,9 @@ MALFORMED = [
 ]
 PROGRESS_EVERY_S = 5.0
 REQUESTS_PER_S = 20.0
+# Once settled, the final versions keep answering this long, so that the models every window
+# trained are measured on a few hundred served lists each, not only on the last seconds' answers.
+SERVE_FINAL_S = 12.0
 
 
 def default_attack(dataset: Path | None) -> str:
@@ -513,6 +517,14 @@ def run_demo(
                 time.sleep(1.0)
             else:
                 phases.say("drain: --duration %.0f s reached; reporting what happened", duration)
+        if time.monotonic() < deadline:
+            with phases("serve"):
+                phases.say("serve: the final versions answer requests for %.0f s", SERVE_FINAL_S)
+                until = min(deadline, time.monotonic() + SERVE_FINAL_S)
+                while time.monotonic() < until:
+                    observed.sample(cluster, traffic)
+                    time.sleep(1.0)
+                _progress(phases, "serve", observed.last, traffic)
         with phases("stop"):
             flags = _flag_records(bootstrap, settings.fraud_flags_topic)
             traffic.close()

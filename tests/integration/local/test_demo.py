@@ -45,7 +45,7 @@ def test_demo_writes_the_report_and_its_registry_answers(tmp_path):
 
     # every phase shows progress, in the log as on stdout
     log = (out / "demo.log").read_text()
-    for phase in ("prepare", "start", "replay", "drain", "stop", "report"):
+    for phase in ("prepare", "start", "replay", "drain", "serve", "stop", "report"):
         assert re.search(rf"\] {phase} done in [0-9.]+ s", log), phase
     assert "replay: " in log and "worker up" in log and "shadow-scorer up" in log
 
@@ -64,7 +64,7 @@ def test_demo_writes_the_report_and_its_registry_answers(tmp_path):
     shadow = [v for v in report["versions"] if v["pipeline"] == "undefended"]
     assert all(v["decision"] == "shadow" and "champion" not in v["aliases"] for v in shadow)
     assert any(v["decision"] == "promote" for v in report["versions"] if v["pipeline"] == "defended")
-    assert set(report["times"]["phases"]) == {"prepare", "start", "replay", "drain", "stop", "report"}
+    assert set(report["times"]["phases"]) == {"prepare", "start", "replay", "drain", "serve", "stop", "report"}
     html = (out / "report.html").read_text()
     assert "<table>" in html and html.count("data:image/png;base64,") == 3
 
