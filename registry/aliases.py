@@ -19,6 +19,7 @@ from registry.store import RegistryStore
 __all__ = [
     "CHAMPION",
     "CHALLENGER",
+    "SHADOW",
     "HISTORY_TAG",
     "KEEP_HISTORY",
     "parse_history",
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+SHADOW = "shadow"  # a shadow model's newest version (promotion off; MLflow reserves `latest`)
 HISTORY_TAG = "champion_history"
 KEEP_HISTORY = 50
 

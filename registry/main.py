@@ -47,6 +47,20 @@ def rollback() -> None:
     click.echo(f"{registry.model_name}: rolled back, version {version} is champion again")
 
 
+def _missing_sqlite_store(settings: Settings) -> str | None:
+    """What to say instead of creating an empty sqlite store where the user expected versions (None: it exists)."""
+    if settings.mlflow_tracking_uri:
+        return None
+    path = (settings.data_dir / "mlflow.db").resolve()
+    if path.exists():
+        return None
+    text = f"no MLflow store at {settings.mlflow_uri} (set ADVREC_MLFLOW_TRACKING_URI to read another one)"
+    demo = (settings.data_dir / "demo" / "state" / "mlflow.db").resolve()
+    if demo.exists():
+        text += f"; the demo's registry: ADVREC_MLFLOW_TRACKING_URI=sqlite:///{demo} advrec models"
+    return text
+
+
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -57,8 +71,13 @@ def models(as_json: bool) -> None:
     """List registered versions with their aliases, decisions and key metrics."""
     from registry.errors import RegistryError
 
+    settings = Settings()
+    missing = _missing_sqlite_store(settings)
+    if missing is not None:
+        click.echo(missing)
+        return
     try:
-        registry = build_registry(Settings(), announce=False)
+        registry = build_registry(settings, announce=False)
         rows = registry.list_versions()
     except RegistryError as exc:
         raise _fail(exc) from exc
@@ -66,7 +85,7 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        click.echo(f"{registry.model_name}: no versions registered yet")
+        click.echo(f"{registry.model_name}: no versions registered yet in {settings.mlflow_uri}")
         return
     header = (
         f"{'version':>7}  {'aliases':<20} {'decision':<8} {'kind':<4} {'HR@10':>7} {'NDCG@10':>7} "

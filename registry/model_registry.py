@@ -19,7 +19,7 @@ from typing import Any
 from mlflow import MlflowClient
 
 from registry import aliases, rounds, versions
-from registry.aliases import CHALLENGER, CHAMPION
+from registry.aliases import CHALLENGER, CHAMPION, SHADOW
 from registry.announcements import announce, model_update
 from registry.model_files import MODEL_FILE, ModelFiles, save_checked
 from registry.promotion import Decision, GateConfig, gate_numbers
@@ -47,10 +47,12 @@ class ModelRegistry:
         backoff_s: float = 0.5,
         notify: Callable[[dict], None] | None = None,
         export_metrics: bool = False,
+        promotion: bool = True,
     ) -> None:
         bound_mlflow_http()
         self.tracking_uri, self.model_name, self.gate_config = tracking_uri, model_name, gate_config
         self.experiment_name, self.retries, self.backoff_s, self.notify = experiment, retries, backoff_s, notify
+        self.promotion = promotion
         if artifact_location is None:
             artifact_location = default_artifact_location(tracking_uri)
         self.artifact_location = artifact_location
@@ -84,7 +86,11 @@ class ModelRegistry:
         params: Mapping[str, Any] | None = None,
         epoch_metrics: Mapping[str, list[float]] | None = None,
     ) -> tuple[int, Decision]:
-        """Log a round, register it as `challenger`, run the gate and promote if it passes."""
+        """Log a round, register it as `challenger`, run the gate and promote if it passes.
+
+        With promotion off (a shadow model) the version is registered, tagged and pointed at by
+        `shadow` only: no gate runs and no alias a champion scorer follows ever moves.
+        """
         self.store.use()
         with tempfile.TemporaryDirectory(prefix="advrec-round-", ignore_cleanup_errors=True) as scratch:
             file = Path(scratch) / MODEL_FILE
@@ -94,6 +100,11 @@ class ModelRegistry:
             )
             version = self.store.register(model_uri)
         numbers = gate_numbers(report, self.gate_config.fgsm_eps)
+        if not self.promotion:
+            decision = Decision("shadow", ("promotion off: registered, never promoted",), numbers)
+            rounds.tag_shadow(self.store, version, loaded.kind, run_id, numbers, lineage, decision, time.time())
+            self.store.set_alias(SHADOW, version)
+            return version, decision
         rounds.tag_challenger(self.store, version, loaded.kind, run_id, numbers, lineage)
         decision = rounds.decide_round(self.store, version, report, self.gate_config, time.time)
         if decision.promoted:
@@ -174,3 +185,7 @@ class ModelRegistry:
     def champion_version(self) -> int | None:
         """The version that holds the champion alias, or None."""
         return self.store.alias_version(CHAMPION)
+
+    def alias_version(self, alias: str) -> int | None:
+        """The version that holds `alias` (`champion`, or `shadow` of a shadow model), or None."""
+        return self.store.alias_version(alias)

@@ -9,6 +9,9 @@ works without advrec installed. It must never train, log or touch the registry.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +96,35 @@ def code_paths() -> list[str]:
 
 
 def log_pyfunc(model_file: str | Path, name: str = "model", registered_model_name: str | None = None, **kwargs: Any):
-    """Log a saved advrec model file as a pyfunc in the active run; returns MLflow's ModelInfo."""
+    """Log a saved advrec model file as a pyfunc in the active run; returns MLflow's ModelInfo.
+
+    Two MLflow warnings that say nothing to an advrec user are silenced here, once per round: the
+    pickled wrapper is our own code shipped in `code_paths`, and the signature is given in full,
+    so an input example (which MLflow would also run through the model) adds nothing.
+    """
+    with warnings.catch_warnings(), _without(logging.getLogger("mlflow.pyfunc"), _CLOUDPICKLE_NOTICE):
+        warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
+        return _log_model(model_file, name, registered_model_name, **kwargs)
+
+
+_CLOUDPICKLE_NOTICE = "Passing a Python object as `python_model`"
+
+
+@contextlib.contextmanager
+def _without(logger: logging.Logger, prefix: str):
+    """Drop the records of `logger` whose message starts with `prefix`, inside the block."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(prefix)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def _log_model(model_file: str | Path, name: str, registered_model_name: str | None, **kwargs: Any):
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=AdvrecPyfunc(),

@@ -22,7 +22,7 @@ from registry.promotion import Decision, GateConfig, decide
 from registry.store import RegistryStore
 from registry.tracking import accuracy_history, epoch_series, log_round, round_params
 
-__all__ = ["log_run", "tag_challenger", "decide_round"]
+__all__ = ["log_run", "tag_challenger", "tag_shadow", "decide_round"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,23 @@ def tag_challenger(
     store.set_version_tags(version, versions.round_tags(kind, run_id, numbers))
     versions.write_lineage(store, version, lineage)
     store.set_alias(CHALLENGER, version)
+
+
+def tag_shadow(
+    store: RegistryStore,
+    version: int,
+    kind: str,
+    run_id: str,
+    numbers: Mapping[str, float],
+    lineage: Mapping[str, Any],
+    decision: Decision,
+    now: float,
+) -> None:
+    """Tag a shadow model's version (promotion off): what `tag_challenger` writes, and why no gate ran."""
+    store.set_version_tags(
+        version, {**versions.round_tags(kind, run_id, numbers), **versions.decision_tags(decision, now)}
+    )
+    versions.write_lineage(store, version, lineage)
 
 
 def decide_round(

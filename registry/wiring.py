@@ -38,4 +38,5 @@ def build_registry(settings: Settings, export_metrics: bool = False, announce: b
         backoff_s=settings.mlflow_retry_backoff_s,
         notify=_publisher(settings) if announce else None,
         export_metrics=export_metrics,
+        promotion=settings.promotion,
     )

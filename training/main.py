@@ -217,6 +217,8 @@ def _train_stream(
     first_epochs: int,
     max_rounds: int | None,
     idle_timeout: float | None,
+    flush_after: float | None,
+    quarantine: bool,
     min_batch_rows: int,
     init_model: str | None,
     replay_rows: int,
@@ -266,8 +268,9 @@ def _train_stream(
         replay_rows=replay_rows,
         probe_every=probe_every,
         seed=seed,
-        trust_gate=settings.trust_gate and settings.fraud_enabled,
+        trust_gate=settings.trust_gate and settings.fraud_enabled and quarantine,
         trust=TrustPolicy.from_settings(settings),  # who is evaluated and audited: the stream's own policy
+        quarantine=quarantine,
     )
     on_round, champion = _round_handler(settings, use_registry)
     trainer = Trainer(
@@ -281,21 +284,35 @@ def _train_stream(
         champion=champion,
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    click.echo(
-        f"trainer: {kind} on {device}, state round {trainer.state.round}, "
-        f"trust gate {'on' if config.trust_gate else 'off'}, "
-        f"metrics on {settings.web_bind}:{settings.trainer_metrics_port}"
-    )
     source = KafkaBatchSource(
         bootstrap,
         settings.batches_topic,
         settings.fraud_flags_topic,
-        group_id=f"{settings.app_id}-trainer",
+        group_id=f"{settings.app_id}-trainer{settings.group_suffix}",
         tansu_workarounds=tansu_workarounds(settings),
         catalog_topic=settings.catalog_changelog_topic if item_text is not None else None,
     )
+    registers = (
+        f"registering {settings.model_name} in {settings.mlflow_uri} "
+        f"(promotion {'on' if settings.promotion else 'off'})"
+        if use_registry
+        else f"saving rounds under {settings.data_dir / 'models'} (no registry)"
+    )
+    click.echo(
+        f"trainer ready: {settings.batches_topic} on {bootstrap}, {kind} on {device}, "
+        f"quarantine {'on' if quarantine else 'off'}, trust gate {'on' if config.trust_gate else 'off'}, "
+        f"state round {trainer.state.round}, {registers}, "
+        f"/metrics on {settings.web_bind}:{settings.trainer_metrics_port}"
+    )
     try:
-        results = run(trainer, source, Quarantine(), max_rounds=max_rounds, idle_timeout=idle_timeout)
+        results = run(
+            trainer,
+            source,
+            Quarantine(),
+            max_rounds=max_rounds,
+            idle_timeout=idle_timeout,
+            flush_after=flush_after,
+        )
     finally:
         source.close()
     click.echo(f"trainer: {len(results)} rounds, state round {trainer.state.round}")
@@ -337,6 +354,19 @@ def _train_stream(
     type=float,
     default=None,
     help="Stream: exit after this many seconds without a new batch (training what is pending first).",
+)
+@click.option(
+    "--flush-after",
+    type=float,
+    default=None,
+    help="Stream: once no batch has come for this many seconds, train what is pending even below "
+    "--min-batch-rows (and keep running).",
+)
+@click.option(
+    "--quarantine/--no-quarantine",
+    default=True,
+    show_default=True,
+    help="Stream: drop the events of users the fraud detector flags (off: an undefended shadow trainer).",
 )
 @click.option(
     "--min-batch-rows",
@@ -387,6 +417,8 @@ def train(
     first_epochs,
     max_rounds,
     idle_timeout,
+    flush_after,
+    quarantine,
     min_batch_rows,
     init_model,
     replay_rows,
@@ -408,6 +440,8 @@ def train(
         first_epochs,
         max_rounds,
         idle_timeout,
+        flush_after,
+        quarantine,
         min_batch_rows,
         init_model,
         replay_rows,

@@ -118,6 +118,17 @@ class Settings(BaseSettings):
 
     # --- registry and scorer ---
     model_name: str = Field("advrec-recommender", description="Registered model name in MLflow.")
+    promotion: bool = Field(
+        True,
+        description="Run the promotion gate on every registered round; false (a shadow model): register, "
+        "point the `shadow` alias at it, never promote.",
+    )
+    serve_alias: str = Field("champion", description="The alias the scorer serves (a shadow scorer: `shadow`).")
+    group_suffix: str = Field(
+        "",
+        description="Appended to the trainer's consumer group and the scorer's app id, so that a shadow "
+        "trainer and scorer read the same topics beside the main ones.",
+    )
     gate_hr_tolerance: float = Field(0.02, description="Challenger HR@10 may be this share below the champion's.")
     gate_ndcg_tolerance: float = Field(0.02, description="Challenger NDCG@10 may be this share below the champion's.")
     gate_min_hr_at_10: float = Field(0.05, description="Absolute HR@10 floor of any promoted version.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import sys
 from typing import Any
 
 import faust
@@ -111,15 +112,31 @@ def add_metrics_page(app: faust.App) -> None:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.replace("; charset=utf-8", ""))
 
 
-def run_worker(app: faust.App, loglevel: str) -> None:
-    """Run `app` in this process until it is stopped (SIGTERM/SIGINT), as `faust worker` would."""
+def run_worker(app: faust.App, loglevel: str, ready: str = "") -> None:
+    """Run `app` in this process until it is stopped (SIGTERM/SIGINT), as `faust worker` would.
+
+    `ready` is printed as one line once the app has started (subscribed, tables recovered).
+    """
 
     class Worker(faust.Worker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Faust's spinner writes terminal escapes (and "OK ^" into logs): our ready line says it.
+            self.spinner = None
+
         def on_setup_root_logger(self, logger, level: int) -> None:
             # mode leaves the root logger at DEBUG and filters in the handler, so every debug
             # call in aiokafka/faust builds a LogRecord: ~8% of the worker's CPU.
             super().on_setup_root_logger(logger, level)
             logger.setLevel(level)
+            # Faust warns "producer buffer full" on every send while the producer catches up: under
+            # a fast replay that floods the log with a condition that only means "back-pressure".
+            logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
+
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            if ready:  # the real stdout: Faust redirects sys.stdout into its logger at WARNING level
+                print(ready, file=sys.__stdout__, flush=True)
 
     Worker(app, loglevel=loglevel.upper(), quiet=True).execute_from_commandline()
 

@@ -3,6 +3,8 @@
 Used by `advrec demo`, `benchmarks/freshness.py` and the end-to-end tests. Every process is a
 real `advrec <command>` child configured only by ADVREC_* variables, as in production; this
 module only chooses ports, a state directory, and short windows so a loop closes in seconds.
+Besides worker, trainer and scorer it can run an undefended shadow pair (`shadow-trainer`,
+`shadow-scorer`): the same stream and requests, no quarantine, its own model name, never promoted.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from streams.local.broker import EmbeddedBroker, KafkaBroker, TansuBroker, free_port
 from streams.local.processes import AdvrecProcess, scrape_metrics
 
-__all__ = ["LocalCluster", "ClusterConfig"]
+__all__ = ["LocalCluster", "ClusterConfig", "COMMANDS"]
 
 
 @dataclass
@@ -25,9 +27,45 @@ class ClusterConfig:
     broker_engine: str = "auto"  # of the embedded broker: kafka where Java runs, else tansu
     window_max_events: int = 4_000
     window_max_seconds: float = 8.0
-    trainer_args: tuple[str, ...] = ("--min-batch-rows", "6000", "--first-epochs", "20", "--epochs", "4")
+    # --flush-after: once the windows stop coming (the end of a replay), train the last ones too; longer
+    # than window_max_seconds, so that it never fires while windows still close on time.
+    trainer_args: tuple[str, ...] = (
+        "--min-batch-rows",
+        "6000",
+        "--flush-after",
+        "10",
+        "--first-epochs",
+        "20",
+        "--epochs",
+        "4",
+    )
+    # The undefended shadow: plain BPR on every event (no quarantine), its own model name, never promoted.
+    shadow_trainer_args: tuple[str, ...] = (
+        "--model",
+        "bpr",
+        "--no-quarantine",
+        "--min-batch-rows",
+        "6000",
+        "--flush-after",
+        "10",
+        "--first-epochs",
+        "20",
+        "--epochs",
+        "4",
+    )
+    shadow_model_name: str = "advrec-shadow"
     scorer_poll_seconds: float = 3.0
     extra_env: dict[str, str] = field(default_factory=dict)
+
+
+# role → the advrec command it runs (the shadow roles add their arguments and environment below)
+COMMANDS = {
+    "worker": ["worker"],
+    "trainer": ["train"],
+    "scorer": ["scorer"],
+    "shadow-trainer": ["train"],
+    "shadow-scorer": ["scorer"],
+}
 
 
 class LocalCluster:
@@ -37,13 +75,41 @@ class LocalCluster:
         self.config = config
         self.broker: KafkaBroker | TansuBroker | None = None
         self.bootstrap = config.bootstrap
-        self.ports = {"worker": free_port(), "trainer": free_port(), "scorer": free_port()}
+        self.ports = {role: free_port() for role in COMMANDS}
         self.processes: dict[str, AdvrecProcess] = {}
 
     @property
     def mlflow_uri(self) -> str:
         """The local MLflow store every process of this cluster shares."""
         return f"sqlite:///{(self.config.state_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def shadow_recommendations_topic(self) -> str:
+        """Where the shadow scorer answers the same `rec.requests` the main scorer answers."""
+        return "shadow.recommendations"
+
+    def role_env(self, role: str) -> dict[str, str]:
+        """The environment of one role: the shared one, plus the shadow's own model, group, ports and state."""
+        env = self.env()
+        port = str(self.ports[role])
+        if role.startswith("shadow-"):
+            env.update(
+                ADVREC_DATA_DIR=str(self.config.state_dir / "shadow"),
+                ADVREC_MODEL_NAME=self.config.shadow_model_name,
+                ADVREC_PROMOTION="false",
+                ADVREC_SERVE_ALIAS="shadow",
+                ADVREC_GROUP_SUFFIX="-shadow",
+                ADVREC_RECOMMENDATIONS_TOPIC=self.shadow_recommendations_topic,
+                ADVREC_WINDOWS_URI=f"file://{(self.config.state_dir / 'windows').resolve()}",
+            )
+        key = {"worker": "ADVREC_WEB_PORT", "trainer": "ADVREC_TRAINER_METRICS_PORT"}.get(
+            role.removeprefix("shadow-"), "ADVREC_SCORER_METRICS_PORT"
+        )
+        env[key] = port
+        if role.endswith("trainer"):
+            # Two trainers share the cores: one thread each trains both at once instead of thrashing.
+            env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        return env
 
     def env(self) -> dict[str, str]:
         """The ADVREC_* environment shared by every process."""
@@ -83,14 +149,19 @@ class LocalCluster:
 
     def init_mlflow(self) -> None:
         """Create the MLflow store once, before several processes open it (their migrations would race)."""
+        import logging
+
         from mlflow.tracking import MlflowClient
 
+        # "Creating initial MLflow database tables" is MLflow talking to itself
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         MlflowClient(tracking_uri=self.mlflow_uri, registry_uri=self.mlflow_uri).search_experiments()
 
     def start(self, name: str, args: list[str] | None = None, wait: bool = True) -> AdvrecProcess:
-        """Start process `name` (worker, trainer or scorer) and wait until its metrics answer."""
-        command = {"worker": ["worker"], "trainer": ["train", *self.config.trainer_args], "scorer": ["scorer"]}[name]
-        process = AdvrecProcess(args or command, self.env(), self.config.state_dir / f"{name}.log").start()
+        """Start process `name` (a role of COMMANDS) and wait until its metrics answer."""
+        extra = {"trainer": self.config.trainer_args, "shadow-trainer": self.config.shadow_trainer_args}
+        command = [*COMMANDS[name], *extra.get(name, ())]
+        process = AdvrecProcess(args or command, self.role_env(name), self.config.state_dir / f"{name}.log").start()
         self.processes[name] = process
         if wait:
             process.wait_http(self.metrics_url(name), timeout_s=90)
@@ -104,8 +175,11 @@ class LocalCluster:
             return {}
 
     def stop(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL) and the embedded broker."""
-        for process in reversed(list(self.processes.values())):
+        """Stop every process (SIGTERM to all at once, then SIGKILL to the late) and the embedded broker."""
+        processes = list(self.processes.values())
+        for process in processes:
+            process.terminate()
+        for process in processes:
             process.stop()
         if self.broker is not None:
             self.broker.stop()

@@ -1,21 +1,34 @@
-"""`advrec demo`: the whole loop on embedded defaults, watched live, ending with a report.
+"""`advrec demo`: the whole loop on embedded defaults, in phases that show they are alive, ending with a report.
 
-Started by the `demo` command (streams/local/main.py). Starts a broker, a worker (ingest, fraud
-detection, windows), the trainer
-(registering every round in a local MLflow store behind the promotion gate) and the scorer as
-real processes; replays a dataset or the simulator with an attack injected midway and a sprinkle
-of malformed inputs; sends recommendation requests all along; shows a live view; and writes
-`report.md`, `report.json` and PNG plots whose numbers all come from this run.
+Started by the `demo` command (streams/local/main.py). Phases, each timed and reported as plain
+log lines (on stdout and in `OUT/demo.log`, so a log shows progress as a terminal does):
+
+1. prepare: the stream (a dataset or the simulator) with an attack woven in from its middle, plus
+   a sprinkle of malformed inputs;
+2. start: the broker, then a worker, the defended trainer and scorer, and an undefended shadow
+   trainer and scorer (same stream and requests, no quarantine, plain BPR, own model name, never
+   promoted), as real processes;
+3. replay: the stream at a set rate, with recommendation requests to genuine users all along;
+4. drain: until every window is written, trained by both trainers and served (or `--duration`);
+   then serve: the final versions answer requests a few seconds more (they are measured too);
+5. stop, and report: facts from the topics, MLflow's version tags and the window files, turned into
+   `report.json`, `report.md`, `report.html` and PNGs by the pure `report*` modules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import random
+import shlex
 import shutil
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +36,57 @@ import pandas as pd
 
 from streams.contract.settings import Settings
 
-__all__ = ["run_demo", "build_stream"]
+__all__ = ["run_demo", "build_stream", "default_attack", "DEMO_LOG"]
 
+log = logging.getLogger("advrec.demo")
+
+DEMO_LOG = "demo.log"
 MALFORMED = [
     b"{broken json",
     b"[]",
     b'{"event_id": "x", "type": "click"}',
     b'{"event_id": "x", "user_id": "u", "item_id": "i", "type": "like", "ts": 1.7e9}',
 ]
+PROGRESS_EVERY_S = 5.0
+REQUESTS_PER_S = 20.0
+# Once settled, the final versions keep answering this long, so that the models every window
+# trained are measured on a few hundred served lists each, not only on the last seconds' answers.
+SERVE_FINAL_S = 12.0
 
 
-def build_stream(dataset: Path | None, n_events: int, attack: str, seed: int):
-    """Genuine events (dataset or simulator) with an attack woven in from the middle; plus labels."""
-    from streams.sources.attacks import parse_inject, plan_attack, summarize
+def default_attack(dataset: Path | None) -> str:
+    """The attack injected when `--attack` is not given: a click farm, or a bandwagon on a ratings file.
+
+    The click farm (8% of users, filler 2% of the catalogue drawn by popularity, one target) is sized
+    so that it clearly lifts its target in an undefended BPR model's lists: trained once on the
+    simulator's 30,000 events, the target is in 23% of genuine users' top-10 lists (0.4% without the
+    farm), against 6% with 5% of users and 0.4% with uniform filler (chosen on the simulator, seed 0;
+    the detector was not looked at or changed). On a MovieLens slice neither lifts its target.
+    """
+    is_ratings = dataset is not None and dataset.name.lower().startswith(("u.data", "ratings"))
+    return "bandwagon:0.05:0.03" if is_ratings else "click_farm:0.08:0.02"
+
+
+def build_stream(
+    dataset: Path | None,
+    n_events: int,
+    attack: str,
+    seed: int,
+    filler: str = "uniform",
+    mapping: dict[str, str] | None = None,
+):
+    """Genuine events (dataset or simulator) with an attack woven in from the middle; plus labels and targets.
+
+    filler: how click-farm accounts pick their filler items, "uniform" or "popular" (popular filler
+    makes attackers look like genuine users to a collaborative filter, so their target rides along).
+    """
+    from streams.sources.attacks import IMPLICIT_ATTACKS, parse_inject, plan_attack, summarize
     from streams.sources.datasets import open_events
     from streams.sources.simulator import simulated_events
 
-    source = simulated_events(n_events=n_events, seed=seed) if dataset is None else open_events(dataset)
+    source = (
+        simulated_events(n_events=n_events, seed=seed) if dataset is None else open_events(dataset, mapping=mapping)
+    )
     genuine = [e for _, e in zip(range(n_events), source)]
     frame = pd.DataFrame(
         {
@@ -53,44 +100,53 @@ def build_stream(dataset: Path | None, n_events: int, attack: str, seed: int):
         return genuine, {}, []
     middle, last = genuine[len(genuine) // 2]["ts"], genuine[-1]["ts"]
     spec = parse_inject(attack, start_ts=middle, span_s=max(60.0, (last - middle) * 0.6))
+    if spec.kind in IMPLICIT_ATTACKS:
+        spec = parse_inject(attack, start_ts=middle, span_s=max(60.0, (last - middle) * 0.6), filler_choice=filler)
     plan = plan_attack(spec, summarize(frame), seed=seed)
     events = sorted(genuine + list(plan.events()), key=lambda e: e["ts"])
     return events, {user: kind for user, _, kind in plan.labels()}, list(plan.targets)
 
 
-def _records(events, bad_fraction: float, seed: int):
+def _records(events, bad_fraction: float, seed: int) -> list[tuple[bytes | None, bytes, str | None]]:
+    """(key, value, user) per input, malformed ones (user None) sprinkled in."""
     rng = random.Random(seed)
+    out = []
     for event in events:
-        yield event["user_id"].encode(), json.dumps(event).encode()
+        out.append((event["user_id"].encode(), json.dumps(event).encode(), event["user_id"]))
         if rng.random() < bad_fraction:
-            yield None, rng.choice(MALFORMED)
+            out.append((None, rng.choice(MALFORMED), None))
+    return out
 
 
 class Traffic:
-    """Background threads: the replay at a set rate, recommendation requests, their answers."""
+    """Background threads: the replay at a set rate, recommendation requests, both pipelines' answers."""
 
     def __init__(
         self,
         bootstrap: str,
         settings: Settings,
+        answer_topics: dict[str, str],
         records: list,
+        attackers: set[str],
         rate: float,
-        request_rate: float,
         users: list[str],
         seed: int,
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
-        self.settings, self.records, self.rate, self.request_rate = settings, records, rate, request_rate
+        self.settings, self.records, self.rate, self.attackers = settings, records, rate, attackers
         self.users, self.rng = users, random.Random(seed)
+        self.pipeline_of_topic = {topic: pipeline for pipeline, topic in answer_topics.items()}
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
         self.consumer = KafkaConsumer(
-            settings.recommendations_topic,
+            *answer_topics.values(),
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             consumer_timeout_ms=500,
         )
         self.sent = 0
+        self.started_at: float | None = None
+        self.attack_sent_at: float | None = None  # wall time of the first attacker's event
         self.replay_done = threading.Event()
         self.stop = threading.Event()
         self.requested: dict[str, float] = {}
@@ -98,15 +154,18 @@ class Traffic:
         self.threads = [threading.Thread(target=f, daemon=True) for f in (self._replay, self._ask, self._listen)]
 
     def start(self) -> Traffic:
+        self.started_at = time.time()
         for thread in self.threads:
             thread.start()
         return self
 
     def _replay(self) -> None:
         started = time.monotonic()
-        for key, value in self.records:
+        for key, value, user in self.records:
             if self.stop.is_set():
                 break
+            if self.attack_sent_at is None and user in self.attackers:
+                self.attack_sent_at = time.time()
             self.producer.send(self.settings.events_topic, key=key, value=value)
             self.sent += 1
             ahead = self.sent / self.rate - (time.monotonic() - started)
@@ -126,13 +185,14 @@ class Traffic:
                 key=user.encode(),
                 value=json.dumps({"request_id": request_id, "user_id": user, "k": 10, "exclude_seen": True}).encode(),
             )
-            time.sleep(1.0 / self.request_rate)
+            time.sleep(1.0 / REQUESTS_PER_S)
 
     def _listen(self) -> None:
         while not self.stop.is_set():
             for message in self.consumer:
                 answer = json.loads(message.value)
                 answer["received_at"] = time.time()
+                answer["pipeline"] = self.pipeline_of_topic[message.topic]
                 self.answers.append(answer)
                 if self.stop.is_set():
                     break
@@ -145,222 +205,395 @@ class Traffic:
         self.consumer.close()
 
 
+class Phases:
+    """Times each phase of the run and prefixes progress lines with the time since the start."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.seconds: dict[str, float] = {}
+        self.current_began = self.started
+
+    def so_far(self) -> dict[str, float]:
+        """Seconds of the finished phases and of the one running now (`now`)."""
+        return {**self.seconds, "now": round(time.monotonic() - self.current_began, 1)}
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = self.current_began = time.monotonic()
+        log.info("[%4.0f s] %s …", self.elapsed(), name)
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.monotonic() - began, 1)
+            log.info("[%4.0f s] %s done in %.1f s", self.elapsed(), name, self.seconds[name])
+
+    def say(self, text: str, *args) -> None:
+        log.info("[%4.0f s] " + text, self.elapsed(), *args)
+
+
 def _total(samples: dict, name: str) -> float:
     from streams.local.processes import metric_total
 
     return metric_total(samples, name)
 
 
-def _live_table(cluster, traffic: Traffic, elapsed: float):
-    from rich.table import Table
-
-    from streams.local.report import histogram_quantile
-
-    worker, trainer, scorer = (cluster.metrics(n) for n in ("worker", "trainer", "scorer"))
-    table = Table(title=f"advrec demo — {elapsed:5.0f} s", show_header=True)
-    table.add_column("stage")
-    table.add_column("now", justify="right")
-    processed = _total(worker, "advrec_events_processed_total")
-    table.add_row("events replayed / processed", f"{traffic.sent} / {processed:.0f}")
-    table.add_row("events/s (mean)", f"{processed / max(elapsed, 1e-9):.0f}")
-    table.add_row("dead letters", f"{_total(worker, 'advrec_dead_letters_total'):.0f}")
-    table.add_row("users flagged (now)", f"{_total(worker, 'advrec_fraud_flagged_users'):.0f}")
-    table.add_row("windows written", f"{_total(worker, 'advrec_windows_written_total'):.0f}")
-    rounds = trainer.get('advrec_training_rounds_total{outcome="success"}', 0)
-    failed = trainer.get('advrec_training_rounds_total{outcome="failure"}', 0)
-    table.add_row("training rounds", f"{rounds:.0f} (failed {failed:.0f})")
-    decisions = {d: trainer.get(f'advrec_promotions_total{{decision="{d}"}}', 0) for d in ("promote", "hold", "reject")}
-    table.add_row("promotions", " ".join(f"{d}={n:.0f}" for d, n in decisions.items()))
-    table.add_row("serving model version", f"{scorer.get('advrec_serving_model_version', 0):.0f}")
-    p50 = histogram_quantile(0.5, scorer, "advrec_scoring_latency_seconds")
-    p99 = histogram_quantile(0.99, scorer, "advrec_scoring_latency_seconds")
-    table.add_row("scoring latency p50 / p99", f"{(p50 or 0) * 1e3:.2f} / {(p99 or 0) * 1e3:.2f} ms")
-    table.add_row("recommendations answered", f"{len(traffic.answers)}")
-    return table
+def _setup_logging(out: Path) -> logging.Handler:
+    """Progress lines on stdout and, with timestamps, in OUT/demo.log (both flushed line by line)."""
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    file = logging.FileHandler(out / DEMO_LOG, mode="w")
+    file.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(console)
+    log.addHandler(file)
+    return file
 
 
-def _final_flags(bootstrap: str, topic: str) -> set[str]:
-    from kafka import KafkaConsumer
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000)
-    state: dict[str, bool] = {}
-    for message in consumer:
-        flag = json.loads(message.value)
-        state[flag["user_id"]] = bool(flag["flagged"])
+
+class Observed:
+    """What the demo samples from the processes while the loop runs (the report's time series)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, float]] = []
+        self.replayed: list[tuple[float, float]] = []
+        self.last: dict[str, dict[str, float]] = {}
+
+    def sample(self, cluster, traffic: Traffic) -> dict[str, dict[str, float]]:
+        now = {role: cluster.metrics(role) for role in cluster.processes}
+        self.last = {role: samples or self.last.get(role, {}) for role, samples in now.items()}
+        t = time.time() - (traffic.started_at or time.time())
+        self.events.append((t, _total(self.last.get("worker", {}), "advrec_events_processed_total")))
+        self.replayed.append((t, float(traffic.sent)))
+        return self.last
+
+
+def _progress(phases: Phases, phase: str, m: dict[str, dict[str, float]], traffic: Traffic) -> None:
+    worker = m.get("worker", {})
+    rounds = {
+        role: m.get(role, {}).get('advrec_training_rounds_total{outcome="success"}', 0)
+        for role in ("trainer", "shadow-trainer")
+    }
+    phases.say(
+        "%s: %d/%d inputs sent, %d events processed, %d windows, %d users flagged, rounds %d defended / %d shadow, "
+        "serving v%d defended / v%d shadow, %d answers",
+        phase,
+        traffic.sent,
+        len(traffic.records),
+        _total(worker, "advrec_events_processed_total"),
+        _total(worker, "advrec_windows_written_total"),
+        _total(worker, "advrec_fraud_flagged_users"),
+        rounds["trainer"],
+        rounds["shadow-trainer"],
+        m.get("scorer", {}).get("advrec_serving_model_version", 0),
+        m.get("shadow-scorer", {}).get("advrec_serving_model_version", 0),
+        len(traffic.answers),
+    )
+
+
+def _settled(m: dict[str, dict[str, float]], traffic: Traffic, latest: dict[str, int | None]) -> bool:
+    """Every input handled, every event windowed, every window trained by both trainers, the newest versions served."""
+    worker = m.get("worker", {})
+    handled = sum(
+        _total(worker, n)
+        for n in ("advrec_events_processed_total", "advrec_dead_letters_total", "advrec_events_duplicate_total")
+    )
+    windowed = worker.get("advrec_window_rows_sum", 0)
+    windows = _total(worker, "advrec_windows_written_total")
+    trained = all(
+        m.get(role, {}).get("advrec_batches_consumed_total", -1) >= windows
+        and m.get(role, {}).get("advrec_batches_pending", 1) == 0
+        for role in ("trainer", "shadow-trainer")
+    )
+    served = all(
+        latest[pipeline] is not None and m.get(role, {}).get("advrec_serving_model_version", 0) == latest[pipeline]
+        for pipeline, role in (("defended", "scorer"), ("undefended", "shadow-scorer"))
+    )
+    return (
+        traffic.replay_done.is_set()
+        and handled >= len(traffic.records)
+        and windowed >= _total(worker, "advrec_events_processed_total")
+        and trained
+        and served
+    )
+
+
+def _flag_records(bootstrap: str, topic: str) -> list[tuple[float, str, bool]]:
+    """Every record of `fraud.flags` up to its end offsets now, as (Kafka time in s, user, flagged)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    consumer.assign(partitions)
+    end = consumer.end_offsets(partitions)
+    out, deadline = [], time.monotonic() + 30
+    while any(consumer.position(tp) < end[tp] for tp in partitions) and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            for message in records:
+                flag = json.loads(message.value) if message.value else {}
+                user = flag.get("user_id") or (message.key or b"").decode()
+                out.append((message.timestamp / 1000.0, user, bool(flag.get("flagged"))))
     consumer.close()
-    return {user for user, flagged in state.items() if flagged}
+    return out
 
 
-def _target_lift(windows: pd.DataFrame, attackers: set[str], flagged: set[str], targets: list[str], seed: int):
-    """Target items' HR@50 among genuine users: clean data, undefended (all), defended (flagged dropped)."""
-    from training.evaluation import target_hit_rate
-    from training.models import BPRRecommender
-    from training.stream.cleaning import events_to_interactions
+def _round_batches(models_dir: Path) -> dict[int, list[float]]:
+    """Per round of a trainer: the newest Kafka arrival time of each batch it took (from its round files)."""
+    out = {}
+    for path in models_dir.glob("round-*.json"):
+        lineage = json.loads(path.read_text())["lineage"]
+        out[int(lineage["round"])] = [float(b.get("max_kafka_ts") or 0) for b in lineage.get("batches", [])]
+    return out
 
-    interactions = events_to_interactions(windows)
-    genuine_users = sorted(set(interactions["user"]) - attackers)
 
-    def hit_rate(frame: pd.DataFrame) -> float:
-        model = BPRRecommender(seed=seed).fit(frame, epochs=15)
-        return target_hit_rate(model, genuine_users, targets, k=50)
+def _versions(uri: str, model_name: str, pipeline: str, t0: float) -> tuple[list[dict], dict[int, int]]:
+    """The registered versions of one pipeline with the gate's decision and reasons from their MLflow tags."""
+    from registry.model_registry import ModelRegistry
+    from registry.versions import tag_float
 
-    clean = hit_rate(interactions[~interactions["user"].isin(attackers)])
-    undefended = hit_rate(interactions)
-    defended = hit_rate(interactions[~interactions["user"].isin(flagged)])
+    registry = ModelRegistry(uri, model_name)
+    rows, round_of_version = [], {}
+    for row in sorted(registry.list_versions(), key=lambda r: r["version"]):
+        tags = registry.version_tags(row["version"])
+        round_tag = tags.get("lineage.round")
+        round_no = int(float(round_tag)) if round_tag not in (None, "", "null") else None
+        if round_no is not None:
+            round_of_version[row["version"]] = round_no
+        decided = tag_float(tags, "decided_at")
+        rows.append(
+            {
+                "pipeline": pipeline,
+                "model": model_name,
+                "version": row["version"],
+                "round": round_no,
+                "aliases": row["aliases"],
+                "decision": row["decision"],
+                "reasons": row["reasons"],
+                "hr@10": row["hr@10"],
+                "ndcg@10": row["ndcg@10"],
+                "fgsm_drop": row["fgsm_drop"],
+                "at_s": round(decided - t0, 1) if decided is not None else None,
+            }
+        )
+    return rows, round_of_version
+
+
+def _latest_versions(uri: str, model_names: dict[str, str]) -> dict[str, int | None]:
+    """What each pipeline should serve now: the defended champion and the shadow's `shadow` alias."""
+    from registry.model_registry import ModelRegistry
+
     return {
-        "clean_hr@50": clean,
-        "undefended_hr@50": undefended,
-        "defended_hr@50": defended,
-        "undefended": undefended - clean,
-        "defended": defended - clean,
+        "defended": ModelRegistry(uri, model_names["defended"]).alias_version("champion"),
+        "undefended": ModelRegistry(uri, model_names["undefended"]).alias_version("shadow"),
     }
 
 
-def _plots(out: Path, timeline: list[tuple[float, float]], versions: list[dict], fresh: np.ndarray) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = []
-    fig, ax = plt.subplots(figsize=(6, 3))
-    if timeline:
-        t, n = zip(*timeline)
-        ax.plot(t, n)
-    ax.set(xlabel="seconds", ylabel="events processed", title="Ingest")
-    fig.tight_layout(), fig.savefig(out / "events.png"), plt.close(fig)
-    names.append("events.png")
-    fig, ax = plt.subplots(figsize=(6, 3))
-    colors = {"promote": "tab:green", "hold": "tab:orange", "reject": "tab:red"}
-    for row in sorted(versions, key=lambda r: r["version"]):
-        ax.bar(row["version"], row["hr@10"] or 0, color=colors.get(row["decision"], "grey"))
-    ax.set(xlabel="model version", ylabel="HR@10", title="Versions (green promoted, red rejected)")
-    fig.tight_layout(), fig.savefig(out / "versions.png"), plt.close(fig)
-    names.append("versions.png")
-    fig, ax = plt.subplots(figsize=(6, 3))
-    if len(fresh):
-        ax.hist(fresh, bins=30)
-    ax.set(
-        xlabel="seconds from event arrival to first recommendation by a model trained on it",
-        ylabel="events",
-        title="Freshness",
-    )
-    fig.tight_layout(), fig.savefig(out / "freshness.png"), plt.close(fig)
-    names.append("freshness.png")
-    return names
-
-
-def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_fraction, out, seed) -> None:
-    """Run the whole loop on embedded defaults, watch it live, and write a report."""
-    from rich.console import Console
-    from rich.live import Live
-
-    from registry.model_registry import ModelRegistry
+def _windows(state: Path) -> pd.DataFrame:
     from streams.contract.windows import read_window
-    from streams.fraud.evaluation import detection_scores
+
+    files = sorted((state / "windows").rglob("*.parquet"))
+    if not files:
+        return pd.DataFrame()
+    return pd.concat(
+        [read_window(f.as_uri()).to_pandas().assign(path=f.relative_to(state / "windows").as_posix()) for f in files]
+    )
+
+
+def registry_commands(uri: str, model_names: dict[str, str]) -> list[str]:
+    """The exact commands that inspect (and steer) the demo's registry after the run."""
+    env = f"ADVREC_MLFLOW_TRACKING_URI={shlex.quote(uri)}"
+    return [
+        f"{env} advrec models",
+        f"{env} ADVREC_MODEL_NAME={model_names['undefended']} advrec models",
+        f"{env} advrec promote VERSION   # or: advrec rollback",
+    ]
+
+
+def run_demo(
+    settings: Settings,
+    dataset: Path | None,
+    n_events: int,
+    attack: str | None,
+    rate: float,
+    duration: float,
+    bad_fraction: float,
+    out: Path | None,
+    seed: int,
+    filler: str = "popular",
+    mapping: str | None = None,
+) -> dict:
+    """Run the whole loop on embedded defaults, show each phase's progress, write the report; return it."""
     from streams.kafka.topics import ensure_topics
     from streams.local.cluster import ClusterConfig, LocalCluster
-    from streams.local.report import freshness_seconds, percentiles
 
-    console = Console()
     out = (out or settings.data_dir / "demo").resolve()
     state = out / "state"
     shutil.rmtree(state, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    is_ratings = dataset is not None and dataset.name.lower().startswith(("u.data", "ratings"))
-    attack = attack or ("bandwagon:0.05:0.03" if is_ratings else "click_farm:0.05:0.02")
-    events, labels, targets = build_stream(dataset, n_events, attack, seed)
-    attackers = set(labels)
-    records = list(_records(events, bad_fraction, seed))
-    users = sorted({e["user_id"] for e in events} - attackers)
-    console.print(
-        f"[bold]stream[/] {len(events)} events ({len(attackers)} attackers, {attack}), "
-        f"{len(records) - len(events)} malformed, replayed at {rate:.0f}/s"
+    file_handler = _setup_logging(out)
+    load_before = _load()
+    phases = Phases()
+    phases.say(
+        "advrec demo: load average %s on %d CPUs; progress also in %s", load_before, os.cpu_count(), out / DEMO_LOG
     )
 
-    started = time.monotonic()
-    timeline: list[tuple[float, float]] = []
-    cluster = LocalCluster(ClusterConfig(state_dir=state, bootstrap=settings.kafka_bootstrap))
-    traffic = None
-    try:
-        bootstrap = cluster.start_broker()
-        ensure_topics(
-            bootstrap,
-            [
-                settings.events_topic,
-                settings.deadletter_topic,
-                settings.batches_topic,
-                settings.fraud_flags_topic,
-                settings.rec_requests_topic,
-                settings.recommendations_topic,
-                settings.model_updates_topic,
-            ],
-            settings.topic_partitions,
+    with phases("prepare"):
+        attack = attack or default_attack(dataset)
+        from streams.sources.datasets import parse_mapping
+
+        events, labels, targets = build_stream(
+            dataset, n_events, attack, seed, filler, parse_mapping(mapping) if mapping else None
         )
-        for name in ("worker", "trainer", "scorer"):
-            cluster.start(name)
-            console.print(f"[bold]{name}[/] up, metrics at {cluster.metrics_url(name)}")
-        traffic = Traffic(bootstrap, settings, records, rate, 20.0, users, seed).start()
-        deadline = started + duration
-        with Live(console=console, refresh_per_second=2) as live:
-            settled_since = None
-            while time.monotonic() < deadline:
-                elapsed = time.monotonic() - started
-                live.update(_live_table(cluster, traffic, elapsed))
-                worker, trainer = cluster.metrics("worker"), cluster.metrics("trainer")
-                done = sum(
-                    _total(worker, n)
-                    for n in (
-                        "advrec_events_processed_total",
-                        "advrec_dead_letters_total",
-                        "advrec_events_duplicate_total",
-                    )
-                )
-                timeline.append((elapsed, _total(worker, "advrec_events_processed_total")))
-                # Settled: everything replayed was handled, no batch waits for training, and the
-                # scorer serves the newest champion (checked over a few seconds).
-                settled = (
-                    traffic.replay_done.is_set()
-                    and done >= len(records)
-                    and trainer.get("advrec_batches_pending", 1) == 0
-                )
-                if settled:
-                    # quiet long enough for the last window to close, train, register and be served
-                    settled_since = settled_since or time.monotonic()
-                    if time.monotonic() - settled_since > 25:
-                        break
-                else:
-                    settled_since = None
+        attackers = set(labels)
+        records = _records(events, bad_fraction, seed)
+        users = sorted({e["user_id"] for e in events} - attackers)
+        phases.say(
+            "stream: %d events (%d attackers, %s, filler %s, targets %s), %d malformed, replayed at %.0f/s",
+            len(events),
+            len(attackers),
+            attack,
+            filler,
+            ", ".join(targets) or "none",
+            len(records) - len(events),
+            rate,
+        )
+
+    cluster = LocalCluster(ClusterConfig(state_dir=state, bootstrap=settings.kafka_bootstrap))
+    model_names = {"defended": settings.model_name, "undefended": cluster.config.shadow_model_name}
+    answer_topics = {"defended": settings.recommendations_topic, "undefended": cluster.shadow_recommendations_topic}
+    traffic: Traffic | None = None
+    observed = Observed()
+    deadline = time.monotonic() + duration
+    try:
+        with phases("start"):
+            bootstrap = cluster.start_broker()
+            phases.say("broker ready on %s; MLflow store %s", bootstrap, cluster.mlflow_uri)
+            ensure_topics(
+                bootstrap,
+                [
+                    settings.events_topic,
+                    settings.deadletter_topic,
+                    settings.batches_topic,
+                    settings.fraud_flags_topic,
+                    settings.rec_requests_topic,
+                    *answer_topics.values(),
+                    settings.model_updates_topic,
+                ],
+                settings.topic_partitions,
+            )
+            roles = ("worker", "trainer", "scorer", "shadow-trainer", "shadow-scorer")
+            for role in roles:
+                cluster.start(role, wait=False)
+            for role in roles:
+                cluster.processes[role].wait_http(cluster.metrics_url(role), timeout_s=120)
+                phases.say("%s up (log %s, metrics %s)", role, state / f"{role}.log", cluster.metrics_url(role))
+        traffic = Traffic(bootstrap, settings, answer_topics, records, attackers, rate, users, seed).start()
+        with phases("replay"):
+            last_progress = 0.0
+            while not traffic.replay_done.is_set() and time.monotonic() < deadline:
+                m = observed.sample(cluster, traffic)
+                if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                    _progress(phases, "replay", m, traffic)
+                    last_progress = time.monotonic()
                 time.sleep(1.0)
-        worker = cluster.metrics("worker")
-        flagged = _final_flags(bootstrap, settings.fraud_flags_topic)
+        with phases("drain"):
+            while time.monotonic() < deadline:
+                m = observed.sample(cluster, traffic)
+                if _settled(m, traffic, _latest_versions(cluster.mlflow_uri, model_names)):
+                    _progress(phases, "drain: every window trained and served", m, traffic)
+                    break
+                if time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                    _progress(phases, "drain", m, traffic)
+                    last_progress = time.monotonic()
+                time.sleep(1.0)
+            else:
+                phases.say("drain: --duration %.0f s reached; reporting what happened", duration)
+        if time.monotonic() < deadline:
+            with phases("serve"):
+                phases.say("serve: the final versions answer requests for %.0f s", SERVE_FINAL_S)
+                until = min(deadline, time.monotonic() + SERVE_FINAL_S)
+                while time.monotonic() < until:
+                    observed.sample(cluster, traffic)
+                    time.sleep(1.0)
+                _progress(phases, "serve", observed.last, traffic)
+        with phases("stop"):
+            flags = _flag_records(bootstrap, settings.fraud_flags_topic)
+            traffic.close()
+            cluster.stop()
     finally:
         if traffic is not None:
             traffic.close()
         cluster.stop()
-    elapsed = time.monotonic() - started
-    console.print(f"[bold]loop finished[/] after {elapsed:.0f} s; writing the report")
+    loop_s = phases.elapsed()
 
-    registry = ModelRegistry(cluster.mlflow_uri, settings.model_name)
-    versions = registry.list_versions()
-    champion = next((v for v in versions if "champion" in v["aliases"]), None)
-    window_files = sorted((state / "windows").rglob("*.parquet"))
-    windows = (
-        pd.concat(
-            [
-                read_window(f.as_uri()).to_pandas().assign(path=f.relative_to(state / "windows").as_posix())
-                for f in window_files
-            ]
-        )
-        if window_files
-        else pd.DataFrame()
+    with phases("report"):
+        report = _write_report(
+            settings, out, state, cluster.mlflow_uri, model_names, traffic, observed, flags, events, attackers,
+            targets, attack, filler, dataset, records, phases, load_before,
+        )  # fmt: skip
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    e, v = report["target_exposure"], report["verdict"]
+    phases.say(
+        "done in %.0f s (loop %.0f s; phases %s)",
+        report["times"]["total_s"],
+        loop_s,
+        ", ".join(f"{k} {s:.0f} s" for k, s in report["times"]["phases"].items()),
     )
+    phases.say(
+        "target exposure: before the attack %s, undefended %s, defended %s (attack bites: %s, defence holds: %s)",
+        *(f"{x:.3f}" if x is not None else "–" for x in (e["before_attack"], e["undefended"], e["defended"])),
+        v["attack_bites"],
+        v["defence_holds"],
+    )
+    phases.say("report: %s (and report.html, report.json; pictures %s)", out / "report.md", ", ".join(report["plots"]))
+    phases.say("inspect the demo's registry:\n  %s", "\n  ".join(report["registry"]["commands"]))
+    log.removeHandler(file_handler)
+    file_handler.close()
+    return report
 
-    round_of_version = {}
-    for row in versions:
-        tag = registry.version_tags(row["version"]).get("lineage.round")
-        if tag not in (None, "", "null"):
-            round_of_version[row["version"]] = int(float(tag))
+
+def _write_report(
+    settings, out, state, uri, model_names, traffic, observed, flags, events, attackers, targets, attack, filler,
+    dataset, records, phases, load_before,
+) -> dict:  # fmt: skip
+    """Gather the run's facts and write report.md, report.html and the PNGs; return the report dict."""
+    from streams.fraud.evaluation import detection_scores
+    from streams.local.report import (
+        attack_round,
+        exposure_over_time,
+        exposure_verdict,
+        flags_over_time,
+        freshness_seconds,
+        percentiles,
+        target_exposure,
+    )
+    from streams.local.report_pages import html_page, markdown_report
+    from streams.local.report_plots import write_plots
+
+    t0 = traffic.started_at if traffic and traffic.started_at else time.time()
+    answers = traffic.answers if traffic else []
+    genuine = {e["user_id"] for e in events} - attackers
+    attack_start = traffic.attack_sent_at if traffic else None
+    defended_rows, defended_rounds = _versions(uri, model_names["defended"], "defended", t0)
+    shadow_rows, shadow_rounds = _versions(uri, model_names["undefended"], "undefended", t0)
+    round_of_version = {"defended": defended_rounds, "undefended": shadow_rounds}
+    first_attack_round = {
+        "defended": attack_round(_round_batches(state / "models"), attack_start),
+        "undefended": attack_round(_round_batches(state / "shadow" / "models"), attack_start),
+    }
+    exposure = target_exposure(answers, targets, genuine, round_of_version, first_attack_round)
+
+    # freshness of the defended pipeline: event arrival → first answer of a version trained on it
+    windows = _windows(state)
     arrivals_by_round = {}
     for path in (state / "models").glob("round-*.json"):
         lineage = json.loads(path.read_text())["lineage"]
@@ -368,43 +601,68 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
         rows = windows[windows["path"].isin(files)] if len(windows) else windows
         arrivals_by_round[int(lineage["round"])] = list(rows["kafka_ts"]) if len(rows) else []
     first_served: dict[int, float] = {}
-    for answer in traffic.answers if traffic else []:
+    for answer in answers:
         version = int(answer.get("model_version") or 0)
-        if version:
+        if version and answer["pipeline"] == "defended":
             first_served[version] = min(first_served.get(version, answer["served_at"]), answer["served_at"])
-    fresh = freshness_seconds(arrivals_by_round, round_of_version, first_served)
+    fresh = freshness_seconds(arrivals_by_round, defended_rounds, first_served)
+
     users = {e["user_id"] for e in events}
-    detection = detection_scores(flagged & users, users, {a: "attack" for a in attackers})
-    lift = _target_lift(windows, attackers, flagged, targets, seed) if targets and len(windows) else None
+    final_state: dict[str, bool] = {}
+    for _, user, flagged in sorted(flags):
+        final_state[user] = flagged
+    flagged_now = {u for u, f in final_state.items() if f}
+    detection = detection_scores(flagged_now & users, users, {a: "attack" for a in attackers})
+    defended_answers = [a for a in answers if a["pipeline"] == "defended"]
     latencies = [
         1e3 * (a["received_at"] - traffic.requested[a["request_id"]])
-        for a in traffic.answers
+        for a in defended_answers
         if a["request_id"] in traffic.requested
     ]
-
+    worker = observed.last.get("worker", {})
+    trainer = observed.last.get("trainer", {})
+    champion = next((v for v in defended_rows if "champion" in v["aliases"]), None)
+    t_end = max([t for t, _ in observed.events] + [0.0])
     report = {
+        "dataset": str(dataset) if dataset else "simulator",
+        "attack": {
+            "spec": attack,
+            "filler": filler,
+            "targets": list(targets),
+            "attackers": len(attackers),
+            "start_s": round(attack_start - t0, 1) if attack_start else None,
+            "first_attack_round": first_attack_round,
+        },
+        "times": {"phases": dict(phases.seconds), "total_s": None},
+        "load": {"before": load_before, "after": _load(), "cpus": os.cpu_count()},
+        "inputs": len(records),
         "events": int(_total(worker, "advrec_events_processed_total")),
         "dead_letters": int(_total(worker, "advrec_dead_letters_total")),
-        "inputs": len(records),
         "detection": detection,
-        "attack": attack,
         "models": {
-            "trained": len(versions),
-            "promoted": sum(1 for v in versions if v["decision"] == "promote"),
-            "rejected": sum(1 for v in versions if v["decision"] == "reject"),
-            "held": sum(1 for v in versions if v["decision"] == "hold"),
+            "rounds": int(trainer.get('advrec_training_rounds_total{outcome="success"}', 0)),
+            "registered": len(defended_rows),
+            "promoted": sum(1 for v in defended_rows if v["decision"] == "promote"),
+            "held": sum(1 for v in defended_rows if v["decision"] == "hold"),
+            "rejected": sum(1 for v in defended_rows if v["decision"] == "reject"),
+            "shadow_rounds": int(
+                observed.last.get("shadow-trainer", {}).get('advrec_training_rounds_total{outcome="success"}', 0)
+            ),
         },
         "champion": (
             {
                 "version": champion["version"],
                 "hr@10": champion["hr@10"],
                 "ndcg@10": champion["ndcg@10"],
-                "fgsm_ndcg_drop@0.25": champion["fgsm_drop"],
+                "fgsm_eps": settings.gate_fgsm_eps,
+                "fgsm_ndcg_drop": champion["fgsm_drop"],
             }
             if champion
             else None
         ),
-        "target_lift": lift,
+        "versions": defended_rows + shadow_rows,
+        "target_exposure": exposure,
+        "verdict": exposure_verdict(exposure),
         "freshness_seconds": {**percentiles(fresh), "events_measured": int(len(fresh))},
         "serving": {
             "requests": len(traffic.requested) if traffic else 0,
@@ -412,94 +670,29 @@ def run_demo(settings: Settings, dataset, n_events, attack, rate, duration, bad_
             "end_to_end_ms": percentiles(np.asarray(latencies), (50, 95, 99)),
         },
         "sample_recommendations": [
-            {k: a[k] for k in ("user_id", "items", "model_version")} for a in (traffic.answers[-3:] if traffic else [])
+            {k: a[k] for k in ("user_id", "items", "model_version")}
+            for a in [a for a in defended_answers if a.get("model_version")][-3:]
         ],
-        "seconds": round(elapsed, 1),
-        "dataset": str(dataset) if dataset else "simulator",
+        "registry": {
+            "uri": uri,
+            "model": model_names["defended"],
+            "shadow_model": model_names["undefended"],
+            "commands": registry_commands(uri, model_names),
+        },
+        "plots": [],
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
-    plots = _plots(out, timeline, versions, fresh)
-    (out / "report.md").write_text(_markdown(report, versions, plots))
-    console.print_json(
-        json.dumps(
-            {
-                k: report[k]
-                for k in (
-                    "events",
-                    "dead_letters",
-                    "detection",
-                    "models",
-                    "champion",
-                    "target_lift",
-                    "freshness_seconds",
-                )
-            },
-            default=float,
-        )
-    )
-    console.print(f"report: {out / 'report.md'} and {out / 'report.json'}")
-
-
-def _markdown(report: dict, versions: list[dict], plots: list[str]) -> str:
-    def fmt(x):
-        return "–" if x is None else (f"{x:.4f}" if isinstance(x, float) else str(x))
-
-    lines = [
-        "# advrec demo report",
-        "",
-        f"Dataset: {report['dataset']}; attack: {report['attack']}; run time {report['seconds']} s.",
-        "",
-        "| what | value |",
-        "|---|---|",
-        f"| inputs replayed | {report['inputs']} |",
-        f"| events processed | {report['events']} |",
-        f"| dead-lettered | {report['dead_letters']} |",
-    ]
-    d = report["detection"]
-    lines += [
-        f"| detection precision / recall / F1 | {fmt(d['precision'])} / {fmt(d['recall'])} / {fmt(d['f1'])} |",
-        f"| false-positive rate | {fmt(d['fpr'])} |",
-    ]
-    m = report["models"]
-    lines += [
-        f"| models trained / promoted / held / rejected | {m['trained']} / {m['promoted']} / {m['held']} / "
-        f"{m['rejected']} |"
-    ]
-    if report["champion"]:
-        c = report["champion"]
-        lines += [
-            f"| champion | version {c['version']}, HR@10 {fmt(c['hr@10'])}, NDCG@10 {fmt(c['ndcg@10'])}, "
-            f"NDCG drop under FGSM ε=0.25 {fmt(c['fgsm_ndcg_drop@0.25'])} |"
-        ]
-    if report["target_lift"]:
-        t = report["target_lift"]
-        lines += [
-            f"| target HR@50: clean / undefended / defended | {fmt(t['clean_hr@50'])} / "
-            f"{fmt(t['undefended_hr@50'])} / {fmt(t['defended_hr@50'])} |",
-            f"| target lift undefended / defended | {fmt(t['undefended'])} / {fmt(t['defended'])} |",
-        ]
-    f = report["freshness_seconds"]
-    lines += [f"| freshness p50 / p95 (s) | {fmt(f['p50'])} / {fmt(f['p95'])} ({f['events_measured']} events) |"]
-    s = report["serving"]
-    lines += [
-        f"| requests answered | {s['answered']} of {s['requests']} |",
-        f"| request→answer through Kafka p50 / p95 / p99 (ms) | {fmt(s['end_to_end_ms']['p50'])} / "
-        f"{fmt(s['end_to_end_ms']['p95'])} / {fmt(s['end_to_end_ms']['p99'])} |",
-        "",
-        "## Versions",
-        "",
-        "| version | aliases | decision | HR@10 | NDCG@10 | FGSM drop | reasons |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for v in sorted(versions, key=lambda r: r["version"]):
-        lines.append(
-            f"| {v['version']} | {', '.join(v['aliases'])} | {v['decision']} | {fmt(v['hr@10'])} | "
-            f"{fmt(v['ndcg@10'])} | {fmt(v['fgsm_drop'])} | {v['reasons']} |"
-        )
-    lines += ["", "## Sample recommendations", ""]
-    for rec in report["sample_recommendations"]:
-        lines.append(
-            f"- user {rec['user_id']} (model {rec['model_version']}): {', '.join(map(str, rec['items'][:10]))}"
-        )
-    lines += [""] + [f"![{p}]({p})" for p in plots]
-    return "\n".join(lines) + "\n"
+    series = {
+        "events": observed.events,
+        "replayed": observed.replayed,
+        "flags": flags_over_time(flags, attackers, t0, t0 + t_end, 1.0),
+        "exposure": exposure_over_time(answers, targets, genuine, t0, 5.0),
+    }
+    report["plots"] = write_plots(out, report, series, fresh)
+    # the report phase is nearly over: its time so far (pages take milliseconds) and the total
+    report["times"]["phases"]["report"] = phases.so_far()["now"]
+    report["times"]["total_s"] = round(phases.elapsed(), 1)
+    markdown = markdown_report(report)
+    (out / "report.md").write_text(markdown)
+    images = {name: (out / name).read_bytes() for name in report["plots"]}
+    (out / "report.html").write_text(html_page(markdown, images))
+    return report

@@ -84,7 +84,7 @@ def _retimed(events, now: float):
     default=None,
     help="MovieLens u.data, Taobao UserBehavior.csv, or any CSV/Parquet (with --map). Default: simulator.",
 )
-@click.option("--format", "fmt", type=click.Choice(["auto", "movielens", "taobao", "table"]), default="auto")
+@click.option("--format", "fmt", type=click.Choice(["auto", "movielens", "ratings", "taobao", "table"]), default="auto")
 @click.option(
     "--map", "mapping", default=None, help="Columns of a generic file: user_id=U,item_id=I,ts=T[,type=K,value=V]."
 )
@@ -161,33 +161,49 @@ def produce(
     "--dataset",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="A dataset to replay (MovieLens u.data, Taobao UserBehavior.csv); default: the simulator.",
+    help="A dataset to replay: MovieLens u.data or ratings.csv (userId,movieId,rating,timestamp), Taobao "
+    "UserBehavior.csv, any file read_ratings understands, or a CSV/Parquet with --map. Default: the simulator.",
+)
+@click.option(
+    "--map", "mapping", default=None, help="Columns of a generic file: user_id=U,item_id=I,ts=T[,type=K,value=V]."
 )
 @click.option("--events", "n_events", type=int, default=30_000, show_default=True, help="Genuine events to replay.")
 @click.option(
     "--attack",
     default=None,
-    help="TYPE:ATTACK_SIZE:FILLER_SIZE injected midway, or 'none' (default: click_farm:0.05:0.02 on the "
+    help="TYPE:ATTACK_SIZE:FILLER_SIZE injected midway, or 'none' (default: click_farm:0.08:0.02 on the "
     "simulator, bandwagon:0.05:0.03 on ratings).",
+)
+@click.option(
+    "--filler",
+    type=click.Choice(["popular", "uniform"]),
+    default="popular",
+    show_default=True,
+    help="How click-farm accounts pick filler items: by popularity (they look like genuine users) or uniformly.",
 )
 @click.option("--rate", type=float, default=700.0, show_default=True, help="Replay rate, events/s.")
 @click.option(
     "--duration",
     type=float,
-    default=200.0,
+    default=240.0,
     show_default=True,
-    help="Upper bound on the run (seconds), then the report is written with what happened.",
+    help="Upper bound on the loop (seconds): it ends earlier once every window is trained and served.",
 )
 @click.option("--bad-fraction", type=float, default=0.003, show_default=True, help="Share of malformed inputs.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Report directory (default: DATA_DIR/demo).",
+    help="Report directory (default: DATA_DIR/demo); the run's state (MLflow store, logs) goes under OUT/state.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def demo(dataset, n_events, attack, rate, duration, bad_fraction, out, seed) -> None:
-    """Run the whole loop on embedded defaults, watch it live, and write a report."""
+def demo(dataset, mapping, n_events, attack, filler, rate, duration, bad_fraction, out, seed) -> None:
+    """Run the whole loop on embedded defaults with an undefended shadow beside it, and write a report."""
     from streams.local.demo import run_demo
+    from streams.sources.datasets import check_dataset, parse_mapping
 
-    run_demo(Settings(), dataset, n_events, attack, rate, duration, bad_fraction, out, seed)
+    if dataset is not None:
+        check_dataset(dataset, parse_mapping(mapping) if mapping else None)
+    run_demo(
+        Settings(), dataset, n_events, attack, rate, duration, bad_fraction, out, seed, filler=filler, mapping=mapping
+    )

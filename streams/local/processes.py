@@ -89,11 +89,16 @@ class AdvrecProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM the process group without waiting (`stop` waits)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL if it has not exited in time."""
         if self.process is None or self.process.poll() is not None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        self.terminate()
         try:
             self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -1,4 +1,4 @@
-"""Pure computations behind the demo's report: detection scores, freshness, histogram quantiles.
+"""Pure computations behind the demo's report: freshness, quantiles, target exposure, flags over time.
 
 No Kafka, MLflow or files: the demo gathers the facts and these functions turn them into numbers.
 """
@@ -6,11 +6,20 @@ No Kafka, MLflow or files: the demo gathers the facts and these functions turn t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["freshness_seconds", "histogram_quantile", "percentiles"]
+__all__ = [
+    "freshness_seconds",
+    "histogram_quantile",
+    "percentiles",
+    "attack_round",
+    "target_exposure",
+    "exposure_verdict",
+    "exposure_over_time",
+    "flags_over_time",
+]
 
 
 def freshness_seconds(
@@ -59,3 +68,112 @@ def histogram_quantile(q: float, samples: Mapping[str, float], name: str) -> flo
             return lower_bound + (bound - lower_bound) * ((rank - lower_count) / width if width else 1.0)
         lower_bound, lower_count = bound, count
     return lower_bound
+
+
+# ---- the story of a run: target exposure, flags and gate decisions over time --------------------
+
+
+def attack_round(batch_arrivals_by_round: Mapping[int, Iterable[float]], attack_start: float | None) -> int | None:
+    """The first round that trained on a batch holding events that arrived at or after the attack's start.
+
+    batch_arrivals_by_round: per round, the newest Kafka arrival time of each batch it took.
+    Rounds are warm-started, so every later round has learnt from the attack period too.
+    """
+    if attack_start is None:
+        return None
+    hit = [r for r, arrivals in batch_arrivals_by_round.items() if any(a >= attack_start for a in arrivals)]
+    return min(hit) if hit else None
+
+
+def _shares(lists: Sequence[Sequence[str]], targets: set[str]) -> float | None:
+    if not lists:
+        return None
+    return float(np.mean([any(item in targets for item in items) for items in lists]))
+
+
+def target_exposure(
+    answers: Iterable[Mapping],
+    targets: Iterable[str],
+    genuine: set[str],
+    round_of_version: Mapping[str, Mapping[int, int]],
+    first_attack_round: Mapping[str, int | None],
+) -> dict:
+    """Shares of served top-10 lists to genuine users that contain a target item.
+
+    answers: served recommendations, each with `pipeline` ("defended" | "undefended"), `user_id`,
+    `items` and `model_version` (0 = the popularity fallback, left out: no model chose it).
+    A list counts as after the attack when the version that served it was trained by the round
+    that first took attack-period events, or later (`first_attack_round`, per pipeline); before the
+    attack, both pipelines' lists are pooled (both learnt from the same clean events).
+    """
+    targets = {str(t) for t in targets}
+    before: list[Sequence[str]] = []
+    after: dict[str, list[Sequence[str]]] = {"undefended": [], "defended": []}
+    for answer in answers:
+        version, pipeline = int(answer.get("model_version") or 0), answer["pipeline"]
+        if not version or answer["user_id"] not in genuine or pipeline not in after:
+            continue
+        round_no = round_of_version.get(pipeline, {}).get(version)
+        if round_no is None:
+            continue
+        onset = first_attack_round.get(pipeline)
+        items = [str(i) for i in answer["items"][:10]]
+        (after[pipeline] if onset is not None and round_no >= onset else before).append(items)
+    counts = {"before_attack": len(before), **{k: len(v) for k, v in after.items()}}
+    return {
+        "before_attack": _shares(before, targets),
+        "undefended": _shares(after["undefended"], targets),
+        "defended": _shares(after["defended"], targets),
+        "lists": counts,
+    }
+
+
+def exposure_verdict(exposure: Mapping) -> dict:
+    """Did the attack bite the undefended shadow, and did the defence hold? (issue 14's bar)."""
+    before, undefended, defended = (exposure.get(k) for k in ("before_attack", "undefended", "defended"))
+    if None in (before, undefended, defended):
+        return {"undefended_lift": None, "defended_lift": None, "attack_bites": None, "defence_holds": None}
+    undefended_lift, defended_lift = undefended - before, defended - before
+    return {
+        "undefended_lift": undefended_lift,
+        "defended_lift": defended_lift,
+        "attack_bites": bool(undefended > 0 and undefended >= 5 * before),
+        "defence_holds": bool(undefended_lift > 0 and defended_lift <= 0.1 * undefended_lift),
+    }
+
+
+def exposure_over_time(
+    answers: Iterable[Mapping], targets: Iterable[str], genuine: set[str], t0: float, bin_s: float
+) -> dict[str, list[tuple[float, float]]]:
+    """Per pipeline: (bin start in seconds since t0, share of that bin's lists holding a target)."""
+    targets = {str(t) for t in targets}
+    bins: dict[str, dict[int, list[bool]]] = {}
+    for answer in answers:
+        if not int(answer.get("model_version") or 0) or answer["user_id"] not in genuine:
+            continue
+        slot = int((answer["served_at"] - t0) // bin_s)
+        hit = any(str(i) in targets for i in answer["items"][:10])
+        bins.setdefault(answer["pipeline"], {}).setdefault(slot, []).append(hit)
+    return {
+        pipeline: [(slot * bin_s, float(np.mean(hits))) for slot, hits in sorted(slots.items())]
+        for pipeline, slots in bins.items()
+    }
+
+
+def flags_over_time(
+    flags: Iterable[tuple[float, str, bool]], attackers: set[str], t0: float, t_end: float, step_s: float
+) -> list[tuple[float, int, int]]:
+    """(seconds since t0, attackers flagged, genuine users flagged) at every step, from (ts, user, flagged) records."""
+    ordered = sorted(flags)
+    state: dict[str, bool] = {}
+    out, k = [], 0
+    steps = max(1, int(math.ceil((t_end - t0) / step_s)))
+    for n in range(steps + 1):
+        now = t0 + n * step_s
+        while k < len(ordered) and ordered[k][0] <= now:
+            _, user, flagged = ordered[k]
+            state[user] = flagged
+            k += 1
+        flagged_users = {u for u, f in state.items() if f}
+        out.append((n * step_s, len(flagged_users & attackers), len(flagged_users - attackers)))
+    return out

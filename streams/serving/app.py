@@ -115,7 +115,7 @@ def create_scorer_app(
     # Tansu's one-record-per-batch workaround only keeps changelog end offsets exact: the scorer has
     # no tables, and it would cap the responses at ~600/s (one produce round trip each).
     app = ScorerApp(
-        f"{settings.app_id}-scorer",
+        f"{settings.app_id}-scorer{settings.group_suffix}",
         **app_options(
             settings,
             bootstrap,

@@ -43,7 +43,13 @@ def scorer(loglevel: str) -> None:
     ensure_topics(bootstrap, [settings.model_updates_topic], 1, settings.replication_factor)
     core = ScorerCore(settings.scorer_max_k)
     registry = build_registry(settings, export_metrics=False, announce=False)
-    watcher = ModelWatcher(core, registry)
+    watcher = ModelWatcher(core, registry, settings.serve_alias)
     watcher.install(watcher.load_if_changed(), count=False)  # the champion at start, if MLflow has one and answers
     app = create_scorer_app(settings, bootstrap, tansu_workarounds(settings), core, watcher)
-    run_worker(app, loglevel)
+    served = core.model.version if core.model is not None else "popularity (no version yet)"
+    ready = (
+        f"scorer ready: {settings.rec_requests_topic} → {settings.recommendations_topic} on {bootstrap}, "
+        f"serving {settings.model_name}@{settings.serve_alias} (now: {served}) from {settings.mlflow_uri}, "
+        f"/metrics on {settings.web_bind}:{settings.scorer_metrics_port}"
+    )
+    run_worker(app, loglevel, ready)

@@ -22,10 +22,10 @@ log = logging.getLogger(__name__)
 
 
 class ModelWatcher:
-    """Keeps `core.model` on the registry's champion: load in a thread, then swap; never half-loaded."""
+    """Keeps `core.model` on the registry's champion (or the alias given): load in a thread, then swap."""
 
-    def __init__(self, core: ScorerCore, registry: Any) -> None:
-        self.core, self.registry = core, registry
+    def __init__(self, core: ScorerCore, registry: Any, alias: str = "champion") -> None:
+        self.core, self.registry, self.alias = core, registry, alias
         self.refused: set[int] = set()
         self.wake = asyncio.Event()
 
@@ -35,7 +35,7 @@ class ModelWatcher:
 
         current = self.core.model.version if self.core.model is not None else None
         try:
-            version = self.registry.champion_version()
+            version = self.registry.alias_version(self.alias)
             if version is None or version == current or version in self.refused:
                 return None
             model = self.registry.load_version(version)

@@ -28,6 +28,8 @@ __all__ = [
     "TAOBAO_TYPES",
     "open_events",
     "parse_mapping",
+    "detect_format",
+    "check_dataset",
 ]
 
 # Header names we recognise, per canonical column (case-insensitive).
@@ -176,20 +178,81 @@ def parse_mapping(text: str) -> dict[str, str]:
     return {field.strip(): column.strip() for field, column in pairs}
 
 
+def _header(path: Path) -> list[str] | None:
+    """The column names of a CSV/TSV file's header line, or None if its first line is data."""
+    line = _first_line(path)
+    fields = [f.strip().strip('"') for f in (line.split(",") if "," in line else line.split())]
+    known = {alias for aliases in COLUMN_ALIASES.values() for alias in aliases}
+    numeric = sum(_is_number(f) for f in fields)
+    if any(f.lower() in known for f in fields) or numeric == 0:
+        return fields
+    return None
+
+
+def _suggest_mapping(columns: list[str]) -> str:
+    """A `--map` guessed from column names, for an error message (the user checks it)."""
+
+    def pick(words: tuple[str, ...], fallback: int) -> str:
+        # short words must be the whole name ("ts"), longer ones may be part of it ("event_time")
+        hit = next((c for c in columns if any(w in c.lower() if len(w) > 2 else w == c.lower() for w in words)), None)
+        return hit or columns[min(fallback, len(columns) - 1)]
+
+    return (
+        f"user_id={pick(('user', 'customer', 'member', 'visitor'), 0)},"
+        f"item_id={pick(('item', 'movie', 'product', 'sku', 'article'), 1)},"
+        f"ts={pick(('time', 'date', 'when', 'ts'), len(columns) - 1)}"
+    )
+
+
+def detect_format(path: Path) -> str:
+    """What a dataset file is, from its name and first line: movielens | ratings | taobao | unknown.
+
+    movielens: `u.data` (and the 100K splits); taobao: UserBehavior (user,item,category,behavior,ts);
+    ratings: anything `read_ratings` understands without help: a header naming the user and item
+    columns (MovieLens `ratings.csv` of the ml-latest / 1M / 25M family: userId,movieId,rating,timestamp),
+    or headerless `user item [rating [timestamp]]` rows; unknown: a header whose names say nothing.
+    """
+    name = path.name.lower()
+    if name.startswith("u.data") or name.endswith((".base", ".test")):
+        return "movielens"
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        return "unknown"
+    line = _first_line(path)
+    fields = [f.strip() for f in (line.split(",") if "," in line else line.split())]
+    if name.startswith("userbehavior") or (len(fields) == 5 and fields[3].lower() in TAOBAO_TYPES):
+        return "taobao"
+    header = _header(path)
+    if header is None:
+        return "ratings" if len(fields) >= 2 else "unknown"
+    lower = {c.lower() for c in header}
+    has = {key: any(a in lower for a in COLUMN_ALIASES[key]) for key in ("user", "item")}
+    return "ratings" if all(has.values()) else "unknown"
+
+
+def check_dataset(path: Path, mapping: dict[str, str] | None = None) -> str:
+    """The format `open_events` will read `path` as; UserError naming the columns and a fitting --map if none."""
+    fmt = "table" if mapping else detect_format(path)
+    if fmt != "unknown":
+        return fmt
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        columns = [str(c) for c in pd.read_parquet(path).columns]
+    else:
+        columns = _header(path) or []
+    if not columns:
+        raise UserError(f"{path}: not a format advrec recognises; name its columns with --map user_id=U,item_id=I,ts=T")
+    raise UserError(
+        f"{path}: not a format advrec recognises; its columns are {', '.join(columns)}. "
+        f"Name them with --map, e.g. --map {_suggest_mapping(columns)}"
+    )
+
+
 def open_events(
     dataset: Path, fmt: str = "auto", mapping: dict[str, str] | None = None, implicit_threshold: float | None = None
 ) -> Iterator[dict]:
-    """The events of a dataset file, its format detected from its name unless `fmt` says."""
+    """The events of a dataset file, its format detected from its name and first line unless `fmt` says."""
     if fmt == "auto":
-        name = dataset.name.lower()
-        fmt = (
-            "movielens"
-            if name.startswith("u.data") or name.endswith((".base", ".test"))
-            else "taobao"
-            if name.startswith("userbehavior")
-            else "table"
-        )
-    if fmt == "movielens":
+        fmt = check_dataset(dataset, mapping)
+    if fmt in ("movielens", "ratings"):
         return movielens_events(dataset, implicit_threshold)
     if fmt == "taobao":
         return taobao_events(dataset)

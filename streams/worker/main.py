@@ -29,4 +29,8 @@ def worker(loglevel: str) -> None:
         )
 
     app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
-    run_worker(app, loglevel)
+    ready = (
+        f"worker ready: {settings.events_topic} on {bootstrap}, windows to {settings.windows_location}, "
+        f"views and /metrics on {settings.web_bind}:{settings.web_port}"
+    )
+    run_worker(app, loglevel, ready)

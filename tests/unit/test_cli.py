@@ -53,3 +53,18 @@ def test_produce_catalog_rejects_a_csv_without_a_map(tmp_path):
         main, ["produce", "--catalog", str(path)], env={"ADVREC_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
     )
     assert result.exit_code != 0 and "--map" in result.output
+
+
+def test_models_without_a_store_points_at_the_demos_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADVREC_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("ADVREC_MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "demo" / "state").mkdir(parents=True)
+    (tmp_path / "demo" / "state" / "mlflow.db").touch()
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0, result.output
+    assert f"no MLflow store at sqlite:///{tmp_path / 'mlflow.db'}" in result.output
+    assert (
+        f"ADVREC_MLFLOW_TRACKING_URI=sqlite:///{tmp_path / 'demo' / 'state' / 'mlflow.db'} advrec models"
+        in result.output
+    )
+    assert not (tmp_path / "mlflow.db").exists()

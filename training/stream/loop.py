@@ -25,12 +25,17 @@ def run(
     quarantine: Quarantine,
     max_rounds: int | None = None,
     idle_timeout: float | None = None,
+    flush_after: float | None = None,
     poll_s: float = 1.0,
     max_failures: int = 3,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[RoundResult]:
-    """Poll, train when enough rows are pending, commit what is saved; stop after max_rounds or when idle."""
+    """Poll, train when enough rows are pending, commit what is saved; stop after max_rounds or when idle.
+
+    flush_after: once no batch has come for this long, train what is pending even below the
+    minimum (the last, partial windows of a replay), and keep running.
+    """
     results: list[RoundResult] = []
     last_batch, failures = clock(), 0
     while max_rounds is None or len(results) < max_rounds:
@@ -42,9 +47,11 @@ def run(
             trainer.offer(batch)
         if batches:
             last_batch = clock()
-        idle = not batches and idle_timeout is not None and clock() - last_batch >= idle_timeout
+        quiet_s = 0.0 if batches else clock() - last_batch
+        idle = not batches and idle_timeout is not None and quiet_s >= idle_timeout
+        flush = not batches and flush_after is not None and quiet_s >= flush_after
         trainer.metrics.pending(len(trainer.pending) + source.backlog())
-        if trainer.ready(idle):
+        if trainer.ready(idle or flush):
             try:
                 result = trainer.run_round(quarantine)
             except Exception:

@@ -83,6 +83,7 @@ class TrainerConfig:
     probe_every: int = 5  # the red-team probe runs every this many rounds (0: never; the gate then holds)
     probe_share: float = 0.05  # probe attackers, a share of the round's users
     probe_targets: int = 5
+    quarantine: bool = True  # drop suspect and flagged users' events; False: an undefended shadow trainer
 
 
 @dataclass(frozen=True)
@@ -328,8 +329,11 @@ class Trainer:
 
     def _round(self, batches: list[Batch], quarantine: Quarantine, started: float) -> RoundResult | None:
         cfg, state = self.config, self.state
-        flagged = set(quarantine.flagged)
         raw = self._read(batches)
+        if cfg.quarantine:
+            flagged = set(quarantine.flagged)
+        else:  # undefended: train on everyone, as if no detector had spoken
+            flagged, raw = set(), raw.assign(suspect=False)
         suspect = raw["user_id"][raw["suspect"].fillna(False).astype(bool)].astype(str)
         state.distrusted |= flagged | set(suspect)
         # Poison is not carried forward: flagged users' rows leave the replay buffer for good.

@@ -239,3 +239,19 @@ def test_mlflow_models_predict_serves_the_champion_from_csv_and_json_numeric_or_
     in_process = mlflow.pyfunc.load_model("models:/advrec-recommender@champion")  # ints, as pandas has them
     out = in_process.predict(pd.DataFrame({"user_id": [1, 2], "k": [3, 5]}))
     assert list(out["user_id"]) == ["1", "2"] and [list(x) for x in out["items"]] == [expected["1"][:3], expected["2"]]
+
+
+def test_a_shadow_model_is_registered_and_tagged_but_never_promoted(models, tmp_path):
+    updates: list[dict] = []
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    shadow = ModelRegistry(store, "advrec-shadow", GATE, cache_dir=tmp_path / "cache", notify=updates.append,
+                           promotion=False)  # fmt: skip
+    v1, d1 = shadow.register_round(models[0], _report(0.50, 0.30), {"round": 1})
+    v2, d2 = shadow.register_round(models[1], _report(0.60, 0.40), {"round": 2})
+    assert (v1, v2) == (1, 2) and d1.action == d2.action == "shadow"
+    assert shadow.champion_version() is None and shadow.alias_version("shadow") == 2
+    assert updates == []  # nothing announced: no scorer of the served model ever hears of it
+    tags = shadow.version_tags(2)
+    assert tags["decision"] == "shadow" and tags["lineage.round"] == "2" and float(tags["hr_at_10"]) == 0.6
+    assert "never promoted" in tags["decision_reasons"]
+    assert shadow.load_version(2).users == models[1].users

@@ -6,7 +6,16 @@ import math
 
 import pytest
 
-from streams.local.report import freshness_seconds, histogram_quantile, percentiles
+from streams.local.report import (
+    attack_round,
+    exposure_over_time,
+    exposure_verdict,
+    flags_over_time,
+    freshness_seconds,
+    histogram_quantile,
+    percentiles,
+    target_exposure,
+)
 
 
 def test_freshness_uses_the_first_version_trained_on_or_after_the_round():
@@ -35,3 +44,71 @@ def test_histogram_quantile_interpolates_inside_a_bucket():
     assert histogram_quantile(0.75, samples, "lat") == pytest.approx(0.055)
     assert histogram_quantile(0.5, {'lat_bucket{le="+Inf"}': 0.0}, "lat") is None
     assert math.isclose(histogram_quantile(0.99, {'x_bucket{le="1"}': 0.0, 'x_bucket{le="+Inf"}': 5.0}, "x"), 1.0)
+
+
+def _answer(pipeline, user, items, version, served_at=0.0):
+    return {"pipeline": pipeline, "user_id": user, "items": items, "model_version": version, "served_at": served_at}
+
+
+def test_attack_round_is_the_first_round_that_took_an_attack_period_batch():
+    rounds = {1: [90.0, 95.0], 2: [99.0], 3: [101.0, 98.0], 4: [120.0]}
+    assert attack_round(rounds, 100.0) == 3
+    assert attack_round(rounds, 200.0) is None
+    assert attack_round(rounds, None) is None
+
+
+def test_target_exposure_splits_lists_by_the_round_that_served_them():
+    genuine = {"g1", "g2"}
+    rounds = {"defended": {1: 1, 2: 2}, "undefended": {1: 1, 2: 2, 3: 3}}
+    onset = {"defended": 2, "undefended": 2}
+    answers = [
+        _answer("defended", "g1", ["a", "b"], 1),  # before: no target
+        _answer("undefended", "g2", ["t", "b"], 1),  # before: target
+        _answer("defended", "g1", ["t"] + ["x"] * 10, 0),  # popularity fallback: left out
+        _answer("undefended", "att", ["t"], 3),  # an attacker's list: left out
+        _answer("undefended", "g1", ["t", "a"], 2),
+        _answer("undefended", "g2", ["b", "t"], 3),
+        _answer("undefended", "g2", ["b", "c"], 3),
+        _answer("defended", "g1", ["b", "c"], 2),
+        _answer("defended", "g2", ["x"] * 10 + ["t"], 2),  # target at rank 11: not in the top 10
+    ]
+    got = target_exposure(answers, ["t"], genuine, rounds, onset)
+    assert got["before_attack"] == pytest.approx(0.5)
+    assert got["undefended"] == pytest.approx(2 / 3)
+    assert got["defended"] == 0.0
+    assert got["lists"] == {"before_attack": 2, "undefended": 3, "defended": 2}
+
+
+def test_target_exposure_without_an_attack_round_counts_everything_as_before():
+    answers = [_answer("defended", "g", ["t"], 1), _answer("undefended", "g", ["a"], 1)]
+    got = target_exposure(answers, ["t"], {"g"}, {"defended": {1: 1}, "undefended": {1: 1}}, {})
+    assert got["before_attack"] == 0.5 and got["undefended"] is None and got["defended"] is None
+
+
+def test_exposure_verdict_applies_the_bar():
+    holds = exposure_verdict({"before_attack": 0.01, "undefended": 0.2, "defended": 0.02})
+    assert holds["attack_bites"] and holds["defence_holds"]
+    assert holds["undefended_lift"] == pytest.approx(0.19) and holds["defended_lift"] == pytest.approx(0.01)
+    leaks = exposure_verdict({"before_attack": 0.01, "undefended": 0.2, "defended": 0.05})
+    assert leaks["attack_bites"] and not leaks["defence_holds"]
+    weak = exposure_verdict({"before_attack": 0.05, "undefended": 0.2, "defended": 0.05})
+    assert not weak["attack_bites"] and weak["defence_holds"]
+    assert exposure_verdict({"before_attack": None, "undefended": 0.2, "defended": 0.0})["attack_bites"] is None
+
+
+def test_exposure_over_time_bins_each_pipeline():
+    answers = [
+        _answer("defended", "g", ["t"], 1, served_at=100.0),
+        _answer("defended", "g", ["a"], 1, served_at=104.0),
+        _answer("defended", "g", ["t"], 1, served_at=111.0),
+        _answer("undefended", "g", ["t"], 1, served_at=101.0),
+        _answer("undefended", "g", ["t"], 0, served_at=102.0),  # popularity: left out
+    ]
+    got = exposure_over_time(answers, ["t"], {"g"}, t0=100.0, bin_s=5.0)
+    assert got == {"defended": [(0.0, 0.5), (10.0, 1.0)], "undefended": [(0.0, 1.0)]}
+
+
+def test_flags_over_time_follows_flags_and_clears():
+    flags = [(102.0, "a1", True), (103.0, "g1", True), (104.5, "g1", False), (105.0, "a2", True)]
+    got = flags_over_time(flags, {"a1", "a2"}, t0=100.0, t_end=106.0, step_s=2.0)
+    assert got == [(0.0, 0, 0), (2.0, 1, 0), (4.0, 1, 1), (6.0, 2, 0)]

@@ -66,6 +66,18 @@ def test_flagged_users_are_quarantined_and_cleared_users_trained(tmp_path):
     assert lineage["detector_version"] == "v7" and lineage["quarantined_users"] == 1
 
 
+def test_an_undefended_trainer_trains_flagged_and_suspect_users_too(tmp_path):
+    extra = [("cheat", "1", False), ("cheat", "2", False), ("marked", "4", True), ("marked", "5", True)]
+    batches, files = make_windows(n_windows=2, extra=extra)
+    flags = [("cheat", {"user_id": "cheat", "flagged": True})]
+    rounds = RecordingRounds()
+    trainer = make_trainer(tmp_path, files, rounds, min_batch_rows=10**9, quarantine=False)
+    run(trainer, MemorySource(batches, flags), Quarantine(), idle_timeout=0)
+    ((model, report, _),) = rounds.calls
+    assert "cheat" in model.users and "marked" in model.users
+    assert report["rows"]["dropped_flagged"] == 0 and report["rows"]["dropped_suspect"] == 0
+
+
 def test_late_quarantine_drops_a_user_from_replay_of_earlier_rounds(tmp_path):
     extra = [("sleeper", "1", False), ("sleeper", "2", False), ("sleeper", "3", False)]
     batches, files = make_windows(n_windows=2, extra=extra)
