@@ -165,8 +165,17 @@ def decide(
             f"fgsm_drop: ndcg@10 drops {new['fgsm_ndcg_drop']:.1%} at eps {config.fgsm_eps} "
             f"> {config.max_fgsm_drop:.1%}"
         )
-    if new["poisoning_lift"] > config.max_poisoning_lift:
-        reject.append(f"poisoning_lift: {new['poisoning_lift']:.4f} > {config.max_poisoning_lift:.4f}")
+    # The probe measures the round's recipe, not the model: a challenger is rejected when its recipe
+    # is more open to poisoning than the champion's by more than the bound. With no champion, the
+    # first model is judged on its own (the alternative, serving no model, protects nobody); with a
+    # champion whose probe is unknown, the bound is absolute.
+    lift, bound = new["poisoning_lift"], config.max_poisoning_lift
+    champion_lift = old["poisoning_lift"] if old is not None else float("nan")
+    if champion_exists and not math.isnan(champion_lift):
+        if lift > champion_lift + bound:
+            reject.append(f"poisoning_lift: {lift:.4f} > champion's {champion_lift:.4f} + {bound:.4f}")
+    elif champion_exists and lift > bound:
+        reject.append(f"poisoning_lift: {lift:.4f} > {bound:.4f}")
     for item in exposure_alarms(challenger.get("exposure"), config):
         reject.append(
             f"exposure: item {item['item']} in {_number(item['challenger']):.1%} of audited top-K lists "

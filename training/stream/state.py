@@ -41,6 +41,7 @@ class TrainerState:
     base_version: int | None = None  # the registered version the model is (the champion it continues from)
     distrusted: set[str] = field(default_factory=set)  # users ever flagged or written as suspect
     probe: dict = field(default_factory=dict)  # the latest red-team probe's result, with its round
+    base_probe_lift: float | None = None  # the probe's lift when the base model was accepted (its recipe's)
     pending_arrival: float | None = None  # oldest Kafka arrival of rows trained since the last accepted model
 
 
@@ -80,6 +81,7 @@ class StateStore:
             "base_version": state.base_version,
             "distrusted": sorted(state.distrusted),
             "probe": state.probe,
+            "base_probe_lift": state.base_probe_lift,
             "pending_arrival": state.pending_arrival,
         }
         self._publish("state.json", lambda p: p.write_text(json.dumps(doc)))
@@ -111,5 +113,6 @@ class StateStore:
             base_version=doc.get("base_version"),
             distrusted=set(doc.get("distrusted", ())),
             probe=dict(doc.get("probe") or {}),
+            base_probe_lift=doc.get("base_probe_lift"),
             pending_arrival=doc.get("pending_arrival"),
         )

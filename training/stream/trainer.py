@@ -309,6 +309,8 @@ class Trainer:
         audited = audit_sample([u for u in trusted if base is None or u in base.users], cfg.audit_users, cfg.seed)
         if base is not None:
             out["champion"] = {**measure(base, split, cfg.fgsm_eps, cfg.seed), "version": state.base_version}
+            if state.base_probe_lift is not None:  # the champion's recipe, probed when it was accepted
+                out["champion"]["poisoning"] = {"lift": state.base_probe_lift}
             untrusted = set(train_new["user"]) - trusted  # new (not established) or suspicious accounts
             out["exposure"] = exposure_audit(model, base, audited, train_new, untrusted)
         if due(state.round, state.probe, cfg.probe_every):
@@ -422,6 +424,7 @@ class Trainer:
             verdict = self.on_round(model, report, lineage)
             if verdict is None or verdict.accepted:
                 state.model, state.pending_arrival = model, None
+                state.base_probe_lift = state.probe.get("lift") if state.probe else None
                 if verdict is not None:
                     state.base_version = verdict.version
             else:

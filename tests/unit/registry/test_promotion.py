@@ -77,9 +77,20 @@ def test_large_fgsm_drop_is_rejected_even_when_more_accurate():
     assert decision.action == "reject" and decision.reasons[0].startswith("fgsm_drop")
 
 
-def test_poisoning_lift_over_the_bound_is_rejected():
-    decision = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.08), report(0.60, 0.38), CONFIG)
-    assert decision.action == "reject" and decision.reasons == ("poisoning_lift: 0.0800 > 0.0500",)
+def test_a_recipe_more_open_to_poisoning_than_the_champions_is_rejected():
+    decision = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.08), report(0.60, 0.38, lift=0.01), CONFIG)
+    assert decision.action == "reject" and decision.reasons == ("poisoning_lift: 0.0800 > champion's 0.0100 + 0.0500",)
+    # as open as the champion's recipe (the same carried probe): not a regression
+    same = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.26), report(0.60, 0.38, lift=0.26), CONFIG)
+    assert same.action == "promote"
+    # a champion whose recipe was never probed: the bound is absolute
+    unknown = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.08), report(0.60, 0.38, lift=None), CONFIG)
+    assert unknown.action == "reject" and unknown.reasons == ("poisoning_lift: 0.0800 > 0.0500",)
+
+
+def test_the_first_model_is_not_blocked_by_its_recipes_probe():
+    first = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.26), None, CONFIG)
+    assert first.action == "promote"
 
 
 def test_an_item_pushed_by_untrusted_accounts_is_rejected_by_name_even_when_more_accurate():
