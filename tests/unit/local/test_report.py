@@ -62,21 +62,35 @@ def test_target_exposure_splits_lists_by_the_round_that_served_them():
     rounds = {"defended": {1: 1, 2: 2}, "undefended": {1: 1, 2: 2, 3: 3}}
     onset = {"defended": 2, "undefended": 2}
     answers = [
-        _answer("defended", "g1", ["a", "b"], 1),  # before: no target
-        _answer("undefended", "g2", ["t", "b"], 1),  # before: target
+        _answer("defended", "g1", ["a", "b"], 1, served_at=1.0),  # before: no target
+        _answer("undefended", "g2", ["t", "b"], 1, served_at=1.0),  # before: target
         _answer("defended", "g1", ["t"] + ["x"] * 10, 0),  # popularity fallback: left out
         _answer("undefended", "att", ["t"], 3),  # an attacker's list: left out
-        _answer("undefended", "g1", ["t", "a"], 2),
-        _answer("undefended", "g2", ["b", "t"], 3),
-        _answer("undefended", "g2", ["b", "c"], 3),
-        _answer("defended", "g1", ["b", "c"], 2),
-        _answer("defended", "g2", ["x"] * 10 + ["t"], 2),  # target at rank 11: not in the top 10
+        _answer("undefended", "g1", ["t", "a"], 2, served_at=5.0),
+        _answer("undefended", "g2", ["b", "t"], 3, served_at=6.0),
+        _answer("undefended", "g2", ["b", "c"], 3, served_at=6.0),
+        _answer("defended", "g1", ["b", "c"], 2, served_at=7.0),
+        _answer("defended", "g2", ["x"] * 10 + ["t"], 2, served_at=7.0),  # target at rank 11: not in the top 10
     ]
     got = target_exposure(answers, ["t"], genuine, rounds, onset)
     assert got["before_attack"] == pytest.approx(0.5)
     assert got["undefended"] == pytest.approx(2 / 3)
     assert got["defended"] == 0.0
     assert got["lists"] == {"before_attack": 2, "undefended": 3, "defended": 2}
+
+
+def test_a_pre_attack_model_the_gate_kept_serving_counts_after_the_attack():
+    rounds = {"defended": {1: 1}, "undefended": {1: 1, 2: 2}}
+    onset = {"defended": 2, "undefended": 2}
+    answers = [
+        _answer("defended", "g", ["a"], 1, served_at=10.0),  # before the attack could reach any list
+        _answer("undefended", "g", ["t"], 2, served_at=20.0),  # the first poisoned list
+        _answer("defended", "g", ["a"], 1, served_at=21.0),  # v1 kept by the gate: after the attack
+        _answer("defended", "g", ["t"], 1, served_at=22.0),
+    ]
+    got = target_exposure(answers, ["t"], {"g"}, rounds, onset)
+    assert got["lists"] == {"before_attack": 1, "undefended": 1, "defended": 2}
+    assert got["before_attack"] == 0.0 and got["undefended"] == 1.0 and got["defended"] == 0.5
 
 
 def test_target_exposure_without_an_attack_round_counts_everything_as_before():
