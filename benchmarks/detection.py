@@ -157,6 +157,13 @@ def main() -> None:
             m = run_cell(frame, None, [spec], seed, folds=None)
             results["click_farm"][f"{timing}/s{seed}"] = m
             print(line(f"{timing} seed {seed}", m), flush=True)
+        # the demo's default now: a bigger farm with filler drawn by popularity (it lifts its target)
+        spec = parse_inject(
+            "click_farm:0.08:0.02", start_ts=middle, span_s=max(60.0, (last - middle) * 0.6), filler_choice="popular"
+        )
+        m = run_cell(frame, None, [spec], seed, folds=None)
+        results["click_farm"][f"demo-default/s{seed}"] = m
+        print(line(f"demo default (8 %, popular) s{seed}", m), flush=True)
 
     print("\n== Cost: ML-100K average seed 1, the detector alone (update + per-batch flush), 3 replays per batch size")
     data = prepare(ml, None, [AttackSpec("average", 0.05, 0.03)], 1)
