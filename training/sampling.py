@@ -86,8 +86,14 @@ def sample_distinct_negatives(
 
     A candidate that is a positive or repeats an earlier one in its row is drawn again, so each
     row is a uniform sample without replacement (the sampled-metrics protocol: 99 distinct negatives).
+    Where the catalogue is too small for that, n shrinks to what the fullest user leaves.
     """
     users = np.asarray(users, dtype=np.int64)
+    if len(users) and len(positives):
+        # A catalogue too small for n distinct negatives per user: take as many as the fullest user
+        # has (else rows would keep positives and repeats, and rank a held-out item against them).
+        counts = np.bincount(positives.users, minlength=int(users.max()) + 1)
+        n = max(1, min(n, n_items - int(counts[users].max())))
     out = rng.integers(0, n_items, size=(len(users), n))
     rows = np.repeat(np.arange(len(users)), n)
     for _ in range(max_tries):

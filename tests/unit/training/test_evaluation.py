@@ -69,6 +69,15 @@ def test_distinct_negatives_are_drawn_when_few_items_are_left():
     assert sorted(got[0].tolist()) == [0, 1, 2, 4, 5, 6, 8, 9, 10, 11]
 
 
+def test_a_catalogue_too_small_for_n_negatives_gives_fewer_all_distinct_and_never_positives():
+    # 12 items; user 0 rated 2, user 1 rated 5: at most 7 distinct negatives for everyone
+    positives = PairSet(np.array([0, 0, 1, 1, 1, 1, 1]), np.array([3, 7, 0, 1, 2, 3, 4]))
+    got = sample_distinct_negatives(np.array([0, 1]), positives, 12, 99, np.random.default_rng(2))
+    assert got.shape == (2, 7)
+    assert len(set(got[0])) == 7 and not {3, 7} & set(got[0].tolist())
+    assert sorted(got[1].tolist()) == [5, 6, 7, 8, 9, 10, 11]
+
+
 def test_sampled_and_full_ranks_by_hand():
     model = FixedScores(["u", "v"], ["1", "2", "3", "4"], [[0.9, 0.5, 0.7, 0.1], [0.2, 0.8, 0.3, 0.4]])
     split = Split(
