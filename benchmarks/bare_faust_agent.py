@@ -8,6 +8,7 @@ machinery puts on any agent on this machine.
 
 import os
 import sys
+import tempfile
 import time
 
 import faust
@@ -17,6 +18,8 @@ app = faust.App(
     f"bare-{time.time()}",
     broker=f"kafka://{bootstrap}",
     store="memory://",
+    # Faust makes `<id>-data/` under its datadir; keep it out of the working tree.
+    datadir=tempfile.mkdtemp(prefix="advrec-bare-faust-"),
     web_port=web_port,
     web_bind="127.0.0.1",
     broker_session_timeout=6,
