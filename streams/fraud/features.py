@@ -65,6 +65,8 @@ class SelectionNull:
 
 def _inclusion(p: np.ndarray, size: float) -> np.ndarray:
     """Inclusion probabilities of successive sampling ∝ p of `size` items (Poisson approximation)."""
+    if size >= len(p):  # every item is drawn (and the search below would never end)
+        return np.ones_like(p)
     lo, hi = 0.0, 1.0
     while (1.0 - np.exp(-hi * p)).sum() < size:
         hi *= 4.0
@@ -85,7 +87,8 @@ def selection_null(counts: np.ndarray, max_size: float, points: int = 24) -> Sel
     p = (counts + PSEUDO) / (counts.sum() + PSEUDO * n_items)
     mu = float((p * ell).sum())
     sd = float(np.sqrt((p * (ell - mu) ** 2).sum()))
-    top = max(2.0, min(float(max_size), n_items - 1.0))
+    # A profile holds at most every item: a fresh stream may have seen only one or two.
+    top = max(1.0, min(float(max_size), n_items - 1.0))
     grid = np.unique(np.round(np.geomspace(1.0, top, points)))
     e0, sd0 = np.empty(len(grid)), np.empty(len(grid))
     p_max = float(p.max())

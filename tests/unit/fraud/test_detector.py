@@ -48,6 +48,18 @@ def test_an_empty_detector_and_a_short_profile_are_not_flagged():
     assert det.account("u") == (11, 0.0, 9.0) and det.events_of("u") == 11 and det.user_state("x") is None
 
 
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("n_items", [1, 2])
+def test_a_fresh_stream_that_has_seen_one_or_two_items_flushes(n_items):
+    # The first batch of an envelope can hold a single event: the selection null must not search
+    # for a profile larger than the catalogue seen so far (it once looped forever there).
+    det = FraudDetector()
+    for k in range(3):
+        det.update(f"u{k}", f"i{k % n_items}", "click", float(k), None)
+    assert det.flush() == [] and det.flush(full=True) == []
+    assert det.null is not None and np.isfinite(det.null.e0).all()
+
+
 def test_an_average_attack_on_real_data_is_caught_at_the_end_and_mostly_in_the_stream(average_attack):
     det = FraudDetector()
     rep = replay(average_attack.frame, det, 500)

@@ -46,6 +46,16 @@ def test_selection_evidence_tells_uniform_from_popularity_choice():
     assert again.at(40.0) == null.at(40.0)
 
 
+@pytest.mark.timeout(10)
+def test_the_selection_null_of_a_tiny_catalogue_stays_within_its_items():
+    # One or two items seen (a fresh stream): the null is computed at once and is a mean of their LLRs.
+    assert selection_null(np.array([3.0]), 1).at(1.0)[0] == pytest.approx(item_llr(np.array([3.0]))[0])
+    for counts, size in ((np.array([3.0]), 5), (np.array([1.0, 4.0]), 5), (np.array([1.0, 4.0, 2.0]), 60)):
+        null, ell = selection_null(counts, size), item_llr(counts)
+        e0, sd0 = null.at(np.arange(1.0, 8.0))
+        assert np.all((e0 >= ell.min() - 1e-9) & (e0 <= ell.max() + 1e-9)) and np.isfinite(sd0).all()
+
+
 def test_degsim_is_the_mean_jaccard_to_the_k_nearest():
     # profile of 4 items; neighbours share 2 of 4 and 1 of 2 items: Jaccard 2/6 and 1/5
     assert degsim(np.array([2.0, 1.0]), 4.0, np.array([4.0, 2.0]), 2) == pytest.approx((1 / 3 + 1 / 5) / 2)
