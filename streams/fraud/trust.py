@@ -4,8 +4,8 @@ An account is trusted when it is established (at least `min_events` events and `
 seconds since its first event) and not suspicious (score below `max_score`, not flagged and,
 with `hold_lenient`, not in the detector's lenient-suspicious set). Events of untrusted accounts
 are held back and may be released later, when the account becomes trusted. `gate_shares`
-measures a policy on a replay: the share of attacker events held out of training when their
-batch closed, and the share of genuine events delayed. Pure: callers pass the facts (or a
+measures a policy on a replay, releases included: the share of attacker events that never reach a
+training batch, and the share of genuine events delayed or never trained. Pure: callers pass the facts (or a
 detector to read them from); it never reads the clock and must never import faust, kafka or mlflow.
 """
 
@@ -64,12 +64,18 @@ def gate(policy: TrustPolicy, detector, user_id: str, now_ts: float | None = Non
 
 
 def gate_shares(policy: TrustPolicy, rep, attackers, final_trusted: dict[str, bool] | None = None) -> dict:
-    """Share of attacker events held out of training when their batch closed, and of genuine events delayed.
+    """What the gate did with each event on a replay, counting releases: held events train once trusted.
 
     `rep` is an `evaluation.Replay` (per event: its user and the user's state at its batch's close);
-    `attackers` is a collection of attacker ids. Each event is judged by its user's state when its
-    batch closed. `final_trusted` (user -> trusted at the end) splits genuine delays into released
-    later vs never released.
+    `attackers` is a collection of attacker ids; `final_trusted` (user -> trusted at the end, after
+    the final rescore) decides the events still waiting then (released if trusted, else never
+    trained; without it they count as never trained). An event trains if its user is trusted at
+    its batch's close, or later, before the user is flagged (the trainer releases waiting rows
+    of accounts that become trusted and drops those of flagged ones). Returns:
+    - attacker_events_kept_out: share of attacker events that never reached a training batch;
+    - attacker_events_held_at_close: share held when their batch closed (released later or not);
+    - genuine_events_delayed: share of genuine events held when their batch closed;
+    - genuine_events_never_trained: share of genuine events never released.
     """
     facts = zip(
         rep.events_at_close.tolist(),
@@ -78,15 +84,26 @@ def gate_shares(policy: TrustPolicy, rep, attackers, final_trusted: dict[str, bo
         rep.flagged_at_close.tolist(),
         rep.lenient_at_close.tolist(),
     )
-    held = np.array([not may_train(policy, n, age, sc, fl, le)[0] for n, age, sc, fl, le in facts], bool)
+    trusted = np.array([may_train(policy, n, age, sc, fl, le)[0] for n, age, sc, fl, le in facts], bool)
+    flagged = rep.flagged_at_close.astype(bool)
     users = rep.users.tolist()
+    final = final_trusted or {}
+    # Backwards in time: an event's fate is its user's first decisive state (trusted or flagged) from
+    # its own batch's close on, else the user's state at the end.
+    later = {u: bool(final.get(u, False)) for u in set(users)}
+    trained = np.zeros(len(users), bool)
+    for k in range(len(users) - 1, -1, -1):
+        u = users[k]
+        if flagged[k]:
+            later[u] = False
+        elif trusted[k]:
+            later[u] = True
+        trained[k] = later[u]
     att = np.array([u in attackers for u in users], bool)
     nan = float("nan")
-    out = {
-        "attacker_events_held": float(held[att].mean()) if att.any() else nan,
-        "genuine_events_delayed": float(held[~att].mean()) if (~att).any() else nan,
+    return {
+        "attacker_events_kept_out": float((~trained[att]).mean()) if att.any() else nan,
+        "attacker_events_held_at_close": float((~trusted[att]).mean()) if att.any() else nan,
+        "genuine_events_delayed": float((~trusted[~att]).mean()) if (~att).any() else nan,
+        "genuine_events_never_trained": float((~trained[~att]).mean()) if (~att).any() else nan,
     }
-    if final_trusted is not None and (~att).any():
-        never = np.array([not final_trusted.get(u, False) for u in users], bool)
-        out["genuine_events_never_released"] = float((held & never)[~att].mean())
-    return out

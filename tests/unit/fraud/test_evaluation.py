@@ -126,5 +126,5 @@ def test_evaluate_reports_end_streaming_and_gate_and_is_deterministic(ml_slice):
     assert out["users"] == 315 and out["attackers"] == 15 and set(out["per_attack"]) == {"random"}
     assert out["f1"] >= 0.9 and out["fpr"] <= 0.01
     assert out["streaming"]["attacker_events_flagged_at_close"] > 0.5 and out["streaming"]["precision"] > 0.9
-    assert out["trust_gate"]["attacker_events_held"] >= 0.9
+    assert out["trust_gate"]["attacker_events_kept_out"] >= 0.9
     assert evaluate(ml_slice, inject=specs, seed=2) == out

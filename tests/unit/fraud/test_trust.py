@@ -30,28 +30,47 @@ def test_gate_reads_the_detector():
     assert gate(TrustPolicy(), det, "nobody") == (False, "new_account")
 
 
-def test_gate_shares_counts_events_at_their_batch_close():
-    n = 4
-    rep = Replay(
-        users=np.array(["a", "a", "g", "g"], dtype=object),
+def _replay(users, batch, flagged, events, lenient=None) -> Replay:
+    n = len(users)
+    return Replay(
+        users=np.array(users, dtype=object),
         ts=np.arange(n, dtype=float),
-        batch=np.zeros(n, int),
-        flagged_at_close=np.array([0, 1, 0, 0], bool),
+        batch=np.array(batch, int),
+        flagged_at_close=np.array(flagged, bool),
         score_at_close=np.zeros(n),
-        events_at_close=np.array([1, 2, 1, 5]),
+        events_at_close=np.array(events),
         age_at_close=np.zeros(n),
-        lenient_at_close=np.zeros(n, bool),
-        close_ts=np.array([3.0]),
+        lenient_at_close=np.zeros(n, bool) if lenient is None else np.array(lenient, bool),
+        close_ts=np.arange(max(batch) + 1, dtype=float),
         final_flagged=set(),
         final_scores={},
         update_s=0.0,
         flush_s=0.0,
         final_s=0.0,
     )
-    out = gate_shares(TrustPolicy(min_events=2), rep, {"a"}, final_trusted={"g": True})
-    # a: 1 event (new) and flagged -> both held; g: 1 event (new, delayed), then 5 (trusted)
-    assert out == {"attacker_events_held": 1.0, "genuine_events_delayed": 0.5, "genuine_events_never_released": 0.0}
-    assert gate_shares(TrustPolicy(min_events=2), rep, {"a"}, {"g": False})["genuine_events_never_released"] == 0.5
+
+
+def test_gate_shares_count_an_event_released_later_as_trained():
+    # a (attacker): new in batch 0, trusted in batch 1 (its batch-0 event is released), flagged in batch 2.
+    # b (attacker): new, then flagged: its waiting event is dropped. g: new, then never trusted.
+    rep = _replay(
+        users=["a", "b", "g", "a", "b", "a"],
+        batch=[0, 0, 0, 1, 1, 2],
+        flagged=[0, 0, 0, 0, 1, 1],
+        events=[1, 1, 1, 2, 2, 3],
+    )
+    out = gate_shares(TrustPolicy(min_events=2), rep, {"a", "b"})
+    assert out["attacker_events_held_at_close"] == 0.8  # all but a's second
+    assert out["attacker_events_kept_out"] == 0.6  # a's first two trained (one released), b's both dropped
+    assert out["genuine_events_delayed"] == 1.0 and out["genuine_events_never_trained"] == 1.0
+    # at the end g is trusted: its waiting event is released then
+    assert gate_shares(TrustPolicy(min_events=2), rep, {"a", "b"}, {"g": True})["genuine_events_never_trained"] == 0.0
+
+
+def test_gate_shares_hold_a_lenient_suspicious_account():
+    rep = _replay(users=["a", "a"], batch=[0, 1], flagged=[0, 0], events=[30, 31], lenient=[1, 1])
+    assert gate_shares(TrustPolicy(), rep, {"a"})["attacker_events_kept_out"] == 1.0
+    assert gate_shares(TrustPolicy(hold_lenient=False), rep, {"a"})["attacker_events_kept_out"] == 0.0
 
 
 def test_the_policy_of_the_settings():
