@@ -6,10 +6,12 @@ group timeouts and the processing guarantee are decided in one place.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import socket
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
@@ -27,7 +29,10 @@ __all__ = [
     "hold",
     "release",
     "track_changelogs",
+    "processing",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def processing_guarantee(settings: Settings, tansu_workarounds: bool) -> str:
@@ -94,7 +99,7 @@ def table_view(app: faust.App, path: str, table, **route):
             except WebError:  # an HTTP answer of Faust's web layer: as it is
                 raise
             except Exception as exc:  # noqa: BLE001 - the router's errors have no common type
-                logging.getLogger(__name__).warning("%s: %s while the table is moving: 503", path, exc, exc_info=True)
+                log.warning("%s: %s while the table is moving: 503", path, exc, exc_info=True)
                 return web.json({"error": f"{type(exc).__name__} while {table.name} is moving; retry"}, status=503)
 
         return app.page(path)(guarded)
@@ -166,13 +171,34 @@ async def track_changelogs(app: faust.App, tables) -> None:
     `key_partition` reads it synchronously). aiokafka refreshes metadata only for the topics it
     tracks, and a topic seen in its first all-topics fetch is not tracked: as soon as it sends
     anywhere, Apache Kafka's answers drop the other changelogs and the next table write fails with
-    a TypeError. Tracking them explicitly keeps them in every refresh.
+    a TypeError. Tracking them explicitly keeps them in every refresh. Once done it costs next to
+    nothing, so agents call it for every batch.
     """
     producer = app.producer._ensure_producer()
     for table in tables:
         name = table.changelog_topic.get_topic_name()
         await producer.client.add_topic(name)
         await producer.partitions_for(name)
+
+
+@contextlib.asynccontextmanager
+async def processing(app: faust.App, events, tables, agent: str) -> AsyncIterator[None]:
+    """One batch of an agent that acknowledges it when its body is done (`async with processing(...)`).
+
+    The batch is held (`hold`) and the tables' changelogs tracked (`track_changelogs`) before the
+    body runs; it is released when the body returns. Bad inputs are the body's to dead-letter: an
+    exception that reaches here is the broker, the disk or a bug, so the worker stops without
+    committing the batch, which is read again on restart.
+    """
+    hold(events)
+    try:
+        await track_changelogs(app, tables)
+        yield
+    except Exception as exc:
+        log.exception("%s: batch of %d not processed; stopping the worker without committing it", agent, len(events))
+        await app.crash(exc)
+        raise
+    release(events)
 
 
 def _seek_every_partition_to_committed() -> None:

@@ -8,38 +8,28 @@ the hybrid models' item text. Serves `GET /catalog/{item_id}`.
 
 from __future__ import annotations
 
-import logging
-
 import faust
 import msgspec
 
 from streams.contract.records import CatalogEntry, DeadLetter, encode
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.kafka.faust_app import processing
 from streams.worker import metrics
 from streams.worker.catalog import CatalogDeletion, CatalogLimits, check_catalog_record
 
 __all__ = ["install"]
-
-log = logging.getLogger(__name__)
 
 
 def install(app: faust.App, settings: Settings, topology) -> None:
     """Add the catalog agent and the catalog view to the worker's app."""
     catalog = topology.catalog
     limits = CatalogLimits(max_id_length=settings.max_id_length, max_text_chars=settings.catalog_max_text_chars)
-    tracked = False
 
     @app.agent(topology.catalog_entries, name="catalog")
     async def fold_catalog(stream):
-        """Check each catalog record; write valid entries (and deletions) to the table."""
-        nonlocal tracked
+        """Check each catalog record; write valid entries (and deletions) to the table, dead-letter the rest."""
         async for events in stream.take_events(500, within=settings.batch_max_seconds):
-            hold(events)
-            try:
-                if not tracked:
-                    await track_changelogs(app, topology.hashed_tables)
-                    tracked = True
+            async with processing(app, events, topology.hashed_tables, "catalog"):
                 for event in events:
                     m = event.message
                     verdict = check_catalog_record(event.key, event.value, limits, m.topic, m.partition, m.offset)
@@ -52,12 +42,6 @@ def install(app: faust.App, settings: Settings, topology) -> None:
                     else:
                         catalog[verdict.item_id.encode()] = msgspec.to_builtins(verdict)
                         metrics.CATALOG_UPDATES.labels("written").inc()
-            except Exception as exc:
-                # Bad records are dead-lettered above: an exception here is the broker or a bug.
-                log.exception("catalog: batch of %d not processed; stopping without committing it", len(events))
-                await app.crash(exc)
-                raise
-            release(events)
 
     @app.page("/catalog/{item_id}")
     @app.table_route(table=catalog, match_info="item_id")

@@ -60,7 +60,6 @@ class FraudAgent:
         self.flagged: set[str] = set()
         self.events_since_full = 0
         self.lock = asyncio.Lock()
-        self.tracked = False
         self.book = LabelBook()
         self.labels: dict[str, str] = {}  # user -> the analyst's latest label
         self.relabelled: set[str] = set()  # users whose label changed since the last publish
@@ -73,9 +72,7 @@ class FraudAgent:
         """Fold a batch of envelopes into the detector, flush once, publish changed verdicts."""
         hold(events)
         async with self.lock:
-            if not self.tracked:
-                await track_changelogs(self.app, self.topology.hashed_tables)
-                self.tracked = True
+            await track_changelogs(self.app, self.topology.hashed_tables)
             if self.detector is None:
                 self._load()
             det, marks, folded = self.detector, self.marks, 0

@@ -11,7 +11,6 @@ dead-letters it.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import defaultdict
 
@@ -19,7 +18,7 @@ import faust
 
 from streams.contract.records import ItemDeltas, ValidBatch, encode
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import hold, release, table_view, track_changelogs
+from streams.kafka.faust_app import processing, table_view
 from streams.kafka.partitioner import partition_of
 from streams.worker import metrics
 from streams.worker.ingest import BatchResult, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
@@ -28,7 +27,6 @@ from streams.worker.validation import ValidationLimits
 
 __all__ = ["install", "ENVELOPE_EVENTS"]
 
-log = logging.getLogger(__name__)
 
 ENVELOPE_EVENTS = 1_000  # events per envelope: ~150 kB, well under Kafka's 1 MB message limit
 
@@ -37,7 +35,6 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
     """Add the ingest agent, the profile view and the consumer-lag export to the worker's app."""
     config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
     profiles = topology.profiles
-    tracked = False
 
     async def send(result: BatchResult) -> None:
         for letter in result.dead_letters:
@@ -58,13 +55,8 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
     @app.agent(topology.events, name="ingest")
     async def ingest(stream):
         """Validate, dead-letter and fold events into profiles, one batch at a time; pass valid ones on."""
-        nonlocal tracked
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
-            hold(events)
-            try:
-                if not tracked:
-                    await track_changelogs(app, topology.hashed_tables)
-                    tracked = True
+            async with processing(app, events, topology.hashed_tables, "ingest"):
                 records = [
                     RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset, e.message.timestamp)
                     for e in events
@@ -79,14 +71,6 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                     await send(result)
                     _observe(result, part, started)
                     await asyncio.sleep(0)
-            except Exception as exc:
-                # Not one input's fault (those are dead-lettered): stop without committing this batch.
-                log.exception(
-                    "ingest: batch of %d not processed; stopping the worker without committing it", len(events)
-                )
-                await app.crash(exc)
-                raise
-            release(events)
 
     exported_lag: set[tuple[str, str]] = set()
 

@@ -7,38 +7,29 @@ scorer tails for popularity. It must never read raw events: ingest has validated
 
 from __future__ import annotations
 
-import logging
-
 import faust
 import msgspec
 
 from streams.contract.records import ItemDeltas
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import hold, release, table_view, track_changelogs
+from streams.kafka.faust_app import processing, table_view
 from streams.worker import metrics
 from streams.worker.items import ItemStats
 
 __all__ = ["install"]
 
-log = logging.getLogger(__name__)
 _DECODER = msgspec.json.Decoder(ItemDeltas)
 
 
 def install(app: faust.App, settings: Settings, topology) -> None:
     """Add the item agent and the item view to the worker's app."""
     items = topology.items
-    tracked = False
 
     @app.agent(topology.item_deltas, name="items")
     async def fold_items(stream):
-        """Fold each batch's item deltas into the item table."""
-        nonlocal tracked
+        """Fold each batch's item deltas into the item table (the deltas are ingest's own output)."""
         async for events in stream.take_events(500, within=settings.batch_max_seconds):
-            hold(events)
-            try:
-                if not tracked:
-                    await track_changelogs(app, topology.hashed_tables)
-                    tracked = True
+            async with processing(app, events, topology.hashed_tables, "items"):
                 changed: dict[str, ItemStats] = {}
                 for event in events:
                     for delta in _DECODER.decode(event.value).deltas:
@@ -50,12 +41,6 @@ def install(app: faust.App, settings: Settings, topology) -> None:
                             changed[delta.item_id] = stats
                 for item_id, stats in changed.items():
                     items[item_id.encode()] = stats.snapshot()
-            except Exception as exc:
-                # The deltas are ingest's own output: a failure here is a bug or the broker, not an input.
-                log.exception("items: batch of %d deltas not folded; stopping without committing it", len(events))
-                await app.crash(exc)
-                raise
-            release(events)
             metrics.ITEM_UPDATES.inc(len(changed))
 
     @table_view(app, "/items/{item_id}", items, match_info="item_id")

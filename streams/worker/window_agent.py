@@ -80,7 +80,6 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
     buffer = WindowBuffer(settings.window_max_events, settings.window_max_seconds)
     lock = asyncio.Lock()
     loaded: set[tuple[str, int]] = set()
-    tracked = False
 
     def mark_key(partition: int) -> bytes:
         return watermark_key(partition, settings.topic_partitions)
@@ -123,13 +122,10 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
     @app.agent(topology.valid, name="windows")
     async def windows(stream):
         """Add envelopes to the open windows; write the ones that are full."""
-        nonlocal tracked
         async for events in stream.take_events(64, within=1.0):
-            hold(events)
+            hold(events)  # released when their window is written and announced
             async with lock:
-                if not tracked:
-                    await track_changelogs(app, topology.hashed_tables)
-                    tracked = True
+                await track_changelogs(app, topology.hashed_tables)
                 now = time.monotonic()
                 for event in events:
                     envelope = _DECODER.decode(event.value)
