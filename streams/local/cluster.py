@@ -39,20 +39,9 @@ class ClusterConfig:
         "--epochs",
         "4",
     )
-    # The undefended shadow: plain BPR on every event (no quarantine), its own model name, never promoted.
-    shadow_trainer_args: tuple[str, ...] = (
-        "--model",
-        "bpr",
-        "--no-quarantine",
-        "--min-batch-rows",
-        "6000",
-        "--flush-after",
-        "10",
-        "--first-epochs",
-        "20",
-        "--epochs",
-        "4",
-    )
+    # The undefended shadow: plain BPR on every event (no quarantine), its own model name, never
+    # promoted; it trains on the main trainer's schedule (`trainer_args` follow these).
+    shadow_trainer_args: tuple[str, ...] = ("--model", "bpr", "--no-quarantine")
     shadow_model_name: str = "advrec-shadow"
     scorer_poll_seconds: float = 3.0
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -159,7 +148,10 @@ class LocalCluster:
 
     def start(self, name: str, args: list[str] | None = None, wait: bool = True) -> AdvrecProcess:
         """Start process `name` (a role of COMMANDS) and wait until its metrics answer."""
-        extra = {"trainer": self.config.trainer_args, "shadow-trainer": self.config.shadow_trainer_args}
+        extra = {
+            "trainer": self.config.trainer_args,
+            "shadow-trainer": (*self.config.shadow_trainer_args, *self.config.trainer_args),
+        }
         command = [*COMMANDS[name], *extra.get(name, ())]
         process = AdvrecProcess(args or command, self.role_env(name), self.config.state_dir / f"{name}.log").start()
         self.processes[name] = process
