@@ -78,12 +78,23 @@ def text_encoder(settings: Settings, lazy: bool = True):
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epoch budget (default: the tuned one).")
-def eval_cold_start(ratings: str, items: str, mapping: str | None, cold_share: float, seed: int, epochs) -> None:
+@click.option(
+    "--inits",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Init seeds per model on the same split; figures are their means (one run's warm ratio is within noise).",
+)
+def eval_cold_start(
+    ratings: str, items: str, mapping: str | None, cold_share: float, seed: int, epochs, inits: int
+) -> None:
     """Hold out a share of items entirely, train the text hybrid on the rest, print cold and warm figures as JSON.
 
     Cold items: `text` against `popularity` (predicted from the catalog metadata) and `random_text`
     (the same model with random vectors as text), HR@10 / NDCG@10 with 99 sampled cold negatives;
-    warm items: the hybrid against the ID-only model (NDCG@10), and both under FGSM.
+    warm items: the hybrid against the ID-only model (NDCG@10), and both under FGSM. Each model is
+    trained with --inits init seeds on the same split and averaged; `per_init` has each init's
+    figures and `noise_floor` the ID-only model against itself with another init seed.
     """
     import torch
 
@@ -102,6 +113,7 @@ def eval_cold_start(ratings: str, items: str, mapping: str | None, cold_share: f
         encoder=text_encoder(settings),
         epochs=epochs,
         baselines=("random_text", "popularity"),
+        inits=inits,
     )
     click.echo(json.dumps(report, indent=2))
 

@@ -43,6 +43,9 @@ def test_eval_cold_start_prints_one_json_object(ml_slice, tmp_path):
     assert set(report["warm"]["text"]) == set(report["warm"]["id_only"]) == {"hr@10", "ndcg@10"}
     assert report["warm"]["ndcg_ratio"] == report["warm"]["text"]["ndcg@10"] / report["warm"]["id_only"]["ndcg@10"]
     assert report["encoder"]["name"] == "hashing" and report["seed"] == 3 and report["cold_share"] == 0.2
+    # three init seeds per model by default, and the ID-only model against itself beside the ratio
+    assert report["init_seeds"] == [3, 103, 203] and len(report["per_init"]) == 3
+    assert len(report["noise_floor"]["id_only_vs_itself"]) == 2
     assert (tmp_path / "text-embeddings.sqlite").exists()  # the encoder ran through the cache
 
 

@@ -9,8 +9,10 @@ m_i = 1 once the item has had an interaction, else 0, so an item known only from
 ("cold") is scored from its text alone, whatever its ID row holds.
 
 Training is BPR, or APR (He et al. 2018) when `adversarial`: the adversary perturbs the user rows,
-the item ID rows AND the projected text part W t_i, each by ε·‖part‖ along the fast-gradient
-direction of its item (relative mode; ε per part in absolute mode), with Δ a constant.
+the item ID rows AND the projected text part W t_i along the fast-gradient direction of its item,
+with Δ a constant. `adv_scale` says how far: "parts" moves each part by ε·‖part‖ (the item by
+ε·(‖m_i e_i‖ + ‖W t_i‖)); "vector" moves the item by ε·‖q_i‖, as APR moves an ID-only model's
+item row (by the triangle inequality never further than "parts"). Absolute mode: ε per part, or ε.
 `id_dropout` zeroes the ID part of a training item with that probability (DropoutNet-style), so
 that W t_i alone must rank well: what a cold item gets.
 
@@ -37,7 +39,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from training.models.apr import APRConfig
+from training.models.apr import APRConfig, adversarial_delta
 from training.models.mf import BPRRecommender, MatrixFactorization, bpr_loss, implicit_pairs
 from training.sampling import PairSet
 from training.vocab import Vocabulary
@@ -55,12 +57,18 @@ class HybridConfig(APRConfig):
     reg_text:    L2 on the projected text part W t_i of the batch items (like `reg` on ID rows).
     id_dropout:  probability of dropping an item's ID part in a training batch.
     proj_init_std: N(0, σ²) init of W; with unit-norm t each coordinate of W t starts ~N(0, σ²).
+    adv_scale:   size of an item's adversarial step: "parts" (ε·‖m e‖ + ε·‖W t‖) or "vector" (ε·‖q‖).
     """
 
     adversarial: bool = True
     reg_text: float = 1e-3
     id_dropout: float = 0.0
     proj_init_std: float = 0.1
+    adv_scale: str = "parts"
+
+    def __post_init__(self) -> None:
+        if self.adv_scale not in ("parts", "vector"):
+            raise ValueError(f"adv_scale must be 'parts' or 'vector', not {self.adv_scale!r}")
 
 
 class HybridMF(torch.nn.Module):
@@ -269,9 +277,12 @@ class HybridRecommender(BPRRecommender):
         Fast-gradient direction per table row (gradient summed over the row's occurrences in the
         batch, closed form as in `APRRecommender.perturbation`); an item's step is the sum of the
         step of its ID part (ε·‖m_i e_i‖, 0 when dropped or untrained) and of its projected text
-        part (ε·‖W t_i‖); relative mode; absolute mode uses ε for each part."""
+        part (ε·‖W t_i‖); with `adv_scale="vector"` it is ε·‖q_i‖ (q_i as the batch used it).
+        Relative mode; absolute mode uses ε for each part (for the vector with "vector")."""
         cfg = self.config
         relative = cfg.eps_mode == "relative"
+        if cfg.adv_scale == "vector":
+            return self._vector_perturbation(u, i, j, pu, qi, qj, relative)
         p, a, b = pu.detach().float(), qi.detach().float(), qj.detach().float()
         w = torch.sigmoid(-(p * (a - b)).sum(-1, keepdim=True))
         gu, gq = -w * (a - b), torch.cat([-w * p, w * p])
@@ -303,6 +314,25 @@ class HybridRecommender(BPRRecommender):
             d_txt = d_txt[inv]
             d_i, d_j = d_i + d_txt[:n], d_j + d_txt[n:]
         return step_u[inv_u].detach(), d_i.detach(), d_j.detach()
+
+    def _vector_perturbation(
+        self,
+        u: torch.Tensor,
+        i: torch.Tensor,
+        j: torch.Tensor,
+        pu: torch.Tensor,
+        qi: torch.Tensor,
+        qj: torch.Tensor,
+        relative: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Δ with each item moved by ε·‖q_i‖: APR's `adversarial_delta` on the effective vectors."""
+        eps = self.config.eps
+        p, a, b = pu.detach().float(), qi.detach().float(), qj.detach().float()
+        w = torch.sigmoid(-(p * (a - b)).sum(-1, keepdim=True))
+        du = adversarial_delta(-w * (a - b), u, p, eps, relative)
+        dq = adversarial_delta(torch.cat([-w * p, w * p]), torch.cat([i, j]), torch.cat([a, b]), eps, relative)
+        n = len(i)
+        return du.detach(), dq[:n].detach(), dq[n:].detach()
 
     def _active_items(self) -> np.ndarray:
         return np.flatnonzero(self.net.trained.cpu().numpy()).astype(np.int64)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
+import pytest
 
-from training.cold_start import cold_test, eval_cold_start, metadata_popularity, split_cold_items
+from training.cold_start import cold_test, eval_cold_start, metadata_popularity, noise_floor, split_cold_items
 from training.text.encoders import HashingEncoder
 
 
@@ -97,3 +99,41 @@ def test_eval_cold_start_encodes_with_the_given_encoder(group_ratings):
     )
     assert out["encoder"]["name"] == "hashing" and out["encoder"]["fields"] == ["categories", "year", "description"]
     assert out["encoder"]["dim"] == 48
+
+
+def test_inits_average_the_models_of_several_init_seeds(group_ratings, group_text):
+    cat = catalog_for(group_ratings)
+    ids, vec = group_text
+    vectors = vec[[ids.index(i) for i in cat["item"]]]
+    kw = dict(cold_share=0.25, seed=4, vectors=vectors, epochs=3, dim=8, baselines=("random_text", "popularity"))
+    out = eval_cold_start(group_ratings, cat, inits=3, **kw)
+    json.dumps(out)
+    assert out["init_seeds"] == [4, 104, 204] == [r["init_seed"] for r in out["per_init"]]
+    for name in ("text", "random_text"):
+        for metric in ("hr@10", "ndcg@10"):
+            assert out[name][metric] == pytest.approx(np.mean([r[name][metric] for r in out["per_init"]]))
+    warm = {m: np.mean([r["warm"][m]["ndcg@10"] for r in out["per_init"]]) for m in ("text", "id_only")}
+    assert out["warm"]["ndcg_ratio"] == pytest.approx(warm["text"] / warm["id_only"])
+    for r in out["per_init"]:
+        assert r["warm"]["ndcg_ratio"] == r["warm"]["text"]["ndcg@10"] / r["warm"]["id_only"]["ndcg@10"]
+    nd = [r["warm"]["id_only"]["ndcg@10"] for r in out["per_init"]]
+    assert out["noise_floor"]["id_only_vs_itself"] == pytest.approx([nd[1] / nd[0], nd[2] / nd[0]])
+    assert out["fgsm"]["text"]["0.1"]["ndcg@10"] == pytest.approx(
+        np.mean([r["fgsm"]["text"]["0.1"]["ndcg@10"] for r in out["per_init"]])
+    )
+    # the first init is the one-run evaluation of the seed; popularity does not depend on the inits
+    one = eval_cold_start(group_ratings, cat, inits=1, **kw)
+    assert one["per_init"][0] == out["per_init"][0] and one["popularity"] == out["popularity"]
+    assert "noise_floor" not in one
+    # the ID-only figures of a run can be reused by a run with the same init seeds only
+    again = eval_cold_start(group_ratings, cat, inits=3, id_only=out, **kw)
+    assert again["warm"] == out["warm"] and again["noise_floor"] == out["noise_floor"]
+    with pytest.raises(ValueError, match="init seeds"):
+        eval_cold_start(group_ratings, cat, inits=2, id_only=out, **kw)
+
+
+def test_noise_floor():
+    got = noise_floor([0.40, 0.42, 0.38])
+    assert got["id_only_vs_itself"] == pytest.approx([1.05, 0.95])
+    assert got["id_only_ndcg_sd"] == pytest.approx(0.02)
+    assert got["ratio_sd"] == pytest.approx(np.sqrt(2 / 3) * 0.02 / 0.40)

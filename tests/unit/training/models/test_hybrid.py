@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from training.evaluation import fgsm_perturb
 from training.models import (
@@ -36,9 +39,31 @@ def test_no_text_is_bpr_exactly_and_apr_up_to_float_rounding(group_ratings):
     assert torch.equal(ref.net.users, hyb.net.users) and torch.equal(ref.net.items, hyb.net.items)
     np.testing.assert_array_equal(ref.score(["u1", "u2"]), hyb.score(["u1", "u2"]))
     ref = APRRecommender(epochs=6, dim=8, seed=3).fit(group_ratings)
-    hyb = small().fit(group_ratings)
-    torch.testing.assert_close(ref.net.users, hyb.net.users, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(ref.net.items, hyb.net.items, rtol=1e-5, atol=1e-6)
+    for adv_scale in ("parts", "vector"):  # without text both step sizes are APR's ε‖e_i‖
+        hyb = small(adv_scale=adv_scale).fit(group_ratings)
+        torch.testing.assert_close(ref.net.users, hyb.net.users, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ref.net.items, hyb.net.items, rtol=1e-5, atol=1e-6)
+
+
+def test_adversarial_step_of_an_item_parts_or_vector(group_ratings, group_text):
+    """ "parts" moves an item by ε‖e_i‖ + ε‖W t_i‖, "vector" by ε‖q_i‖ (never further), same direction."""
+    ids, vec = group_text
+    m = small(adv_scale="vector").fit(group_ratings, item_ids=ids, item_vectors=vec)
+    u = torch.as_tensor(m.users.lookup(["u0", "u1", "u2", "u3"]))
+    i = torch.as_tensor(m.items.lookup(["i0", "i21", "i2", "i23"]))
+    j = torch.as_tensor(m.items.lookup(["i30", "i5", "i31", "i7"]))
+    pu, qi, qj = m.net.users[u], m.net.item_vectors(i), m.net.item_vectors(j)
+    _, di_vector, _ = m.perturbation(u, i, j, pu, qi, qj)
+    m.config = dataclasses.replace(m.config, adv_scale="parts")
+    _, di_parts, _ = m.perturbation(u, i, j, pu, qi, qj)
+    eps = m.config.eps
+    torch.testing.assert_close(di_vector.norm(dim=1), eps * qi.detach().norm(dim=1))
+    parts = m.net.items[i].norm(dim=1) + m.net.text_part(i).norm(dim=1)
+    torch.testing.assert_close(di_parts.norm(dim=1), eps * parts.detach())
+    assert (di_parts.norm(dim=1) >= di_vector.norm(dim=1)).all()
+    torch.testing.assert_close(F.normalize(di_parts, dim=1), F.normalize(di_vector, dim=1))
+    with pytest.raises(ValueError, match="adv_scale"):
+        small(adv_scale="both")
 
 
 @pytest.mark.parametrize("kw", [{}, {"adversarial": False}, {"id_dropout": 0.5}])
