@@ -31,7 +31,7 @@ encode text itself (vectors come from `training.text`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -428,34 +428,15 @@ class HybridRecommender(BPRRecommender):
 
     # ---- persistence -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Config, vocabularies, ID tables, W, text rows, trained mask, seen pairs, text meta."""
-        return {
-            "config": asdict(self.config),
-            "users": self.users.to_list(),
-            "items": self.items.to_list(),
-            "rounds": self.rounds,
-            "d_text": self.d_text,
-            "text_encoder": dict(self.text_encoder),
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
-            "seen": torch.from_numpy(self.seen.keys.copy()),
-        }
+        """BPR's state (its tables here: ID rows, W, text rows, trained mask) plus the text meta."""
+        return {**super().state(), "d_text": self.d_text, "text_encoder": dict(self.text_encoder)}
 
-    @classmethod
-    def from_state(cls, state: dict[str, Any], device: str = "") -> HybridRecommender:
-        """Rebuild the model `state` describes, on `device` (default: its config's, else CUDA if present)."""
-        names = {f.name for f in fields(cls.config_class)}
-        config = cls.config_class(**{k: v for k, v in state["config"].items() if k in names})
-        model = cls(config, device=device or config.device)
-        model.reset(d_text=int(state["d_text"]))
-        model.users, model.items = Vocabulary(state["users"]), Vocabulary(state["items"])
-        model.text_encoder = dict(state["text_encoder"])
-        tables = state["state_dict"]
-        net = model.net
+    def _restore_net(self, state: dict[str, Any]) -> None:
+        self.reset(d_text=int(state["d_text"]))
+        self.text_encoder = dict(state["text_encoder"])
+        tables, net = state["state_dict"], self.net
         net.users = torch.nn.Parameter(tables["users"])
         net.items = torch.nn.Parameter(tables["items"])
         net.proj = torch.nn.Parameter(tables["proj"])
         net.text, net.trained = tables["text"], tables["trained"]
-        model.net = net.to(model.device)
-        model.seen = PairSet.from_keys(state["seen"].numpy())
-        model.rounds = int(state["rounds"])
-        return model
+        self.net = net.to(self.device)

@@ -282,13 +282,17 @@ class BPRRecommender(Recommender):
         names = {f.name for f in fields(cls.config_class)}
         config = cls.config_class(**{k: v for k, v in state["config"].items() if k in names})
         model = cls(config, device=device or config.device)
+        model._restore_net(state)
         model.users, model.items = Vocabulary(state["users"]), Vocabulary(state["items"])
-        tables = state["state_dict"]
-        model.net = MatrixFactorization(0, 0, config.dim, config.init_std)
-        model.net.users = torch.nn.Parameter(tables["users"])
-        model.net.items = torch.nn.Parameter(tables["items"])
-        model.net.to(model.device)
         model.seen = PairSet.from_keys(state["seen"].numpy())
         model.rounds = int(state["rounds"])
         model.adam = {name: dict(st) for name, st in (state.get("adam") or {}).items()}
         return model
+
+    def _restore_net(self, state: dict[str, Any]) -> None:
+        """The network of a `state`, on this model's device (a subclass restores its own parts too)."""
+        tables = state["state_dict"]
+        self.net = MatrixFactorization(0, 0, self.config.dim, self.config.init_std)
+        self.net.users = torch.nn.Parameter(tables["users"])
+        self.net.items = torch.nn.Parameter(tables["items"])
+        self.net.to(self.device)

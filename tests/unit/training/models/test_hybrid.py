@@ -158,6 +158,11 @@ def test_save_load_round_trip(tmp_path, group_ratings, group_text):
     for k, v in m.net.state_dict().items():
         assert torch.equal(v, back.net.state_dict()[k]), k
     np.testing.assert_array_equal(back.score(["u0", "u7", "nobody"]), m.score(["u0", "u7", "nobody"]))
+    # Adam's second moments and step count carry across a restart, as for BPR (a warm start continues)
+    assert set(back.adam) == set(m.adam) == {"users", "items", "proj"}
+    for name, st in m.adam.items():
+        for k, v in st.items():
+            assert torch.equal(v, back.adam[name][k]), (name, k)
     back.train_round(group_ratings.head(30), epochs=1)  # a loaded model keeps training
 
 
