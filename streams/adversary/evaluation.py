@@ -28,6 +28,7 @@ from streams.adversary.game import Replayed, replay_plan
 from streams.adversary.learner import LearnedAttacker
 from streams.adversary.lift import fit_stacked, target_hit_rate
 from streams.adversary.matrix import RatingMatrix
+from streams.adversary.oracle import SurrogateOracle
 from streams.sources.attacks import AttackPlan, AttackSpec, plan_attack, summarize
 from training.models.mf import MFConfig
 
@@ -115,7 +116,7 @@ def eval_attack(
     ratings: pd.DataFrame,
     attacker: LearnedAttacker,
     config: EvalConfig | None = None,
-    baselines: dict[str, LearnedAttacker] | None = None,
+    baselines: dict[str, LearnedAttacker | SurrogateOracle] | None = None,
 ) -> dict:
     """Lift and unsupervised recall per kind: heuristics, `gan` (the trained `attacker`) and `baselines`.
 
