@@ -45,10 +45,12 @@ def main() -> None:
     ap.add_argument("--targets", type=int, default=3, help="targets (attack seeds seed, seed + 1, ...)")
     ap.add_argument("--steps", type=int, default=GanConfig().steps, help="generator training steps")
     ap.add_argument("--rounds", type=int, default=GameConfig().rounds, help="rounds of the hardening game")
+    ap.add_argument("--popularity", type=float, default=0.0, help="the generator's popularity prior (0: none)")
     ap.add_argument("--quick", action="store_true", help="100 steps, 1 round, 2 targets, 1 BPR seed of 10 epochs")
     ap.add_argument("--json", default=None, help="also write every figure here")
     args = ap.parse_args()
-    gan, game = replace(GanConfig(), steps=args.steps), replace(GameConfig(), rounds=args.rounds)
+    gan = replace(GanConfig(), steps=args.steps, popularity=args.popularity)
+    game = replace(GameConfig(), rounds=args.rounds)
     evaluation = replace(EvalConfig(), n_targets=args.targets)
     if args.quick:
         gan, game = replace(gan, steps=100), replace(game, rounds=1)

@@ -52,6 +52,7 @@ class GanConfig:
     hidden: int = 128
     anchor: float = 6.0  # initial weight of the template's own rating (6: ~99.7 % kept at the start)
     template_slack: int = 10
+    popularity: float = 0.0  # the selection's starting bias: popularity x log(raters / most raters)
     seed: int = 0
     # the victim's family (BPR-shaped MF); ALSConfig() for the implicit-ALS surrogate of the first version
     surrogate: ALSConfig | BPRSurrogateConfig = field(default_factory=BPRSurrogateConfig)
@@ -76,7 +77,10 @@ class LearnedAttacker:
             raise ValueError(f"no real user has more than {self.n_fill} ratings to serve as a template")
         self.real_rows = np.flatnonzero(sizes >= self.n_fill)
         self.pool = push_pool(data)
-        self.G = Generator(data.n_items, torch.tensor(data.grid), self.surrogate.Q, cfg.hidden, anchor=cfg.anchor)
+        prior = cfg.popularity * torch.log(torch.tensor(np.maximum(data.counts, 1) / max(data.counts.max(), 1)))
+        self.G = Generator(
+            data.n_items, torch.tensor(data.grid), self.surrogate.Q, cfg.hidden, anchor=cfg.anchor, item_prior=prior
+        )
         self.D = Discriminator(data.n_items, top=data.top)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d)

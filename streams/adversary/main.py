@@ -34,6 +34,13 @@ __all__ = ["eval_attack"]
     "--oracle", is_flag=True, help="Also measure free-filler baselines: most popular filler, surrogate-chosen filler."
 )
 @click.option(
+    "--popularity",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="The generator's starting bias toward a template's popular items (x log popularity); 0: AUSH's sampling.",
+)
+@click.option(
     "--surrogate",
     type=click.Choice(["bpr", "als"]),
     default="bpr",
@@ -54,6 +61,7 @@ def eval_attack(
     details_path,
     template,
     oracle,
+    popularity,
     surrogate,
     no_mlflow,
 ):
@@ -73,7 +81,7 @@ def eval_attack(
     bpr = MFConfig() if epochs is None else replace(MFConfig(), epochs=epochs)
     evaluation = EvalConfig(n_targets=n_targets, bpr_seeds=tuple(range(bpr_seeds)), bpr=bpr)
     params = {"size": size, "filler": filler, "seed": seed, "steps": steps, "rounds": rounds, "targets": n_targets}
-    params["surrogate"] = surrogate
+    params.update(surrogate=surrogate, popularity=popularity)
     if no_mlflow:
         tracker = nullcontext()
     else:
@@ -88,7 +96,10 @@ def eval_attack(
             filler,
             seed,
             gan=replace(
-                GanConfig(), steps=steps, surrogate=BPRSurrogateConfig() if surrogate == "bpr" else ALSConfig()
+                GanConfig(),
+                steps=steps,
+                popularity=popularity,
+                surrogate=BPRSurrogateConfig() if surrogate == "bpr" else ALSConfig(),
             ),
             evaluation=evaluation,
             game=replace(GameConfig(), rounds=rounds),

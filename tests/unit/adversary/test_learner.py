@@ -113,6 +113,20 @@ def test_the_bpr_surrogate_moves_the_target_toward_its_fakes_and_not_at_all_with
     assert surrogate.hit_rate(fakes, t) >= surrogate.clean_hit_rate(t)
 
 
+def test_a_popularity_prior_makes_the_untrained_generator_lean_to_the_templates_popular_items(data):
+    plain = LearnedAttacker(data, replace(SMALL, popularity=0.0))
+    leaning = LearnedAttacker(data, replace(SMALL, popularity=50.0), surrogate=plain.surrogate)
+    target = int(plain.pool[0])
+
+    def filler_popularity(attacker):
+        profiles, _ = attacker.generate(20, [target], seed=1)
+        rows, items = np.nonzero(profiles > 0)
+        return data.counts[items[items != target]].mean()
+
+    assert filler_popularity(leaning) > 1.2 * filler_popularity(plain)
+    assert torch.equal(plain.G.item_bias.detach(), torch.zeros(data.n_items))  # no prior: AUSH's sampling
+
+
 def test_generate_attack_is_a_plan_of_the_event_contract_with_labels_apart(frame, data):
     a = trained(data)
     target = str(data.items[a.pool[2]])
