@@ -172,7 +172,7 @@ def probe_attack(settings: Settings):
     if settings.probe_attack == "gan":
         from streams.adversary.red_team import gan_probe
 
-        return functools.partial(gan_probe, steps=settings.probe_gan_steps)
+        return functools.partial(gan_probe, steps=settings.probe_gan_steps, popularity=settings.probe_gan_popularity)
     from training.bootstrap import bandwagon_probe
 
     return bandwagon_probe

@@ -40,12 +40,16 @@ def gan_probe(
     filler: int = 30,
     seed: int = 0,
     steps: int | None = None,
+    popularity: float | None = None,
     config: GanConfig = PROBE_GAN,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The frame plus learned fake users (`share` of its users) who push `n_targets` unpopular items, and the targets.
 
-    `steps` overrides `config.steps`. Deterministic in (frame, arguments). Where no user has more than
-    `filler` items, the filler shrinks to what the largest profile allows (a template must hold it).
+    `steps` and `popularity` override `config`'s (the generator's training steps, its popularity
+    prior: with `steps=0, popularity=2` the probe is the popularity-leaning template sampler, the
+    strongest attack measured on ML-100K, docs/detection.md). Deterministic in (frame, arguments).
+    Where no user has more than `filler` items, the filler shrinks to what the largest profile allows
+    (a template must hold it).
     """
     rng = np.random.default_rng(seed)
     targets = probe_targets(frame, n_targets, rng)
@@ -59,6 +63,7 @@ def gan_probe(
         filler_size=n_fill / data.n_items,
         seed=seed,
         steps=config.steps if steps is None else steps,
+        popularity=config.popularity if popularity is None else popularity,
     )
     attacker = LearnedAttacker(data, cfg)
     attacker.train(cfg.steps)

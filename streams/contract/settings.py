@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     probe_gan_steps: int = Field(
         60, ge=0, description="Generator training steps of the gan probe (its cost grows with them)."
     )
+    probe_gan_popularity: float = Field(
+        0.0, ge=0, description="The gan probe generator's popularity prior (0: none; 2 with 0 steps: the strongest)."
+    )
     gate_min_eval_users: int = Field(20, description="Fewer evaluation users than this: hold, do not decide.")
     gate_max_exposure_jump: float = Field(
         0.05, description="Exposure audit: largest rise of an item's share of audited users' top-K lists."

@@ -45,6 +45,19 @@ def test_gan_probe_adds_a_share_of_learned_fakes_pushing_the_bandwagon_probes_ta
     assert same == targets and gan_probe(ratings, seed=1, config=SMALL)[1] != targets
 
 
+def test_gan_probe_with_a_popularity_prior_and_no_training_pushes_with_more_popular_filler(ratings):
+    counts = ratings["item"].value_counts()
+    plain, targets = gan_probe(ratings, seed=0, steps=0, config=SMALL)
+    leaning, same = gan_probe(ratings, seed=0, steps=0, popularity=50.0, config=SMALL)
+    assert same == targets
+
+    def filler_popularity(poisoned):
+        fake = poisoned.iloc[len(ratings) :]
+        return counts[fake.loc[~fake["item"].isin(targets), "item"]].mean()
+
+    assert filler_popularity(leaning) > 1.2 * filler_popularity(plain)
+
+
 def test_gan_probe_shrinks_the_filler_to_the_largest_profile():
     rows = [(str(u), str(i), 4.0, float(u * 100 + i)) for u in range(40) for i in range(u % 7, u % 7 + 8)]
     frame = pd.DataFrame(rows, columns=["user", "item", "rating", "timestamp"])
@@ -69,7 +82,7 @@ def test_a_trainer_probes_with_the_learned_attacker_when_it_is_passed_in(tmp_pat
 
 def test_the_composition_root_picks_the_probe_attack_from_settings():
     assert probe_attack(Settings()) is bandwagon_probe
-    learned = probe_attack(Settings(probe_attack="gan", probe_gan_steps=7))
-    assert learned.func is gan_probe and learned.keywords == {"steps": 7}
+    learned = probe_attack(Settings(probe_attack="gan", probe_gan_steps=7, probe_gan_popularity=2.0))
+    assert learned.func is gan_probe and learned.keywords == {"steps": 7, "popularity": 2.0}
     with pytest.raises(ValidationError):
         Settings(probe_attack="segment")
