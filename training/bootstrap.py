@@ -3,28 +3,36 @@
 Pure: takes an interaction frame, returns the model and its report (the same report the stream
 trainer hands to the registry: accuracy, FGSM, optional poisoning probe, eval_users, and, when a
 champion model is given, the champion's numbers on the same split and the exposure audit of the
-two; every test user of a file is taken as trusted). The poisoning probe is a
-bandwagon attack made by the project's one attack generator (`streams.sources.attacks`); this
+two; every test user of a file is taken as trusted). The poisoning probe's attack is a
+`ProbeAttack`: by default a bandwagon attack made by the project's one attack generator
+(`streams.sources.attacks`); the learned attacker (`streams.adversary.red_team.gan_probe`) is passed
+in by the composition root (`training.main`), since `training` sits below `streams.adversary`. This
 module must never generate attack profiles itself, nor touch MLflow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from streams.sources.attacks import parse_inject, plan_attack, summarize
+from streams.sources.attacks import AttackPlan, parse_inject, plan_attack, summarize
 from training.evaluation import Split, evaluate, leave_last_out, poisoning_lift, robustness
 from training.exposure import audit_sample, exposure_audit
 from training.models import build_model
 from training.offline import report_model
 
-__all__ = ["bandwagon_probe", "bootstrap_round"]
+__all__ = ["ProbeAttack", "bandwagon_probe", "probe_targets", "attack_rows", "bootstrap_round"]
+
+# The red-team probe's attack: `attack(frame, share=, n_targets=, seed=)` -> (the frame plus fake users
+# who push the targets, the targets). Implementations: `bandwagon_probe` here, `gan_probe` in
+# streams.adversary.red_team (the learned attacker).
+ProbeAttack = Callable[..., tuple[pd.DataFrame, list[str]]]
 
 
-def _probe_targets(train: pd.DataFrame, n_targets: int, rng: np.random.Generator) -> list[str]:
+def probe_targets(train: pd.DataFrame, n_targets: int, rng: np.random.Generator) -> list[str]:
     """Unpopular items to push: 5 to 20 interactions (else the less popular half), seeded."""
     counts = train["item"].astype(str).value_counts()
     pool = counts[(counts >= 5) & (counts <= 20)].index
@@ -42,7 +50,7 @@ def bandwagon_probe(
     most popular items at the top rating, plus random filler rated like the population, `filler`
     items besides the targets in all.
     """
-    targets = _probe_targets(train, n_targets, np.random.default_rng(seed))
+    targets = probe_targets(train, n_targets, np.random.default_rng(seed))
     population = summarize(train)
     n_selected = min(3, filler)
     n_filler = max(0, min(filler - n_selected, len(population.items) - len(targets) - n_selected))
@@ -53,11 +61,15 @@ def bandwagon_probe(
         n_selected=n_selected,
     )
     plan = plan_attack(spec, population, seed=seed)
-    fake = pd.DataFrame(
+    return pd.concat([train, attack_rows(plan)], ignore_index=True), targets
+
+
+def attack_rows(plan: AttackPlan) -> pd.DataFrame:
+    """A plan's events as interaction rows (user, item, rating, timestamp), to append to a training frame."""
+    return pd.DataFrame(
         [(e["user_id"], e["item_id"], e["value"], e["ts"]) for e in plan.events()],
         columns=["user", "item", "rating", "timestamp"],
     )
-    return pd.concat([train, fake], ignore_index=True), targets
 
 
 def bootstrap_round(
@@ -69,14 +81,15 @@ def bootstrap_round(
     champion: Any | None = None,
     champion_version: int | None = None,
     audit_users: int = 500,
+    probe_attack: ProbeAttack = bandwagon_probe,
 ) -> tuple[Any, dict[str, Any], Split]:
-    """Split leave-last-out, train, evaluate (and probe poisoning); compare the champion on the same split."""
+    """Split leave-last-out, train, evaluate (and probe poisoning with `probe_attack`); compare the champion."""
     split = leave_last_out(frame, seed=seed)
     model = build_model(kind, seed=seed).fit(split.train, epochs=epochs)
     report: dict[str, Any] = report_model(model, split, seed=seed)
     report["eval_users"] = int(len(split.test))
     if poison:
-        poisoned, targets = bandwagon_probe(split.train, seed=seed)
+        poisoned, targets = probe_attack(split.train, share=0.05, n_targets=5, seed=seed)
         bad = build_model(kind, seed=seed).fit(poisoned, epochs=epochs)
         report["poisoning"] = poisoning_lift(model, bad, list(split.test["user"]), targets, k=50)
     if champion is not None:

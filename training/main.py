@@ -2,11 +2,13 @@
 
 `advrec train` either bootstraps a champion from a file (`--from-file`) or runs the stream trainer
 on the window batches announced on `batches`. Both plug the registry (MLflow, promotion gate) into
-the pure trainer here: this module is the only training module that imports `registry`.
+the pure trainer here: this module is the only training module that imports `registry`, and
+the only one that reaches up to `streams.adversary` (the learned red-team attacker, `probe_attack`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -17,7 +19,7 @@ import click
 
 from streams.contract.settings import Settings
 
-__all__ = ["eval_model", "eval_cold_start", "train"]
+__all__ = ["eval_model", "eval_cold_start", "train", "probe_attack"]
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +175,21 @@ class _RegistryChampion:
         return self.registry.load_version(version, device="")
 
 
+def probe_attack(settings: Settings):
+    """The red-team probe's attack (`ADVREC_PROBE_ATTACK`): the bandwagon, or the learned attacker.
+
+    The learned one lives in `streams.adversary`, above `training`: only this composition root reaches
+    up to it, and hands it to the pure trainer and bootstrap round as a `training.bootstrap.ProbeAttack`.
+    """
+    if settings.probe_attack == "gan":
+        from streams.adversary.red_team import gan_probe
+
+        return functools.partial(gan_probe, steps=settings.probe_gan_steps, popularity=settings.probe_gan_popularity)
+    from training.bootstrap import bandwagon_probe
+
+    return bandwagon_probe
+
+
 def _train_from_file(
     settings: Settings, from_file: Path, kind: str, epochs: int | None, seed: int, poison: bool
 ) -> None:
@@ -191,7 +208,14 @@ def _train_from_file(
         current = registry.champion_version()
         champion = registry.load_version(current) if current is not None else None
         model, report, split = bootstrap_round(
-            frame, kind, epochs=epochs, seed=seed, poison=poison, champion=champion, champion_version=current
+            frame,
+            kind,
+            epochs=epochs,
+            seed=seed,
+            poison=poison,
+            champion=champion,
+            champion_version=current,
+            probe_attack=probe_attack(settings),
         )
         lineage = {
             "source_file": str(from_file.resolve()),
@@ -199,7 +223,14 @@ def _train_from_file(
             "rows": int(len(frame)),
             "batch_files": [],
             "kafka_offsets": {},
-            "trainer_config": {"kind": kind, "epochs": epochs, "seed": seed, "poison": poison, "mode": "bootstrap"},
+            "trainer_config": {
+                "kind": kind,
+                "epochs": epochs,
+                "seed": seed,
+                "poison": poison,
+                "probe_attack": settings.probe_attack,
+                "mode": "bootstrap",
+            },
         }
         version, decision = registry.register_round(
             model, report, lineage, params={"source": "from-file", "seed": seed}
@@ -283,6 +314,7 @@ def _train_stream(
         trust_gate=settings.trust_gate and settings.fraud_enabled and quarantine,
         trust=TrustPolicy.from_settings(settings),  # who is evaluated and audited: the stream's own policy
         quarantine=quarantine,
+        probe_attack=settings.probe_attack,
     )
     on_round, champion = _round_handler(settings, use_registry)
     trainer = Trainer(
@@ -294,6 +326,7 @@ def _train_stream(
         metrics=PrometheusTrainerMetrics(),
         item_text=item_text,
         champion=champion,
+        probe_attack=probe_attack(settings),
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     source = KafkaBatchSource(
@@ -412,7 +445,8 @@ def _train_stream(
     "--poison/--no-poison",
     default=True,
     show_default=True,
-    help="--from-file: probe poisoning robustness with a bandwagon attack (trains a second model).",
+    help="--from-file: probe poisoning robustness with the probe's attack (ADVREC_PROBE_ATTACK, bandwagon by "
+    "default; trains a second model).",
 )
 @click.option(
     "--registry/--no-registry",

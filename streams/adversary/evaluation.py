@@ -8,7 +8,8 @@ target at the top rating):
 - lift: HR@50 of the target on a fresh BPR (`streams.adversary.lift`, the project's defaults)
   trained on genuine + attack data minus the same on genuine data only, over the genuine users who
   have not rated the target, with the same `bpr_seeds` for every condition (so a seed's clean and
-  poisoned models share initialisation); averaged over targets x seeds, with its standard error;
+  poisoned models share initialisation and their genuine triples: common random numbers);
+  averaged over targets x seeds, with its standard error;
 - recall: the stream's unsupervised `FraudDetector` at its usual cut-off, end of replay (batches
   of 500, final full rescore), attackers spread over the data's time span, all ids opaque.
 The learned attacker is trained on the data it attacks (as an attacker would be) with its own seed;
@@ -27,6 +28,7 @@ from streams.adversary.game import Replayed, replay_plan
 from streams.adversary.learner import LearnedAttacker
 from streams.adversary.lift import fit_stacked, target_hit_rate
 from streams.adversary.matrix import RatingMatrix
+from streams.adversary.oracle import SurrogateOracle
 from streams.sources.attacks import AttackPlan, AttackSpec, plan_attack, summarize
 from training.models.mf import MFConfig
 
@@ -64,24 +66,25 @@ def plan_pairs(data: RatingMatrix, plan: AttackPlan) -> tuple[np.ndarray, np.nda
 def lifts(
     data: RatingMatrix, attacks: dict[str, dict[int, AttackPlan]], config: EvalConfig
 ) -> dict[str, dict[int, list[float]]]:
-    """{kind: {target index: [lift per BPR seed]}}: one stacked fit of clean + every (kind, target) x seed."""
-    gu, gi = np.nonzero(data.R)
+    """{kind: {target index: [lift per BPR seed]}}: one stacked fit of clean + every (kind, target) x seed.
+
+    A seed's models share their genuine triples (`lift.fit_stacked`'s common random numbers)."""
     conds: list[tuple[str, int | None]] = [("clean", None)]
-    pairs = [(gu, gi)]
+    extras = [(np.empty(0, int), np.empty(0, int))]
     n_extra = 0
     for kind, by_target in attacks.items():
         for t, plan in by_target.items():
-            fu, fi = plan_pairs(data, plan)
+            extras.append(plan_pairs(data, plan))
             n_extra = max(n_extra, len(plan.users))
             conds.append((kind, t))
-            pairs.append((np.concatenate([gu, fu]), np.concatenate([gi, fi])))
     seeds = list(config.bpr_seeds)
     # Identical pair sets (random and average attacks share filler items and BPR ignores values) give
     # identical models: each distinct one is trained once.
-    keys = [hash(np.unique(u.astype(np.int64) * data.n_items + i).tobytes()) for u, i in pairs]
+    keys = [hash(np.unique(u.astype(np.int64) * data.n_items + i).tobytes()) for u, i in extras]
     distinct = list(dict.fromkeys(keys))
-    first = [pairs[keys.index(k)] for k in distinct]
+    first = [extras[keys.index(k)] for k in distinct]
     fitted = fit_stacked(
+        np.nonzero(data.R),
         [p for p in first for _ in seeds],
         [s for _ in first for s in seeds],
         data.n_users + n_extra,
@@ -113,7 +116,7 @@ def eval_attack(
     ratings: pd.DataFrame,
     attacker: LearnedAttacker,
     config: EvalConfig | None = None,
-    baselines: dict[str, LearnedAttacker] | None = None,
+    baselines: dict[str, LearnedAttacker | SurrogateOracle] | None = None,
 ) -> dict:
     """Lift and unsupervised recall per kind: heuristics, `gan` (the trained `attacker`) and `baselines`.
 

@@ -4,8 +4,9 @@ One training step simulates one attack: a target is drawn from the push pool (th
 >= 5 ratings, mean at or below the median), `n_fake` templates are drawn from the real users with
 at least `n_fill + template_slack` ratings (the target removed), and the generator's
 straight-through profiles are scored by
-- the surrogate's attack loss (`ALSSurrogate.attack`: smooth HR@50 of the target for the genuine
-  users who have not rated it, after unrolled closed-form ALS on real + fake data), and
+- the surrogate's attack loss (`BPRSurrogate.attack` or `ALSSurrogate.attack`, as `config.surrogate`
+  names: smooth HR@50 of the target for the genuine users who have not rated it, with the fakes'
+  effect on the surrogate in closed form), and
 - the discriminator (non-saturating GAN loss; D sees the filler only, against same-size random
   subsets of real profiles), which takes one step per generator step.
 Everything is seeded: the same data, config and seed give the same generator, and
@@ -24,10 +25,17 @@ import torch.nn.functional as F
 
 from streams.adversary.matrix import RatingMatrix, profile_rows, push_pool
 from streams.adversary.networks import Discriminator, Generator
-from streams.adversary.surrogate import ALSConfig, ALSSurrogate
+from streams.adversary.surrogate import ALSConfig, ALSSurrogate, BPRSurrogate, BPRSurrogateConfig
 from streams.sources.attacks import AttackPlan, AttackSpec, schedule_profiles, summarize
 
-__all__ = ["GanConfig", "LearnedAttacker", "train_attacker", "generate_attack"]
+__all__ = ["GanConfig", "LearnedAttacker", "train_attacker", "generate_attack", "build_surrogate"]
+
+Surrogate = ALSSurrogate | BPRSurrogate
+
+
+def build_surrogate(R: np.ndarray, config: ALSConfig | BPRSurrogateConfig) -> Surrogate:
+    """The surrogate a config names: BPR-shaped MF (`BPRSurrogateConfig`) or implicit ALS (`ALSConfig`)."""
+    return BPRSurrogate(R, config) if isinstance(config, BPRSurrogateConfig) else ALSSurrogate(R, config)
 
 
 @dataclass(frozen=True)
@@ -44,18 +52,20 @@ class GanConfig:
     hidden: int = 128
     anchor: float = 6.0  # initial weight of the template's own rating (6: ~99.7 % kept at the start)
     template_slack: int = 10
+    popularity: float = 0.0  # the selection's starting bias: popularity x log(raters / most raters)
     seed: int = 0
-    surrogate: ALSConfig = field(default_factory=ALSConfig)
+    # the victim's family (BPR-shaped MF); ALSConfig() for the implicit-ALS surrogate of the first version
+    surrogate: ALSConfig | BPRSurrogateConfig = field(default_factory=BPRSurrogateConfig)
 
 
 class LearnedAttacker:
     """A generator, its discriminator and surrogate, and what they need to train and attack."""
 
-    def __init__(self, data: RatingMatrix, config: GanConfig | None = None, surrogate: ALSSurrogate | None = None):
+    def __init__(self, data: RatingMatrix, config: GanConfig | None = None, surrogate: Surrogate | None = None):
         cfg = self.config = config or GanConfig()
         t0 = time.perf_counter()
         self.data = data
-        self.surrogate = surrogate or ALSSurrogate(data.R, cfg.surrogate)
+        self.surrogate = surrogate or build_surrogate(data.R, cfg.surrogate)
         torch.manual_seed(cfg.seed)
         self.n_fill = max(1, int(round(cfg.filler_size * data.n_items)))
         self.n_fake = max(1, int(round(cfg.attack_size * data.n_users)))
@@ -67,7 +77,10 @@ class LearnedAttacker:
             raise ValueError(f"no real user has more than {self.n_fill} ratings to serve as a template")
         self.real_rows = np.flatnonzero(sizes >= self.n_fill)
         self.pool = push_pool(data)
-        self.G = Generator(data.n_items, torch.tensor(data.grid), self.surrogate.Q, cfg.hidden, anchor=cfg.anchor)
+        prior = cfg.popularity * torch.log(torch.tensor(np.maximum(data.counts, 1) / max(data.counts.max(), 1)))
+        self.G = Generator(
+            data.n_items, torch.tensor(data.grid), self.surrogate.Q, cfg.hidden, anchor=cfg.anchor, item_prior=prior
+        )
         self.D = Discriminator(data.n_items, top=data.top)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d)

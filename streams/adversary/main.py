@@ -30,9 +30,40 @@ __all__ = ["eval_attack"]
     "--details", "details_path", type=click.Path(dir_okay=False), default=None, help="Write every figure here."
 )
 @click.option("--template", is_flag=True, help="Also measure the untrained generator (AUSH's sampling) as a baseline.")
+@click.option(
+    "--oracle", is_flag=True, help="Also measure free-filler baselines: most popular filler, surrogate-chosen filler."
+)
+@click.option(
+    "--popularity",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="The generator's starting bias toward a template's popular items (x log popularity); 0: AUSH's sampling.",
+)
+@click.option(
+    "--surrogate",
+    type=click.Choice(["bpr", "als"]),
+    default="bpr",
+    show_default=True,
+    help="The generator's surrogate: BPR-shaped MF (the victim's family) or implicit ALS.",
+)
 @click.option("--no-mlflow", is_flag=True, help="Do not log the game to MLflow.")
 def eval_attack(
-    ratings_path, size, filler, seed, steps, rounds, n_targets, bpr_seeds, epochs, details_path, template, no_mlflow
+    ratings_path,
+    size,
+    filler,
+    seed,
+    steps,
+    rounds,
+    n_targets,
+    bpr_seeds,
+    epochs,
+    details_path,
+    template,
+    oracle,
+    popularity,
+    surrogate,
+    no_mlflow,
 ):
     """Lift and detector recall of every attack kind incl. the learned one, and the hardened detector: one JSON."""
     from contextlib import nullcontext
@@ -41,6 +72,7 @@ def eval_attack(
     from streams.adversary.game import GameConfig
     from streams.adversary.learner import GanConfig
     from streams.adversary.protocol import run
+    from streams.adversary.surrogate import ALSConfig, BPRSurrogateConfig
     from streams.sources.datasets import read_ratings
     from training.models.mf import MFConfig
 
@@ -49,6 +81,7 @@ def eval_attack(
     bpr = MFConfig() if epochs is None else replace(MFConfig(), epochs=epochs)
     evaluation = EvalConfig(n_targets=n_targets, bpr_seeds=tuple(range(bpr_seeds)), bpr=bpr)
     params = {"size": size, "filler": filler, "seed": seed, "steps": steps, "rounds": rounds, "targets": n_targets}
+    params.update(surrogate=surrogate, popularity=popularity)
     if no_mlflow:
         tracker = nullcontext()
     else:
@@ -62,12 +95,18 @@ def eval_attack(
             size,
             filler,
             seed,
-            gan=replace(GanConfig(), steps=steps),
+            gan=replace(
+                GanConfig(),
+                steps=steps,
+                popularity=popularity,
+                surrogate=BPRSurrogateConfig() if surrogate == "bpr" else ALSConfig(),
+            ),
             evaluation=evaluation,
             game=replace(GameConfig(), rounds=rounds),
             on_round=game_run.round if game_run else None,
             on_trained=game_run.training if game_run else None,
             template=template,
+            oracle=oracle,
         )
         if game_run:
             game_run.summary({"summary": summary, **details})

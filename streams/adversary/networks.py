@@ -56,6 +56,7 @@ class Generator(nn.Module):
         hidden: int = 128,
         noise: int = 16,
         anchor: float = 6.0,
+        item_prior: torch.Tensor | None = None,
     ):
         super().__init__()
         self.n_items, self.noise = n_items, noise
@@ -66,7 +67,8 @@ class Generator(nn.Module):
         self.tproj = nn.Linear(item_emb.shape[1], hidden)
         self.mlp = nn.Sequential(nn.Linear(2 * hidden + noise, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.sel = nn.Linear(hidden, n_items)
-        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        # learned; starts at `item_prior` (e.g. a popularity prior over the template's items) or zero
+        self.item_bias = nn.Parameter(torch.zeros(n_items) if item_prior is None else item_prior.float().clone())
         self.rate = nn.Linear(hidden, n_items * g)
         self.rate_bias = nn.Parameter(torch.zeros(n_items, g))
         self.anchor = nn.Parameter(torch.tensor(float(anchor)))

@@ -2,9 +2,10 @@
 
 `run(ratings, ...)` returns (the summary printed by `advrec eval-attack`, the details): the summary
 is {"attacks": {kind: {"lift", "recall"}}, "hardened": {"recall_gan", "fpr"}} for every heuristic
-push kind and `gan`; the details hold standard errors, per-target figures, the untrained generator
-(`template`: AUSH's sampling, what training starts from), heuristic recall before and after
-hardening, the game's curves and the times.
+push kind and `gan`; the details hold standard errors, per-target figures, the baselines (the
+untrained generator `template`: AUSH's sampling, what training starts from; optionally `popular`
+and `oracle`, free filler by popularity and by the surrogate, `streams.adversary.oracle`),
+heuristic recall before and after hardening, the game's curves and the times.
 
 The hardened detector starts from heuristic attacks of seeds `seed + 1000` (never measured on); it
 is measured on fresh generated attacks of the game's own seeds and on the heuristic attacks of
@@ -23,6 +24,7 @@ from streams.adversary.evaluation import HEURISTICS, EvalConfig, eval_attack, he
 from streams.adversary.game import GameConfig, play, replay_plan
 from streams.adversary.learner import GanConfig, LearnedAttacker
 from streams.adversary.matrix import RatingMatrix
+from streams.adversary.oracle import SurrogateOracle
 
 __all__ = ["run"]
 
@@ -38,8 +40,10 @@ def run(
     on_round: Callable[[dict], None] | None = None,
     on_trained: Callable[[list[dict]], None] | None = None,
     template: bool = True,
+    oracle: bool = False,
 ) -> tuple[dict, dict]:
-    """(summary, details): see the module doc; `template=False` leaves the untrained baseline out (cheaper)."""
+    """(summary, details): see the module doc; `template=False` leaves the untrained baseline out (cheaper),
+    `oracle=True` adds the free-filler baselines `popular` and `oracle` (`streams.adversary.oracle`)."""
     t0 = time.perf_counter()
     data = RatingMatrix.from_frame(ratings)
     gan = replace(gan or GanConfig(), attack_size=size, filler_size=filler, seed=seed)
@@ -49,6 +53,9 @@ def run(
     if on_trained is not None:
         on_trained(attacker.history)
     baselines = {"template": LearnedAttacker(data, gan, surrogate=attacker.surrogate)} if template else {}
+    if oracle:
+        baselines["popular"] = SurrogateOracle(data, attacker.surrogate, size, filler, steps=0)
+        baselines["oracle"] = SurrogateOracle(data, attacker.surrogate, size, filler)
     cfg = replace(evaluation or EvalConfig(), size=size, filler=filler, seed=seed)
     measured = eval_attack(ratings, attacker, cfg, baselines=baselines)
     replays = measured.pop("replays")
@@ -61,7 +68,7 @@ def run(
     last = result.curves[-1]
     summary = {
         "attacks": {
-            k: {"lift": v["lift"], "recall": v["recall"]} for k, v in measured["attacks"].items() if k != "template"
+            k: {"lift": v["lift"], "recall": v["recall"]} for k, v in measured["attacks"].items() if k not in baselines
         },
         "hardened": {"recall_gan": last["recall_gan"], "fpr": last["fpr"]},
     }

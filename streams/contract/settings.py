@@ -6,6 +6,7 @@ Only composition roots (the CLI commands) build it; everything else receives it,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -136,6 +137,17 @@ class Settings(BaseSettings):
     gate_fgsm_eps: str = Field("0.25", description="FGSM step (key of the report's fgsm block) the gate checks.")
     gate_max_fgsm_drop: float = Field(0.30, description="Largest relative NDCG@10 drop under FGSM at gate_fgsm_eps.")
     gate_max_poisoning_lift: float = Field(0.05, description="Largest target HR@50 lift under the poisoning probe.")
+    probe_attack: Literal["bandwagon", "gan"] = Field(
+        "bandwagon",
+        description="The red-team probe's attack: bandwagon (streams.sources.attacks) or gan (a learned attacker "
+        "trained on the probed round's data, streams.adversary).",
+    )
+    probe_gan_steps: int = Field(
+        60, ge=0, description="Generator training steps of the gan probe (its cost grows with them)."
+    )
+    probe_gan_popularity: float = Field(
+        0.0, ge=0, description="The gan probe generator's popularity prior (0: none; 2 with 0 steps: the strongest)."
+    )
     gate_min_eval_users: int = Field(20, description="Fewer evaluation users than this: hold, do not decide.")
     gate_max_exposure_jump: float = Field(
         0.05, description="Exposure audit: largest rise of an item's share of audited users' top-K lists."

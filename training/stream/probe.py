@@ -1,11 +1,15 @@
 """The red-team probe of a round's recipe: the same round trained again with a seeded attack injected.
 
-The probe copies the round's new rows, adds a bandwagon attack made by the project's one attack
-generator (`training.bootstrap.bandwagon_probe` over `streams.sources.attacks`), trains the
-round's starting model on that copy exactly as the round trained its challenger, and measures how
-far the attack lifted its targets among trusted users (HR@50, poisoned minus clean). It costs a
-second round's training, so the trainer runs it every few rounds and carries the latest result
-(`due`). Pure: the caller passes the training step; it must never log, save or touch MLflow.
+The probe copies the round's new rows, adds an attack, trains the round's starting model on that
+copy exactly as the round trained its challenger, and measures how far the attack lifted its
+targets among trusted users (HR@50, poisoned minus clean). The attack is a `ProbeAttack`: by
+default a bandwagon attack made by the project's one attack generator
+(`training.bootstrap.bandwagon_probe` over `streams.sources.attacks`); with
+`ADVREC_PROBE_ATTACK=gan` the composition root passes the learned attacker
+(`streams.adversary.red_team.gan_probe`, a generator trained on the round's new rows). It costs a
+second round's training (plus, for `gan`, the generator's), so the trainer runs it every few rounds
+and carries the latest result (`due`). Pure: the caller passes the training step and the attack;
+it must never log, save or touch MLflow.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from training.bootstrap import bandwagon_probe
+from training.bootstrap import ProbeAttack, bandwagon_probe
 from training.evaluation import poisoning_lift
 
 __all__ = ["due", "red_team_probe", "PROBE_K"]
@@ -38,14 +42,21 @@ def red_team_probe(
     n_targets: int,
     seed: int,
     round_no: int,
+    attack: ProbeAttack = bandwagon_probe,
+    kind: str = "bandwagon",
 ) -> dict[str, Any]:
-    """Train `train(new + attack)` and measure the attack's target lift over `clean` among `users`."""
+    """Train `train(new + attack)` and measure the attack's target lift over `clean` among `users`.
+
+    `attack` writes the poisoned copy; `kind` names it in the result, beside the seconds it took."""
     started = time.perf_counter()
-    poisoned, targets = bandwagon_probe(new, share=share, n_targets=n_targets, seed=seed * 7919 + round_no)
+    poisoned, targets = attack(new, share=share, n_targets=n_targets, seed=seed * 7919 + round_no)
+    attack_seconds = time.perf_counter() - started
     bad = train(poisoned)
     lift = poisoning_lift(clean, bad, users, targets, k=PROBE_K)
     return {
         **lift,
+        "attack": kind,
+        "attack_seconds": attack_seconds,
         "targets": targets,
         "share": share,
         "users": len(users),

@@ -8,10 +8,11 @@ exposure (`training.exposure`), runs the red-team probe every few rounds (`probe
 `on_round(model, report, lineage)`, then saves its state atomically (`state`). Only a challenger
 the gate promotes (or, with no gate, any evaluated one) becomes the next round's base: a rejected
 or held one is never trained further. Its ports are here: `Batch`, `BatchSource`, `ChampionSource`,
-`Verdict`, `TrainerMetrics`, `RoundResult`. Kafka, Prometheus, MLflow and the text encoder are injected, never
-imported; it must never hand a batch back for commit before the round that took it is saved. A
-model that uses item text (the hybrid) gets the catalog entries that changed since its base was
-trained, encoded by the injected `item_text`.
+`Verdict`, `TrainerMetrics`, `RoundResult`. Kafka, Prometheus, MLflow, the text encoder and a probe
+attack other than the bandwagon (the learned one) are injected, never imported; it must never hand
+a batch back for commit before the round that took it is saved. A model that uses item text (the
+hybrid) gets the catalog entries that changed since its base was trained, encoded by the injected
+`item_text`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pandas as pd
 from streams.contract.records import CatalogEntry
 from streams.fraud.trust import TrustPolicy, may_train
 from streams.sources.catalog import catalog_frame
+from training.bootstrap import ProbeAttack, bandwagon_probe
 from training.evaluation import FGSM_EPS, Split
 from training.exposure import audit_sample, exposure_audit
 from training.models import MODEL_KINDS, Recommender, build_model, load_recommender
@@ -83,6 +85,7 @@ class TrainerConfig:
     probe_every: int = 5  # the red-team probe runs every this many rounds (0: never; the gate then holds)
     probe_share: float = 0.05  # probe attackers, a share of the round's users
     probe_targets: int = 5
+    probe_attack: str = "bandwagon"  # the probe's attack: bandwagon, or the one injected as `probe_attack` (gan)
     quarantine: bool = True  # drop suspect and flagged users' events; False: an undefended shadow trainer
 
 
@@ -206,8 +209,12 @@ class Trainer:
         metrics: TrainerMetrics | None = None,
         item_text: ItemText | None = None,
         champion: ChampionSource | None = None,
+        probe_attack: ProbeAttack | None = None,
     ) -> None:
+        if probe_attack is None and config.probe_attack != "bandwagon":
+            raise ValueError(f"probe attack {config.probe_attack!r} must be passed in (training.main wires gan)")
         self.config = config
+        self.probe_attack = probe_attack or bandwagon_probe
         self.store = store
         self.read_batch = read_batch
         self.on_round = on_round or (lambda model, report, lineage: None)
@@ -323,6 +330,8 @@ class Trainer:
                 cfg.probe_targets,
                 cfg.seed,
                 state.round,
+                self.probe_attack,
+                cfg.probe_attack,
             )
             out["probe_seconds"] = state.probe["seconds"]
         if state.probe:

@@ -50,6 +50,9 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
         "ADVREC_DATA_DIR": str(data_dir),
         "ADVREC_WEB_PORT": str(free_port()),
         "ADVREC_TRAINER_METRICS_PORT": str(free_port()),
+        # the red-team probe with the learned attacker, wired in by the trainer's composition root
+        "ADVREC_PROBE_ATTACK": "gan",
+        "ADVREC_PROBE_GAN_STEPS": "5",
     }
     worker_url = f"http://127.0.0.1:{env['ADVREC_WEB_PORT']}/metrics"
     trainer_url = f"http://127.0.0.1:{env['ADVREC_TRAINER_METRICS_PORT']}/metrics"
@@ -140,6 +143,8 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
     doc = json.loads(report_path.read_text())
     report, lineage = doc["report"], doc["lineage"]
     assert report["test_users"] > 50 and 0 < report["hr@10"] <= 1 and "0.25" in report["fgsm"]
+    assert report["poisoning"]["attack"] == "gan" and len(report["poisoning"]["targets"]) == 5
+    assert lineage["trainer_config"]["probe_attack"] == "gan"
     # the user flagged before the worker started: rows marked suspect as they were windowed, none trained
     flagged_rows = sum(e["user_id"] == flagged_user for e in events)
     assert report["rows"]["rows"] == len(events)

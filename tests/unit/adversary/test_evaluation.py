@@ -10,7 +10,7 @@ import pytest
 from streams.adversary.evaluation import HEURISTICS, EvalConfig
 from streams.adversary.game import GameConfig
 from streams.adversary.learner import GanConfig
-from streams.adversary.lift import fit_stacked
+from streams.adversary.lift import fit_stacked, merge_triples
 from streams.adversary.protocol import run
 from streams.adversary.surrogate import ALSConfig
 from tests.unit.conftest import make_ratings
@@ -21,12 +21,31 @@ TINY_BPR = replace(MFConfig(), dim=8, epochs=2, batch_size=256)
 
 def test_stacked_models_train_exactly_as_each_would_alone():
     rng = np.random.default_rng(0)
-    u, i = rng.integers(0, 30, 400), rng.integers(0, 40, 400)
-    other = (u[:300], i[:300])
-    both = fit_stacked([(u, i), other], [0, 1], 30, 40, TINY_BPR)
-    alone = fit_stacked([other], [1], 30, 40, TINY_BPR)
-    assert np.allclose(both[1][0], alone[0][0], atol=1e-5) and np.allclose(both[1][1], alone[0][1], atol=1e-5)
+    genuine = rng.integers(0, 30, 300), rng.integers(0, 40, 300)
+    attack = rng.integers(30, 40, 200), rng.integers(0, 40, 200)  # new accounts: more batches per epoch
+    none = (np.empty(0, int), np.empty(0, int))
+    config = replace(TINY_BPR, batch_size=64, epochs=3)
+    both = fit_stacked(genuine, [attack, none], [0, 1], 40, 40, config)
+    alone = fit_stacked(genuine, [none], [1], 40, 40, config)
+    assert np.allclose(both[1][0], alone[0][0], atol=1e-6) and np.allclose(both[1][1], alone[0][1], atol=1e-6)
+    poisoned_alone = fit_stacked(genuine, [attack], [0], 40, 40, config)
+    assert np.allclose(both[0][1], poisoned_alone[0][1], atol=1e-6)
     assert not np.allclose(both[0][1], both[1][1])
+
+
+def test_a_poisoned_epoch_is_the_clean_epoch_with_the_attack_triples_at_uniform_positions():
+    genuine = tuple(np.arange(100) + k * 1000 for k in range(3))
+    extra = tuple(-np.arange(1, 11) - k * 1000 for k in range(3))
+    rng = np.random.default_rng(0)
+    first_positions = []
+    for _ in range(400):
+        merged = merge_triples(genuine, extra, rng)
+        for col, g, x in zip(merged, genuine, extra):
+            assert np.array_equal(col[col >= 0], g) and np.array_equal(col[col < 0], x)  # both in their order
+        first_positions.append(int(np.flatnonzero(merged[0] < 0)[0]))
+    positions = np.concatenate([np.flatnonzero(merge_triples(genuine, extra, rng)[0] < 0) for _ in range(400)])
+    assert abs(positions.mean() - 109 / 2) < 2 and len(set(first_positions)) > 20  # uniform over the 110 slots
+    assert merge_triples(genuine, ((), (), ()), rng) is genuine
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import torch
 from streams.adversary.learner import GanConfig, LearnedAttacker, generate_attack
 from streams.adversary.matrix import RatingMatrix
 from streams.adversary.networks import Generator, relaxed_topk
-from streams.adversary.surrogate import ALSConfig, ALSSurrogate
+from streams.adversary.surrogate import ALSConfig, ALSSurrogate, BPRSurrogate, BPRSurrogateConfig
 from tests.unit.conftest import make_ratings
+from training.models.mf import MFConfig
 
 SMALL = GanConfig(steps=3, hidden=32, surrogate=ALSConfig(dim=8, sweeps=3))
 
@@ -78,8 +79,15 @@ def test_profiles_push_the_target_at_the_top_with_n_fill_filler(data):
     assert ((profiles > 0).sum(1) == a.n_fill + 1).all()
 
 
-def test_training_raises_the_surrogate_exposure_of_the_pushed_target(data):
-    surrogate = ALSSurrogate(data.R, ALSConfig(dim=8, sweeps=5))
+SURROGATES = {
+    "als": lambda R: ALSSurrogate(R, ALSConfig(dim=8, sweeps=5)),
+    "bpr": lambda R: BPRSurrogate(R, BPRSurrogateConfig(epochs=10), mf=replace(MFConfig(), dim=8)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SURROGATES))
+def test_fans_of_the_target_raise_its_surrogate_exposure_and_the_loss_has_a_gradient(data, kind):
+    surrogate = SURROGATES[kind](data.R)
     t = int(np.argmin(data.counts + 1e6 * (data.counts < 3)))  # a rarely rated item
     fakes = np.zeros((6, data.n_items), np.float32)
     fakes[:, t] = 1.0
@@ -89,6 +97,34 @@ def test_training_raises_the_surrogate_exposure_of_the_pushed_target(data):
     loss, _ = surrogate.attack(W, t)
     loss.backward()
     assert W.grad.abs().sum() > 0
+
+
+def test_the_bpr_surrogate_moves_the_target_toward_its_fakes_and_not_at_all_without_them(data):
+    surrogate = SURROGATES["bpr"](data.R)
+    t = int(np.argmin(data.counts + 1e6 * (data.counts < 3)))
+    stats = surrogate._target_stats(t)
+    assert torch.allclose(surrogate._optimum(stats[:4], None, t), stats[4])  # no fakes: no move
+    fakes = torch.zeros((6, data.n_items))
+    fakes[:, t] = 1.0
+    fakes[:, np.argsort(-data.counts)[:8]] = 1.0
+    Pf = surrogate._fake_factors(fakes)
+    moved = surrogate._optimum(stats[:4], (Pf, fakes[:, t]), t) - stats[4]
+    assert float(moved @ Pf.mean(0)) > 0  # the fakes pull the target's factor their way
+    assert surrogate.hit_rate(fakes, t) >= surrogate.clean_hit_rate(t)
+
+
+def test_a_popularity_prior_makes_the_untrained_generator_lean_to_the_templates_popular_items(data):
+    plain = LearnedAttacker(data, replace(SMALL, popularity=0.0))
+    leaning = LearnedAttacker(data, replace(SMALL, popularity=50.0), surrogate=plain.surrogate)
+    target = int(plain.pool[0])
+
+    def filler_popularity(attacker):
+        profiles, _ = attacker.generate(20, [target], seed=1)
+        rows, items = np.nonzero(profiles > 0)
+        return data.counts[items[items != target]].mean()
+
+    assert filler_popularity(leaning) > 1.2 * filler_popularity(plain)
+    assert torch.equal(plain.G.item_bias.detach(), torch.zeros(data.n_items))  # no prior: AUSH's sampling
 
 
 def test_generate_attack_is_a_plan_of_the_event_contract_with_labels_apart(frame, data):
