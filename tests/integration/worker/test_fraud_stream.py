@@ -203,12 +203,20 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         sent = Counter(e["user_id"] for e in phase_a + later + attack2)
         later_users = sorted({e["user_id"] for e in later + attack2})
         wait_for(lambda: len(reader.poll() and reader.flagged() & attackers2) >= 10, 60, "flags after restart", worker)
-        wait_for(
-            lambda: all(_get(base, f"/profiles/{u}")["events"] == sent[u] for u in later_users),
-            60,
-            "every event applied to profiles",
-            worker,
-        )
+
+        def profile_gaps() -> dict:
+            """user: (events on its profile, or the view's status, events sent) where they differ."""
+            got = {u: _get(base, f"/profiles/{u}") for u in later_users}
+            return {
+                u: (v if isinstance(v, int) else v["events"], sent[u])
+                for u, v in got.items()
+                if isinstance(v, int) or v["events"] != sent[u]
+            }
+
+        try:
+            wait_for(lambda: not profile_gaps(), 60, "every event applied to profiles", worker)
+        except AssertionError as exc:
+            raise AssertionError(f"profiles differ from events sent (user: (profile, sent)): {profile_gaps()}") from exc
         time.sleep(4)  # a full flush and a checkpoint after the last batch
         reader.poll()
         counts = {u: _get(base, f"/fraud/{u}") for u in sorted(sent)}
