@@ -42,6 +42,27 @@ class ALSConfig:
     seed: int = 0
 
 
+class _Surrogate:
+    """What both surrogates answer from their `_margins` (target score minus each user's k-th best,
+    per user who has not rated the target) and `_target_stats` (those users and k-th scores first)."""
+
+    def attack(self, W: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, smooth HR@k) of soft fake profiles W (n_fake x items, W[:, t] = 1) against target t."""
+        margin = self._margins(W, t) / self.config.temp
+        return -F.logsigmoid(margin).mean(), torch.sigmoid(margin).mean()
+
+    @torch.no_grad()
+    def hit_rate(self, W, t: int) -> float:
+        """Hard HR@k of target t under the surrogate with fake profiles W."""
+        return float((self._margins(torch.as_tensor(W, dtype=torch.float32), t) > 0).float().mean())
+
+    @torch.no_grad()
+    def clean_hit_rate(self, t: int) -> float:
+        """Hard HR@k of target t with no fakes."""
+        users, kth, *_ = self._target_stats(t)
+        return float(((self.P[users] @ self.Q[t]) > kth).float().mean())
+
+
 def _als_solve(fixed: np.ndarray, X: np.ndarray, alpha: float, reg: float) -> np.ndarray:
     """Rows' factors given the other side's `fixed` factors; X binary (rows x cols)."""
     d = fixed.shape[1]
@@ -55,7 +76,7 @@ def _als_solve(fixed: np.ndarray, X: np.ndarray, alpha: float, reg: float) -> np
     return out
 
 
-class ALSSurrogate:
+class ALSSurrogate(_Surrogate):
     """Implicit ALS on the genuine binary matrix plus the closed-form unrolled effect of fake profiles."""
 
     def __init__(self, R: np.ndarray, config: ALSConfig | None = None):
@@ -108,22 +129,6 @@ class ALSSurrogate:
             q_t = self._target_factor(self._fake_factors(W, q_t, t), t)
         return self.P[users] @ q_t - kth
 
-    def attack(self, W: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss to minimise, smooth HR@k) of soft fake profiles W (n_fake x items, W[:, t] = 1) against target t."""
-        margin = self._margins(W, t) / self.config.temp
-        return -F.logsigmoid(margin).mean(), torch.sigmoid(margin).mean()
-
-    @torch.no_grad()
-    def hit_rate(self, W, t: int) -> float:
-        """Hard HR@k of target t under the unrolled surrogate with fake profiles W."""
-        return float((self._margins(torch.as_tensor(W, dtype=torch.float32), t) > 0).float().mean())
-
-    @torch.no_grad()
-    def clean_hit_rate(self, t: int) -> float:
-        """Hard HR@k of target t with no fakes."""
-        users, kth, _, _ = self._target_stats(t)
-        return float(((self.P[users] @ self.Q[t]) > kth).float().mean())
-
 
 @dataclass(frozen=True)
 class BPRSurrogateConfig:
@@ -138,7 +143,7 @@ class BPRSurrogateConfig:
     seed: int = 0
 
 
-class BPRSurrogate:
+class BPRSurrogate(_Surrogate):
     """BPR matrix factorisation on the genuine data plus the closed-form effect of fake profiles on the target.
 
     The victim is MF trained with the BPR loss; so is this surrogate, fitted once on the genuine data
@@ -241,19 +246,3 @@ class BPRSurrogate:
         users, kth, _, _, clean_opt = stats
         q = self.Q[t] + self._optimum(stats[:4], (self._fake_factors(W), W[:, t]), t) - clean_opt
         return self.P[users] @ q - kth
-
-    def attack(self, W: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(loss to minimise, smooth HR@k) of soft fake profiles W (n_fake x items, W[:, t] = 1) against target t."""
-        margin = self._margins(W, t) / self.config.temp
-        return -F.logsigmoid(margin).mean(), torch.sigmoid(margin).mean()
-
-    @torch.no_grad()
-    def hit_rate(self, W, t: int) -> float:
-        """Hard HR@k of target t under the surrogate with fake profiles W."""
-        return float((self._margins(torch.as_tensor(W, dtype=torch.float32), t) > 0).float().mean())
-
-    @torch.no_grad()
-    def clean_hit_rate(self, t: int) -> float:
-        """Hard HR@k of target t with no fakes."""
-        users, kth, *_ = self._target_stats(t)
-        return float(((self.P[users] @ self.Q[t]) > kth).float().mean())
