@@ -29,20 +29,24 @@ def _legend(ax, **kwargs) -> None:
         ax.legend(fontsize=8, **kwargs)
 
 
-def _attack(ax, start_s: float | None, label: bool = True) -> None:
-    if start_s is None:
-        return
-    ax.axvline(start_s, color="tab:red", linestyle="--", linewidth=1)
-    if label:
+def _marker(ax, x: float, text: str | None, color: str, linestyle: str, linewidth: float, y: float, dy: float) -> None:
+    """A vertical line at x, labelled at height y (a share of the axes) when `text` is given."""
+    ax.axvline(x, color=color, linestyle=linestyle, linewidth=linewidth)
+    if text:
         ax.annotate(
-            "attack starts",
-            (start_s, 0.0),
+            text,
+            (x, y),
             xycoords=("data", "axes fraction"),
-            xytext=(3, 4),
+            xytext=(3, dy),
             textcoords="offset points",
-            color="tab:red",
+            color=color,
             fontsize=8,
         )
+
+
+def _attack(ax, start_s: float | None, label: bool = True) -> None:
+    if start_s is not None:
+        _marker(ax, start_s, "attack starts" if label else None, "tab:red", "--", 1, 0.0, 4)
 
 
 def _timeline(plt, out: Path, report: Mapping, series: Mapping) -> str:
@@ -120,16 +124,7 @@ def _exposure(plt, out: Path, report: Mapping, series: Mapping) -> str:
     attackers = report["attack"]["attackers"]
     flagged_at = next((t for t, n, _ in series["flags"] if attackers and n >= 0.9 * attackers), None)
     if flagged_at is not None:
-        ax.axvline(flagged_at, color="tab:purple", linestyle=":", linewidth=1.5)
-        ax.annotate(
-            "90% of attackers flagged",
-            (flagged_at, 0.5),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, 0),
-            textcoords="offset points",
-            color="tab:purple",
-            fontsize=8,
-        )
+        _marker(ax, flagged_at, "90% of attackers flagged", "tab:purple", ":", 1.5, 0.5, 0)
     ax.set(
         xlabel="seconds since the start of the replay (green: promotions)",
         ylabel="share of top-10 lists",
