@@ -217,7 +217,7 @@ def _ingest_one(
         result.redelivered += 1
     else:
         partition, offset = (None, None) if sibling else (record.partition, record.offset)
-        profile.update(  # raises before changing anything, if at all
+        profile.apply(  # raises before changing anything, if at all
             event.event_id, event.item_id, event.type, event.ts, event.value, config, partition, offset
         )
         result.profiles[event.user_id] = profile

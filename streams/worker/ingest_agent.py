@@ -15,6 +15,7 @@ import time
 from collections import defaultdict
 
 import faust
+import msgspec
 
 from streams.contract.records import ItemDeltas, ValidBatch, encode
 from streams.contract.settings import Settings
@@ -35,6 +36,10 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
     """Add the ingest agent, the profile view and the consumer-lag export to the worker's app."""
     config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
     profiles = topology.profiles
+
+    def load_profile(user_id: str) -> dict | None:
+        stored = profiles.get(user_id.encode())
+        return None if stored is None else msgspec.json.decode(stored)
 
     async def send(result: BatchResult) -> None:
         for letter in result.dead_letters:
@@ -65,9 +70,9 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                 # letting the event loop breathe between them (heartbeats, /metrics).
                 for part in slices_by_bytes(records, settings.batch_max_bytes):
                     started = time.time()
-                    result = ingest_batch(part, lambda user: profiles.get(user.encode()), limits, config, started)
+                    result = ingest_batch(part, load_profile, limits, config, started)
                     for user_id, profile in result.profiles.items():
-                        profiles[user_id.encode()] = profile.snapshot()
+                        profiles[user_id.encode()] = msgspec.json.encode(profile.snapshot())
                     await send(result)
                     _observe(result, part, started)
                     await asyncio.sleep(0)
@@ -94,7 +99,7 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
     @table_view(app, "/profiles/{user_id}", profiles, match_info="user_id")
     async def profile_view(web, request, user_id: str):
         """The profile of one user as JSON, 404 if the user was never seen."""
-        stored = profiles.get(user_id.encode())
+        stored = load_profile(user_id)
         if stored is None:
             return web.json({"error": f"unknown user {user_id!r}"}, status=404)
         return web.json(UserProfile.restore(stored).view())

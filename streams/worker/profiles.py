@@ -87,13 +87,28 @@ class UserProfile:
         partition: int | None = None,
         offset: int | None = None,
     ) -> bool:
-        """Apply one event; return False (and change nothing) if it was applied before.
+        """Apply one event; return False (and change nothing) if it was applied before."""
+        if self.is_duplicate(event_id, partition, offset):
+            return False
+        self.apply(event_id, item_id, kind, ts, value, config, partition, offset)
+        return True
+
+    def apply(
+        self,
+        event_id: str,
+        item_id: str,
+        kind: str,
+        ts: float,
+        value: float | None,
+        config: ProfileConfig,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        """Apply one event that `seen_before` found new (the ingest batch has asked it already).
 
         Everything that could raise is computed before the first change, so an exception leaves the
         profile as it was (the caller dead-letters that one event).
         """
-        if self.is_duplicate(event_id, partition, offset):
-            return False
         rate = self._decayed_rate(ts, config.rate_half_life_s) + _LN2 / config.rate_half_life_s
         first_seen = ts if self.first_seen is None else min(self.first_seen, ts)
         last_seen = ts if self.last_seen is None else max(self.last_seen, ts)
@@ -121,7 +136,6 @@ class UserProfile:
                 self.items_capped = True
         if rating:
             self.rating_count, self.rating_mean, self.rating_m2 = n, mean, m2
-        return True
 
     def _decayed_rate(self, ts: float, half_life_s: float) -> float:
         # EWMA of events/second: decays by half every half-life of event time, so a steady
