@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from streams.fraud import FraudDetector  # noqa: E402
 from streams.fraud.baselines import baseline_scores  # noqa: E402
-from streams.fraud.evaluation import prepare, read_labels, replay, score_replay  # noqa: E402
+from streams.fraud.evaluation import final_trust, prepare, read_labels, replay, score_replay  # noqa: E402
 from streams.fraud.supervised import cross_validate, few_labels, user_features  # noqa: E402
-from streams.fraud.trust import TrustPolicy  # noqa: E402
+from streams.fraud.trust import TrustPolicy, gate_shares  # noqa: E402
 from streams.sources.attacks import AttackSpec, parse_inject  # noqa: E402
 from streams.sources.datasets import read_ratings  # noqa: E402
 from streams.sources.simulator import simulated_events  # noqa: E402
@@ -56,6 +56,13 @@ def run_cell(ratings: pd.DataFrame, labels, specs, seed: int, folds: int | None 
     det = FraudDetector()
     rep = replay(data.frame, det, BATCH)
     out = score_replay(det, rep, data.attackers, TrustPolicy())
+    # the same replay gated without the swarm hold: what holding swarms buys, and what it costs genuine users
+    plain = TrustPolicy(hold_swarms=False)
+    without = gate_shares(plain, rep, data.attackers, final_trust(plain, det, sorted(rep.final_scores)))
+    out["trust_gate_without_swarms"] = {k: round(v, 4) for k, v in without.items()}
+    marked = {u for u in rep.final_scores if det.swarm_of(u) is not None}
+    attackers = data.attackers.keys()
+    out["swarm_marked"] = {"attackers": len(marked & attackers), "genuine": len(marked - attackers)}
     out["cost"] = {k: round(v, 2) for k, v in rep.us_per_event().items()}
     out["baselines"] = baseline_scores(data.frame, data.attackers)
     if folds:
@@ -75,6 +82,7 @@ FEW = ("model", "unsupervised", "average", "blend")
 
 def line(name: str, m: dict) -> str:
     s, g, c = m["streaming"], m["trust_gate"], m["cost"]
+    w, sw = m["trust_gate_without_swarms"], m["swarm_marked"]
     med_e = "—" if s["median_events_to_flag"] is None else f"{s['median_events_to_flag']:.0f}"
     sec = s["median_seconds_to_flag"]
     med_s = "—" if sec is None else f"{sec:.0f} s" if sec < 3600 else f"{sec / 3600:.1f} h"
@@ -86,6 +94,9 @@ def line(name: str, m: dict) -> str:
         f" (held at close {g['attacker_events_held_at_close']:.3f}), genuine delayed"
         f" {100 * g['genuine_events_delayed']:.1f}%, never trained {100 * g['genuine_events_never_trained']:.1f}%"
         f" | {c['us_per_event']:.1f} µs/event"
+        f"\n{'':35s}swarm hold: {sw['attackers']} attackers / {sw['genuine']} genuine accounts marked; without it"
+        f" kept out {w['attacker_events_kept_out']:.3f}, genuine delayed {100 * w['genuine_events_delayed']:.1f}%,"
+        f" never trained {100 * w['genuine_events_never_trained']:.1f}%"
     )
     b = m.get("baselines") or {}
     if b:

@@ -194,6 +194,13 @@ class Settings(BaseSettings):
     trust_hold_lenient: bool = Field(
         True, description="Trust gate: hold accounts the detector finds mildly suspicious."
     )
+    trust_hold_swarms: bool = Field(
+        True,
+        description="Trust gate: hold accounts that touched, as newcomers, an item newcomer accounts swarm…",
+    )
+    trust_swarm_min_events: int = Field(
+        40, description="Trust gate: …until they have this many events (twice an established account's)."
+    )
     trust_gate: bool = Field(
         True,
         description="Trainer: train only trusted accounts' events; hold the others until trusted (dropped if flagged).",

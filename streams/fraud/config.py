@@ -37,4 +37,6 @@ class DetectorConfig:
     consensus_gap: float = 0.5  # in global rating SDs: the other raters' mean is this far from the extreme
     consensus_min: int = 3  # other actors an item needs before it can be a target
     purchase_share: float = 0.5  # a purchase target is bought by at least this share of those who touch it
+    newcomer_events: int = 20  # an account with fewer events is a newcomer (the trust gate's min_events)
+    swarm_neighbours: int = 20  # items on each side in popularity rank that set an item's expected newcomer share
     material: float = 0.1  # score change that makes flush report a verdict

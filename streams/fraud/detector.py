@@ -10,8 +10,14 @@ group evidence, decision.py the rule):
 - targets: the user took the extreme action (top / bottom rating, purchase) on an item that
   suspicious accounts push together (a campaign) or that most of its visitors buy (a purchase target).
 
+Apart from the verdicts, for the trust gate: swarmed items (targets.py), whose audience holds far
+more newcomer accounts than items of the same popularity, and a mark on each account that is a
+newcomer on one at a flush (`swarm_of`). Both stay: a campaign does not end when its accounts stop
+being newcomers (which is what ends the swarm statistic), and the gate asks a marked account for
+more events.
+
 State: per user (`UserState`), per item (`ItemTable` sums) and population (scale, the selection
-null, similarity / consensus medians and scales, the lenient set, the targets), the population
+null, similarity / consensus medians and scales, the lenient set, the targets, the swarms), the population
 state re-derived at `flush`. Vocabulary: `update` → `flush` → `score` → `snapshot` / `restore`
 (and `user_state` / `from_users` for per-user checkpoints). It never reads the clock (timestamps
 only feed the account age kept for the trust gate), never sees labels, and must never import
@@ -36,7 +42,7 @@ from streams.fraud.features import (
     selection_null,
 )
 from streams.fraud.state import ItemTable, UserState
-from streams.fraud.targets import campaign_targets, purchase_targets
+from streams.fraud.targets import campaign_targets, purchase_targets, swarmed_items
 from streams.fraud.verdict import DETECTOR_VERSION, Verdict
 
 __all__ = ["DETECTOR_VERSION", "DetectorConfig", "Verdict", "FraudDetector"]
@@ -67,6 +73,7 @@ class FraudDetector:
         self.lenient: dict[str, None] = {}
         self.targets: dict[str, list] = {}  # "item|direction" -> [k, m, z, kind]; kind "lenient" | "purchase"
         self.buy_candidates: dict[str, None] = {}  # items with >= target_min distinct buyers (derived)
+        self.swarms: dict[str, None] = {}  # items found swarmed by newcomers (they stay watched)
         self.dirty: dict[str, None] = {}
         self.rotation = 0
         self.flushes = 0
@@ -80,6 +87,9 @@ class FraudDetector:
             u = self.users[user_id] = UserState(ts)
             self._add_user(user_id)
         u.n_events += 1
+        if u.n_events == self.config.newcomer_events:  # no longer a newcomer: its items count one newcomer less
+            for item in u.items:
+                self.items.newcomers[self.items.index[item]] -= 1
         if ts > u.last_ts:
             u.last_ts = ts
         if ts < u.first_ts:
@@ -92,6 +102,8 @@ class FraudDetector:
             me = self.uindex[user_id]
             self.items.arr["actors"][k] += 1
             self.items.raters[k].append(me)
+            if u.n_events < self.config.newcomer_events:
+                self.items.newcomers[k] += 1
             self.sizes[me] += 1
             self.total += 1
         if kind == "rating" and value is not None:
@@ -217,6 +229,21 @@ class FraudDetector:
         targets.update(purchase_targets(self.config, self.items, self.buy_candidates))
         self.targets = targets
 
+    def _find_swarms(self) -> None:
+        """Watch the items newcomers swarm now; mark the accounts that are newcomers on any watched item.
+
+        Judged at the flush, like the trust gate: an account that touched a watched item and has
+        grown past `newcomer_events` since the last flush is not marked.
+        """
+        items, cfg = self.items, self.config
+        found = swarmed_items(cfg, items.view("actors"), np.asarray(items.newcomers, float))
+        self.swarms.update(dict.fromkeys(items.ids[k] for k in found))
+        for item in self.swarms:
+            for r in items.rater_array(items.index[item]).tolist():
+                u = self.users[self.uids[r]]
+                if u.swarm is None and u.n_events < cfg.newcomer_events:
+                    u.swarm = item
+
     def flush(self, full: bool = False) -> list[Verdict]:
         """Rescore grown users (all if `full`) and a rotating slice, refit population statistics, find targets.
 
@@ -250,6 +277,7 @@ class FraudDetector:
             else:
                 self.lenient.pop(uid, None)
         self._find_targets()
+        self._find_swarms()
         for key, (_, _, _, kind) in self.targets.items():  # buyers of a purchase target are rescored now
             if kind == "purchase":
                 item = key.rsplit("|", 1)[0]
@@ -310,6 +338,11 @@ class FraudDetector:
         u = self.users.get(user_id)
         return (0, NAN, NAN) if u is None else (u.n_events, u.first_ts, u.last_ts)
 
+    def swarm_of(self, user_id: str) -> str | None:
+        """The swarmed item the user touched as a newcomer (None: none), for trust gating."""
+        u = self.users.get(user_id)
+        return None if u is None else u.swarm
+
     def events_of(self, user_id: str) -> int:
         """Events folded in for the user (0 if unknown)."""
         u = self.users.get(user_id)
@@ -336,6 +369,7 @@ class FraudDetector:
             "cons_pop": list(self.cons_pop),
             "lenient": list(self.lenient),
             "targets": {k: list(v) for k, v in self.targets.items()},
+            "swarms": list(self.swarms),
             "dirty": list(self.dirty),
             "items": self.items.to_dict(),
             "users": {uid: self.users[uid].to_dict() for uid in self.uids},
@@ -357,6 +391,7 @@ class FraudDetector:
         det.cons_pop = tuple(snap["cons_pop"])
         det.lenient = dict.fromkeys(snap["lenient"])
         det.targets = {k: list(v) for k, v in snap["targets"].items()}
+        det.swarms = dict.fromkeys(snap.get("swarms", ()))
         det.dirty = dict.fromkeys(snap["dirty"])
         det.items = ItemTable.from_dict(snap["items"])
         for uid, d in snap["users"].items():
@@ -370,7 +405,8 @@ class FraudDetector:
         """Rebuild a detector from per-user states alone (`user_state` of each user).
 
         The item table is a function of the profiles, so it is recomputed; so are the lenient set
-        (from each user's last verdict), the targets and the DegSim / consensus fits. The selection
+        (from each user's last verdict), the watched swarm items (from the users' marks), the targets
+        and the DegSim / consensus fits. The selection
         null is refitted at the next `flush`. Verdicts are those of the states; after the next
         `flush(full=True)` they equal those of a detector that never restarted.
         """
@@ -391,17 +427,24 @@ class FraudDetector:
                     items.arr["buyers"][k] += 1
             if u.lenient:
                 det.lenient[uid] = None
+            if u.swarm is not None:
+                det.swarms[u.swarm] = None
         det._derive()
         det._fit_population()
         det._find_targets()
         return det
 
     def _derive(self) -> None:
-        """Rebuild the derived indexes from users and items: rater lists, sizes, last DegSim / consensus."""
+        """Rebuild the derived indexes from users and items: rater lists, newcomer counts, sizes, last DegSim /
+        consensus."""
+        newcomer_events = self.config.newcomer_events
         for uid in self.uids:
             u, me = self.users[uid], self.uindex[uid]
             for item in u.items:
-                self.items.raters[self.items.index[item]].append(me)
+                k = self.items.index[item]
+                self.items.raters[k].append(me)
+                if u.n_events < newcomer_events:
+                    self.items.newcomers[k] += 1
             self.sizes[me] = len(u.items)
             self.degs[me] = u.feats.get("degsim", NAN)
             self.cons[me] = u.feats.get("cons", NAN)

@@ -183,6 +183,7 @@ class Replay:
     update_s: float
     flush_s: float
     final_s: float
+    swarm_at_close: np.ndarray | None = None  # bool: user marked as a newcomer of a swarmed item at close
 
     def us_per_event(self) -> dict:
         """Cost per event: the streaming path (update + per-batch flush), its parts, and the final full rescore."""
@@ -205,7 +206,7 @@ def replay(frame: pd.DataFrame, detector: FraudDetector, batch: int = 500, final
     vl = frame["rating"].to_numpy(float)[order].tolist()
     tl = frame["timestamp"].to_numpy(float)[order].tolist()
     n = len(order)
-    flagged, lenient = np.zeros(n, bool), np.zeros(n, bool)
+    flagged, lenient, swarm = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     score, age = np.zeros(n), np.zeros(n)
     count_at = np.zeros(n, np.int64)
     n_batches = (n + batch - 1) // batch
@@ -234,8 +235,8 @@ def replay(frame: pd.DataFrame, detector: FraudDetector, batch: int = 500, final
             u = ul[k]
             if u not in status:
                 v = detector.score(u)
-                status[u] = (v.flagged, v.score, detector.is_lenient(u))
-            flagged[k], score[k], lenient[k] = status[u]
+                status[u] = (v.flagged, v.score, detector.is_lenient(u), detector.swarm_of(u) is not None)
+            flagged[k], score[k], lenient[k], swarm[k] = status[u]
             count_at[k] = seen[u]
             age[k] = tl[hi - 1] - first[u]
     t3 = time.perf_counter()
@@ -258,6 +259,7 @@ def replay(frame: pd.DataFrame, detector: FraudDetector, batch: int = 500, final
         t_update,
         t_flush,
         t_final,
+        swarm,
     )
 
 
@@ -312,7 +314,8 @@ def final_trust(policy: TrustPolicy, detector: FraudDetector, users: Iterable[st
     for u in users:
         n, first, last = detector.account(u)
         v = detector.score(u)
-        out[u] = may_train(policy, n, last - first, v.score, v.flagged, detector.is_lenient(u))[0]
+        swarm = detector.swarm_of(u) is not None
+        out[u] = may_train(policy, n, last - first, v.score, v.flagged, detector.is_lenient(u), swarm)[0]
     return out
 
 

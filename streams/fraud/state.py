@@ -2,9 +2,9 @@
 
 `UserState` is per user (key = user id): the profile and the last verdict. `ItemTable` is per
 item (key = item id) and holds only sums a stream can keep in item-partitioned state: distinct
-actors, rating count / sum / sum of squares / histogram, distinct buyers. Its rater lists are an
-index derived from the user profiles (rebuilt on restore, never snapshotted). Everything round-trips
-through JSON-able dicts. Plain data: it must never import faust, kafka or mlflow.
+actors, rating count / sum / sum of squares / histogram, distinct buyers. Its rater lists and
+newcomer counts are indexes derived from the user profiles (rebuilt on restore, never snapshotted).
+Everything round-trips through JSON-able dicts. Plain data: it must never import faust, kafka or mlflow.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class UserState:
         "reasons",
         "lenient",
         "extremes",
+        "swarm",
     )
 
     def __init__(self, ts: float = 0.0):
@@ -49,6 +50,7 @@ class UserState:
         self.reasons: list[str] = []
         self.lenient = False
         self.extremes: list[list] = []  # [item, +1 | -1]: top/bottom ratings and purchases, as of the last rescore
+        self.swarm: str | None = None  # a swarmed item the account touched as a newcomer (the trust gate holds it)
 
     def to_dict(self) -> dict:
         """JSON-able form (NaN values of click-only items are written as null)."""
@@ -65,6 +67,7 @@ class UserState:
             "reasons": list(self.reasons),
             "lenient": self.lenient,
             "extremes": [list(e) for e in self.extremes],
+            "swarm": self.swarm,
         }
 
     @classmethod
@@ -83,6 +86,7 @@ class UserState:
             bool(d["lenient"]),
         )
         u.extremes = [[str(i), int(x)] for i, x in d["extremes"]]
+        u.swarm = d.get("swarm")  # absent in states written before swarms were tracked
         return u
 
 
@@ -97,6 +101,7 @@ class ItemTable:
         self.arr = {f: np.zeros(capacity) for f in self.FIELDS}
         self.hist: list[dict[float, int]] = []  # rating value -> count, per item
         self.raters: list[list[int]] = []  # derived index: user indices that interacted with the item
+        self.newcomers: list[int] = []  # derived: how many of the item's actors are newcomers now
         self._rater_arrays: list[np.ndarray | None] = []  # lazy numpy copies of `raters`
 
     def __len__(self) -> int:
@@ -110,6 +115,7 @@ class ItemTable:
             self.ids.append(item)
             self.hist.append({})
             self.raters.append([])
+            self.newcomers.append(0)
             self._rater_arrays.append(None)
             if k >= len(self.arr["actors"]):
                 for f in self.FIELDS:

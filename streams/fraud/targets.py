@@ -11,6 +11,16 @@ bottom rating, and stored as [k, m, z, kind]. Two kinds:
 - "purchase" (click farms): >= `target_min` distinct buyers who are >= `purchase_share` of
   everyone who touched the item, binomial z against the population's conversion rate >= `target_z`.
   It needs no lenient set, which matters where profiles are too short for profile evidence.
+
+Swarms (`swarmed_items`, for the trust gate, not for flags): items whose audience holds far more
+newcomer accounts (fewer events than an established one) than the items of the same popularity.
+A farm's accounts share nothing but their target, and each of them, filler drawn by popularity,
+looks like a light genuine user; their one group trait, found without timestamps, is that they
+reach the target as newcomers together (the bipartite lockstep of CopyCatch, with the account's
+own event count in place of the clock). The expected newcomer share of an item comes from its
+`swarm_neighbours` nearest items on each side in popularity rank (a local linear fit on log
+popularity), because light users favour popular items; a binomial z against it reaches `target_z`
+with at least `target_min` newcomers.
 Pure: reads the item table and the lenient users' extremes, returns a dict.
 """
 
@@ -24,7 +34,7 @@ import numpy as np
 from streams.fraud.config import DetectorConfig
 from streams.fraud.state import ItemTable
 
-__all__ = ["campaign_targets", "purchase_targets"]
+__all__ = ["campaign_targets", "purchase_targets", "swarmed_items"]
 
 
 def campaign_targets(
@@ -98,3 +108,41 @@ def purchase_targets(cfg: DetectorConfig, items: ItemTable, candidates: Iterable
         if m >= cfg.target_min and m >= cfg.purchase_share * n and z >= cfg.target_z:
             targets[f"{item}|1"] = [int(m), int(n), float(z), "purchase"]
     return targets
+
+
+def swarmed_items(cfg: DetectorConfig, actors: np.ndarray, newcomers: np.ndarray) -> dict[int, float]:
+    """Item slot -> z of items whose actors are newcomers far more often than those of items of equal popularity.
+
+    The expected newcomer share at the item's popularity is a local linear fit of the share on log
+    actors over its `swarm_neighbours` nearest items on each side in popularity rank (itself left
+    out, weighted by actors): a plain window mean would be biased wherever the share trends with
+    popularity, most of all at the ends of the ranking. The single most and least popular items have
+    neighbours on one side only and would be judged by extrapolation, so they are not judged.
+    """
+    a, m = np.asarray(actors, float), np.asarray(newcomers, float)
+    n = len(a)
+    if n < 3:
+        return {}
+    order = np.argsort(a, kind="stable")
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    lo = np.clip(rank - cfg.swarm_neighbours, 0, n)
+    hi = np.clip(rank + cfg.swarm_neighbours + 1, 0, n)
+    x = np.log(np.maximum(a, 1.0))
+
+    def window(v: np.ndarray) -> np.ndarray:  # the sum of v over each item's window, the item left out
+        cum = np.concatenate([[0.0], np.cumsum(v[order])])
+        return cum[hi] - cum[lo] - v
+
+    # weighted least squares of share = n_j / a_j on x_j with weights a_j, i.e. of newcomers on a_j, a_j x_j
+    s0, s1, s2 = window(a), window(a * x), window(a * x * x)
+    t0, t1 = window(m), window(m * x)
+    det = s0 * s2 - s1 * s1
+    flat = det <= 1e-9 * np.maximum(s0 * s2, 1e-12)  # every neighbour equally popular: no slope to fit
+    slope = np.where(flat, 0.0, (s0 * t1 - s1 * t0) / np.where(flat, 1.0, det))
+    p = (t0 - slope * s1) / np.maximum(s0, 1.0) + slope * x
+    p = np.clip(p, 1e-3, 1.0 - 1e-3)
+    z = (m - a * p) / np.sqrt(np.maximum(a * p * (1.0 - p), 1e-12))
+    inside = (rank > lo) & (rank < hi - 1)  # neighbours on both sides: the fit interpolates
+    hit = inside & (m >= cfg.target_min) & (z >= cfg.target_z)
+    return {int(k): float(z[k]) for k in np.flatnonzero(hit)}

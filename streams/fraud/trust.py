@@ -1,8 +1,13 @@
 """The trust gate: may a user's events go into a training batch now, or must they wait?
 
 An account is trusted when it is established (at least `min_events` events and `min_age_s`
-seconds since its first event) and not suspicious (score below `max_score`, not flagged and,
-with `hold_lenient`, not in the detector's lenient-suspicious set). Events of untrusted accounts
+seconds since its first event) and not suspicious (score below `max_score`, not flagged, with
+`hold_lenient` not in the detector's lenient-suspicious set and, with `hold_swarms`, not marked in a
+swarm below `swarm_min_events` events). A swarm mark (`FraudDetector.swarm_of`) says the account
+touched, as a newcomer, an item that newcomer accounts swarm: a farm's accounts look like light
+genuine users one by one and reach `min_events` before their tell, so the gate asks the group for
+more evidence (twice the events by default) rather than hold genuine users who were there for ever.
+Events of untrusted accounts
 are held back and may be released later, when the account becomes trusted. `gate_shares`
 measures a policy on a replay, releases included: the share of attacker events that never reach a
 training batch, and the share of genuine events delayed or never trained. Pure: callers pass the facts (or a
@@ -26,6 +31,8 @@ class TrustPolicy:
     min_age_s: float = 0.0
     max_score: float = 0.25
     hold_lenient: bool = True
+    hold_swarms: bool = True
+    swarm_min_events: int = 40
 
     @classmethod
     def from_settings(cls, settings) -> TrustPolicy:
@@ -35,17 +42,31 @@ class TrustPolicy:
             min_age_s=settings.trust_min_age_s,
             max_score=settings.trust_max_score,
             hold_lenient=settings.trust_hold_lenient,
+            hold_swarms=settings.trust_hold_swarms,
+            swarm_min_events=settings.trust_swarm_min_events,
         )
 
 
 def may_train(
-    policy: TrustPolicy, n_events: int, age_s: float, score: float, flagged: bool, lenient: bool = False
+    policy: TrustPolicy,
+    n_events: int,
+    age_s: float,
+    score: float,
+    flagged: bool,
+    lenient: bool = False,
+    swarm: bool = False,
 ) -> tuple[bool, str]:
-    """(True, "trusted") or (False, why): "flagged", "suspicious", "new_account" or "young_account"."""
+    """(True, "trusted") or (False, why): "flagged", "suspicious", "swarm", "new_account" or "young_account".
+
+    `swarm`: the account touched, as a newcomer, an item that newcomers swarm (`FraudDetector.swarm_of`);
+    it is held until it has `swarm_min_events` events.
+    """
     if flagged:
         return False, "flagged"
     if score >= policy.max_score or (policy.hold_lenient and lenient):
         return False, "suspicious"
+    if policy.hold_swarms and swarm and n_events < policy.swarm_min_events:
+        return False, "swarm"
     if n_events < policy.min_events:
         return False, "new_account"
     if age_s < policy.min_age_s:
@@ -60,7 +81,8 @@ def gate(policy: TrustPolicy, detector, user_id: str, now_ts: float | None = Non
         return False, "new_account"
     v = detector.score(user_id)
     age = (last if now_ts is None else now_ts) - first
-    return may_train(policy, n, age, v.score, v.flagged, detector.is_lenient(user_id))
+    swarm = detector.swarm_of(user_id) is not None
+    return may_train(policy, n, age, v.score, v.flagged, detector.is_lenient(user_id), swarm)
 
 
 def gate_shares(policy: TrustPolicy, rep, attackers, final_trusted: dict[str, bool] | None = None) -> dict:
@@ -77,14 +99,16 @@ def gate_shares(policy: TrustPolicy, rep, attackers, final_trusted: dict[str, bo
     - genuine_events_delayed: share of genuine events held when their batch closed;
     - genuine_events_never_trained: share of genuine events never released.
     """
+    swarm = np.zeros(len(rep.users), bool) if rep.swarm_at_close is None else rep.swarm_at_close
     facts = zip(
         rep.events_at_close.tolist(),
         rep.age_at_close.tolist(),
         rep.score_at_close.tolist(),
         rep.flagged_at_close.tolist(),
         rep.lenient_at_close.tolist(),
+        swarm.tolist(),
     )
-    trusted = np.array([may_train(policy, n, age, sc, fl, le)[0] for n, age, sc, fl, le in facts], bool)
+    trusted = np.array([may_train(policy, *fact)[0] for fact in facts], bool)
     flagged = rep.flagged_at_close.astype(bool)
     users = rep.users.tolist()
     final = final_trusted or {}

@@ -49,9 +49,9 @@ class FraudAgent:
 
     def __init__(self, app: faust.App, settings: Settings, topology) -> None:
         self.app, self.settings, self.topology = app, settings, topology
-        self.config = (
-            DetectorConfig() if settings.fraud_threshold is None else DetectorConfig(threshold=settings.fraud_threshold)
-        )
+        # a newcomer to the detector's swarm test is an account the trust gate does not yet find established
+        threshold = {} if settings.fraud_threshold is None else {"threshold": settings.fraud_threshold}
+        self.config = DetectorConfig(newcomer_events=settings.trust_min_events, **threshold)
         self.policy = TrustPolicy.from_settings(settings)
         self.suspicion, self.state = topology.suspicion, topology.detector_state
         self.detector: FraudDetector | None = None
@@ -187,7 +187,8 @@ class FraudAgent:
         if n == 0:
             return False
         v = self.detector.score(user)
-        return may_train(self.policy, n, last - first, v.score, flagged, self.detector.is_lenient(user))[0]
+        lenient, swarm = self.detector.is_lenient(user), self.detector.swarm_of(user) is not None
+        return may_train(self.policy, n, last - first, v.score, flagged, lenient, swarm)[0]
 
     async def _publish(self, verdicts: list[Verdict], touched: set[str] = frozenset()) -> None:
         """Write changed verdicts to the suspicion table; send a FraudFlag on each flag, clear or trust change.

@@ -129,3 +129,57 @@ def test_a_click_farm_on_the_simulator_is_caught_by_its_purchases(kind):
     assert end["attackers"] == round(0.05 * frame["user"].nunique()) and end["f1"] >= 0.9
     some = next(iter(rep.final_flagged & set(data.attackers)))
     assert any(r.startswith("buys_target:") for r in det.score(some).reasons)
+
+
+def _newcomer_recount(det: FraudDetector) -> list[int]:
+    """Per item: actors with fewer than `newcomer_events` events, counted afresh from the profiles."""
+    out = [0] * len(det.items)
+    for u in det.users.values():
+        if u.n_events < det.config.newcomer_events:
+            for item in u.items:
+                out[det.items.index[item]] += 1
+    return out
+
+
+def test_the_newcomers_of_a_farm_are_marked_with_its_target_and_the_marks_are_kept():
+    # a farm of new accounts, filler drawn by popularity (each looks like a light genuine user), one target
+    ev = list(simulated_events(n_events=12_000, n_users=800, n_items=500, seed=7))
+    frame = pd.DataFrame(
+        {
+            "user": [e["user_id"] for e in ev],
+            "item": [e["item_id"] for e in ev],
+            "rating": np.nan,
+            "timestamp": [e["ts"] for e in ev],
+            "type": [e["type"] for e in ev],
+        }
+    )
+    middle, last = ev[len(ev) // 2]["ts"], ev[-1]["ts"]
+    spec = AttackSpec(
+        "click_farm", 0.15, 0.0, filler_count=(20, 22), filler_choice="popular", start_ts=middle, span_s=last - middle
+    )
+    data = prepare(frame, inject=[spec], seed=7)
+    det = FraudDetector()
+    cut = len(data.frame) * 3 // 4 // 500 * 500  # at a batch close, with the farm under way
+    replay(data.frame.iloc[:cut], det, 500, final_full=False)
+    assert any(det.swarm_of(u) is not None for u in det.users)
+    restored = FraudDetector.restore(json.loads(json.dumps(det.snapshot())))
+    rebuilt = FraudDetector.from_users(json.loads(json.dumps({u: det.user_state(u) for u in det.users})))
+    for d in (det, restored, rebuilt):
+        assert d.items.newcomers == _newcomer_recount(d)
+        assert {u: d.swarm_of(u) for u in d.users} == {u: det.swarm_of(u) for u in det.users}
+        assert set(d.swarms) == set(det.swarms)  # the watched items: snapshotted, or rebuilt from the marks
+    rest = data.frame.iloc[cut:]
+    for n, (u, i, k, ts) in enumerate(zip(rest["user"], rest["item"], rest["type"], rest["timestamp"]), 1):
+        det.update(u, i, k, float(ts), None)
+        if n % 500 == 0:
+            det.flush()
+    det.flush()
+    assert det.items.newcomers == _newcomer_recount(det)
+    attackers = set(data.attackers)
+    marked = {u: det.swarm_of(u) for u in det.users if det.swarm_of(u) is not None}
+    target = data.frame[data.frame["user"].isin(attackers) & (data.frame["type"] == "purchase")]["item"].iloc[0]
+    assert len(attackers & marked.keys()) > len(attackers) / 2
+    assert {marked[u] for u in attackers & marked.keys()} == {target}
+    # every attacker ends established (20+ events); a mark made while it was a newcomer stays
+    assert all(det.events_of(u) >= 20 for u in attackers)
+    assert len(marked.keys() - attackers) <= 0.02 * len(set(det.users) - attackers)

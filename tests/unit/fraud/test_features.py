@@ -19,7 +19,7 @@ from streams.fraud.features import (
     selection_null,
 )
 from streams.fraud.state import ItemTable, UserState
-from streams.fraud.targets import campaign_targets, purchase_targets
+from streams.fraud.targets import campaign_targets, purchase_targets, swarmed_items
 
 CFG = DetectorConfig()
 
@@ -131,6 +131,34 @@ def test_a_purchase_target_is_bought_by_most_who_touch_it():
     table = _table(rows)
     found = purchase_targets(CFG, table, ["t", "i0"])
     assert set(found) == {"t|1"} and found["t|1"][:2] == [11, 12] and found["t|1"][3] == "purchase"
+
+
+def test_a_swarmed_item_has_far_more_newcomers_than_the_items_of_its_popularity():
+    actors = np.arange(10.0, 70.0)
+    newcomers = np.round(0.6 * actors)
+    swarmed = newcomers.copy()
+    swarmed[30] = 38.0  # 40 actors, 38 of them newcomers, where items this popular have 24
+    found = swarmed_items(CFG, actors, swarmed)
+    assert set(found) == {30} and found[30] >= CFG.target_z
+    assert swarmed_items(CFG, actors, newcomers) == {}
+    assert swarmed_items(CFG, actors, np.round(0.95 * actors)) == {}  # newcomers everywhere: nothing stands out
+    assert swarmed_items(CFG, np.array([9.0, 200.0, 300.0]), np.array([9.0, 20.0, 30.0])) == {}  # under target_min
+
+
+def test_a_popular_item_is_compared_with_popular_items_not_with_the_whole_catalogue():
+    # light users favour popular items: the newcomer share rises with log popularity, and the head is
+    # steep, so the head items' shares, far above the catalogue's and their window's mean, are normal
+    actors = np.round(3000.0 / np.arange(300, 0, -1) ** 0.8)
+    newcomers = np.round((0.3 + 0.08 * np.log(actors)) * actors)
+    order = np.argsort(actors)
+    window = order[-21:-1]  # the 20 items ranked just below the top one
+    pooled = newcomers[window].sum() / actors[window].sum()
+    top = order[-1]
+    assert newcomers[top] - actors[top] * pooled > 4 * np.sqrt(actors[top] * pooled * (1 - pooled))  # a mean: z > 4
+    assert swarmed_items(CFG, actors, newcomers) == {}
+    swarmed = newcomers.copy()
+    swarmed[order[-3]] = actors[order[-3]]  # the third most popular item, every actor a newcomer
+    assert set(swarmed_items(CFG, actors, swarmed)) == {int(order[-3])}
 
 
 def test_states_round_trip_through_json():

@@ -18,6 +18,9 @@ def test_trust_gate_rules():
     assert may_train(p, 50, 7200, 0.1, False, lenient=True) == (False, "suspicious")
     assert may_train(TrustPolicy(hold_lenient=False), 50, 7200, 0.1, False, lenient=True) == (True, "trusted")
     assert may_train(p, 50, 7200, 0.9, True) == (False, "flagged")
+    assert may_train(p, 30, 7200, 0.1, False, swarm=True) == (False, "swarm")
+    assert may_train(p, 40, 7200, 0.1, False, swarm=True) == (True, "trusted")  # a marked account earns it later
+    assert may_train(TrustPolicy(hold_swarms=False), 30, 7200, 0.1, False, swarm=True) == (True, "trusted")
 
 
 def test_gate_reads_the_detector():
@@ -30,7 +33,18 @@ def test_gate_reads_the_detector():
     assert gate(TrustPolicy(), det, "nobody") == (False, "new_account")
 
 
-def _replay(users, batch, flagged, events, lenient=None) -> Replay:
+def test_gate_holds_an_account_marked_in_a_swarm():
+    det = FraudDetector()
+    for k in range(25):
+        det.update("u", f"i{k}", "click", 100.0 + k, None)
+    state = {**det.user_state("u"), "swarm": "i3"}
+    marked = FraudDetector.from_users({"u": state})
+    assert marked.swarm_of("u") == "i3" and det.swarm_of("u") is None
+    assert gate(TrustPolicy(), marked, "u") == (False, "swarm")
+    assert gate(TrustPolicy(hold_swarms=False), marked, "u") == (True, "trusted")
+
+
+def _replay(users, batch, flagged, events, lenient=None, swarm=None) -> Replay:
     n = len(users)
     return Replay(
         users=np.array(users, dtype=object),
@@ -47,6 +61,7 @@ def _replay(users, batch, flagged, events, lenient=None) -> Replay:
         update_s=0.0,
         flush_s=0.0,
         final_s=0.0,
+        swarm_at_close=None if swarm is None else np.array(swarm, bool),
     )
 
 
@@ -73,8 +88,22 @@ def test_gate_shares_hold_a_lenient_suspicious_account():
     assert gate_shares(TrustPolicy(hold_lenient=False), rep, {"a"})["attacker_events_kept_out"] == 0.0
 
 
+def test_gate_shares_hold_an_account_marked_in_a_swarm():
+    rep = _replay(users=["a", "a", "g"], batch=[0, 1, 1], flagged=[0, 0, 0], events=[30, 31, 30], swarm=[1, 1, 0])
+    assert gate_shares(TrustPolicy(), rep, {"a"})["attacker_events_kept_out"] == 1.0
+    assert gate_shares(TrustPolicy(), rep, {"a"})["genuine_events_never_trained"] == 0.0
+    assert gate_shares(TrustPolicy(hold_swarms=False), rep, {"a"})["attacker_events_kept_out"] == 0.0
+
+
 def test_the_policy_of_the_settings():
     from streams.contract.settings import Settings
 
-    settings = Settings(trust_min_events=7, trust_min_age_s=60.0, trust_max_score=0.5, trust_hold_lenient=False)
-    assert TrustPolicy.from_settings(settings) == TrustPolicy(7, 60.0, 0.5, False)
+    settings = Settings(
+        trust_min_events=7,
+        trust_min_age_s=60.0,
+        trust_max_score=0.5,
+        trust_hold_lenient=False,
+        trust_hold_swarms=False,
+        trust_swarm_min_events=9,
+    )
+    assert TrustPolicy.from_settings(settings) == TrustPolicy(7, 60.0, 0.5, False, False, 9)
