@@ -569,6 +569,7 @@ def _write_report(
     from streams.fraud.evaluation import detection_scores
     from streams.local.report import (
         attack_round,
+        attack_rows_trained,
         exposure_over_time,
         exposure_verdict,
         flags_over_time,
@@ -607,6 +608,16 @@ def _write_report(
             first_served[version] = min(first_served.get(version, answer["served_at"]), answer["served_at"])
     fresh = freshness_seconds(arrivals_by_round, defended_rounds, first_served)
 
+    attacker_events = sum(e["user_id"] in attackers for e in events)
+    trust_gate = {
+        pipeline: attack_rows_trained(
+            (json.loads(p.read_text())["lineage"].get("trained_by_user", {}) for p in models.glob("round-*.json")),
+            attackers,
+            attacker_events,
+        )
+        for pipeline, models in (("defended", state / "models"), ("undefended", state / "shadow" / "models"))
+    }
+
     users = {e["user_id"] for e in events}
     final_state: dict[str, bool] = {}
     for _, user, flagged in sorted(flags):
@@ -639,6 +650,7 @@ def _write_report(
         "events": int(_total(worker, "advrec_events_processed_total")),
         "dead_letters": int(_total(worker, "advrec_dead_letters_total")),
         "detection": detection,
+        "attack_rows_trained": trust_gate,
         "models": {
             "rounds": int(trainer.get('advrec_training_rounds_total{outcome="success"}', 0)),
             "registered": len(defended_rows),

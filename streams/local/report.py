@@ -19,6 +19,7 @@ __all__ = [
     "exposure_verdict",
     "exposure_over_time",
     "flags_over_time",
+    "attack_rows_trained",
 ]
 
 
@@ -169,6 +170,14 @@ def exposure_over_time(
         pipeline: [(slot * bin_s, float(np.mean(hits))) for slot, hits in sorted(slots.items())]
         for pipeline, slots in bins.items()
     }
+
+
+def attack_rows_trained(rounds: Iterable[Mapping[str, int]], attackers: set[str], attacker_events: int) -> dict:
+    """How much of an attack reached training: attackers' rows trained over all rounds (each round's
+    lineage `trained_by_user`) and the share of their events kept out of every training batch."""
+    trained = sum(n for by_user in rounds for user, n in by_user.items() if user in attackers)
+    kept_out = 1.0 - min(trained, attacker_events) / attacker_events if attacker_events else float("nan")
+    return {"attacker_events": attacker_events, "attacker_rows_trained": trained, "kept_out": kept_out}
 
 
 def flags_over_time(

@@ -53,6 +53,17 @@ def _summary_rows(report: Mapping) -> list[tuple[str, str]]:
         ),
         ("undefended shadow rounds (never promoted)", fmt(m["shadow_rounds"])),
     ]
+    trained = report.get("attack_rows_trained")
+    if trained:
+        rows.append(
+            (
+                "attackers' events kept out of every training batch, defended / undefended",
+                " / ".join(
+                    f"{fmt(t['kept_out'])} ({t['attacker_rows_trained']} of {t['attacker_events']} rows trained)"
+                    for t in (trained["defended"], trained["undefended"])
+                ),
+            )
+        )
     if report.get("champion"):
         c = report["champion"]
         rows.append(

@@ -404,6 +404,9 @@ class Trainer:
         oldest = [t for t in (state.pending_arrival, float(np.nanmin(arrivals)) if len(arrivals) else None) if t]
         lineage["oldest_arrival"] = min(oldest) if oldest else None
         lineage["trained_rows"] = int(trained_new.sum())
+        # Whose rows this round trained (new, released and carried rows; replayed ones trained before):
+        # which versions saw a user, and how much of an attack reached training before its flag.
+        lineage["trained_by_user"] = {str(u): int(n) for u, n in train_new["user"].value_counts().items()}
         outcome, report = "failure", {}
         if len(split.test):
             report = round_report(model, split, cfg.fgsm_eps, cfg.seed)

@@ -8,6 +8,7 @@ import pytest
 
 from streams.local.report import (
     attack_round,
+    attack_rows_trained,
     exposure_over_time,
     exposure_verdict,
     flags_over_time,
@@ -126,3 +127,13 @@ def test_flags_over_time_follows_flags_and_clears():
     flags = [(102.0, "a1", True), (103.0, "g1", True), (104.5, "g1", False), (105.0, "a2", True)]
     got = flags_over_time(flags, {"a1", "a2"}, t0=100.0, t_end=106.0, step_s=2.0)
     assert got == [(0.0, 0, 0), (2.0, 1, 0), (4.0, 1, 1), (6.0, 2, 0)]
+
+
+def test_attack_rows_trained_sums_the_attackers_rows_over_rounds():
+    rounds = [{"a1": 3, "g1": 10}, {"a1": 2, "a2": 5, "g2": 4}, {}]
+    got = attack_rows_trained(rounds, {"a1", "a2", "a3"}, attacker_events=40)
+    assert got == {"attacker_events": 40, "attacker_rows_trained": 10, "kept_out": 0.75}
+    assert attack_rows_trained([{"g1": 5}], {"a1"}, 20)["kept_out"] == 1.0
+    # a row trained in two rounds (rejected, then replayed) cannot make the share negative
+    assert attack_rows_trained([{"a1": 30}, {"a1": 30}], {"a1"}, 40)["kept_out"] == 0.0
+    assert math.isnan(attack_rows_trained([], set(), 0)["kept_out"])

@@ -37,6 +37,10 @@ def _report() -> dict:
         "events": 32102,
         "dead_letters": 101,
         "detection": {"precision": 0.99, "recall": 1.0, "f1": 0.995, "fpr": 0.0005},
+        "attack_rows_trained": {
+            "defended": {"attacker_events": 3000, "attacker_rows_trained": 60, "kept_out": 0.98},
+            "undefended": {"attacker_events": 3000, "attacker_rows_trained": 2950, "kept_out": 0.0167},
+        },
         "models": {"rounds": 4, "registered": 4, "promoted": 2, "held": 1, "rejected": 1, "shadow_rounds": 4},
         "champion": {"version": 1, "hr@10": 0.35, "ndcg@10": 0.22, "fgsm_eps": "0.25", "fgsm_ndcg_drop": 0.08},
         "versions": [version, {**version, "pipeline": "undefended", "decision": "shadow", "reasons": "promotion off"}],
@@ -68,6 +72,10 @@ def test_cell_escapes_what_would_break_a_table():
 def test_markdown_report_tells_the_exposure_and_the_gate():
     text = markdown_report(_report())
     assert "| after: undefended shadow | 0.1200 | 900 |" in text
+    assert (
+        "| attackers' events kept out of every training batch, defended / undefended | "
+        "0.9800 (60 of 3000 rows trained) / 0.0167 (2950 of 3000 rows trained) |" in text
+    )
     assert "| after: defended pipeline | 0.0050 | 880 |" in text
     assert "the attack bites (undefended ≥ 5× before): **yes**" in text
     assert "exposure of item i865 jumped" in text

@@ -64,6 +64,9 @@ def test_flagged_users_are_quarantined_and_cleared_users_trained(tmp_path):
     assert "penitent" in model.users
     assert report["rows"]["dropped_flagged"] == 2 and report["rows"]["dropped_suspect"] == 2
     assert lineage["detector_version"] == "v7" and lineage["quarantined_users"] == 1
+    trained_by_user = lineage["trained_by_user"]  # whose rows reached this round's training
+    assert "cheat" not in trained_by_user and "marked" not in trained_by_user and trained_by_user["penitent"] >= 1
+    assert sum(trained_by_user.values()) == lineage["trained_rows"]  # a first round carries nothing
 
 
 def test_an_undefended_trainer_trains_flagged_and_suspect_users_too(tmp_path):
