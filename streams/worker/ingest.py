@@ -54,19 +54,11 @@ class RawRecord(NamedTuple):
 
 
 @dataclass
-class _Item:
-    offsets: list[int] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    ratings: list[float | None] = field(default_factory=list)
-
-
-@dataclass
 class BatchResult:
     """What one batch changes and sends, and the counts to report."""
 
     profiles: dict[str, UserProfile] = field(default_factory=dict)
     valid: dict[tuple[str, int], list[ValidEvent]] = field(default_factory=dict)
-    items: dict[tuple[str, str, int], _Item] = field(default_factory=dict)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     applied_by_type: Tally = field(default_factory=Tally)
     dead_by_reason: Tally = field(default_factory=Tally)
@@ -81,11 +73,20 @@ class BatchResult:
         return [ValidBatch(topic, partition, events) for (topic, partition), events in sorted(self.valid.items())]
 
     def item_deltas(self) -> list[ItemDelta]:
-        """One delta per (item, source partition), offsets ascending."""
-        return [
-            ItemDelta(item_id, topic, partition, d.offsets, d.kinds, d.ratings)
-            for (item_id, topic, partition), d in self.items.items()
-        ]
+        """One delta per (item, source partition), offsets ascending (grouped here, once per batch,
+        rather than event by event)."""
+        deltas = []
+        for (topic, partition), events in self.valid.items():
+            by_item: dict[str, tuple[list, list, list]] = {}
+            for e in events:
+                lists = by_item.get(e.item_id)
+                if lists is None:
+                    lists = by_item[e.item_id] = ([], [], [])
+                lists[0].append(e.offset)
+                lists[1].append(e.type)
+                lists[2].append(e.value if e.type == "rating" else None)
+            deltas += [ItemDelta(item, topic, partition, *lists) for item, lists in by_item.items()]
+        return deltas
 
     @property
     def applied(self) -> int:
@@ -223,8 +224,10 @@ def _ingest_one(
         result.profiles[event.user_id] = profile
         result.applied_records.add(here)
         result.applied_by_type[event.type] += 1
-    source = (record.topic, record.partition)
-    result.valid.setdefault(source, []).append(
+    valid = result.valid.get((record.topic, record.partition))
+    if valid is None:
+        valid = result.valid[(record.topic, record.partition)] = []
+    valid.append(
         ValidEvent(
             event.event_id,
             event.user_id,
@@ -238,9 +241,3 @@ def _ingest_one(
             record.kafka_ts,
         )
     )
-    item = result.items.get((event.item_id, *source))
-    if item is None:
-        item = result.items[(event.item_id, *source)] = _Item()
-    item.offsets.append(record.offset)
-    item.kinds.append(event.type)
-    item.ratings.append(event.value if event.type == "rating" else None)
