@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from streams.fraud import FraudDetector  # noqa: E402
 from streams.fraud.baselines import baseline_scores  # noqa: E402
-from streams.fraud.evaluation import final_trust, prepare, read_labels, replay, score_replay  # noqa: E402
+from streams.fraud.evaluation import events_frame, final_trust, prepare, read_labels, replay, score_replay  # noqa: E402
 from streams.fraud.supervised import cross_validate, few_labels, user_features  # noqa: E402
 from streams.fraud.trust import TrustPolicy, gate_shares  # noqa: E402
 from streams.sources.attacks import AttackSpec, parse_inject  # noqa: E402
@@ -122,15 +122,7 @@ def line(name: str, m: dict) -> str:
 def simulator_frame(seed: int, n_events: int = 30_000) -> tuple[pd.DataFrame, float, float]:
     """The demo's genuine stream (`advrec demo` defaults) as a frame, and its middle and last timestamps."""
     ev = list(simulated_events(n_events=n_events, seed=seed))
-    frame = pd.DataFrame(
-        {
-            "user": [e["user_id"] for e in ev],
-            "item": [e["item_id"] for e in ev],
-            "rating": np.nan,
-            "timestamp": [e["ts"] for e in ev],
-            "type": [e["type"] for e in ev],
-        }
-    )
+    frame = events_frame(ev)
     return frame, ev[len(ev) // 2]["ts"], ev[-1]["ts"]
 
 

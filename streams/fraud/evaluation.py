@@ -36,6 +36,7 @@ from streams.sources.attacks import AttackPlan, AttackSpec, plan_attack, summari
 
 __all__ = [
     "SYNTHETIC_T0",
+    "events_frame",
     "read_labels",
     "inject_attacks",
     "plan_rows",
@@ -98,6 +99,21 @@ def with_plans(ratings: pd.DataFrame, plans: Iterable[AttackPlan]) -> tuple[pd.D
         frames.append(plan_rows(plan))
         kinds.update({user: kind for user, _, kind in plan.labels()})
     return pd.concat(frames, ignore_index=True), kinds
+
+
+def events_frame(events: Iterable[dict]) -> pd.DataFrame:
+    """Event dicts (the simulator's, a replay's) as the frame `prepare` and `replay` read: clicks and
+    purchases carry no rating."""
+    ev = list(events)
+    return pd.DataFrame(
+        {
+            "user": [e["user_id"] for e in ev],
+            "item": [e["item_id"] for e in ev],
+            "rating": np.nan,
+            "timestamp": [e["ts"] for e in ev],
+            "type": [e["type"] for e in ev],
+        }
+    )
 
 
 def anonymize(frame: pd.DataFrame, seed: int, retime: bool = False) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
-from streams.fraud.evaluation import detection_scores, prepare, replay, streaming_metrics
+from streams.fraud.evaluation import detection_scores, events_frame, prepare, replay, streaming_metrics
 from streams.sources.attacks import AttackSpec
 from streams.sources.simulator import simulated_events
 
@@ -113,15 +113,7 @@ def test_a_configured_scale_and_threshold_are_used(average_attack):
 @pytest.mark.parametrize("kind", ["click_farm", "bot"])
 def test_a_click_farm_on_the_simulator_is_caught_by_its_purchases(kind):
     ev = list(simulated_events(n_events=12_000, n_users=800, n_items=500, seed=7))
-    frame = pd.DataFrame(
-        {
-            "user": [e["user_id"] for e in ev],
-            "item": [e["item_id"] for e in ev],
-            "rating": np.nan,
-            "timestamp": [e["ts"] for e in ev],
-            "type": [e["type"] for e in ev],
-        }
-    )
+    frame = events_frame(ev)
     data = prepare(frame, inject=[AttackSpec(kind, 0.05, 0.02)], seed=7)
     det = FraudDetector()
     rep = replay(data.frame, det, 500)
@@ -144,15 +136,7 @@ def _newcomer_recount(det: FraudDetector) -> list[int]:
 def test_the_newcomers_of_a_farm_are_marked_with_its_target_and_the_marks_are_kept():
     # a farm of new accounts, filler drawn by popularity (each looks like a light genuine user), one target
     ev = list(simulated_events(n_events=12_000, n_users=800, n_items=500, seed=7))
-    frame = pd.DataFrame(
-        {
-            "user": [e["user_id"] for e in ev],
-            "item": [e["item_id"] for e in ev],
-            "rating": np.nan,
-            "timestamp": [e["ts"] for e in ev],
-            "type": [e["type"] for e in ev],
-        }
-    )
+    frame = events_frame(ev)
     middle, last = ev[len(ev) // 2]["ts"], ev[-1]["ts"]
     spec = AttackSpec(
         "click_farm", 0.15, 0.0, filler_count=(20, 22), filler_choice="popular", start_ts=middle, span_s=last - middle
