@@ -74,6 +74,9 @@ class FraudDetector:
         self.targets: dict[str, list] = {}  # "item|direction" -> [k, m, z, kind]; kind "lenient" | "purchase"
         self.buy_candidates: dict[str, None] = {}  # items with >= target_min distinct buyers (derived)
         self.swarms: dict[str, None] = {}  # items found swarmed by newcomers (they stay watched)
+        # raters of each watched item already looked at: raters only grow, and one who was not a
+        # newcomer when looked at never becomes one, so each (item, rater) is looked at once
+        self.swarm_scanned: dict[str, int] = {}
         self.dirty: dict[str, None] = {}
         self.rotation = 0
         self.flushes = 0
@@ -233,16 +236,19 @@ class FraudDetector:
         """Watch the items newcomers swarm now; mark the accounts that are newcomers on any watched item.
 
         Judged at the flush, like the trust gate: an account that touched a watched item and has
-        grown past `newcomer_events` since the last flush is not marked.
+        grown past `newcomer_events` since the last flush is not marked. Only the raters a watched
+        item gained since the last flush are looked at (`swarm_scanned`).
         """
         items, cfg = self.items, self.config
         found = swarmed_items(cfg, items.view("actors"), np.asarray(items.newcomers, float))
         self.swarms.update(dict.fromkeys(items.ids[k] for k in found))
         for item in self.swarms:
-            for r in items.rater_array(items.index[item]).tolist():
+            raters = items.raters[items.index[item]]
+            for r in raters[self.swarm_scanned.get(item, 0) :]:
                 u = self.users[self.uids[r]]
                 if u.swarm is None and u.n_events < cfg.newcomer_events:
                     u.swarm = item
+            self.swarm_scanned[item] = len(raters)
 
     def flush(self, full: bool = False) -> list[Verdict]:
         """Rescore grown users (all if `full`) and a rotating slice, refit population statistics, find targets.
