@@ -1,10 +1,10 @@
 """Per-user profile features and their update rule: the pure core behind the profile table.
 
-A profile is updated one event at a time by `UserProfile.update`, which is idempotent per
-event: a redelivered Kafka record (same partition, offset at or below the profile's watermark)
-or an event its producer sent again (same `event_id` among the recent ones) changes nothing;
-`seen_before` tells the two apart. No Kafka or Faust
-here: the agent loads profiles from the table, calls `update`, and writes them back.
+A profile is updated one event at a time by `UserProfile.apply`, after `seen_before` has said
+the event is new: a redelivered Kafka record (same partition, offset at or below the profile's
+watermark) or an event its producer sent again (same `event_id` among the recent ones) must change
+nothing, and `seen_before` tells the two apart. No Kafka or Faust here: the ingest batch loads
+profiles, asks `seen_before`, calls `apply`, and the agent writes them back.
 """
 
 from __future__ import annotations
@@ -71,27 +71,6 @@ class UserProfile:
             if last is not None and offset <= last:
                 return "redelivered"
         return "resent" if event_id in self.recent_event_ids else None
-
-    def is_duplicate(self, event_id: str, partition: int | None = None, offset: int | None = None) -> bool:
-        """True when this event was applied already (same record redelivered, or same event_id)."""
-        return self.seen_before(event_id, partition, offset) is not None
-
-    def update(
-        self,
-        event_id: str,
-        item_id: str,
-        kind: str,
-        ts: float,
-        value: float | None,
-        config: ProfileConfig,
-        partition: int | None = None,
-        offset: int | None = None,
-    ) -> bool:
-        """Apply one event; return False (and change nothing) if it was applied before."""
-        if self.is_duplicate(event_id, partition, offset):
-            return False
-        self.apply(event_id, item_id, kind, ts, value, config, partition, offset)
-        return True
 
     def apply(
         self,

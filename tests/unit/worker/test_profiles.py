@@ -10,7 +10,11 @@ CONFIG = ProfileConfig(recent_items=3, recent_event_ids=4, rate_half_life_s=10.0
 
 
 def apply(profile, n, item, kind="rating", ts=0.0, value=None, partition=None, offset=None):
-    return profile.update(f"e{n}", item, kind, ts, value, CONFIG, partition, offset)
+    """Apply event e{n} unless `seen_before` knows it, as the ingest batch does; True if applied."""
+    if profile.seen_before(f"e{n}", partition, offset) is not None:
+        return False
+    profile.apply(f"e{n}", item, kind, ts, value, CONFIG, partition, offset)
+    return True
 
 
 def test_counts_first_last_seen_and_recent_items():
@@ -80,7 +84,7 @@ def test_distinct_items_stop_growing_at_the_cap():
     config = ProfileConfig(max_tracked_items=3)
     p = UserProfile("u")
     for n in range(5):
-        p.update(f"e{n}", f"i{n}", "click", 0.0, None, config)
+        p.apply(f"e{n}", f"i{n}", "click", 0.0, None, config)
     assert p.distinct_items == 3 and p.items_capped
 
 
