@@ -31,7 +31,7 @@ import pandas as pd
 from streams.fraud.config import DetectorConfig
 from streams.fraud.detector import FraudDetector
 from streams.fraud.scoring import best_f1, detection_scores
-from streams.fraud.trust import TrustPolicy, gate_shares, may_train
+from streams.fraud.trust import TrustPolicy, gate, gate_shares
 from streams.sources.attacks import AttackPlan, AttackSpec, plan_attack, summarize
 
 __all__ = [
@@ -326,13 +326,7 @@ def streaming_metrics(rep: Replay, attackers: Iterable[str]) -> dict:
 
 def final_trust(policy: TrustPolicy, detector: FraudDetector, users: Iterable[str]) -> dict[str, bool]:
     """user -> whether its events may train at the end of the replay."""
-    out = {}
-    for u in users:
-        n, first, last = detector.account(u)
-        v = detector.score(u)
-        swarm = detector.swarm_of(u) is not None
-        out[u] = may_train(policy, n, last - first, v.score, v.flagged, detector.is_lenient(u), swarm)[0]
-    return out
+    return {u: gate(policy, detector, u)[0] for u in users}
 
 
 def score_replay(detector: FraudDetector, rep: Replay, attackers: dict[str, str], policy: TrustPolicy) -> dict:

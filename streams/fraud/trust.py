@@ -74,15 +74,19 @@ def may_train(
     return True, "trusted"
 
 
-def gate(policy: TrustPolicy, detector, user_id: str, now_ts: float | None = None) -> tuple[bool, str]:
-    """`may_train` with the facts the detector holds for the user; age up to `now_ts` (default: its last event)."""
+def gate(
+    policy: TrustPolicy, detector, user_id: str, now_ts: float | None = None, flagged: bool | None = None
+) -> tuple[bool, str]:
+    """`may_train` with the facts the detector holds for the user; age up to `now_ts` (default: its last
+    event); `flagged` in place of the detector's own flag where labels decide it (the stream's agent)."""
     n, first, last = detector.account(user_id)
     if n == 0:
         return False, "new_account"
     v = detector.score(user_id)
     age = (last if now_ts is None else now_ts) - first
+    flagged = v.flagged if flagged is None else flagged
     swarm = detector.swarm_of(user_id) is not None
-    return may_train(policy, n, age, v.score, v.flagged, detector.is_lenient(user_id), swarm)
+    return may_train(policy, n, age, v.score, flagged, detector.is_lenient(user_id), swarm)
 
 
 def gate_shares(policy: TrustPolicy, rep, attackers, final_trusted: dict[str, bool] | None = None) -> dict:

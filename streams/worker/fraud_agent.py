@@ -31,7 +31,7 @@ from streams.contract.settings import Settings
 from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
 from streams.fraud.supervised import LabelBook, LabelModel
 from streams.fraud.suspicion import PRIMARY_REASONS, changed, labelled, primary_reason, suspicion_entry, transition
-from streams.fraud.trust import TrustPolicy, may_train
+from streams.fraud.trust import TrustPolicy, gate
 from streams.kafka.faust_app import hold, release, table_view, track_changelogs
 from streams.kafka.tail import tail_topics
 from streams.worker import metrics
@@ -183,12 +183,7 @@ class FraudAgent:
         """The trust gate's verdict on the user now; an analyst's `genuine` label trusts at once."""
         if self.labels.get(user) == "genuine":
             return True
-        n, first, last = self.detector.account(user)
-        if n == 0:
-            return False
-        v = self.detector.score(user)
-        lenient, swarm = self.detector.is_lenient(user), self.detector.swarm_of(user) is not None
-        return may_train(self.policy, n, last - first, v.score, flagged, lenient, swarm)[0]
+        return gate(self.policy, self.detector, user, flagged=flagged)[0]
 
     async def _publish(self, verdicts: list[Verdict], touched: set[str] = frozenset()) -> None:
         """Write changed verdicts to the suspicion table; send a FraudFlag on each flag, clear or trust change.

@@ -31,6 +31,8 @@ def test_gate_reads_the_detector():
     assert gate(TrustPolicy(min_age_s=3600), det, "u") == (False, "young_account")
     assert gate(TrustPolicy(min_age_s=3600), det, "u", now_ts=100.0 + 3600) == (True, "trusted")
     assert gate(TrustPolicy(), det, "nobody") == (False, "new_account")
+    # the stream's agent passes the flag as labels decide it, in place of the detector's own
+    assert gate(TrustPolicy(), det, "u", flagged=True) == (False, "flagged")
 
 
 def test_gate_holds_an_account_marked_in_a_swarm():
