@@ -609,7 +609,7 @@ def _write_report(
     fresh = freshness_seconds(arrivals_by_round, defended_rounds, first_served)
 
     attacker_events = sum(e["user_id"] in attackers for e in events)
-    trust_gate = {
+    rows_trained = {
         pipeline: attack_rows_trained(
             (json.loads(p.read_text())["lineage"].get("trained_by_user", {}) for p in models.glob("round-*.json")),
             attackers,
@@ -650,7 +650,7 @@ def _write_report(
         "events": int(_total(worker, "advrec_events_processed_total")),
         "dead_letters": int(_total(worker, "advrec_dead_letters_total")),
         "detection": detection,
-        "attack_rows_trained": trust_gate,
+        "attack_rows_trained": rows_trained,
         "models": {
             "rounds": int(trainer.get('advrec_training_rounds_total{outcome="success"}', 0)),
             "registered": len(defended_rows),
