@@ -24,7 +24,7 @@ from typing import Any
 import faust
 
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import add_metrics_page, app_options, processing_guarantee
+from streams.kafka.faust_app import Changelogs, add_metrics_page, app_options, processing_guarantee
 from streams.worker import catalog_agent, fraud_agent, ingest_agent, item_agent, metrics, window_agent
 from streams.worker.validation import ValidationLimits
 
@@ -56,11 +56,7 @@ class WorkerTopology:
     window_marks: Any
     suspicion: Any
     detector_state: Any
-
-    @property
-    def hashed_tables(self) -> list:
-        """Tables written with the producer's partitioner (their changelogs must stay in its metadata)."""
-        return [self.profiles, self.items, self.catalog, self.window_marks, self.suspicion, self.detector_state]
+    changelogs: Changelogs  # all the tables above: an agent acknowledges input once its writes are delivered
 
 
 def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
@@ -77,6 +73,16 @@ def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
         # on the partition of the user's events (producers key events by user_id).
         return app.Table(name, default=None, key_type=bytes, partitions=n, use_partitioner=True, **values)
 
+    tables = dict(
+        # JSON bytes encoded by the agent (msgspec), not by Faust's codec: the hottest table, and
+        # the same bytes on the changelog for its readers.
+        profiles=table("profiles", value_type=bytes),
+        items=table("items"),
+        catalog=table("catalog"),
+        window_marks=table("window-marks"),
+        suspicion=table("suspicion", 1),
+        detector_state=table("fraud-detector", 1),
+    )
     return WorkerTopology(
         events=raw_topic(settings.events_topic),
         deadletter=raw_topic(settings.deadletter_topic),
@@ -88,14 +94,8 @@ def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
         flags=raw_topic(settings.fraud_flags_topic),
         labels=raw_topic(settings.fraud_labels_topic),
         catalog_entries=raw_topic(settings.catalog_topic),
-        # JSON bytes encoded by the agent (msgspec), not by Faust's codec: the hottest table, and
-        # the same bytes on the changelog for its readers.
-        profiles=table("profiles", value_type=bytes),
-        items=table("items"),
-        catalog=table("catalog"),
-        window_marks=table("window-marks"),
-        suspicion=table("suspicion", 1),
-        detector_state=table("fraud-detector", 1),
+        **tables,
+        changelogs=Changelogs(tables.values()),
     )
 
 

@@ -32,7 +32,7 @@ from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdi
 from streams.fraud.supervised import LabelBook, LabelModel
 from streams.fraud.suspicion import PRIMARY_REASONS, changed, labelled, primary_reason, suspicion_entry, transition
 from streams.fraud.trust import TrustPolicy, gate
-from streams.kafka.faust_app import hold, release, table_view, track_changelogs
+from streams.kafka.faust_app import hold, release, table_view
 from streams.kafka.tail import tail_topics
 from streams.worker import metrics
 from streams.worker.folding import FoldMarks
@@ -72,7 +72,7 @@ class FraudAgent:
         """Fold a batch of envelopes into the detector, flush once, publish changed verdicts."""
         hold(events)
         async with self.lock:
-            await track_changelogs(self.app, self.topology.hashed_tables)
+            await self.topology.changelogs.track(self.app)
             if self.detector is None:
                 self._load()
             det, marks, folded = self.detector, self.marks, 0
@@ -106,7 +106,7 @@ class FraudAgent:
                 return
             for user in self.marks.take_dirty():
                 self.state[user.encode()] = {"state": self.detector.user_state(user), "marks": self.marks.of(user)}
-            release(self.held)
+            await release(self.held, self.topology.changelogs)
             self.held = []
 
     async def on_full_flush(self) -> None:

@@ -29,7 +29,7 @@ def install(app: faust.App, settings: Settings, topology) -> None:
     async def fold_items(stream):
         """Fold each batch's item deltas into the item table (the deltas are ingest's own output)."""
         async for events in stream.take_events(500, within=settings.batch_max_seconds):
-            async with processing(app, events, topology.hashed_tables, "items"):
+            async with processing(app, events, topology.changelogs, "items"):
                 changed: dict[str, ItemStats] = {}
                 for event in events:
                     for delta in _DECODER.decode(event.value).deltas:

@@ -22,7 +22,7 @@ import msgspec
 from streams.contract.records import ValidBatch, encode
 from streams.contract.settings import Settings
 from streams.contract.windows import WindowStore
-from streams.kafka.faust_app import hold, release, track_changelogs
+from streams.kafka.faust_app import hold, release
 from streams.kafka.partitioner import watermark_key
 from streams.kafka.tail import tail_topics
 from streams.worker import metrics
@@ -113,7 +113,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
             marks_table[mark_key(window.partition)] = {"topic": window.topic, "offset": window.last_offset}
             metrics.WINDOWS_WRITTEN.inc()
             metrics.WINDOW_ROWS.observe(len(window.rows))
-        release(window.tokens)
+        await release(window.tokens, topology.changelogs)
 
     async def close(flush: bool = False) -> None:
         for window in buffer.due(time.monotonic(), flush=flush):
@@ -125,7 +125,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
         async for events in stream.take_events(64, within=1.0):
             hold(events)  # released when their window is written and announced
             async with lock:
-                await track_changelogs(app, topology.hashed_tables)
+                await topology.changelogs.track(app)
                 now = time.monotonic()
                 for event in events:
                     envelope = _DECODER.decode(event.value)
