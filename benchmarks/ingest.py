@@ -96,7 +96,8 @@ def _cpu_s(pid: int) -> float:
 def worker_run(
     bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict, tansu: bool = False, feed=None
 ) -> tuple[float, float, dict]:
-    """(events/s wall, CPU µs/event of the worker process, last metrics) from first to last processed event.
+    """(events/s wall, CPU µs/event of the worker process, last metrics) from its first processed event
+    until every stage (ingest, the fraud detector, the item table, the windows) has taken in the last.
 
     With `feed` (a function that sends the inputs), the worker starts on an empty topic and the clock
     starts when `feed` is called, once the worker has its partitions: the figure then includes the
@@ -117,6 +118,8 @@ def worker_run(
         workdir / "worker.log",
     ).start()
     url = f"http://127.0.0.1:{port}/metrics"
+    fraud = env_extra.get("ADVREC_FRAUD_ENABLED", "true").lower() not in ("0", "false", "no")
+    stages = ("items", "windows") + (("fraud",) if fraud else ())
     try:
         worker.wait_http(url)
         first = None
@@ -145,10 +148,17 @@ def worker_run(
                     "advrec_events_duplicate_total",
                 )
             )
+            # Done when every stage downstream of ingest has taken in every valid event too: ingest
+            # alone can run ahead of the detector, the item table and the windows, and they share
+            # the worker's one core.
+            valid = metric_total(samples, "advrec_events_processed_total")
+            behind = [
+                stage for stage in stages if samples.get(f'advrec_stage_events_total{{stage="{stage}"}}', 0.0) < valid
+            ]
             now, cpu = time.perf_counter(), _cpu_s(worker.process.pid)
             if first is None and done > 0:
                 first = (now, done, cpu)
-            if done >= total:
+            if done >= total and not behind:
                 break
             # /metrics costs the worker CPU: poll rarely while far from the end, every 50 ms near it
             # and before the first event (the clock's two ends).

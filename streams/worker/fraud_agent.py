@@ -95,6 +95,7 @@ class FraudAgent:
                     if verdict is not None:
                         verdicts.append(verdict)
             self.events_since_full += folded
+            metrics.STAGE_EVENTS.labels("fraud").inc(folded)
             verdicts += det.flush()
             await self._publish(verdicts + self._relabelled_verdicts(), touched)
             self.held.extend(events)

@@ -31,17 +31,21 @@ def install(app: faust.App, settings: Settings, topology) -> None:
         async for events in stream.take_events(500, within=settings.batch_max_seconds):
             async with processing(app, events, topology.changelogs, "items"):
                 changed: dict[str, ItemStats] = {}
+                applied = 0
                 for event in events:
                     for delta in _DECODER.decode(event.value).deltas:
                         stats = changed.get(delta.item_id)
                         if stats is None:
                             stored = items.get(delta.item_id.encode())
                             stats = ItemStats.restore(stored) if stored else ItemStats(delta.item_id)
-                        if stats.update(delta):
+                        new = stats.update(delta)
+                        if new:
                             changed[delta.item_id] = stats
+                            applied += new
                 for item_id, stats in changed.items():
                     items[item_id.encode()] = stats.snapshot()
             metrics.ITEM_UPDATES.inc(len(changed))
+            metrics.STAGE_EVENTS.labels("items").inc(applied)
 
     @table_view(app, "/items/{item_id}", items, match_info="item_id")
     async def item_view(web, request, item_id: str):

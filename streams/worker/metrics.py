@@ -17,6 +17,8 @@ __all__ = [
     "BATCH_SECONDS",
     "BATCH_SIZE",
     "ITEM_UPDATES",
+    "STAGE_EVENTS",
+    "STAGES",
     "WINDOWS_WRITTEN",
     "WINDOW_RETRIES",
     "WINDOW_ROWS",
@@ -69,11 +71,20 @@ def init_label_values() -> None:
 
     for code in CATALOG_REASON_CODES:
         CATALOG_DEAD_LETTERS.labels(code)
+    for stage in STAGES:
+        STAGE_EVENTS.labels(stage)
     for action in ("written", "deleted"):
         CATALOG_UPDATES.labels(action)
 
 
 # --- item table ---
+STAGE_EVENTS = Counter(
+    "advrec_stage_events_total",
+    "Valid events taken in by each agent downstream of ingest (each once), by stage: a stage that lags "
+    "behind advrec_events_processed_total is behind ingest.",
+    ["stage"],
+)
+STAGES = ("fraud", "items", "windows")
 ITEM_UPDATES = Counter("advrec_item_updates_total", "Item-table rows written (one per item per batch of deltas).")
 
 # --- catalog ---

@@ -130,7 +130,8 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
                 for event in events:
                     envelope = _DECODER.decode(event.value)
                     load_mark(envelope.topic, envelope.partition)
-                    buffer.update(envelope, now, token=event, is_suspect=flags.is_flagged)
+                    new = buffer.update(envelope, now, token=event, is_suspect=flags.is_flagged)
+                    metrics.STAGE_EVENTS.labels("windows").inc(new)
                 await close()
 
     @app.timer(1.0)

@@ -18,6 +18,7 @@ from streams.kafka.producer import produce_events, send_raw
 from streams.local.broker import TansuBroker, free_port
 from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics
 from streams.sources.simulator import simulated_events
+from streams.worker.metrics import STAGES
 from tests.integration.conftest import broker_quirks, wait_for
 
 pytestmark = pytest.mark.integration
@@ -238,6 +239,14 @@ def test_envelopes_each_event_its_own_verdict_and_every_event_once(kafka_broker,
                 raise
 
         wait_for(items_counted, 60, "every sampled item counted exactly", worker)
+
+        def stages():
+            samples = scrape_metrics(f"{base}/metrics")
+            return {stage: samples[f'advrec_stage_events_total{{stage="{stage}"}}'] for stage in STAGES}
+
+        # every stage downstream takes in each valid event once: the resent 100 and the bad ones never
+        wait_for(lambda: all(n >= len(events) for n in stages().values()), 60, "every stage caught up", worker)
+        assert stages() == dict.fromkeys(STAGES, len(events))
 
         def windowed():
             files = list((tmp_path / "env" / "windows" / "env-events").rglob("*.parquet"))
