@@ -59,8 +59,8 @@ class WorkerTopology:
     changelogs: Changelogs  # all the tables above: an agent acknowledges input once its writes are delivered
 
 
-def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
-    """Declare every topic and table of the worker."""
+def build_topology(app: faust.App, settings: Settings, bulk_writes: bool = False) -> WorkerTopology:
+    """Declare every topic and table of the worker (`bulk_writes`: see `Changelogs`)."""
     partitions = settings.topic_partitions
 
     def raw_topic(name: str, n: int = partitions):
@@ -74,10 +74,10 @@ def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
         return app.Table(name, default=None, key_type=bytes, partitions=n, use_partitioner=True, **values)
 
     tables = dict(
-        # JSON bytes encoded by the agent (msgspec), not by Faust's codec: the hottest table, and
-        # the same bytes on the changelog for its readers.
+        # JSON bytes encoded by the agents (msgspec), not by Faust's codec: the hottest tables,
+        # written in bulk (`Changelogs.write`), the same bytes on the changelog for its readers.
         profiles=table("profiles", value_type=bytes),
-        items=table("items"),
+        items=table("items", value_type=bytes),
         catalog=table("catalog"),
         window_marks=table("window-marks"),
         suspicion=table("suspicion", 1),
@@ -95,12 +95,13 @@ def build_topology(app: faust.App, settings: Settings) -> WorkerTopology:
         labels=raw_topic(settings.fraud_labels_topic),
         catalog_entries=raw_topic(settings.catalog_topic),
         **tables,
-        changelogs=Changelogs(tables.values()),
+        changelogs=Changelogs(tables.values(), bulk=bulk_writes),
     )
 
 
 def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
     """Build the worker's Faust app against `bootstrap` (host:port[,...])."""
+    guarantee = processing_guarantee(settings, tansu_workarounds)
     app = faust.App(
         settings.app_id,
         **app_options(
@@ -109,7 +110,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
             tansu_workarounds,
             settings.web_port,
             str(settings.data_dir / "faust"),
-            guarantee=processing_guarantee(settings, tansu_workarounds),
+            guarantee=guarantee,
             producer_linger_s=PRODUCER_LINGER_S,
         ),
         stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
@@ -118,7 +119,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         # a rebalance must not wait for them.
         stream_wait_empty=False,
     )
-    topology = build_topology(app, settings)
+    topology = build_topology(app, settings, bulk_writes=guarantee == "at_least_once" and not tansu_workarounds)
     limits = ValidationLimits.from_settings(settings)
     metrics.init_label_values()
     flags_view = window_agent.FlagView()

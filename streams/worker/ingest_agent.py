@@ -71,8 +71,11 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                 for part in slices_by_bytes(records, settings.batch_max_bytes):
                     started = time.time()
                     result = ingest_batch(part, load_profile, limits, config, started)
-                    for user_id, profile in result.profiles.items():
-                        profiles[user_id.encode()] = msgspec.json.encode(profile.snapshot())
+                    await topology.changelogs.write(
+                        app,
+                        profiles,
+                        {user_id.encode(): msgspec.json.encode(p.snapshot()) for user_id, p in result.profiles.items()},
+                    )
                     await send(result)
                     _observe(result, part, started)
                     await asyncio.sleep(0)

@@ -19,6 +19,7 @@ from streams.worker.items import ItemStats
 __all__ = ["install"]
 
 _DECODER = msgspec.json.Decoder(ItemDeltas)
+_STATS = msgspec.json.Decoder(ItemStats)  # the table holds ItemStats as JSON bytes
 
 
 def install(app: faust.App, settings: Settings, topology) -> None:
@@ -37,13 +38,14 @@ def install(app: faust.App, settings: Settings, topology) -> None:
                         stats = changed.get(delta.item_id)
                         if stats is None:
                             stored = items.get(delta.item_id.encode())
-                            stats = ItemStats.restore(stored) if stored else ItemStats(delta.item_id)
+                            stats = _STATS.decode(stored) if stored else ItemStats(delta.item_id)
                         new = stats.update(delta)
                         if new:
                             changed[delta.item_id] = stats
                             applied += new
-                for item_id, stats in changed.items():
-                    items[item_id.encode()] = stats.snapshot()
+                await topology.changelogs.write(
+                    app, items, {item_id.encode(): msgspec.json.encode(stats) for item_id, stats in changed.items()}
+                )
             metrics.ITEM_UPDATES.inc(len(changed))
             metrics.STAGE_EVENTS.labels("items").inc(applied)
 
@@ -53,4 +55,4 @@ def install(app: faust.App, settings: Settings, topology) -> None:
         stored = items.get(item_id.encode())
         if stored is None:
             return web.json({"error": f"unknown item {item_id!r}"}, status=404)
-        return web.json(ItemStats.restore(stored).view())
+        return web.json(_STATS.decode(stored).view())

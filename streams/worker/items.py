@@ -65,15 +65,6 @@ class ItemStats:
         mean = self.rating_sum / self.ratings
         return max(0.0, self.rating_sq / self.ratings - mean * mean)
 
-    def snapshot(self) -> dict:
-        """Plain JSON-able form, as stored in the `items` table."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-    @classmethod
-    def restore(cls, data: dict) -> ItemStats:
-        """Inverse of `snapshot`."""
-        return cls(**{**data, "marks": dict(data.get("marks") or {})})
-
     def view(self) -> dict:
         """The public JSON view served at GET /items/{item_id}."""
         variance = self.rating_variance

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
 from streams.kafka.faust_app import Changelogs, release
+from streams.kafka.partitioner import partition_of
 
 
 class StandInTable:
@@ -58,5 +60,100 @@ def test_a_failed_delivery_leaves_the_batch_unacknowledged():
         with pytest.raises(ConnectionError):
             await release([event], changelogs)
         assert not event.acked  # read again after the restart
+
+    asyncio.run(scenario())
+
+
+class StandInBatch:
+    def __init__(self, capacity: int) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+        self.capacity, self.closed = capacity, False
+
+    def append(self, *, key, value, timestamp):
+        if self.closed or len(self.records) == self.capacity:
+            self.closed = True  # as aiokafka's BatchBuilder: full means closed
+            return None
+        self.records.append((key, value))
+        return object()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class StandInProducer:
+    """aiokafka's producer as bulk writes use it; each sent batch is acknowledged when the test says."""
+
+    def __init__(self, partitions: int, capacity: int = 2) -> None:
+        self.partitions, self.capacity = partitions, capacity
+        self.sent: list[tuple[int, StandInBatch, asyncio.Future]] = []
+
+    def _ensure_producer(self):
+        return self
+
+    async def partitions_for(self, topic):
+        return set(range(self.partitions))
+
+    def create_batch(self) -> StandInBatch:
+        return StandInBatch(self.capacity)
+
+    async def send_batch(self, batch, topic, *, partition):
+        self.sent.append((partition, batch, asyncio.get_running_loop().create_future()))
+        return self.sent[-1][2]
+
+
+class StandInRawTable(StandInTable):
+    key_serializer = value_serializer = "raw"
+    name = "profiles"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[bytes, bytes] = {}
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "app-profiles-changelog")
+
+
+def test_bulk_write_updates_the_store_at_once_and_sends_each_key_to_its_partition():
+    async def scenario():
+        producer, table = StandInProducer(partitions=4), StandInRawTable()
+        app = SimpleNamespace(producer=producer)
+        changelogs = Changelogs([table], bulk=True)
+        rows = {f"user-{i}".encode(): f"profile-{i}".encode() for i in range(20)}
+        await changelogs.write(app, table, rows)
+        assert table.data == rows and not table.sent  # in the store; no per-row Faust send
+        for _ in range(10):
+            await asyncio.sleep(0)
+        sent = [(p, key, value) for p, batch, _ in producer.sent for key, value in batch.records]
+        assert sorted(sent) == sorted((partition_of(k, 4), k, v) for k, v in rows.items())
+        assert all(batch.closed for _, batch, _ in producer.sent)  # complete batches do not linger
+        assert changelogs.undelivered
+        for _, _, acknowledged in producer.sent:
+            acknowledged.set_result(None)
+        await changelogs.delivered()
+        assert not changelogs.undelivered
+
+    asyncio.run(scenario())
+
+
+def test_a_keys_later_value_never_reaches_its_partition_before_the_earlier_one():
+    async def scenario():
+        producer, table = StandInProducer(partitions=1, capacity=1), StandInRawTable()
+        app = SimpleNamespace(producer=producer)
+        changelogs = Changelogs([table], bulk=True)
+        await changelogs.write(app, table, {b"u1": b"old", b"u2": b"x"})  # two batches: one record each
+        await changelogs.write(app, table, {b"u1": b"new"})
+        for _ in range(10):
+            await asyncio.sleep(0)
+        first_write = [[(b"u1", b"old")], [(b"u2", b"x")]]  # aiokafka keeps one write's batches in order
+        assert [batch.records for _, batch, _ in producer.sent] == first_write
+        producer.sent[0][2].set_result(None)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert len(producer.sent) == 2  # the second write waits for all of the first
+        producer.sent[1][2].set_result(None)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert producer.sent[-1][1].records == [(b"u1", b"new")]
+        producer.sent[-1][2].set_result(None)
+        await changelogs.delivered()
+        assert table.data[b"u1"] == b"new"
 
     asyncio.run(scenario())
