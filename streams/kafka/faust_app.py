@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import socket
 import sys
@@ -128,6 +129,24 @@ def add_metrics_page(app: faust.App) -> None:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.replace("; charset=utf-8", ""))
 
 
+# The cyclic garbage collector's thresholds for a long-running stream process (Python's: 700, 10, 10).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def collect_garbage_less_often() -> None:
+    """Freeze what start-up built and collect cycles less often, for a process that holds much state.
+
+    A worker holds millions of long-lived objects (profiles, item statistics, the detector's state)
+    and allocates fast, so with Python's default thresholds the collector ran often and each
+    full pass walked all of them (under py-spy, as time of whatever code was allocating). With
+    these, the worker's CPU per event on envelopes fell by a fifth (41.6 → 33.1 µs,
+    benchmarks/ingest.py's workload under py-spy). Our state holds no reference cycles, so
+    reference counting frees it; the collector is only for the rare cycle, and finds it later.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_worker(app: faust.App, loglevel: str, ready: str = "") -> None:
     """Run `app` in this process until it is stopped (SIGTERM/SIGINT), as `faust worker` would.
 
@@ -151,6 +170,7 @@ def run_worker(app: faust.App, loglevel: str, ready: str = "") -> None:
 
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
+            collect_garbage_less_often()
             if ready:  # the real stdout: Faust redirects sys.stdout into its logger at WARNING level
                 print(ready, file=sys.__stdout__, flush=True)
 
