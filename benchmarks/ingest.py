@@ -7,8 +7,9 @@ For each embedded broker engine (Apache Kafka, and Tansu, the fallback without J
 broker, preloads the topic, then (1) drains it with a bare aiokafka consumer that only counts
 records, (2) with a bare Faust agent that takes batches and does nothing, and (3) runs a real
 `advrec worker` process (validation, dead letters, profile + popularity tables with changelogs,
-fraud detection, windows) on it, timing from its first to its last processed event by polling its
-/metrics. Prints the rates and their ratios per engine, and the broker's start time. Then, on the
+fraud detection, windows) on it, timing from its first processed event until every stage (ingest,
+the fraud detector, the item table, the windows: `advrec_stage_events_total`) has taken in the
+last, by polling its /metrics. Prints the rates and their ratios per engine, and the broker's start time. Then, on the
 first engine, (4) the same events sent as envelopes (JSON arrays of `--envelope` events per message,
 as `advrec produce --envelope` sends them) through a fresh worker, drained from a preloaded topic
 like the figures above, and live (sent while a second fresh worker runs), and (5) with `--peer-python`, the
