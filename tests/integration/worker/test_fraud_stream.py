@@ -194,9 +194,15 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         producer.join()
         worker.start()
         worker.wait_http(f"{base}/metrics")
-        # The profile view answers 404/503 until the tables are recovered; then the verdict must be there.
-        wait_for(lambda: isinstance(_get(base, f"/profiles/{attacker}"), dict), 60, "tables recovered", worker)
-        restored = _get(base, f"/fraud/{attacker}")
+        # The views answer 404/503 until their tables are recovered, and each table recovers at its
+        # own pace (a profile can be back before the verdicts are): the verdict must come back.
+        wait_for(lambda: isinstance(_get(base, f"/profiles/{attacker}"), dict), 60, "profiles recovered", worker)
+
+        def verdict():
+            answer = _get(base, f"/fraud/{attacker}")
+            return answer if isinstance(answer, dict) else None
+
+        restored = wait_for(verdict, 60, "the attacker's verdict recovered", worker)
         assert restored["flagged"] is True and abs(restored["score"] - view["score"]) < 0.05
 
         produce_events(kafka_broker, TOPIC, attack2)
