@@ -89,7 +89,11 @@ class Settings(BaseSettings):
     batch_max_seconds: float = 0.5
 
     # --- windows and trainer ---
-    window_max_events: int = Field(20_000, description="The window sink closes a window after this many events…")
+    window_max_events: int = Field(
+        20_000,
+        description="The window sink closes a window when it holds this many events (the most it holds; "
+        "one producer envelope's events stay together)…",
+    )
     window_max_seconds: float = Field(30.0, description="…or after this many seconds, whichever comes first.")
     windows_uri: str = Field(
         "", description="Where window Parquet files go (file://, s3://…); empty = file://DATA_DIR/windows."

@@ -50,12 +50,19 @@ class Window:
 
 
 class WindowBuffer:
-    """Open windows per source partition; full or old ones come out of `due`."""
+    """Open windows per source partition; full or old ones come out of `due`.
+
+    A window holds at most `max_events` events, except that the events of one source offset (one
+    envelope a producer sent) never straddle two windows: the offset marks which events were
+    written. A full window is sealed as soon as the next event arrives, and waits in `sealed` for
+    `due`.
+    """
 
     def __init__(self, max_events: int, max_seconds: float, marks: Mapping[tuple[str, int], int] | None = None):
         self.max_events, self.max_seconds = max_events, max_seconds
         self.marks: dict[tuple[str, int], int] = dict(marks or {})
         self.open: dict[tuple[str, int], Window] = {}
+        self.sealed: list[Window] = []  # full, in the order they filled: written before any open window
 
     def last_offset(self, source: tuple[str, int]) -> int:
         """The last offset written or buffered for a source partition (-1: none)."""
@@ -73,12 +80,14 @@ class WindowBuffer:
         window = self.open.get(source)
         if window is None:
             window = self.open[source] = Window(batch.topic, batch.partition, opened_at=now)
-        if token is not None:
-            window.tokens.append(token)
         new = 0
         for event in batch.events:
             if event.offset <= last:  # against the last before this envelope: an envelope's events share an offset
                 continue
+            if len(window.rows) >= self.max_events and event.offset != window.last_offset:
+                self.sealed.append(window)
+                self.marks[source] = window.last_offset
+                window = self.open[source] = Window(batch.topic, batch.partition, opened_at=now)
             new += 1
             window.rows.append(
                 {
@@ -95,11 +104,13 @@ class WindowBuffer:
                     "suspect": bool(is_suspect(event.user_id)),
                 }
             )
+        if token is not None:  # acknowledged with the window that holds the envelope's last event
+            window.tokens.append(token)
         return new
 
     def due(self, now: float, flush: bool = False) -> list[Window]:
         """Take out the windows that are full, waited `max_seconds`, or all of them with `flush`."""
-        out = []
+        out, self.sealed = self.sealed, []
         for source, window in list(self.open.items()):
             full = len(window.rows) >= self.max_events
             old = now - window.opened_at >= self.max_seconds

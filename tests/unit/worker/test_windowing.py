@@ -32,11 +32,35 @@ def test_a_window_closes_when_full_and_keeps_its_envelopes_tokens():
     buffer = WindowBuffer(max_events=3, max_seconds=60)
     buffer.update(batch([1, 2]), now=0, token="a")
     assert buffer.due(now=1) == []
-    buffer.update(batch([3, 4]), now=1, token="b")
+    buffer.update(batch([3]), now=1, token="b")
     [window] = buffer.due(now=1)
-    assert [r["offset"] for r in window.rows] == [1, 2, 3, 4] and window.tokens == ["a", "b"]
-    assert (window.first_offset, window.last_offset) == (1, 4)
-    assert buffer.marks == {("events", 0): 4}
+    assert [r["offset"] for r in window.rows] == [1, 2, 3] and window.tokens == ["a", "b"]
+    assert (window.first_offset, window.last_offset) == (1, 3)
+    assert buffer.marks == {("events", 0): 3}
+
+
+def test_a_window_never_holds_more_than_max_events_and_an_envelope_is_acked_with_its_last_window():
+    buffer = WindowBuffer(max_events=3, max_seconds=60)
+    buffer.update(batch([1, 2]), now=0, token="a")
+    buffer.update(batch([3, 4, 5, 6, 7, 8, 9]), now=1, token="b")  # a big envelope: three windows
+    windows = buffer.due(now=1)
+    assert [[r["offset"] for r in w.rows] for w in windows] == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    # "b" is acknowledged only once its last events are written, after the windows before them
+    assert [w.tokens for w in windows] == [["a"], [], ["b"]]
+    assert buffer.marks == {("events", 0): 9}
+
+
+def test_a_sealed_window_is_not_filled_again_when_its_envelope_comes_back():
+    buffer = WindowBuffer(max_events=2, max_seconds=60)
+    buffer.update(batch([1, 2, 3]), now=0, token="a")  # [1, 2] sealed, [3] open
+    assert buffer.update(batch([1, 2, 3]), now=0, token="a again") == 0
+    assert [[r["offset"] for r in w.rows] for w in buffer.due(now=0, flush=True)] == [[1, 2], [3]]
+
+
+def test_the_events_of_one_source_offset_stay_in_one_window():
+    buffer = WindowBuffer(max_events=2, max_seconds=60)
+    buffer.update(batch([1, 2, 2, 2, 3]), now=0)  # the three at offset 2: one envelope of a producer
+    assert [[r["offset"] for r in w.rows] for w in buffer.due(now=0, flush=True)] == [[1, 2, 2, 2], [3]]
 
 
 def test_a_window_closes_when_its_first_envelope_waited_long_enough_per_partition():
