@@ -119,8 +119,6 @@ def worker_run(
         workdir / "worker.log",
     ).start()
     url = f"http://127.0.0.1:{port}/metrics"
-    fraud = env_extra.get("ADVREC_FRAUD_ENABLED", "true").lower() not in ("0", "false", "no")
-    stages = ("items", "windows") + (("fraud",) if fraud else ())
     try:
         worker.wait_http(url)
         first = None
@@ -149,13 +147,11 @@ def worker_run(
                     "advrec_events_duplicate_total",
                 )
             )
-            # Done when every stage downstream of ingest has taken in every valid event too: ingest
-            # alone can run ahead of the detector, the item table and the windows, and they share
-            # the worker's one core.
+            # Done when every stage downstream of ingest (each agent exports its own) has taken in
+            # every valid event too: ingest alone can run ahead of the detector, the item table and
+            # the windows, and they share the worker's one core.
             valid = metric_total(samples, "advrec_events_processed_total")
-            behind = [
-                stage for stage in stages if samples.get(f'advrec_stage_events_total{{stage="{stage}"}}', 0.0) < valid
-            ]
+            behind = [k for k, v in samples.items() if k.startswith("advrec_stage_events_total{") and v < valid]
             now, cpu = time.perf_counter(), _cpu_s(worker.process.pid)
             if first is None and done > 0:
                 first = (now, done, cpu)

@@ -66,6 +66,7 @@ class FraudAgent:
         self.model = LabelModel()
         self.review: dict[str, float] = {}
         self.review_stale = False
+        self.intake = metrics.STAGE_EVENTS.labels("fraud")  # created at 0 where the detector is installed
 
     # ---- the stream ------------------------------------------------------------------------------
     async def on_batch(self, events: list) -> None:
@@ -95,7 +96,7 @@ class FraudAgent:
                     if verdict is not None:
                         verdicts.append(verdict)
             self.events_since_full += folded
-            metrics.STAGE_EVENTS.labels("fraud").inc(folded)
+            self.intake.inc(folded)
             verdicts += det.flush()
             await self._publish(verdicts + self._relabelled_verdicts(), touched)
             self.held.extend(events)

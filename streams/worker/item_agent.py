@@ -25,6 +25,7 @@ _STATS = msgspec.json.Decoder(ItemStats)  # the table holds ItemStats as JSON by
 def install(app: faust.App, settings: Settings, topology) -> None:
     """Add the item agent and the item view to the worker's app."""
     items = topology.items
+    intake = metrics.STAGE_EVENTS.labels("items")
 
     @app.agent(topology.item_deltas, name="items")
     async def fold_items(stream):
@@ -47,7 +48,7 @@ def install(app: faust.App, settings: Settings, topology) -> None:
                     app, items, {item_id.encode(): msgspec.json.encode(stats) for item_id, stats in changed.items()}
                 )
             metrics.ITEM_UPDATES.inc(len(changed))
-            metrics.STAGE_EVENTS.labels("items").inc(applied)
+            intake.inc(applied)
 
     @table_view(app, "/items/{item_id}", items, match_info="item_id")
     async def item_view(web, request, item_id: str):

@@ -71,8 +71,6 @@ def init_label_values() -> None:
 
     for code in CATALOG_REASON_CODES:
         CATALOG_DEAD_LETTERS.labels(code)
-    for stage in STAGES:
-        STAGE_EVENTS.labels(stage)
     for action in ("written", "deleted"):
         CATALOG_UPDATES.labels(action)
 
@@ -84,7 +82,7 @@ STAGE_EVENTS = Counter(
     "behind advrec_events_processed_total is behind ingest.",
     ["stage"],
 )
-STAGES = ("fraud", "items", "windows")
+STAGES = ("fraud", "items", "windows")  # each created at 0 by its agent; "fraud" only where it is installed
 ITEM_UPDATES = Counter("advrec_item_updates_total", "Item-table rows written (one per item per batch of deltas).")
 
 # --- catalog ---

@@ -78,6 +78,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
     store = WindowStore(settings.windows_location)
     marks_table = topology.window_marks
     buffer = WindowBuffer(settings.window_max_events, settings.window_max_seconds)
+    intake = metrics.STAGE_EVENTS.labels("windows")
     lock = asyncio.Lock()
     loaded: set[tuple[str, int]] = set()
 
@@ -130,8 +131,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
                 for event in events:
                     envelope = _DECODER.decode(event.value)
                     load_mark(envelope.topic, envelope.partition)
-                    new = buffer.update(envelope, now, token=event, is_suspect=flags.is_flagged)
-                    metrics.STAGE_EVENTS.labels("windows").inc(new)
+                    intake.inc(buffer.update(envelope, now, token=event, is_suspect=flags.is_flagged))
                 await close()
 
     @app.timer(1.0)
