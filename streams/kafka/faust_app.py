@@ -238,7 +238,13 @@ class Changelogs:
 
     def _undelivered(self, sent: asyncio.Future) -> None:
         self.undelivered.add(sent)
-        sent.add_done_callback(self.undelivered.discard)
+        sent.add_done_callback(self._delivered_one)
+
+    def _delivered_one(self, sent: asyncio.Future) -> None:
+        # A failed record stays until `delivered` raises it: dropped here, a failure that came
+        # before the next `release` would go unseen and that batch would be acknowledged.
+        if not sent.cancelled() and sent.exception() is None:
+            self.undelivered.discard(sent)
 
     async def write(self, app: faust.App, table, rows: dict[bytes, bytes]) -> None:
         """`table[key] = value` for every row of a table of raw bytes, in bulk when `bulk`.

@@ -64,6 +64,21 @@ def test_a_failed_delivery_leaves_the_batch_unacknowledged():
     asyncio.run(scenario())
 
 
+def test_a_delivery_that_failed_before_the_release_is_not_forgotten():
+    async def scenario():
+        table = StandInTable()
+        changelogs = Changelogs([table])
+        table.send_changelog(0, b"u1", b"{}")
+        table.sent[0].set_exception(ConnectionError("broker gone"))
+        await asyncio.sleep(0.01)  # the failure is settled long before the batch is released
+        event = StandInEvent()
+        with pytest.raises(ConnectionError):
+            await release([event], changelogs)
+        assert not event.acked
+
+    asyncio.run(scenario())
+
+
 class StandInBatch:
     def __init__(self, capacity: int) -> None:
         self.records: list[tuple[bytes, bytes]] = []
