@@ -44,6 +44,45 @@ def _genuine(max_user: int):
     return ratings, sorted(events, key=lambda e: e["ts"])
 
 
+def _loss_report(bootstrap: str, users: set[str], log_path) -> str:
+    """Where the events of `users` went: their input offsets, every changelog record of their
+    profiles (event count and the input offsets it covers), and the worker's group and recovery log
+    lines. Printed only when a profile misses events, to tell a lost write from a skipped input."""
+
+    def read_all(topic: str) -> list:
+        consumer = KafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+        )
+        records = list(consumer)
+        consumer.close()
+        return records
+
+    keys = {u.encode() for u in users}
+    inputs: dict[tuple[str, int], list[int]] = {}
+    for record in read_all(TOPIC):
+        if record.key in keys:
+            inputs.setdefault((record.key.decode(), record.partition), []).append(record.offset)
+    lines = []
+    for (user, partition), offsets in sorted(inputs.items()):
+        runs, start = [], offsets[0]  # consecutive offsets as ranges
+        for before, offset in zip(offsets, offsets[1:] + [None]):
+            if offset != before + 1:
+                runs.append(f"{start}-{before}" if before > start else str(start))
+                start = offset
+        lines.append(f"input {user} p{partition}: {len(offsets)} events at offsets {', '.join(runs)}")
+    for record in read_all("fraudwire-profiles-changelog"):
+        if record.key in keys:
+            profile = json.loads(record.value)
+            lines.append(
+                f"changelog {record.key.decode()} p{record.partition}@{record.offset}: "
+                f"{sum(profile['counts'].values())} events, input offsets {profile.get('offsets')}"
+            )
+    marks = ("Joined group", "Recovery]: Restor", "Recovery]: Done", "Worker ready", "Seek", "revok", "rebalance")
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    lines += [line[:200] for line in text.splitlines() if any(m in line for m in marks)]
+    return "\n".join(lines)
+
+
 def _attack(ratings, kind: str, size: float, seed: int, start_ts: float):
     plan = plan_attack(AttackSpec(kind, size, 0.03, start_ts=start_ts, span_s=6 * 3600.0), summarize(ratings), seed)
     return sorted(plan.events(), key=lambda e: e["ts"]), set(plan.users)
@@ -222,7 +261,13 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         try:
             wait_for(lambda: not profile_gaps(), 60, "every event applied to profiles", worker)
         except AssertionError as exc:
-            raise AssertionError(f"profiles differ from events sent (user: (profile, sent)): {profile_gaps()}") from exc
+            gaps = profile_gaps()
+            samples = scrape_metrics(f"{base}/metrics")
+            raise AssertionError(
+                f"profiles differ from events sent (user: (profile, sent)): {gaps}\n"
+                f"duplicates/redelivered counted: {metric_total(samples, 'advrec_events_duplicate_total')}\n"
+                + _loss_report(kafka_broker, set(gaps), worker.log_path)
+            ) from exc
         time.sleep(4)  # a full flush and a checkpoint after the last batch
         reader.poll()
         counts = {u: _get(base, f"/fraud/{u}") for u in sorted(sent)}
