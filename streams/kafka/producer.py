@@ -15,13 +15,43 @@ from collections.abc import Iterable
 __all__ = ["produce_events", "send_raw"]
 
 
-def _producer(bootstrap: str):
+def _producer(bootstrap: str) -> _CheckedProducer:
     from kafka import KafkaProducer
 
     # acks=all so "sent" means "in the log"; linger + large batches for replay throughput.
-    return KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024, client_id="advrec-producer"
+    return _CheckedProducer(
+        KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024, client_id="advrec-producer"
+        )
     )
+
+
+class _CheckedProducer:
+    """A KafkaProducer whose `flush` raises if any message sent before it was not delivered.
+
+    kafka-python's own `flush` only waits: a send that failed for good (after its retries and
+    delivery timeout) would be lost without a word, and the caller would count it as sent.
+    """
+
+    def __init__(self, producer) -> None:
+        self.producer = producer
+        self.failures: list[Exception] = []
+
+    def send(self, topic: str, **kwargs):
+        return self.producer.send(topic, **kwargs).add_errback(self.failures.append)
+
+    def partitions_for(self, topic: str):
+        return self.producer.partitions_for(topic)
+
+    def flush(self) -> None:
+        self.producer.flush()
+        if self.failures:
+            first, n = self.failures[0], len(self.failures)
+            self.failures = []
+            raise RuntimeError(f"{n} messages not delivered to Kafka; the first failed with {first!r}")
+
+    def close(self) -> None:
+        self.producer.close()
 
 
 def produce_events(
