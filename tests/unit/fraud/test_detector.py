@@ -172,3 +172,28 @@ def test_the_newcomers_of_a_farm_are_marked_with_its_target_and_the_marks_are_ke
     # every attacker ends established (20+ events); a mark made while it was a newcomer stays
     assert all(det.events_of(u) >= 20 for u in attackers)
     assert len(marked.keys() - attackers) <= 0.02 * len(set(det.users) - attackers)
+
+
+def test_small_flushes_rotate_no_more_quiet_users_per_event_than_a_flush_of_refresh_events():
+    rng = np.random.default_rng(5)
+    setup = [(f"u{u}", f"i{i}") for u in range(300) for i in rng.choice(200, 12, replace=False)]
+    later = [(f"u{rng.integers(300)}", f"i{rng.integers(200)}") for _ in range(5_000)]
+
+    def rotation_after(flush_every: int) -> int:
+        det = FraudDetector()
+        for user, item in setup:
+            det.update(user, item, "click", 0.0)
+        det.flush()
+        start = det.rotation
+        for n, (user, item) in enumerate(later, 1):
+            det.update(user, item, "click", 1.0)
+            if n % flush_every == 0:
+                det.flush()
+        return det.rotation - start
+
+    config = DetectorConfig()
+    per_slice = config.refresh_share * 300  # users rescored per flush of `refresh_events` or more
+    expected = per_slice * len(later) / config.refresh_events  # 30 users
+    assert rotation_after(100) == pytest.approx(expected, abs=1)  # a slice per flush before: 150 users
+    assert rotation_after(500) == pytest.approx(expected, abs=1)
+    assert rotation_after(1_000) == per_slice * len(later) / 1_000  # one slice per flush, as before
