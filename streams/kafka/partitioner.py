@@ -7,6 +7,8 @@ code ask the same question without a producer.
 
 from __future__ import annotations
 
+import functools
+
 from kafka.partitioner.default import murmur2
 
 __all__ = ["partition_of", "watermark_key"]
@@ -14,7 +16,14 @@ __all__ = ["partition_of", "watermark_key"]
 
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) picks for `key`."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return _positive_murmur2(key) % partitions
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _positive_murmur2(key: bytes) -> int:
+    # kafka-python's murmur2 is pure Python (~3 µs a key); the same user and item ids come back all
+    # the time (each batch's profile writes and item deltas).
+    return murmur2(key) & 0x7FFFFFFF
 
 
 def watermark_key(partition: int, partitions: int) -> bytes:

@@ -12,6 +12,8 @@ import json
 import time
 from collections.abc import Iterable
 
+from streams.kafka.partitioner import partition_of
+
 __all__ = ["produce_events", "send_raw"]
 
 
@@ -110,14 +112,9 @@ class _Envelopes:
         self.producer, self.topic, self.size = producer, topic, size
         self.partitions = sorted(producer.partitions_for(topic))
         self.open: dict[int, list[dict]] = {}
-        self.partition_of: dict[bytes, int] = {}
 
     def add(self, key: bytes, event: dict) -> None:
-        partition = self.partition_of.get(key)
-        if partition is None:
-            from kafka.partitioner.default import murmur2
-
-            partition = self.partition_of[key] = self.partitions[(murmur2(key) & 0x7FFFFFFF) % len(self.partitions)]
+        partition = self.partitions[partition_of(key, len(self.partitions))]
         events = self.open.setdefault(partition, [])
         events.append(event)
         if len(events) >= self.size:
