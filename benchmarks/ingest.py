@@ -1,7 +1,7 @@
 """Ingest throughput: events/s through the advrec worker vs a bare aiokafka consumer, same topic, same run.
 
     .venv/bin/python benchmarks/ingest.py [--events 200000] [--source sim|movielens|taobao] [--engines kafka,tansu]
-        [--envelope 100] [--peer-python /path/to/python-with-quixstreams] [--repeat 3]
+        [--envelope 100] [--peer-python /path/to/python-with-quixstreams] [--repeat 3] [--workers 1,2,4]
 
 For each embedded broker engine (Apache Kafka, and Tansu, the fallback without Java), starts the
 broker, preloads the topic, then (1) drains it with a bare aiokafka consumer that only counts
@@ -14,7 +14,8 @@ first engine, (4) the same events sent as envelopes (JSON arrays of `--envelope`
 as `advrec produce --envelope` sends them) through a fresh worker, drained from a preloaded topic
 like the figures above, and live (sent while a second fresh worker runs), and (5) with `--peer-python`, the
 peer a user would pick instead: a quix-streams app with a per-user stateful count (RocksDB state,
-changelog), on the same topic of single-event messages.
+changelog), on the same topic of single-event messages; (6) with `--workers 1,2,...`, scale-out:
+the envelopes sent live to that many workers in one consumer group (each count on a fresh topic).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streams.kafka.partitioner import partition_of  # noqa: E402
 from streams.kafka.producer import send_raw  # noqa: E402
 from streams.kafka.topics import ensure_topics  # noqa: E402
 from streams.local.broker import EmbeddedBroker, free_port  # noqa: E402
@@ -95,49 +97,85 @@ def _cpu_s(pid: int) -> float:
 
 
 def worker_run(
-    bootstrap: str, topic: str, total: int, workdir: Path, env_extra: dict, tansu: bool = False, feed=None
+    bootstrap: str,
+    topic: str,
+    total: int,
+    workdir: Path,
+    env_extra: dict,
+    tansu: bool = False,
+    feed=None,
+    workers: int = 1,
 ) -> tuple[float, float, dict]:
-    """(events/s wall, CPU µs/event of the worker process, last metrics) from its first processed event
-    until every stage (ingest, the fraud detector, the item table, the windows) has taken in the last.
+    """(events/s wall, CPU µs/event of the worker processes, last metrics summed over them) from the
+    first processed event until every stage (ingest, the fraud detector, the item table, the
+    windows) has taken in the last.
 
-    With `feed` (a function that sends the inputs), the worker starts on an empty topic and the clock
-    starts when `feed` is called, once the worker has its partitions: the figure then includes the
-    producer's time, a conservative one (used for envelopes, whose few messages fit in one batch).
+    With `feed` (a function that sends the inputs), the workers start on an empty topic and the
+    clock starts when `feed` is called, once every worker holds partitions (each has processed a
+    primer): the figure then includes the producer's time, a conservative one. `workers` > 1 (one
+    consumer group, as `advrec worker` scales out) needs `feed`: on a preloaded topic the first
+    worker would start before the others join and the group would rebalance mid-run.
     """
-    port = free_port()
-    worker = AdvrecProcess(
-        ["worker"],
-        {
-            "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
-            "ADVREC_TANSU_WORKAROUNDS": "1" if tansu else "0",
-            "ADVREC_EVENTS_TOPIC": topic,
-            "ADVREC_APP_ID": f"bench-{time.time()}",
-            "ADVREC_WEB_PORT": str(port),
-            "ADVREC_DATA_DIR": str(workdir),
-            **env_extra,
-        },
-        workdir / "worker.log",
-    ).start()
-    url = f"http://127.0.0.1:{port}/metrics"
+    if workers > 1 and feed is None:
+        raise ValueError("several workers need `feed`: they must all hold partitions before the clock starts")
+    app_id = f"bench-{time.time()}"
+    processes, urls = [], []
+    for n in range(workers):
+        port = free_port()
+        processes.append(
+            AdvrecProcess(
+                ["worker"],
+                {
+                    "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
+                    "ADVREC_TANSU_WORKAROUNDS": "1" if tansu else "0",
+                    "ADVREC_EVENTS_TOPIC": topic,
+                    "ADVREC_APP_ID": app_id,
+                    "ADVREC_WEB_PORT": str(port),
+                    "ADVREC_DATA_DIR": str(workdir / f"w{n}"),
+                    **env_extra,
+                },
+                workdir / f"worker{n}.log",
+            ).start()
+        )
+        urls.append(f"http://127.0.0.1:{port}/metrics")
+
+    def scrape() -> dict:
+        summed: dict = {}
+        for url in urls:
+            for name, value in scrape_metrics(url, timeout_s=30).items():
+                summed[name] = summed.get(name, 0.0) + value
+        return summed
+
+    def cpu_s() -> float:
+        return sum(_cpu_s(p.process.pid) for p in processes)
+
     try:
-        worker.wait_http(url)
+        for process, url in zip(processes, urls):
+            process.wait_http(url)
         first = None
         if feed is not None:
-            # one primer event: once it is processed, the worker holds its partitions and is warm
-            primer = {"event_id": "primer", "user_id": "primer", "item_id": "i0", "type": "click", "ts": time.time()}
-            send_raw(bootstrap, topic, [(b"primer", json.dumps(primer).encode())])
-            while metric_total(scrape_metrics(url), "advrec_events_processed_total") < 1:
+            # one primer event per partition: once each worker has processed one, every worker
+            # holds its partitions and is warm
+            primers = []
+            for partition in range(4):
+                key = next(f"primer-{n}" for n in range(1000) if partition_of(f"primer-{n}".encode(), 4) == partition)
+                event = {"event_id": key, "user_id": key, "item_id": "i0", "type": "click", "ts": time.time()}
+                primers.append((key.encode(), json.dumps(event).encode()))
+            send_raw(bootstrap, topic, primers)
+            while not all(metric_total(scrape_metrics(url), "advrec_events_processed_total") >= 1 for url in urls):
                 time.sleep(0.1)
-            total += 1
-            first = (time.perf_counter(), 1.0, _cpu_s(worker.process.pid))
+            while metric_total(scrape(), "advrec_events_processed_total") < len(primers):
+                time.sleep(0.1)
+            total += len(primers)
+            first = (time.perf_counter(), float(len(primers)), cpu_s())
             import threading
 
             threading.Thread(target=feed, daemon=True).start()
         while True:
             try:
-                samples = scrape_metrics(url, timeout_s=30)
+                samples = scrape()
             except TimeoutError:
-                print("  (the worker's /metrics took over 30 s to answer)", file=sys.stderr)
+                print("  (a worker's /metrics took over 30 s to answer)", file=sys.stderr)
                 continue
             done = sum(
                 metric_total(samples, name)
@@ -152,7 +190,7 @@ def worker_run(
             # the windows, and they share the worker's one core.
             valid = metric_total(samples, "advrec_events_processed_total")
             behind = [k for k, v in samples.items() if k.startswith("advrec_stage_events_total{") and v < valid]
-            now, cpu = time.perf_counter(), _cpu_s(worker.process.pid)
+            now, cpu = time.perf_counter(), cpu_s()
             if first is None and done > 0:
                 first = (now, done, cpu)
             if done >= total and not behind:
@@ -164,7 +202,8 @@ def worker_run(
         n = done - first[1]
         return n / (now - first[0]), 1e6 * (cpu - first[2]) / n, samples
     finally:
-        worker.stop()
+        for process in processes:
+            process.stop()
 
 
 def envelope_records(events: list[dict], size: int, partitions: int, bad_every: int) -> list[tuple[bytes, bytes]]:
@@ -253,6 +292,32 @@ def run_envelopes(engine: str, records: list, total: int, env: dict) -> dict:
         return dict(worker=rate, cpu=cpu, live=live, live_cpu=live_cpu)
 
 
+def run_scale_out(engine: str, records: list, total: int, env: dict, counts: list[int]) -> dict[int, tuple]:
+    """Live runs with 1, 2, ... workers in one consumer group, one fresh broker: {workers: (events/s, CPU µs/event)}.
+
+    Each count gets a fresh topic and app; the records are sent once every worker holds partitions.
+    The workers, the broker and the producer share this machine's cores: the figures say how far
+    scale-out goes here, not on a machine with a core per worker.
+    """
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine=engine) as broker:
+        for n in counts:
+            topic = f"bench-scale-{n}"
+            ensure_topics(broker.bootstrap, [topic, "events.deadletter"], 4)
+            rate, cpu, _ = worker_run(
+                broker.bootstrap,
+                topic,
+                total,
+                Path(tmp) / f"scale{n}",
+                env,
+                engine == "tansu",
+                feed=lambda topic=topic: send_raw(broker.bootstrap, topic, records),
+                workers=n,
+            )
+            out[n] = (rate, cpu)
+    return out
+
+
 def run_peer(engine: str, records: list, peer_python: str) -> float:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine=engine) as broker:
         topic = "bench-peer"
@@ -272,6 +337,9 @@ def main() -> None:
     parser.add_argument("--peer-python", default=None, help="a Python with quixstreams installed, for the peer")
     parser.add_argument(
         "--repeat", type=int, default=1, help="bare Faust agent and worker run in turn this many times (medians)"
+    )
+    parser.add_argument(
+        "--workers", default="", help="scale-out: live runs on envelopes with these numbers of workers, e.g. 1,2,4"
     )
     args = parser.parse_args()
 
@@ -327,6 +395,19 @@ def main() -> None:
             peer = run_peer(base["engine"], [(k, v) for k, v in records if k is not None], args.peer_python)
             print(f"peer quix-streams 3.28, per-user stateful count, single events: {peer:10.0f} events/s")
             print(f"ratio worker on envelopes / peer:      {r['worker'] / peer:10.2f}")
+    if args.workers and args.envelope:
+        counts = [int(n) for n in args.workers.split(",")]
+        runs = run_scale_out(base["engine"], enveloped, inputs, env, counts)
+        cores = os.cpu_count()
+        print(
+            f"\n[{base['engine']}] scale-out on envelopes of {args.envelope}, live, "
+            f"{cores} cores shared with the broker and the producer"
+        )
+        for n, (rate, cpu) in runs.items():
+            print(
+                f"{n} worker{'s' if n > 1 else ' '}:                             {rate:10.0f} events/s "
+                f"({cpu:.1f} us CPU/event, all workers; {rate / runs[counts[0]][0]:.2f}x {counts[0]})"
+            )
     if len(results) > 1:
         print(
             f"\nworker events/s by engine (ratio to {base['engine']}): "
