@@ -22,10 +22,8 @@ class DetectorConfig:
     pop_min_profile: int = 20  # users in the similarity / consensus population fits (short profiles are noisy)
     neighbours: int = 10  # DegSim k
     growth: float = 1.5  # a touched user is rescored at flush when its profile grew by this factor
-    refresh_share: float = (
-        0.01  # share of users rescored in rotation per `refresh_events` events (keeps quiet users fresh)
-    )
-    refresh_events: int = 500  # events folded per rotation slice (the replays' batch, where it was tuned)
+    refresh_share: float = 0.01  # share of users rescored in rotation per flush (keeps quiet users fresh) ...
+    refresh_events: int = 500  # ... or per this many events, if fewer were folded (the replays' batch)
     null_growth: float = 1.1  # the selection null is refitted when the interaction count grew by this factor
     lam_strict: float = 0.5  # selection: share of the profile that looks uniformly chosen ...
     t_strict: float = 3.0  # ... and its significance in null standard errors

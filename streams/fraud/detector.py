@@ -401,10 +401,8 @@ class FraudDetector:
         det = cls(config)
         det.events, det.total, det.flushes = snap["events"], snap["total"], snap["flushes"]
         det.rotation = snap["rotation"]
-        det.rotation_credit, det.flushed_events = (
-            snap.get("rotation_credit", 0.0),
-            snap.get("flushed_events", det.events),
-        )
+        det.rotation_credit = snap.get("rotation_credit", 0.0)
+        det.flushed_events = snap.get("flushed_events", det.events)
         lo, hi = snap["scale"]
         det.scale = [math.inf if lo is None else lo, -math.inf if hi is None else hi]
         det.null = None if snap["null"] is None else SelectionNull.from_dict(snap["null"])

