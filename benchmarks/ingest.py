@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streams.kafka.partitioner import partition_of  # noqa: E402
+from streams.kafka.partitioner import watermark_key  # noqa: E402
 from streams.kafka.producer import send_raw  # noqa: E402
 from streams.kafka.topics import ensure_topics  # noqa: E402
 from streams.local.broker import EmbeddedBroker, free_port  # noqa: E402
@@ -158,7 +158,7 @@ def worker_run(
             # holds its partitions and is warm
             primers = []
             for partition in range(4):
-                key = next(f"primer-{n}" for n in range(1000) if partition_of(f"primer-{n}".encode(), 4) == partition)
+                key = watermark_key(partition, 4).decode()  # a key the default partitioner maps there
                 event = {"event_id": key, "user_id": key, "item_id": "i0", "type": "click", "ts": time.time()}
                 primers.append((key.encode(), json.dumps(event).encode()))
             send_raw(bootstrap, topic, primers)
