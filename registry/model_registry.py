@@ -10,6 +10,7 @@ them) nor run Kafka clients: announcements go through the `notify` callable it i
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +30,8 @@ from registry.tracking import default_artifact_location, get_or_create_experimen
 from training.stream.trainer import Verdict
 
 __all__ = ["ModelRegistry"]
+
+log = logging.getLogger(__name__)
 
 
 class ModelRegistry:
@@ -86,10 +89,13 @@ class ModelRegistry:
         params: Mapping[str, Any] | None = None,
         epoch_metrics: Mapping[str, list[float]] | None = None,
     ) -> tuple[int, Decision]:
-        """Log a round, register it as `challenger`, run the gate and promote if it passes.
+        """Log a round, run the gate, register the version with its decision, then move the aliases.
 
-        With promotion off (a shadow model) the version is registered, tagged and pointed at by
-        `shadow` only: no gate runs and no alias a champion scorer follows ever moves.
+        The version is created with every tag (numbers, lineage, decision) in one MLflow call, so
+        a round killed at any moment leaves no version or a whole, decided one. A promoted version
+        becomes `champion`; any other holds `challenger`. With promotion off (a shadow model) no
+        gate runs, and the version is pointed at by `shadow` only: no alias a champion scorer
+        follows ever moves.
         """
         self.store.use()
         with tempfile.TemporaryDirectory(prefix="advrec-round-", ignore_cleanup_errors=True) as scratch:
@@ -98,18 +104,22 @@ class ModelRegistry:
             run_id, model_uri = rounds.log_run(
                 self.store, self.experiment_id, model, loaded, file, report, lineage, params, epoch_metrics
             )
-            version = self.store.register(model_uri)
         numbers = gate_numbers(report, self.gate_config.fgsm_eps)
+        if self.promotion:
+            decision, champion = rounds.decide_round(self.store, report, self.gate_config)
+        else:
+            decision, champion = Decision("shadow", ("promotion off: registered, never promoted",), numbers), None
+        tags = versions.new_version_tags(loaded.kind, run_id, numbers, lineage, decision, time.time(), champion)
+        version = self.store.register(model_uri, tags)
+        log.info("version %d of %s: %s (%s)", version, self.model_name, decision.action, "; ".join(decision.reasons))
         if not self.promotion:
-            decision = Decision("shadow", ("promotion off: registered, never promoted",), numbers)
-            rounds.tag_shadow(self.store, version, loaded.kind, run_id, numbers, lineage, decision, time.time())
             self.store.set_alias(SHADOW, version)
             return version, decision
-        rounds.tag_challenger(self.store, version, loaded.kind, run_id, numbers, lineage)
-        decision = rounds.decide_round(self.store, version, report, self.gate_config, time.time)
         if decision.promoted:
             self._move_champion(version, "promote")  # announces the new champion
             self.store.delete_alias(CHALLENGER)
+        else:
+            self.store.set_alias(CHALLENGER, version)
         if self.metrics is not None:
             self.metrics.record_round(decision, numbers, report.get("champion"))
         return version, decision

@@ -1,30 +1,27 @@
 """The steps of registering one training round, each a small function over a `RegistryStore`.
 
 In order (`ModelRegistry.register_round` runs them): save and verify the model file
-(`model_files.save_checked`), `log_run`, register the version (`RegistryStore.register`),
-`tag_challenger` (numbers, lineage, the challenger alias), `decide_round` (the gate against the
-champion measured on the same set, its tags),
-then the facade moves the aliases, announces and exports metrics. A step that fails stops the
-round: nothing is registered before the model file loads and the run is logged. It must never
-move the champion alias itself.
+(`model_files.save_checked`), `log_run`, `decide_round` (the gate against the champion measured
+on the same set), then the version is created with all its tags in one call
+(`versions.new_version_tags`, `RegistryStore.register`), so that a round killed at any moment
+leaves either no version or a whole one, decided; only then the facade moves the aliases,
+announces and exports metrics. A step that fails stops the round: nothing is registered before
+the model file loads and the run is logged. It must never move an alias itself.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from registry import versions
-from registry.aliases import CHALLENGER, CHAMPION
+from registry.aliases import CHAMPION
 from registry.promotion import Decision, GateConfig, decide
 from registry.store import RegistryStore
 from registry.tracking import accuracy_history, epoch_series, log_round, round_params
 
-__all__ = ["log_run", "tag_challenger", "tag_shadow", "decide_round"]
-
-log = logging.getLogger(__name__)
+__all__ = ["log_run", "decide_round"]
 
 
 def log_run(
@@ -48,52 +45,17 @@ def log_run(
     )
 
 
-def tag_challenger(
-    store: RegistryStore,
-    version: int,
-    kind: str,
-    run_id: str,
-    numbers: Mapping[str, float],
-    lineage: Mapping[str, Any],
-) -> None:
-    """Tag a new version (format, kind, run, the gate's numbers, lineage) and point `challenger` at it."""
-    store.set_version_tags(version, versions.round_tags(kind, run_id, numbers))
-    versions.write_lineage(store, version, lineage)
-    store.set_alias(CHALLENGER, version)
+def decide_round(store: RegistryStore, report: Mapping[str, Any], gate: GateConfig) -> tuple[Decision, int | None]:
+    """(decision, champion): the gate against the champion measured on the challenger's own set.
 
-
-def tag_shadow(
-    store: RegistryStore,
-    version: int,
-    kind: str,
-    run_id: str,
-    numbers: Mapping[str, float],
-    lineage: Mapping[str, Any],
-    decision: Decision,
-    now: float,
-) -> None:
-    """Tag a shadow model's version (promotion off): what `tag_challenger` writes, and why no gate ran."""
-    store.set_version_tags(
-        version, {**versions.round_tags(kind, run_id, numbers), **versions.decision_tags(decision, now)}
-    )
-    versions.write_lineage(store, version, lineage)
-
-
-def decide_round(
-    store: RegistryStore, version: int, report: Mapping[str, Any], gate: GateConfig, now: Callable[[], float]
-) -> Decision:
-    """Run the gate against the champion measured on the challenger's own set (`report["champion"]`); tag it.
-
-    The champion's stored tags come from another round's users and are never compared: a report
-    without the champion's numbers, or with those of another version than the champion now (a
-    rollback or promotion during the round), holds.
+    The champion's numbers come from `report["champion"]`; its stored tags come from another
+    round's users and are never compared: a report without the champion's numbers, or with those
+    of another version than the champion now (a rollback or promotion during the round), holds.
+    It tags nothing: the decision is written with the version when it is created.
     """
     champion = store.alias_version(CHAMPION)
     champion_report = report.get("champion") or None
     measured = champion_report.get("version") if champion_report else None
     if champion is None or (measured is not None and int(measured) != champion):
         champion_report = None
-    decision = decide(report, champion_report, gate, champion_exists=champion is not None)
-    store.set_version_tags(version, versions.decision_tags(decision, now(), champion))
-    log.info("version %d of %s: %s (%s)", version, store.model_name, decision.action, "; ".join(decision.reasons))
-    return decision
+    return decide(report, champion_report, gate, champion_exists=champion is not None), champion

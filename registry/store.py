@@ -136,12 +136,14 @@ class RegistryStore:
         self.retry(lambda: self.client.set_registered_model_tag(self.model_name, key, value), what)
 
     # ---- versions ------------------------------------------------------------------------------
-    def register(self, model_uri: str) -> int:
-        """Register a logged model as the next version; returns its number."""
+    def register(self, model_uri: str, tags: Mapping[str, Any] | None = None) -> int:
+        """Register a logged model as the next version, created with `tags` (values cut at MLflow's
+        tag limit) in the same call: the version never exists without them. Returns its number."""
         self.use()
+        cut = {key: str(value)[:TAG_VALUE_LIMIT] for key, value in (tags or {}).items()}
         return int(
             self.retry(
-                lambda: mlflow.register_model(model_uri, self.model_name, await_registration_for=60).version,
+                lambda: mlflow.register_model(model_uri, self.model_name, await_registration_for=60, tags=cut).version,
                 "registering the model version",
             )
         )

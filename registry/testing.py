@@ -77,10 +77,11 @@ class MemoryStore:
         """Set one tag of the registered model."""
         self.model_tag_map[key] = value
 
-    def register(self, model_uri: str) -> int:
-        """Add the next version, from `model_uri`."""
+    def register(self, model_uri: str, tags: Mapping[str, Any] | None = None) -> int:
+        """Add the next version, from `model_uri`, with its tags."""
         version = len(self.tags) + 1
         self.tags[version], self.sources[version] = {}, model_uri
+        self.set_version_tags(version, tags or {})
         return version
 
     def versions(self) -> list[Any]:

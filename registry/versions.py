@@ -25,6 +25,7 @@ __all__ = [
     "round_tags",
     "decision_tags",
     "manual_promotion_tags",
+    "new_version_tags",
     "lineage_tags",
     "version_row",
     "write_lineage",
@@ -86,6 +87,19 @@ def decision_tags(decision: Decision, now: float, champion: int | None = None) -
 def manual_promotion_tags(now: float) -> dict[str, str]:
     """The decision tags of a promotion by hand (`advrec promote`)."""
     return {"decision": "promote", "decision_reasons": "manual promotion", "decided_at": f"{now:.3f}"}
+
+
+def new_version_tags(
+    kind: str,
+    run_id: str,
+    numbers: Mapping[str, float],
+    lineage: Mapping[str, Any],
+    decision: Decision,
+    now: float,
+    champion: int | None = None,
+) -> dict[str, str]:
+    """Every tag a round's version is created with: `round_tags`, `lineage_tags`, `decision_tags`."""
+    return {**round_tags(kind, run_id, numbers), **lineage_tags(lineage), **decision_tags(decision, now, champion)}
 
 
 def lineage_tags(lineage: Mapping[str, Any]) -> dict[str, str]:

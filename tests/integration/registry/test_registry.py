@@ -152,6 +152,32 @@ def test_register_gate_promote_rollback_and_load_by_alias(store, models, tmp_pat
     assert all(u["alias"] == "champion" and u["model_name"] == name for u in updates)
 
 
+class _Killed(BaseException):
+    """The trainer's process ending right after a call returned (a kill -9 or SIGTERM there)."""
+
+
+def test_a_round_killed_right_after_registration_leaves_a_whole_decided_version(store, models, tmp_path):
+    name = f"advrec-test-{tmp_path.name}"[:60]
+    registry = ModelRegistry(store, name, GATE, cache_dir=tmp_path / "cache", retries=2, backoff_s=0.1)
+    register = registry.store.register
+
+    def register_then_die(model_uri, tags=None):
+        register(model_uri, tags)
+        raise _Killed
+
+    registry.store.register = register_then_die
+    with pytest.raises(_Killed):
+        registry.register_round(models[0], _report(0.50, 0.30), {"batch_files": ["w-0001.parquet"]})
+
+    reader = ModelRegistry(store, name, GATE, cache_dir=tmp_path / "cache2")
+    [row] = reader.list_versions()
+    tags = reader.version_tags(row["version"])
+    assert (row["decision"], tags["gate.challenger_hr_at_10"], row["hr@10"]) == ("promote", "0.5", 0.5)
+    assert tags["lineage.batch_files"] == '["w-0001.parquet"]' and tags["advrec_format"] == "advrec.mf/1"
+    assert row["aliases"] == [] and reader.champion_version() is None  # decided, the alias not yet moved
+    assert reader.load_version(row["version"]).users == models[0].users
+
+
 def test_corrupt_version_is_refused_and_the_champion_stays(store, models, tmp_path):
     name = f"advrec-corrupt-{tmp_path.name}"[:60]
     registry = ModelRegistry(store, name, GATE, cache_dir=tmp_path / "cache", retries=2, backoff_s=0.1)
