@@ -282,6 +282,7 @@ def _train_stream(
     from training.stream.loop import run
     from training.stream.metrics import PrometheusTrainerMetrics
     from training.stream.quarantine import Quarantine
+    from training.stream.signals import StopSignals
     from training.stream.state import StateStore
     from training.stream.trainer import Trainer, TrainerConfig
 
@@ -327,6 +328,7 @@ def _train_stream(
         item_text=item_text,
         champion=champion,
         probe_attack=probe_attack(settings),
+        commit_section=StopSignals().install().deferred,
     )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     source = KafkaBatchSource(

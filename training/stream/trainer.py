@@ -5,7 +5,8 @@ after a rollback or a manual promotion, the restored champion), drops what must 
 (`cleaning`), holds out trusted users' newest new pairs (`holdout`), trains a copy of its base
 model with a bounded replay buffer, measures challenger and champion on the same split, audits
 exposure (`training.exposure`), runs the red-team probe every few rounds (`probe`), calls
-`on_round(model, report, lineage)`, then saves its state atomically (`state`). Only a challenger
+`on_round(model, report, lineage)`, then saves its state atomically (`state`), the two inside the
+injected `commit_section` (the process defers stop signals there). Only a challenger
 the gate promotes (or, with no gate, any evaluated one) becomes the next round's base: a rejected
 or held one is never trained further. Its ports are here: `Batch`, `BatchSource`, `ChampionSource`,
 `Verdict`, `TrainerMetrics`, `RoundResult`. Kafka, Prometheus, MLflow, the text encoder and a probe
@@ -22,6 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -210,6 +212,7 @@ class Trainer:
         item_text: ItemText | None = None,
         champion: ChampionSource | None = None,
         probe_attack: ProbeAttack | None = None,
+        commit_section: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         if probe_attack is None and config.probe_attack != "bandwagon":
             raise ValueError(f"probe attack {config.probe_attack!r} must be passed in (training.main wires gan)")
@@ -224,6 +227,7 @@ class Trainer:
         self.catalog = ItemCatalog()
         self._text_taken: list[CatalogEntry] = []  # catalog entries the running round took
         self.champion = champion
+        self.commit_section = commit_section
         self.pending: list[Batch] = []
         self.handled: list[Batch] = []  # taken into a saved round or skipped: safe to commit
         self.state = self._restore()
@@ -431,29 +435,38 @@ class Trainer:
         # Held-out pairs are trained next round; every kept row joins the replay buffer.
         state.carry = split.test.merge(new, on=["user", "item"]).drop_duplicates(["user", "item"])[INTERACTION_COLUMNS]
         state.history = pd.concat([state.history, new], ignore_index=True).tail(cfg.replay_rows).reset_index(drop=True)
-        verdict = None
-        if outcome == "success":
-            verdict = self.on_round(model, report, lineage)
-            if verdict is None or verdict.accepted:
-                state.model, state.pending_arrival = model, None
-                state.base_probe_lift = state.probe.get("lift") if state.probe else None
-                if verdict is not None:
-                    state.base_version = verdict.version
-            else:
-                state.pending_arrival = lineage["oldest_arrival"]
-                self.catalog.restore(self._text_taken)  # the base never saw them: encode them again
-                log.warning("round %d: %s, the next round continues from the champion", state.round, verdict.action)
-        else:
-            state.pending_arrival = lineage["oldest_arrival"]
-            self.catalog.restore(self._text_taken)
-            log.warning("round %d trained but could not be evaluated (%d test users)", state.round, len(split.test))
-        report["verdict"] = verdict.action if verdict is not None else None
-        self.store.save(state)
+        # A stop signal waits for the section's end: a version registered by on_round is always
+        # one the saved state counts, so a restart never trains and registers the round again.
+        with self.commit_section():
+            verdict = self._settle(state, model, report, lineage, outcome, len(split.test))
+            report["verdict"] = verdict.action if verdict is not None else None
+            self.store.save(state)
         report["seconds"] = time.perf_counter() - started
         success = outcome == "success"
         return RoundResult(
             outcome, state.round, report["seconds"], samples if success else 0, len(batches), report, lineage
         )
+
+    def _settle(
+        self, state: TrainerState, model: Recommender, report: dict, lineage: dict, outcome: str, test_rows: int
+    ) -> Verdict | None:
+        """Hand an evaluated round to `on_round`; the next base is its model only if it was accepted."""
+        if outcome != "success":
+            state.pending_arrival = lineage["oldest_arrival"]
+            self.catalog.restore(self._text_taken)
+            log.warning("round %d trained but could not be evaluated (%d test users)", state.round, test_rows)
+            return None
+        verdict = self.on_round(model, report, lineage)
+        if verdict is None or verdict.accepted:
+            state.model, state.pending_arrival = model, None
+            state.base_probe_lift = state.probe.get("lift") if state.probe else None
+            if verdict is not None:
+                state.base_version = verdict.version
+        else:
+            state.pending_arrival = lineage["oldest_arrival"]
+            self.catalog.restore(self._text_taken)  # the base never saw them: encode them again
+            log.warning("round %d: %s, the next round continues from the champion", state.round, verdict.action)
+        return verdict
 
     def _item_text(self, fresh: bool) -> dict:
         """train_round's text arguments: catalog entries changed since the base was trained (all, fresh)."""

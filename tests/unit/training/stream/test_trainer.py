@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,29 @@ def test_one_round_trains_evaluates_reports_and_commits(tmp_path):
     u, i = model.users.lookup([p[0] for p in held]), model.items.lookup([p[1] for p in held])
     known = (u >= 0) & (i >= 0)
     assert not model.seen.contains(u[known], i[known]).any()
+
+
+def test_the_round_is_handed_over_and_saved_inside_the_commit_section(tmp_path):
+    batches, files = make_windows(n_windows=3)
+    seen: list[str] = []
+    inside = []
+
+    @contextmanager
+    def section():
+        inside.append(True)
+        seen.append("enter")
+        yield
+        saved = json.loads((tmp_path / "state" / "state.json").read_text())["round"]
+        seen.append(f"exit with round {saved} saved")
+        inside.pop()
+
+    def on_round(model, report, lineage):
+        seen.append(f"on_round {report['round']} inside={bool(inside)}")
+
+    trainer = make_trainer(tmp_path, files, on_round, min_batch_rows=10**9)
+    trainer.commit_section = section
+    run(trainer, MemorySource(batches), Quarantine(), idle_timeout=0)
+    assert seen == ["enter", "on_round 1 inside=True", "exit with round 1 saved"]
 
 
 def test_flagged_users_are_quarantined_and_cleared_users_trained(tmp_path):
