@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ingest.py [--events 200000] [--source sim|movielens|taobao] [--engines kafka,tansu]
         [--envelope 100] [--peer-python /path/to/python-with-quixstreams] [--repeat 3] [--workers 1,2,4]
+        [--detector-process]
 
 For each embedded broker engine (Apache Kafka, and Tansu, the fallback without Java), starts the
 broker, preloads the topic, then (1) drains it with a bare aiokafka consumer that only counts
@@ -16,6 +17,9 @@ like the figures above, and live (sent while a second fresh worker runs), and (5
 peer a user would pick instead: a quix-streams app with a per-user stateful count (RocksDB state,
 changelog), on the same topic of single-event messages; (6) with `--workers 1,2,...`, scale-out:
 the envelopes sent live to that many workers in one consumer group (each count on a fresh topic).
+With `--detector-process` every worker run has the fraud detector in its own process (`advrec
+detector`, `ADVREC_FRAUD_IN_WORKER=false`): its CPU is added to the workers' and the clock waits
+for it as for any stage.
 """
 
 from __future__ import annotations
@@ -96,6 +100,11 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def own_detector(env: dict) -> bool:
+    """Whether the worker's settings put the fraud detector in its own process (`advrec detector`)."""
+    return env.get("ADVREC_FRAUD_IN_WORKER", "true").lower() in ("0", "false", "no")
+
+
 def worker_run(
     bootstrap: str,
     topic: str,
@@ -114,30 +123,34 @@ def worker_run(
     clock starts when `feed` is called, once every worker holds partitions (each has processed a
     primer): the figure then includes the producer's time, a conservative one. `workers` > 1 (one
     consumer group, as `advrec worker` scales out) needs `feed`: on a preloaded topic the first
-    worker would start before the others join and the group would rebalance mid-run.
+    worker would start before the others join and the group would rebalance mid-run. With
+    `ADVREC_FRAUD_IN_WORKER=false` in `env_extra` an `advrec detector` process runs beside the
+    workers, and its CPU and metrics are counted with theirs.
     """
     if workers > 1 and feed is None:
         raise ValueError("several workers need `feed`: they must all hold partitions before the clock starts")
     app_id = f"bench-{time.time()}"
     processes, urls = [], []
-    for n in range(workers):
+
+    def start(command: str, name: str, port_setting: str) -> None:
         port = free_port()
-        processes.append(
-            AdvrecProcess(
-                ["worker"],
-                {
-                    "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
-                    "ADVREC_TANSU_WORKAROUNDS": "1" if tansu else "0",
-                    "ADVREC_EVENTS_TOPIC": topic,
-                    "ADVREC_APP_ID": app_id,
-                    "ADVREC_WEB_PORT": str(port),
-                    "ADVREC_DATA_DIR": str(workdir / f"w{n}"),
-                    **env_extra,
-                },
-                workdir / f"worker{n}.log",
-            ).start()
-        )
+        env = {
+            "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
+            "ADVREC_TANSU_WORKAROUNDS": "1" if tansu else "0",
+            "ADVREC_EVENTS_TOPIC": topic,
+            "ADVREC_APP_ID": app_id,
+            port_setting: str(port),
+            "ADVREC_DATA_DIR": str(workdir / name),
+            **env_extra,
+        }
+        processes.append(AdvrecProcess([command], env, workdir / f"{name}.log").start())
         urls.append(f"http://127.0.0.1:{port}/metrics")
+
+    for n in range(workers):
+        start("worker", f"worker{n}", "ADVREC_WEB_PORT")
+    worker_urls = list(urls)
+    if own_detector(env_extra):  # its metrics and CPU count with the workers'
+        start("detector", "detector", "ADVREC_DETECTOR_WEB_PORT")
 
     def scrape() -> dict:
         summed: dict = {}
@@ -162,7 +175,9 @@ def worker_run(
                 event = {"event_id": key, "user_id": key, "item_id": "i0", "type": "click", "ts": time.time()}
                 primers.append((key.encode(), json.dumps(event).encode()))
             send_raw(bootstrap, topic, primers)
-            while not all(metric_total(scrape_metrics(url), "advrec_events_processed_total") >= 1 for url in urls):
+            while not all(
+                metric_total(scrape_metrics(url), "advrec_events_processed_total") >= 1 for url in worker_urls
+            ):
                 time.sleep(0.1)
             while metric_total(scrape(), "advrec_events_processed_total") < len(primers):
                 time.sleep(0.1)
@@ -333,6 +348,11 @@ def main() -> None:
     parser.add_argument("--bad-every", type=int, default=100, help="one malformed input per this many events")
     parser.add_argument("--engines", default="kafka,tansu", help="broker engines to measure, in this order")
     parser.add_argument("--env", action="append", default=[], help="extra ADVREC_X=Y for the worker")
+    parser.add_argument(
+        "--detector-process",
+        action="store_true",
+        help="the fraud detector in its own process (`advrec detector`), its CPU counted with the worker's",
+    )
     parser.add_argument("--envelope", type=int, default=100, help="events per envelope for the envelope run (0: skip)")
     parser.add_argument("--peer-python", default=None, help="a Python with quixstreams installed, for the peer")
     parser.add_argument(
@@ -350,8 +370,12 @@ def main() -> None:
         if args.bad_every and i % args.bad_every == 0:
             records.append((None, b"{not json"))
     env = dict(kv.split("=", 1) for kv in args.env)
+    if args.detector_process:
+        env["ADVREC_FRAUD_IN_WORKER"] = "false"
     users = len({e["user_id"] for e in events})
     print(f"source={args.source} inputs={len(records)} users={users} (1 malformed per {args.bad_every})")
+    where = "its own process (advrec detector)" if own_detector(env) else "the worker"
+    print(f"fraud detector in {where}; every worker figure below counts it (CPU, and the clock waits for it)")
     results = []
     for engine in args.engines.split(","):
         r = run_engine(engine, records, env, args.repeat)

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "produce": "streams.local.main:produce",
     "demo": "streams.local.main:demo",
     "worker": "streams.worker.main:worker",
+    "detector": "streams.worker.main:detector",
     "scorer": "streams.serving.main:scorer",
     "attack": "streams.fraud.main:attack",
     "eval-detection": "streams.fraud.main:eval_detection",

@@ -180,6 +180,13 @@ class Settings(BaseSettings):
 
     # --- fraud detection in the stream ---
     fraud_enabled: bool = Field(True, description="Run the fraud detector on the worker's ingest batches.")
+    fraud_in_worker: bool = Field(
+        True,
+        description="The fraud detector runs inside a stream worker; false: in its own process (`advrec detector`).",
+    )
+    detector_web_port: int = Field(
+        6069, description="Port of the detector process's HTTP views (/fraud, /metrics), with fraud_in_worker off."
+    )
     fraud_threshold: float | None = Field(
         None, description="Score at or above which a user is flagged; unset = the detector's (0.5)."
     )

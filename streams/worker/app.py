@@ -28,7 +28,7 @@ from streams.kafka.faust_app import Changelogs, add_metrics_page, app_options, p
 from streams.worker import catalog_agent, fraud_agent, ingest_agent, item_agent, metrics, window_agent
 from streams.worker.validation import ValidationLimits
 
-__all__ = ["create_app", "WorkerTopology"]
+__all__ = ["create_app", "create_detector_app", "WorkerTopology", "DetectorTopology"]
 
 log = logging.getLogger(__name__)
 
@@ -54,49 +54,77 @@ class WorkerTopology:
     items: Any
     catalog: Any
     window_marks: Any
-    suspicion: Any
+    suspicion: Any  # None where the detector runs in its own process (`fraud_in_worker` off)
     detector_state: Any
     changelogs: Changelogs  # all the tables above: an agent acknowledges input once its writes are delivered
 
 
+def _raw_topic(app: faust.App, name: str, partitions: int):
+    return app.topic(
+        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
+
+
+def _table(app: faust.App, name: str, partitions: int, **values):
+    # Keys are raw ids hashed with the producer's default partitioner, so a user's profile lives
+    # on the partition of the user's events (producers key events by user_id).
+    return app.Table(name, default=None, key_type=bytes, partitions=partitions, use_partitioner=True, **values)
+
+
+def _detector_topics(app: faust.App, settings: Settings) -> dict[str, Any]:
+    """The fraud detector's input and output topics, wherever it runs."""
+    return dict(
+        # One partition: one fraud detector sees every event, whatever the number of workers.
+        fraud_events=_raw_topic(app, settings.fraud_events_topic, 1),
+        flags=_raw_topic(app, settings.fraud_flags_topic, settings.topic_partitions),
+    )
+
+
+def _detector_tables(app: faust.App) -> dict[str, Any]:
+    """The fraud detector's tables, declared only in the app that runs it (each has one partition)."""
+    return dict(suspicion=_table(app, "suspicion", 1), detector_state=_table(app, "fraud-detector", 1))
+
+
 def build_topology(app: faust.App, settings: Settings, bulk_writes: bool = False) -> WorkerTopology:
-    """Declare every topic and table of the worker (`bulk_writes`: see `Changelogs`)."""
+    """Declare every topic and table of the worker (`bulk_writes`: see `Changelogs`).
+
+    With `fraud_in_worker` off the detector's tables belong to `advrec detector`: not declared here.
+    """
     partitions = settings.topic_partitions
-
-    def raw_topic(name: str, n: int = partitions):
-        return app.topic(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", partitions=n
-        )
-
-    def table(name: str, n: int = partitions, **values):
-        # Keys are raw ids hashed with the producer's default partitioner, so a user's profile lives
-        # on the partition of the user's events (producers key events by user_id).
-        return app.Table(name, default=None, key_type=bytes, partitions=n, use_partitioner=True, **values)
-
     tables = dict(
         # JSON bytes encoded by the agents (msgspec), not by Faust's codec: the hottest tables,
         # written in bulk (`Changelogs.write`), the same bytes on the changelog for its readers.
-        profiles=table("profiles", value_type=bytes),
-        items=table("items", value_type=bytes),
-        catalog=table("catalog"),
-        window_marks=table("window-marks"),
-        suspicion=table("suspicion", 1),
-        detector_state=table("fraud-detector", 1),
+        profiles=_table(app, "profiles", partitions, value_type=bytes),
+        items=_table(app, "items", partitions, value_type=bytes),
+        catalog=_table(app, "catalog", partitions),
+        window_marks=_table(app, "window-marks", partitions),
     )
+    detector_tables = _detector_tables(app) if settings.fraud_in_worker else {}
     return WorkerTopology(
-        events=raw_topic(settings.events_topic),
-        deadletter=raw_topic(settings.deadletter_topic),
-        valid=raw_topic(settings.valid_topic),
-        # One partition: one fraud detector sees every event, whatever the number of workers.
-        fraud_events=raw_topic(settings.fraud_events_topic, 1),
-        item_deltas=raw_topic(settings.item_deltas_topic),
-        batches=raw_topic(settings.batches_topic),
-        flags=raw_topic(settings.fraud_flags_topic),
-        labels=raw_topic(settings.fraud_labels_topic),
-        catalog_entries=raw_topic(settings.catalog_topic),
+        events=_raw_topic(app, settings.events_topic, partitions),
+        deadletter=_raw_topic(app, settings.deadletter_topic, partitions),
+        valid=_raw_topic(app, settings.valid_topic, partitions),
+        item_deltas=_raw_topic(app, settings.item_deltas_topic, partitions),
+        batches=_raw_topic(app, settings.batches_topic, partitions),
+        labels=_raw_topic(app, settings.fraud_labels_topic, partitions),
+        catalog_entries=_raw_topic(app, settings.catalog_topic, partitions),
+        **_detector_topics(app, settings),
         **tables,
-        changelogs=Changelogs(tables.values(), bulk=bulk_writes),
+        suspicion=detector_tables.get("suspicion"),
+        detector_state=detector_tables.get("detector_state"),
+        changelogs=Changelogs([*tables.values(), *detector_tables.values()], bulk=bulk_writes),
     )
+
+
+@dataclass
+class DetectorTopology:
+    """What the fraud detector reads and writes when it runs in its own process (`create_detector_app`)."""
+
+    fraud_events: Any
+    flags: Any
+    suspicion: Any
+    detector_state: Any
+    changelogs: Changelogs
 
 
 def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
@@ -127,8 +155,42 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     item_agent.install(app, settings, topology)
     catalog_agent.install(app, settings, topology)
     window_agent.install(app, settings, topology, bootstrap, flags_view)
-    if settings.fraud_enabled:
+    if settings.fraud_enabled and settings.fraud_in_worker:
         fraud_agent.install(app, settings, topology, bootstrap)
     add_metrics_page(app)
 
+    return app
+
+
+def create_detector_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
+    """The fraud detector alone, as its own Faust app (`advrec detector`, with `fraud_in_worker` off).
+
+    Its own app id (`<app id>-detector`), so its own consumer group and changelogs: the workers
+    keep validating, writing profiles and windows, and sending `fraud.events`, which this process
+    reads on a core of its own. It takes none of the workers' CPU and keeps the same verdicts:
+    one detector still sees every event (`fraud.events` has one partition).
+    """
+    guarantee = processing_guarantee(settings, tansu_workarounds)
+    app = faust.App(
+        f"{settings.app_id}-detector",
+        **app_options(
+            settings,
+            bootstrap,
+            tansu_workarounds,
+            settings.detector_web_port,
+            str(settings.data_dir / "faust"),
+            guarantee=guarantee,
+            producer_linger_s=PRODUCER_LINGER_S,
+        ),
+        stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
+        broker_max_poll_records=settings.batch_max_events,
+        stream_wait_empty=False,
+    )
+    tables = _detector_tables(app)
+    bulk = guarantee == "at_least_once" and not tansu_workarounds
+    topology = DetectorTopology(
+        **_detector_topics(app, settings), **tables, changelogs=Changelogs(tables.values(), bulk=bulk)
+    )
+    fraud_agent.install(app, settings, topology, bootstrap)
+    add_metrics_page(app)
     return app

@@ -1,5 +1,6 @@
-"""`advrec worker`: the composition root of a stream worker (validation, dead letters, profiles,
-fraud detection, windows, HTTP views). Builds the Settings once and wires the Faust app."""
+"""`advrec worker` and `advrec detector`: the composition roots of a stream worker (validation,
+dead letters, profiles, fraud detection, windows, HTTP views) and of the fraud detector in its
+own process (with `fraud_in_worker` off). Each builds the Settings once and wires its Faust app."""
 
 from __future__ import annotations
 
@@ -7,30 +8,65 @@ import click
 
 from streams.contract.settings import Settings
 
-__all__ = ["worker"]
+__all__ = ["worker", "detector"]
+
+
+def _prepare(settings: Settings) -> str:
+    """The broker's address, once every topic of the worker exists (Faust ignores topics missing
+    at start until a rebalance) and the data directory is there."""
+    from streams.kafka.address import resolve_bootstrap
+    from streams.kafka.topics import ensure_topics
+
+    bootstrap = resolve_bootstrap(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    for topic, partitions in settings.worker_topics().items():
+        ensure_topics(
+            bootstrap, [topic], partitions, settings.replication_factor, compact=topic in settings.compacted_topics
+        )
+    return bootstrap
 
 
 @click.command()
 @click.option("--loglevel", default="warning", show_default=True)
 def worker(loglevel: str) -> None:
     """Run a stream worker: validation, dead letters, profiles, HTTP views (/profiles, /metrics)."""
-    from streams.kafka.address import resolve_bootstrap, tansu_workarounds
+    from streams.kafka.address import tansu_workarounds
     from streams.kafka.faust_app import run_worker
-    from streams.kafka.topics import ensure_topics
     from streams.worker.app import create_app
 
     settings = Settings()
-    bootstrap = resolve_bootstrap(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # Every topic before the app subscribes: Faust ignores topics missing at start until a rebalance.
-    for topic, partitions in settings.worker_topics().items():
-        ensure_topics(
-            bootstrap, [topic], partitions, settings.replication_factor, compact=topic in settings.compacted_topics
-        )
-
+    bootstrap = _prepare(settings)
     app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
+    fraud = "in this worker" if settings.fraud_in_worker else "in `advrec detector`"
     ready = (
         f"worker ready: {settings.events_topic} on {bootstrap}, windows to {settings.windows_location}, "
+        f"fraud detector {fraud if settings.fraud_enabled else 'off'}, "
         f"views and /metrics on {settings.web_bind}:{settings.web_port}"
+    )
+    run_worker(app, loglevel, ready)
+
+
+@click.command()
+@click.option("--loglevel", default="warning", show_default=True)
+def detector(loglevel: str) -> None:
+    """Run the fraud detector in its own process: fraud.events in, verdicts and fraud.flags out (/fraud, /metrics).
+
+    For deployments with ADVREC_FRAUD_IN_WORKER=false, so that the workers spend no CPU on it.
+    """
+    from streams.kafka.address import tansu_workarounds
+    from streams.kafka.faust_app import run_worker
+    from streams.worker.app import create_detector_app
+
+    settings = Settings()
+    if settings.fraud_in_worker or not settings.fraud_enabled:
+        raise click.UsageError(
+            "the detector process needs ADVREC_FRAUD_IN_WORKER=false (else the workers run it) "
+            "and ADVREC_FRAUD_ENABLED=true"
+        )
+    bootstrap = _prepare(settings)
+    app = create_detector_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
+    ready = (
+        f"detector ready: {settings.fraud_events_topic} on {bootstrap}, flags to {settings.fraud_flags_topic}, "
+        f"views and /metrics on {settings.web_bind}:{settings.detector_web_port}"
     )
     run_worker(app, loglevel, ready)
