@@ -395,6 +395,13 @@ class Trainer:
         train_new = pd.concat([new[trained_new], carry], ignore_index=True)
         replay = history[~pair_keys(history).isin(held)]
         train_started = time.perf_counter()
+        log.info(
+            "round %d: training on %d new rows of %d batches (%s)",
+            state.round + 1,
+            len(train_new),
+            len(batches),
+            "from scratch" if base is None else f"warm-started from version {state.base_version}",
+        )
         text = self._item_text(base is None)
         model, stats, epochs = self._train(base, train_new, replay, flagged, text)
         train_seconds = time.perf_counter() - train_started

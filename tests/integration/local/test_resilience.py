@@ -121,7 +121,10 @@ def test_trainer_killed_mid_round_resumes_and_registers_no_half_made_model(kafka
         bootstrap=kafka_broker,
         window_max_events=1_000,
         window_max_seconds=2.0,
-        trainer_args=("--min-batch-rows", "2500", "--first-epochs", "60", "--epochs", "3"),
+        # A first round long enough that the kill lands in its training (60 epochs of these 3,000
+        # rows took under a second): a kill -9 between a version's registration and the trainer's
+        # state save registers that round twice (docs/training.md), which this test does not allow.
+        trainer_args=("--min-batch-rows", "2500", "--first-epochs", "300", "--epochs", "3"),
         extra_env={
             **broker_quirks(),
             "ADVREC_APP_ID": "trainkill",
@@ -140,13 +143,10 @@ def test_trainer_killed_mid_round_resumes_and_registers_no_half_made_model(kafka
             kafka_broker, "trainkill.events", simulated_events(n_events=6_000, n_users=300, n_items=200, seed=4)
         )
 
-        wait_for(
-            lambda: cluster.metrics("trainer").get("advrec_batches_consumed_total", 0) >= 3,
-            120,
-            "batches reaching the trainer",
-            trainer,
-        )
-        time.sleep(1.0)  # most likely inside the 60-epoch first round; either way the invariants hold
+        log = config.state_dir / "trainer.log"
+        wait_for(lambda: "round 1: training on" in log.read_text(errors="replace"), 120, "round 1 training", trainer)
+        time.sleep(0.3)
+        assert "round 1: {" not in log.read_text(errors="replace"), "round 1 ended before the kill"
         trainer.kill9()
         killed_rounds = len(ModelRegistry(cluster.mlflow_uri, "advrec-recommender").list_versions())
 
