@@ -116,6 +116,8 @@ class LocalCluster:
             "ADVREC_WINDOW_MAX_EVENTS": str(self.config.window_max_events),
             "ADVREC_WINDOW_MAX_SECONDS": str(self.config.window_max_seconds),
             "ADVREC_SCORER_POLL_SECONDS": str(self.config.scorer_poll_seconds),
+            # one box, no `advrec detector` role: the worker runs the detector, whatever the shell says
+            "ADVREC_FRAUD_IN_WORKER": "true",
             **self.config.extra_env,
         }
 

@@ -127,16 +127,16 @@ class DetectorTopology:
     changelogs: Changelogs
 
 
-def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
-    """Build the worker's Faust app against `bootstrap` (host:port[,...])."""
+def _faust_app(app_id: str, web_port: int, settings: Settings, bootstrap: str, tansu_workarounds: bool):
+    """(the Faust app, whether its table writes go in bulk) of a worker or of the detector process."""
     guarantee = processing_guarantee(settings, tansu_workarounds)
     app = faust.App(
-        settings.app_id,
+        app_id,
         **app_options(
             settings,
             bootstrap,
             tansu_workarounds,
-            settings.web_port,
+            web_port,
             str(settings.data_dir / "faust"),
             guarantee=guarantee,
             producer_linger_s=PRODUCER_LINGER_S,
@@ -147,7 +147,13 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
         # a rebalance must not wait for them.
         stream_wait_empty=False,
     )
-    topology = build_topology(app, settings, bulk_writes=guarantee == "at_least_once" and not tansu_workarounds)
+    return app, guarantee == "at_least_once" and not tansu_workarounds
+
+
+def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
+    """Build the worker's Faust app against `bootstrap` (host:port[,...])."""
+    app, bulk = _faust_app(settings.app_id, settings.web_port, settings, bootstrap, tansu_workarounds)
+    topology = build_topology(app, settings, bulk_writes=bulk)
     limits = ValidationLimits.from_settings(settings)
     metrics.init_label_values()
     flags_view = window_agent.FlagView()
@@ -170,24 +176,10 @@ def create_detector_app(settings: Settings, bootstrap: str, tansu_workarounds: b
     reads on a core of its own. It takes none of the workers' CPU and keeps the same verdicts:
     one detector still sees every event (`fraud.events` has one partition).
     """
-    guarantee = processing_guarantee(settings, tansu_workarounds)
-    app = faust.App(
-        f"{settings.app_id}-detector",
-        **app_options(
-            settings,
-            bootstrap,
-            tansu_workarounds,
-            settings.detector_web_port,
-            str(settings.data_dir / "faust"),
-            guarantee=guarantee,
-            producer_linger_s=PRODUCER_LINGER_S,
-        ),
-        stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
-        broker_max_poll_records=settings.batch_max_events,
-        stream_wait_empty=False,
+    app, bulk = _faust_app(
+        f"{settings.app_id}-detector", settings.detector_web_port, settings, bootstrap, tansu_workarounds
     )
     tables = _detector_tables(app)
-    bulk = guarantee == "at_least_once" and not tansu_workarounds
     topology = DetectorTopology(
         **_detector_topics(app, settings), **tables, changelogs=Changelogs(tables.values(), bulk=bulk)
     )

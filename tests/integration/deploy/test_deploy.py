@@ -205,6 +205,7 @@ def test_scrape_jobs_match_compose_services_and_ports():
         "advrec-worker": ("worker", env["ADVREC_WEB_PORT"]),
         "advrec-trainer": ("trainer", env["ADVREC_TRAINER_METRICS_PORT"]),
         "advrec-scorer": ("scorer", env["ADVREC_SCORER_METRICS_PORT"]),
+        "advrec-detector": ("detector", env["ADVREC_DETECTOR_WEB_PORT"]),
         "mlflow": ("mlflow", "5000"),
     }
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -367,7 +368,7 @@ def test_compose_services_are_wired_for_a_cluster():
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     mlflow = " ".join(services["mlflow"]["command"])
     assert "postgresql://" in mlflow and "--serve-artifacts" in mlflow
-    for name, command in [("worker", "worker"), ("trainer", "train"), ("scorer", "scorer")]:
+    for name, command in [("worker", "worker"), ("trainer", "train"), ("scorer", "scorer"), ("detector", "detector")]:
         service = services[name]
         assert service["command"] == ["advrec", command]
         env = service["environment"]
@@ -376,6 +377,10 @@ def test_compose_services_are_wired_for_a_cluster():
         assert env["ADVREC_WEB_BIND"] == "0.0.0.0" and env["ADVREC_WEB_HOST"] == ""  # advertise the hostname
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
     assert services["worker"]["deploy"]["replicas"] >= 1
+    # the detector process is opt-in, and it runs only where the workers leave the detector to it
+    assert services["detector"]["profiles"] == ["detector"] and services["detector"]["deploy"]["replicas"] == 1
+    assert services["detector"]["environment"]["ADVREC_FRAUD_IN_WORKER"] == "false"
+    assert services["worker"]["environment"]["ADVREC_FRAUD_IN_WORKER"] == "${ADVREC_FRAUD_IN_WORKER:-true}"
     assert "ports" not in services["worker"], "replicas cannot share a fixed host port"
     devices = services["trainer"]["deploy"]["resources"]["reservations"]["devices"]
     assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)
