@@ -71,3 +71,13 @@ def test_models_without_a_store_points_at_the_demos_and_creates_nothing(tmp_path
         in result.output
     )
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_detector_process_refuses_to_run_beside_workers_that_run_the_detector():
+    # Two detectors would flag from two states; the workers must hand it over first.
+    for env in (
+        {"ADVREC_FRAUD_IN_WORKER": "true"},
+        {"ADVREC_FRAUD_IN_WORKER": "false", "ADVREC_FRAUD_ENABLED": "false"},
+    ):
+        result = CliRunner().invoke(main, ["detector"], env=env)
+        assert result.exit_code == 2 and "ADVREC_FRAUD_IN_WORKER=false" in result.output, result.output
