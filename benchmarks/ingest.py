@@ -101,8 +101,13 @@ def _cpu_s(pid: int) -> float:
 
 
 def own_detector(env: dict) -> bool:
-    """Whether the worker's settings put the fraud detector in its own process (`advrec detector`)."""
-    return env.get("ADVREC_FRAUD_IN_WORKER", "true").lower() in ("0", "false", "no")
+    """Whether the worker's settings put the fraud detector in its own process (`advrec detector`).
+
+    The value is read as Settings reads it (pydantic's bool), so the benchmark and the worker agree.
+    """
+    from pydantic import TypeAdapter
+
+    return not TypeAdapter(bool).validate_python(env.get("ADVREC_FRAUD_IN_WORKER", "true"))
 
 
 def worker_run(
