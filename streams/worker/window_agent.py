@@ -81,6 +81,9 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
     intake = metrics.STAGE_EVENTS.labels("windows")
     lock = asyncio.Lock()
     loaded: set[tuple[str, int]] = set()
+    # pyarrow imports pandas on its first array (0.2 s here): pay that now, not inside the first
+    # window write, where it would stall every agent of the worker.
+    window_table(Window(settings.events_topic, 0))
 
     def mark_key(partition: int) -> bytes:
         return watermark_key(partition, settings.topic_partitions)
@@ -96,7 +99,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
         loaded.add(source)
 
     async def write(window: Window) -> None:
-        if window.rows:
+        if window.events:
             table = window_table(window)
             loop = asyncio.get_running_loop()
             uri = await _retry(
@@ -113,7 +116,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
             await _retry(f"announcing {window.path}", announce)
             marks_table[mark_key(window.partition)] = {"topic": window.topic, "offset": window.last_offset}
             metrics.WINDOWS_WRITTEN.inc()
-            metrics.WINDOW_ROWS.observe(len(window.rows))
+            metrics.WINDOW_ROWS.observe(len(window.events))
         await release(window.tokens, topology.changelogs)
 
     async def close(flush: bool = False) -> None:

@@ -83,7 +83,7 @@ def test_an_envelope_of_nothing_new_still_comes_out_to_be_acknowledged():
     buffer = WindowBuffer(max_events=100, max_seconds=30, marks={("events", 0): 10})
     buffer.update(batch([3, 4]), now=0, token="t")
     [window] = buffer.due(now=31)
-    assert window.rows == [] and window.tokens == ["t"] and buffer.marks == {("events", 0): 10}
+    assert window.events == [] and window.tokens == ["t"] and buffer.marks == {("events", 0): 10}
 
 
 def test_rows_carry_origin_and_suspicion_and_announcement_spans_them():
