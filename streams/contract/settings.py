@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # Profiles
     recent_items: int = Field(50, description="How many recent items a profile keeps.")
     rate_half_life_s: float = Field(300.0, description="Half-life of the event-rate EWMA, seconds.")
+    profile_cache_profiles: int = Field(
+        10_000,
+        ge=0,
+        description="Profiles the ingest agent keeps decoded between batches (0: none); "
+        "5-20 kB of memory each for users of 20-100 events, more for longer histories.",
+    )
 
     # Stream batching: the worker takes up to this many events, or waits at most this long.
     batch_max_events: int = 5_000

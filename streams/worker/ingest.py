@@ -152,12 +152,16 @@ def dead_letter(
 
 def ingest_batch(
     records: list[RawRecord],
-    load_profile: Callable[[str], dict | None],
+    load_profile: Callable[[str], UserProfile | None],
     limits: ValidationLimits,
     config: ProfileConfig,
     now: float,
 ) -> BatchResult:
-    """Give every record its verdict and fold the valid ones into profiles; never raises for one bad record."""
+    """Give every record its verdict and fold the valid ones into profiles; never raises for one bad record.
+
+    `load_profile(user_id)`: the user's stored profile (None if none), an object this batch may
+    change; an exception it raises is that event's fault (a corrupt profile dead-letters its events).
+    """
     result = BatchResult()
     loaded: dict[str, UserProfile] = {}  # every profile read this batch; `result.profiles` holds the changed ones
     for record in sorted(records, key=lambda r: (r.topic, r.partition, r.offset)):
@@ -192,7 +196,7 @@ def _verdict(record, value, index, load_profile, loaded, limits, config, now, re
 def _ingest_one(
     record: RawRecord,
     value: bytes | str | None,
-    load_profile: Callable[[str], dict | None],
+    load_profile: Callable[[str], UserProfile | None],
     loaded: dict[str, UserProfile],
     limits: ValidationLimits,
     config: ProfileConfig,
@@ -202,8 +206,7 @@ def _ingest_one(
     event = parse_event(value, limits, now)
     profile = loaded.get(event.user_id)
     if profile is None:
-        stored = load_profile(event.user_id)
-        profile = UserProfile.restore(stored) if stored else UserProfile(event.user_id)
+        profile = load_profile(event.user_id) or UserProfile(event.user_id)
         loaded[event.user_id] = profile
     here = (event.user_id, record.partition, record.offset)
     sibling = here in result.applied_records  # an earlier event of the same envelope was applied

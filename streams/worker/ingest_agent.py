@@ -23,7 +23,7 @@ from streams.kafka.faust_app import processing, table_view
 from streams.kafka.partitioner import partition_of
 from streams.worker import metrics
 from streams.worker.ingest import BatchResult, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
-from streams.worker.profiles import ProfileConfig, UserProfile
+from streams.worker.profiles import ProfileCache, ProfileConfig, UserProfile
 from streams.worker.validation import ValidationLimits
 
 __all__ = ["install", "ENVELOPE_EVENTS"]
@@ -37,9 +37,23 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
     config = ProfileConfig(recent_items=settings.recent_items, rate_half_life_s=settings.rate_half_life_s)
     profiles = topology.profiles
 
+    cache = ProfileCache(settings.profile_cache_profiles)
+
     def load_profile(user_id: str) -> dict | None:
         stored = profiles.get(user_id.encode())
         return None if stored is None else msgspec.json.decode(stored)
+
+    def load_for_update(user_id: str) -> UserProfile | None:
+        key = user_id.encode()
+        return cache.load(key, profiles.get(key), msgspec.json.decode)
+
+    def profile_rows(result: BatchResult) -> dict[bytes, bytes]:
+        rows = {}
+        for user_id, profile in result.profiles.items():
+            key, value = user_id.encode(), msgspec.json.encode(profile.snapshot())
+            rows[key] = value
+            cache.wrote(key, value, profile)
+        return rows
 
     async def send(result: BatchResult) -> None:
         for letter in result.dead_letters:
@@ -70,12 +84,8 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                 # letting the event loop breathe between them (heartbeats, /metrics).
                 for part in slices_by_bytes(records, settings.batch_max_bytes):
                     started = time.time()
-                    result = ingest_batch(part, load_profile, limits, config, started)
-                    await topology.changelogs.write(
-                        app,
-                        profiles,
-                        {user_id.encode(): msgspec.json.encode(p.snapshot()) for user_id, p in result.profiles.items()},
-                    )
+                    result = ingest_batch(part, load_for_update, limits, config, started)
+                    await topology.changelogs.write(app, profiles, profile_rows(result))
                     await send(result)
                     _observe(result, part, started)
                     await asyncio.sleep(0)

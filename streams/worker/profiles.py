@@ -10,11 +10,12 @@ profiles, asks `seen_before`, calls `apply`, and the agent writes them back.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams.contract.records import EVENT_TYPES
 
-__all__ = ["UserProfile", "ProfileConfig"]
+__all__ = ["UserProfile", "ProfileConfig", "ProfileCache"]
 
 _LN2 = math.log(2.0)
 
@@ -154,3 +155,40 @@ class UserProfile:
             "rating_mean": self.rating_mean if self.rating_count else None,
             "rating_variance": self.rating_variance if self.rating_count else None,
         }
+
+
+class ProfileCache:
+    """The profiles last written, as objects, each beside the very bytes object written for it.
+
+    Decoding and restoring a profile costs about as much as applying an event to it, and a busy
+    user's profile is read in nearly every batch. `load` reuses the object only while the table
+    still holds *that* bytes object (`is`, not `==`): whatever else changes the table (changelog
+    recovery after a restart or a rebalance) stores new bytes, and the profile is decoded afresh.
+    The object `load` returns may be changed by the caller, who then writes it (`wrote`); a caller
+    that fails in between stops the worker, so no changed but unwritten object is read again.
+    Bounded: the profiles written longest ago are dropped first.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: dict[bytes, tuple[bytes, UserProfile]] = {}  # key -> (bytes written, profile)
+
+    def load(self, key: bytes, stored: bytes | None, decode: Callable[[bytes], dict]) -> UserProfile | None:
+        """The profile the table holds as `stored` (None: no profile)."""
+        if stored is None:
+            return None
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is stored:
+            return entry[1]
+        return UserProfile.restore(decode(stored))
+
+    def wrote(self, key: bytes, stored: bytes, profile: UserProfile) -> None:
+        """`profile` was just written to the table as `stored`."""
+        entries = self._entries
+        entries.pop(key, None)  # re-inserted last: the dict's order is the order of writes
+        entries[key] = (stored, profile)
+        if len(entries) > self.capacity:
+            del entries[next(iter(entries))]
+
+    def __len__(self) -> int:
+        return len(self._entries)

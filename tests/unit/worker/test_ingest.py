@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import msgspec
+
 from streams.worker.ingest import INTERNAL_ERROR, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
-from streams.worker.profiles import ProfileConfig
+from streams.worker.profiles import ProfileCache, ProfileConfig, UserProfile
 from streams.worker.validation import ValidationLimits
 
 NOW = 1_700_000_000.0
@@ -17,8 +19,13 @@ def record(offset, partition=0, **doc):
 
 
 def run(records, stored=None):
+    """`stored`: user -> profile snapshot, as the table holds them (restored afresh on every read)."""
     stored = stored or {}
-    return ingest_batch(records, stored.get, ValidationLimits(), ProfileConfig(), NOW)
+
+    def load_profile(user_id):
+        return UserProfile.restore(stored[user_id]) if user_id in stored else None
+
+    return ingest_batch(records, load_profile, ValidationLimits(), ProfileConfig(), NOW)
 
 
 def test_good_and_bad_records_are_split_and_counted():
@@ -168,3 +175,50 @@ def test_chunks_never_cut_an_envelopes_shared_offset():
     chunks = split_at_offsets(events, 2)
     assert [[e.offset for e in chunk] for chunk in chunks] == [[0, 1, 1, 1, 1, 1], [2]]
     assert [e for chunk in chunks for e in chunk] == events
+
+
+def test_profiles_kept_decoded_between_batches_fold_exactly_as_profiles_read_from_the_table():
+    """The ingest agent's cache (the object written, while the table holds its bytes) changes no verdict."""
+    users, items = [f"u{n}" for n in range(7)], [f"i{n}" for n in range(5)]
+    records = [
+        record(offset, partition=offset % 2, user_id=users[offset % 7], item_id=items[offset % 5], ts=NOW - offset)
+        for offset in range(60)
+    ]
+    batches = [records[:20], records[10:35], records[35:], records[35:]]  # overlaps: redelivered records
+
+    def fold(load_profile, write):
+        out = []
+        for batch in batches:
+            result = ingest_batch(batch, load_profile, ValidationLimits(), ProfileConfig(), NOW)
+            write(result)
+            out.append((result.applied, result.redelivered, result.duplicates))
+        return out
+
+    table: dict[bytes, bytes] = {}
+
+    def read_afresh(user_id):
+        stored = table.get(user_id.encode())
+        return None if stored is None else UserProfile.restore(msgspec.json.decode(stored))
+
+    def write_plain(result):
+        table.update({u.encode(): msgspec.json.encode(p.snapshot()) for u, p in result.profiles.items()})
+
+    plain = fold(read_afresh, write_plain)
+    expected = dict(table)
+
+    table.clear()
+    cache = ProfileCache(capacity=3)  # smaller than the users: some are read from the table again
+
+    def read_cached(user_id):
+        key = user_id.encode()
+        return cache.load(key, table.get(key), msgspec.json.decode)
+
+    def write_cached(result):
+        for user_id, profile in result.profiles.items():
+            key, stored = user_id.encode(), msgspec.json.encode(profile.snapshot())
+            table[key] = stored
+            cache.wrote(key, stored, profile)
+
+    assert fold(read_cached, write_cached) == plain
+    assert plain[1][1] == 10 and plain[3] == (0, 25, 0)  # the overlaps were recognised
+    assert table == expected

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from streams.worker.profiles import ProfileConfig, UserProfile
+import msgspec
+
+from streams.worker.profiles import ProfileCache, ProfileConfig, UserProfile
 
 CONFIG = ProfileConfig(recent_items=3, recent_event_ids=4, rate_half_life_s=10.0)
 
@@ -96,3 +98,47 @@ def test_dict_round_trip_and_public_view():
     view = q.view()
     assert view["counts"] == {"click": 0, "purchase": 0, "rating": 1}
     assert view["rating_mean"] == 4.0 and "offsets" not in view and "recent_event_ids" not in view
+
+
+def _written(cache, key, profile):
+    stored = msgspec.json.encode(profile.snapshot())
+    cache.wrote(key, stored, profile)
+    return stored
+
+
+def test_the_cache_hands_back_the_written_profile_while_the_table_holds_its_bytes():
+    cache = ProfileCache(capacity=10)
+    profile = UserProfile("u")
+    apply(profile, 1, "a", "click", ts=1.0, partition=0, offset=5)
+    stored = _written(cache, b"u", profile)
+    assert cache.load(b"u", stored, msgspec.json.decode) is profile
+    assert cache.load(b"v", None, msgspec.json.decode) is None
+
+
+def test_equal_bytes_that_are_not_the_written_object_are_decoded_afresh():
+    # Changelog recovery stores new bytes objects: the table may no longer hold what this worker wrote.
+    cache = ProfileCache(capacity=10)
+    profile = UserProfile("u")
+    apply(profile, 1, "a", "click", ts=1.0)
+    stored = _written(cache, b"u", profile)
+    recovered = bytes(bytearray(stored))
+    assert recovered == stored and recovered is not stored
+    loaded = cache.load(b"u", recovered, msgspec.json.decode)
+    assert loaded is not profile and loaded.snapshot() == profile.snapshot()
+    newer = UserProfile("u")  # another owner wrote a newer profile while this one was away
+    apply(newer, 2, "b", "purchase", ts=2.0)
+    assert cache.load(b"u", msgspec.json.encode(newer.snapshot()), msgspec.json.decode).snapshot() == newer.snapshot()
+
+
+def test_the_cache_drops_the_profiles_written_longest_ago_first():
+    cache = ProfileCache(capacity=2)
+    profiles = {key: UserProfile(key.decode()) for key in (b"a", b"b", b"c")}
+    stored = {key: _written(cache, key, profiles[key]) for key in (b"a", b"b")}
+    stored[b"a"] = _written(cache, b"a", profiles[b"a"])  # written again: now the newest
+    stored[b"c"] = _written(cache, b"c", profiles[b"c"])
+    assert len(cache) == 2
+    assert cache.load(b"b", stored[b"b"], msgspec.json.decode) is not profiles[b"b"]
+    assert all(cache.load(key, stored[key], msgspec.json.decode) is profiles[key] for key in (b"a", b"c"))
+    nothing = ProfileCache(capacity=0)
+    _written(nothing, b"a", profiles[b"a"])
+    assert len(nothing) == 0
