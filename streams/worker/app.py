@@ -156,6 +156,7 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     topology = build_topology(app, settings, bulk_writes=bulk)
     limits = ValidationLimits.from_settings(settings)
     metrics.init_label_values()
+    metrics.FRAUD_DETECTION_ON.set(1 if settings.fraud_enabled else 0)
     flags_view = window_agent.FlagView()
     ingest_agent.install(app, settings, topology, limits)
     item_agent.install(app, settings, topology)

@@ -105,6 +105,13 @@ WINDOW_ROWS = Histogram(
 )
 
 
+# Whether this worker's valid events are meant to reach a fraud detector (in it or in `advrec
+# detector`): the alert on a detector that takes in nothing needs to know where none is meant to run.
+FRAUD_DETECTION_ON = Gauge(
+    "advrec_fraud_detection_on",
+    "1 where this worker sends its valid events to fraud detection (ADVREC_FRAUD_ENABLED), 0 where detection is off.",
+)
+
 # Fraud detector (label values of FRAUD_FLAGS: streams.fraud.suspicion.PRIMARY_REASONS, created at 0 by the agent)
 FRAUD_FLAGS = Counter("advrec_fraud_flags_total", "Users newly flagged, by the verdict's primary reason.", ["reason"])
 FRAUD_LABELS = Counter("advrec_fraud_labels_total", "Analysts' labels folded in, by label.", ["label"])

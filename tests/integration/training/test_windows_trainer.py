@@ -107,6 +107,7 @@ def test_events_become_windows_announcements_and_a_trained_model(kafka_broker, t
         assert not list((data_dir / "windows").rglob("*.tmp-*"))
         samples = scrape_metrics(worker_url)
         assert samples["advrec_windows_written_total"] == len(files)
+        assert samples["advrec_fraud_detection_on"] == 0  # detection off: its alert must stay quiet
 
         # 2. one announcement per file
         consumer = KafkaConsumer(

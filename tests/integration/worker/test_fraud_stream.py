@@ -418,6 +418,7 @@ def test_the_detector_in_its_own_process_flags_as_the_replay_does_and_survives_k
         worker_samples = scrape_metrics(f"{worker_base}/metrics")
         assert metric_total(worker_samples, "advrec_events_processed_total") == len(phase_a)
         assert 'advrec_stage_events_total{stage="fraud"}' not in worker_samples
+        assert worker_samples["advrec_fraud_detection_on"] == 1  # the alert on a stalled detector counts on it
         assert _get(worker_base, "/fraud") == 404
         reader = FlagReader(kafka_broker, flags)
         time.sleep(4)  # a full flush after the last batch
