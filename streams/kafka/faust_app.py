@@ -360,35 +360,35 @@ def _seek_every_partition_to_committed() -> None:
     AIOKafkaConsumer.seek_to_committed = seek_to_committed
 
 
-def _seek_before_resuming_streams() -> None:
-    """Make Faust's recovery seek the stream partitions to their committed offsets before it resumes them.
+def _hold_the_flow_until_streams_are_sought() -> None:
+    """Make Faust's recovery keep every record from the streams until their partitions are sought.
 
-    Faust 0.15.3 ends recovery (`Recovery._resume_streams`) by resuming the paused input partitions
-    and only then seeking them (a broker round trip). Meanwhile the fetcher fetches from where the
-    partitions stood, which is past every record fetched and dropped when the rebalance cleared the
-    stream queues; those records reach the agents first, and the seek then delivers the earlier
-    ones. Measured here (a CI run of `test_worker`'s kill -9 test, from the broker's log segments):
-    the restarted worker took partition 0's offsets 1723-1803 before 0-1803, so its profiles'
-    offset watermarks jumped ahead and 212 events of 15 users at 1261-1722 counted as redelivered
-    and were never applied. Seeking first, while the partitions are still paused, leaves nothing to
-    fetch from the old position; Faust's own seek after it finds them where this one left them
-    (faust-streaming #216/#217 describe the same order as a way to skip records).
+    Faust 0.15.3 ends recovery (`Recovery.on_recovery_completed`, the one path that ends it) by
+    resuming the input partitions, seeking them to their committed offsets (a broker round trip)
+    and only then resuming the flow, and resuming the flow clears every stream queue. Its consumer
+    flow is still running from the changelog restore, so records fetched after the seek reach the
+    queues, are marked read, and are then cleared with them: never delivered, never fetched again.
+    The first records after the committed offset were lost, or arrived after later ones once a
+    later seek brought them back (and were then skipped as already applied). Measured here: the
+    fraud detector in its own process, restarted after a kill -9, never folded the envelope at its
+    committed offset (174 events of 2 users, `test_fraud_stream`, broker log segments and
+    `__consumer_offsets`); a CI run's worker took partition 0's offsets 1723-1803 before 0-1803
+    (212 events of 15 users never applied). Stopping the consumer flow first keeps the queues
+    empty until the seek is done; Faust's own resume at the end starts the flow again.
     """
     from faust.tables.recovery import Recovery
 
-    original = Recovery._resume_streams
+    original = Recovery.on_recovery_completed
     if getattr(original, "advrec_patched", False):
         return
 
-    async def _resume_streams(self, generation_id: int = 0) -> None:
-        consumer = self.app.consumer
-        if consumer.assignment() and self.app.consumer_generation_id == generation_id:
-            await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        self.app.consumer.stop_flow()
         await original(self, generation_id)
 
-    _resume_streams.advrec_patched = True
-    Recovery._resume_streams = _resume_streams
+    on_recovery_completed.advrec_patched = True
+    Recovery.on_recovery_completed = on_recovery_completed
 
 
 _seek_every_partition_to_committed()
-_seek_before_resuming_streams()
+_hold_the_flow_until_streams_are_sought()
