@@ -18,6 +18,15 @@ from streams.contract.records import EVENT_TYPES
 __all__ = ["UserProfile", "ProfileConfig", "ProfileCache"]
 
 _LN2 = math.log(2.0)
+_ORDERED_SETS = ("items", "recent_items", "recent_event_ids")  # dicts here, lists in JSON
+
+
+def _push_recent(recent: dict[str, None], key: str, keep: int) -> None:
+    """Make `key` the most recent of `recent` (moved to the end if there), keeping the last `keep`."""
+    recent.pop(key, None)
+    recent[key] = None
+    while len(recent) > keep:
+        del recent[next(iter(recent))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,8 @@ class UserProfile:
     counts: dict[str, int] = field(default_factory=lambda: {t: 0 for t in EVENT_TYPES})
     first_seen: float | None = None
     last_seen: float | None = None
-    recent_items: list[str] = field(default_factory=list)
+    # Insertion-ordered sets (dicts: O(1) membership, JSON as lists), most recent last.
+    recent_items: dict[str, None] = field(default_factory=dict)
     rate_ewma: float = 0.0
     # Insertion-ordered set of items touched (a dict: O(1) membership, JSON as a list).
     items: dict[str, None] = field(default_factory=dict)
@@ -48,7 +58,7 @@ class UserProfile:
     rating_m2: float = 0.0
     # Idempotency: last applied offset per source partition, and recent event ids.
     offsets: dict[str, int] = field(default_factory=dict)
-    recent_event_ids: list[str] = field(default_factory=list)
+    recent_event_ids: dict[str, None] = field(default_factory=dict)
 
     @property
     def events(self) -> int:
@@ -101,14 +111,10 @@ class UserProfile:
 
         if partition is not None and offset is not None:
             self.offsets[str(partition)] = offset
-        self.recent_event_ids.append(event_id)
-        del self.recent_event_ids[: -config.recent_event_ids]
+        _push_recent(self.recent_event_ids, event_id, config.recent_event_ids)
         self.counts[kind] = self.counts.get(kind, 0) + 1
         self.rate_ewma, self.first_seen, self.last_seen = rate, first_seen, last_seen
-        if item_id in self.recent_items:
-            self.recent_items.remove(item_id)
-        self.recent_items.append(item_id)
-        del self.recent_items[: -config.recent_items]
+        _push_recent(self.recent_items, item_id, config.recent_items)
         if item_id not in self.items:
             if len(self.items) < config.max_tracked_items:
                 self.items[item_id] = None
@@ -129,14 +135,16 @@ class UserProfile:
         """Plain JSON-able form, as stored in the profile table."""
         # Shallow on purpose: dataclasses.asdict deep-copies and costs ~1 ms on a large profile.
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        data["items"] = list(self.items)
+        for name in _ORDERED_SETS:
+            data[name] = list(data[name])
         return data
 
     @classmethod
     def restore(cls, data: dict) -> UserProfile:
         """Inverse of `snapshot`."""
         data = dict(data)
-        data["items"] = dict.fromkeys(data.get("items", ()))
+        for name in _ORDERED_SETS:
+            data[name] = dict.fromkeys(data.get(name, ()))
         return cls(**data)
 
     def view(self) -> dict:

@@ -29,7 +29,7 @@ def test_counts_first_last_seen_and_recent_items():
     assert p.counts == {"click": 4, "purchase": 1, "rating": 0}
     assert p.events == 5
     assert (p.first_seen, p.last_seen) == (90.0, 140.0)
-    assert p.recent_items == ["a", "c", "d"]  # most recent last, bounded to 3, 'a' moved up
+    assert list(p.recent_items) == ["a", "c", "d"]  # most recent last, bounded to 3, 'a' moved up
     assert p.distinct_items == 4
 
 
@@ -78,7 +78,7 @@ def test_resent_event_id_changes_nothing_and_the_id_window_is_bounded():
     assert not apply(p, 1, "a")
     for n in range(2, 7):
         apply(p, n, "a")
-    assert p.recent_event_ids == ["e3", "e4", "e5", "e6"]
+    assert list(p.recent_event_ids) == ["e3", "e4", "e5", "e6"]
     assert p.events == 6
 
 
