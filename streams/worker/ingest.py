@@ -32,6 +32,7 @@ from streams.worker.validation import InvalidEvent, ValidationLimits, is_envelop
 __all__ = [
     "RawRecord",
     "BatchResult",
+    "BatchProfiles",
     "ingest_batch",
     "slices_by_bytes",
     "split_at_offsets",
@@ -97,6 +98,27 @@ class BatchResult:
     def inputs(self) -> int:
         """Every input given a verdict: applied, dead-lettered, duplicate or redelivered."""
         return self.applied + sum(self.dead_by_reason.values()) + self.duplicates + self.redelivered
+
+
+class BatchProfiles:
+    """The profiles a batch has changed so far, across the slices it is worked through in.
+
+    A batch's changed profiles are written once, when its last slice is done: until then a later
+    slice must fold into the profile as the earlier slices left it, not as the table still holds it.
+    """
+
+    def __init__(self, load_stored: Callable[[str], UserProfile | None]) -> None:
+        self.changed: dict[str, UserProfile] = {}
+        self._load_stored = load_stored
+
+    def load(self, user_id: str) -> UserProfile | None:
+        """The user's profile as this batch left it so far (else as stored; None: never seen)."""
+        profile = self.changed.get(user_id)
+        return profile if profile is not None else self._load_stored(user_id)
+
+    def took(self, result: BatchResult) -> None:
+        """One slice is done: its changed profiles join the batch's."""
+        self.changed.update(result.profiles)
 
 
 def slices_by_bytes(records: list[RawRecord], max_bytes: int) -> list[list[RawRecord]]:

@@ -1,7 +1,8 @@
 """The ingest agent: the one reader of raw `events`, giving every input its verdict, once.
 
-Per batch: `ingest_batch` (pure) → profile writes → sends (dead letters, `ValidBatch` envelopes to
-`events.valid` and `fraud.events`, `ItemDeltas` to `items.deltas`) → metrics. The batch is held
+Per slice of a batch: `ingest_batch` (pure) → sends (dead letters, `ValidBatch` envelopes to
+`events.valid` and `fraud.events`, `ItemDeltas` to `items.deltas`) → metrics; then, once per batch,
+the changed profiles' writes (one changelog record per user per batch). The batch is held
 (`hold`) while this happens and acknowledged only when all of it is done: an exception that is
 not about one input (the broker, the disk, a bug in the agent) stops the worker without committing
 the batch, so it is read again on restart. One bad input never raises here: `ingest_batch`
@@ -22,7 +23,7 @@ from streams.contract.settings import Settings
 from streams.kafka.faust_app import processing, table_view
 from streams.kafka.partitioner import partition_of
 from streams.worker import metrics
-from streams.worker.ingest import BatchResult, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
+from streams.worker.ingest import BatchProfiles, BatchResult, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
 from streams.worker.profiles import ProfileCache, ProfileConfig, UserProfile
 from streams.worker.validation import ValidationLimits
 
@@ -47,9 +48,9 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
         key = user_id.encode()
         return cache.load(key, profiles.get(key), msgspec.json.decode)
 
-    def profile_rows(result: BatchResult) -> dict[bytes, bytes]:
+    def profile_rows(changed: dict[str, UserProfile]) -> dict[bytes, bytes]:
         rows = {}
-        for user_id, profile in result.profiles.items():
+        for user_id, profile in changed.items():
             key, value = user_id.encode(), msgspec.json.encode(profile.snapshot())
             rows[key] = value
             cache.wrote(key, value, profile)
@@ -81,14 +82,19 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                     for e in events
                 ]
                 # Envelopes can make a batch of messages huge in events: work through it in slices,
-                # letting the event loop breathe between them (heartbeats, /metrics).
+                # letting the event loop breathe between them (heartbeats, /metrics). Each changed
+                # profile is written once, after the last slice: a busy user's profile is one
+                # changelog record per batch, not one per slice. Until then a later slice must see
+                # the earlier slices' changes, so it loads from `changed` first.
+                batch = BatchProfiles(load_for_update)
                 for part in slices_by_bytes(records, settings.batch_max_bytes):
                     started = time.time()
-                    result = ingest_batch(part, load_for_update, limits, config, started)
-                    await topology.changelogs.write(app, profiles, profile_rows(result))
+                    result = ingest_batch(part, batch.load, limits, config, started)
+                    batch.took(result)
                     await send(result)
                     _observe(result, part, started)
                     await asyncio.sleep(0)
+                await topology.changelogs.write(app, profiles, profile_rows(batch.changed))
 
     exported_lag: set[tuple[str, str]] = set()
 

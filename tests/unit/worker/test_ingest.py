@@ -6,7 +6,14 @@ import json
 
 import msgspec
 
-from streams.worker.ingest import INTERNAL_ERROR, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
+from streams.worker.ingest import (
+    INTERNAL_ERROR,
+    BatchProfiles,
+    RawRecord,
+    ingest_batch,
+    slices_by_bytes,
+    split_at_offsets,
+)
 from streams.worker.profiles import ProfileCache, ProfileConfig, UserProfile
 from streams.worker.validation import ValidationLimits
 
@@ -222,3 +229,32 @@ def test_profiles_kept_decoded_between_batches_fold_exactly_as_profiles_read_fro
     assert fold(read_cached, write_cached) == plain
     assert plain[1][1] == 10 and plain[3] == (0, 25, 0)  # the overlaps were recognised
     assert table == expected
+
+
+def test_a_batch_worked_through_in_slices_folds_as_the_whole_batch_at_once():
+    """Profiles are written once per batch: each slice folds into what the earlier slices left."""
+    users = [f"u{n}" for n in range(4)]
+    seen = run([record(0, user_id="u0", item_id="i0")]).profiles["u0"]  # u0 was seen before this batch
+    table = {"u0": msgspec.json.encode(seen.snapshot())}
+
+    def read_afresh(user_id):
+        return UserProfile.restore(msgspec.json.decode(table[user_id])) if user_id in table else None
+
+    records = [record(0, user_id="u0", item_id="i0")]  # redelivered: applied before this batch
+    records += [
+        envelope(offset, [event(f"e{offset}-{k}", user_id=users[(offset + k) % 4], item_id=f"i{k}") for k in range(3)])
+        for offset in range(1, 9)
+    ]
+    records.append(record(9, user_id="u1", event_id="e1-0"))  # its producer sent it again, three slices later
+    whole = ingest_batch(records, read_afresh, ValidationLimits(), ProfileConfig(), NOW)
+
+    batch = BatchProfiles(read_afresh)
+    counts = []
+    for part in slices_by_bytes(records, 600):
+        result = ingest_batch(part, batch.load, ValidationLimits(), ProfileConfig(), NOW)
+        batch.took(result)
+        counts.append((result.applied, result.redelivered, result.duplicates))
+
+    assert len(counts) > 3  # the batch really was cut
+    assert tuple(map(sum, zip(*counts))) == (whole.applied, whole.redelivered, whole.duplicates) == (24, 1, 1)
+    assert {u: p.snapshot() for u, p in batch.changed.items()} == {u: p.snapshot() for u, p in whole.profiles.items()}
