@@ -85,7 +85,7 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                 # letting the event loop breathe between them (heartbeats, /metrics). Each changed
                 # profile is written once, after the last slice: a busy user's profile is one
                 # changelog record per batch, not one per slice. Until then a later slice must see
-                # the earlier slices' changes, so it loads from `changed` first.
+                # the earlier slices' changes, so it loads through `BatchProfiles`.
                 batch = BatchProfiles(load_for_update)
                 for part in slices_by_bytes(records, settings.batch_max_bytes):
                     started = time.time()

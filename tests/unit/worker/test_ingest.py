@@ -245,7 +245,7 @@ def test_a_batch_worked_through_in_slices_folds_as_the_whole_batch_at_once():
         envelope(offset, [event(f"e{offset}-{k}", user_id=users[(offset + k) % 4], item_id=f"i{k}") for k in range(3)])
         for offset in range(1, 9)
     ]
-    records.append(record(9, user_id="u1", event_id="e1-0"))  # its producer sent it again, three slices later
+    records.append(record(9, user_id="u1", event_id="e1-0"))  # its producer sent it again, slices later
     whole = ingest_batch(records, read_afresh, ValidationLimits(), ProfileConfig(), NOW)
 
     batch = BatchProfiles(read_afresh)
