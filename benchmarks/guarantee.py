@@ -118,7 +118,7 @@ def main() -> None:
         send_raw(broker.bootstrap, topic, records)
         for guarantee in GUARANTEES:
             work = Path(tmp) / guarantee
-            rate, cpu, _ = worker_run(
+            rate, cpu, _, _ = worker_run(
                 broker.bootstrap, topic, len(records), work / "rate", {"ADVREC_PROCESSING_GUARANTEE": guarantee}
             )
             crash = crash_run(broker.bootstrap, guarantee, crash_events, work / "crash")

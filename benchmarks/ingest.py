@@ -35,6 +35,7 @@ import tempfile
 import time
 from itertools import islice
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -111,6 +112,17 @@ def own_detector(env: dict) -> bool:
     return not TypeAdapter(bool).validate_python(env.get("ADVREC_FRAUD_IN_WORKER", "true"))
 
 
+class WorkerRun(NamedTuple):
+    """One timed worker run: events/s (wall), CPU µs/event of the worker processes (and the
+    detector's, when it runs apart), their last metrics summed, and CPU µs/event by process role
+    (`workers`, `detector`, and `broker` when its pid is given: not in `cpu`)."""
+
+    rate: float
+    cpu: float
+    samples: dict
+    cpu_by_role: dict[str, float]
+
+
 def worker_run(
     bootstrap: str,
     topic: str,
@@ -120,10 +132,10 @@ def worker_run(
     tansu: bool = False,
     feed=None,
     workers: int = 1,
-) -> tuple[float, float, dict]:
-    """(events/s wall, CPU µs/event of the worker processes, last metrics summed over them) from the
-    first processed event until every stage (ingest, the fraud detector, the item table, the
-    windows) has taken in the last.
+    broker_pid: int | None = None,
+) -> WorkerRun:
+    """The worker processes from the first processed event until every stage (ingest, the fraud
+    detector, the item table, the windows) has taken in the last.
 
     With `feed` (a function that sends the inputs), the workers start on an empty topic and the
     clock starts when `feed` is called, once every worker holds partitions (each has processed a
@@ -165,6 +177,16 @@ def worker_run(
                 summed[name] = summed.get(name, 0.0) + value
         return summed
 
+    roles = ["workers"] * workers + ["detector"] * (len(processes) - workers)
+
+    def cpu_by_role() -> dict[str, float]:
+        out: dict[str, float] = {}
+        for role, p in zip(roles, processes):
+            out[role] = out.get(role, 0.0) + _cpu_s(p.process.pid)
+        if broker_pid is not None:
+            out["broker"] = _cpu_s(broker_pid)
+        return out
+
     def cpu_s() -> float:
         return sum(_cpu_s(p.process.pid) for p in processes)
 
@@ -188,7 +210,7 @@ def worker_run(
             while metric_total(scrape(), "advrec_events_processed_total") < len(primers):
                 time.sleep(0.1)
             total += len(primers)
-            first = (time.perf_counter(), float(len(primers)), cpu_s())
+            first = (time.perf_counter(), float(len(primers)), cpu_s(), cpu_by_role())
             import threading
 
             threading.Thread(target=feed, daemon=True).start()
@@ -211,9 +233,9 @@ def worker_run(
             # the windows, and they share the worker's one core.
             valid = metric_total(samples, "advrec_events_processed_total")
             behind = [k for k, v in samples.items() if k.startswith("advrec_stage_events_total{") and v < valid]
-            now, cpu = time.perf_counter(), cpu_s()
+            now, cpu, by_role = time.perf_counter(), cpu_s(), cpu_by_role()
             if first is None and done > 0:
-                first = (now, done, cpu)
+                first = (now, done, cpu, by_role)
             if done >= total and not behind:
                 break
             # /metrics costs the worker CPU: poll rarely while far from the end, every 50 ms near it
@@ -221,7 +243,8 @@ def worker_run(
             rate = (done - first[1]) / max(now - first[0], 1e-3) if first else 0.0
             time.sleep(min(1.0, max(0.05, 0.3 * (total - done) / rate)) if rate > 0 else 0.05)
         n = done - first[1]
-        return n / (now - first[0]), 1e6 * (cpu - first[2]) / n, samples
+        split = {role: 1e6 * (by_role[role] - first[3][role]) / n for role in by_role}
+        return WorkerRun(n / (now - first[0]), 1e6 * (cpu - first[2]) / n, samples, split)
     finally:
         for process in processes:
             process.stop()
@@ -272,13 +295,13 @@ def run_engine(broker: KafkaBroker | TansuBroker, workdir: Path, records: list, 
     send_raw(broker.bootstrap, topic, records)
     produce_rate = len(records) / (time.perf_counter() - t0)
     bare = asyncio.run(bare_consumer_rate(broker.bootstrap, topic, len(records)))
-    pairs = []
+    pairs, splits = [], []
     for n in range(repeat):
         bare_faust = bare_faust_rate(broker.bootstrap, topic, len(records))
-        rate, cpu, samples = worker_run(
-            broker.bootstrap, topic, len(records), workdir / str(n), env, broker.engine == "tansu"
-        )
-        pairs.append((bare_faust, rate, cpu))
+        tansu = broker.engine == "tansu"
+        run = worker_run(broker.bootstrap, topic, len(records), workdir / str(n), env, tansu, broker_pid=broker.pid)
+        pairs.append((bare_faust, run.rate, run.cpu))
+        splits.append(run.cpu_by_role)
     bare_faust, rate, cpu = (statistics.median(column) for column in zip(*pairs))
     return dict(
         engine=broker.engine,
@@ -289,7 +312,8 @@ def run_engine(broker: KafkaBroker | TansuBroker, workdir: Path, records: list, 
         worker=rate,
         cpu=cpu,
         ratios=[w / b for b, w, _ in pairs],
-        samples=samples,
+        samples=run.samples,
+        cpu_by_role={role: statistics.median(split[role] for split in splits) for role in splits[0]},
     )
 
 
@@ -304,8 +328,8 @@ def run_envelopes(broker: KafkaBroker | TansuBroker, workdir: Path, records: lis
     tansu = broker.engine == "tansu"
     ensure_topics(broker.bootstrap, ["bench-envelopes", "bench-live", "events.deadletter"], 4)
     send_raw(broker.bootstrap, "bench-envelopes", records)
-    rate, cpu, _ = worker_run(broker.bootstrap, "bench-envelopes", total, workdir / "a", env, tansu)
-    live, live_cpu, _ = worker_run(
+    drained = worker_run(broker.bootstrap, "bench-envelopes", total, workdir / "a", env, tansu, broker_pid=broker.pid)
+    live = worker_run(
         broker.bootstrap,
         "bench-live",
         total,
@@ -314,7 +338,9 @@ def run_envelopes(broker: KafkaBroker | TansuBroker, workdir: Path, records: lis
         tansu,
         feed=lambda: send_raw(broker.bootstrap, "bench-live", records),
     )
-    return dict(worker=rate, cpu=cpu, live=live, live_cpu=live_cpu)
+    return dict(
+        worker=drained.rate, cpu=drained.cpu, cpu_by_role=drained.cpu_by_role, live=live.rate, live_cpu=live.cpu
+    )
 
 
 def run_scale_out(engine: str, records: list, total: int, env: dict, counts: list[int]) -> dict[int, tuple]:
@@ -329,7 +355,7 @@ def run_scale_out(engine: str, records: list, total: int, env: dict, counts: lis
         for n in counts:
             topic = f"bench-scale-{n}"
             ensure_topics(broker.bootstrap, [topic, "events.deadletter"], 4)
-            rate, cpu, _ = worker_run(
+            run = worker_run(
                 broker.bootstrap,
                 topic,
                 total,
@@ -339,7 +365,7 @@ def run_scale_out(engine: str, records: list, total: int, env: dict, counts: lis
                 feed=lambda topic=topic: send_raw(broker.bootstrap, topic, records),
                 workers=n,
             )
-            out[n] = (rate, cpu)
+            out[n] = (run.rate, run.cpu)
     return out
 
 
@@ -349,6 +375,12 @@ def run_peer(engine: str, records: list, peer_python: str) -> float:
         ensure_topics(broker.bootstrap, [topic], 4)
         send_raw(broker.bootstrap, topic, records)
         return peer_rate(peer_python, broker.bootstrap, topic, len(records))
+
+
+def by_role(cpu: dict[str, float]) -> str:
+    """CPU µs/event per process role; the broker's is not in the worker's figure (it shares the cores)."""
+    parts = [f"{role} {cpu[role]:.1f}" for role in ("workers", "detector", "broker") if role in cpu]
+    return ", ".join(parts) + (" (the broker's not counted above)" if "broker" in cpu else "")
 
 
 def main() -> None:
@@ -402,6 +434,7 @@ def main() -> None:
         print(f"bare aiokafka consumer (count only):   {r['bare']:10.0f} records/s")
         print(f"bare Faust agent (take_events, no work): {r['bare_faust']:8.0f} events/s")
         print(f"advrec worker (validate+DLQ+profiles): {r['worker']:10.0f} events/s ({r['cpu']:.0f} us CPU/event)")
+        print(f"  CPU us/event by process (medians):   {by_role(r['cpu_by_role'])}")
         print(f"ratio worker / bare consumer:          {r['worker'] / r['bare']:10.3f}")
         ratios = r["ratios"]
         if len(ratios) == 1:
@@ -420,6 +453,7 @@ def main() -> None:
         r = enveloped_run
         print(f"\n[{base['engine']}] envelopes of {args.envelope} events ({len(enveloped)} messages)")
         print(f"advrec worker on envelopes:            {r['worker']:10.0f} events/s ({r['cpu']:.1f} us CPU/event)")
+        print(f"  CPU us/event by process:             {by_role(r['cpu_by_role'])}")
         print(
             f"  live (sent while the worker runs):   {r['live']:10.0f} events/s ({r['live_cpu']:.1f} us CPU/event; "
             "the producer's pace included)"

@@ -200,6 +200,11 @@ class _BrokerProcess:
         """host:port for Kafka clients."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (benchmarks read its CPU time)."""
+        return self._process.pid if self._process is not None else None
+
     def _command(self) -> list[str]:
         raise NotImplementedError
 
