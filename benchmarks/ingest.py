@@ -187,8 +187,9 @@ def worker_run(
             out["broker"] = _cpu_s(broker_pid)
         return out
 
-    def cpu_s() -> float:
-        return sum(_cpu_s(p.process.pid) for p in processes)
+    def ours(by_role: dict[str, float]) -> float:
+        """CPU seconds of the worker processes and the detector: the broker's is not the worker's."""
+        return sum(cpu for role, cpu in by_role.items() if role != "broker")
 
     try:
         for process, url in zip(processes, urls):
@@ -210,7 +211,7 @@ def worker_run(
             while metric_total(scrape(), "advrec_events_processed_total") < len(primers):
                 time.sleep(0.1)
             total += len(primers)
-            first = (time.perf_counter(), float(len(primers)), cpu_s(), cpu_by_role())
+            first = (time.perf_counter(), float(len(primers)), cpu_by_role())
             import threading
 
             threading.Thread(target=feed, daemon=True).start()
@@ -233,9 +234,9 @@ def worker_run(
             # the windows, and they share the worker's one core.
             valid = metric_total(samples, "advrec_events_processed_total")
             behind = [k for k, v in samples.items() if k.startswith("advrec_stage_events_total{") and v < valid]
-            now, cpu, by_role = time.perf_counter(), cpu_s(), cpu_by_role()
+            now, by_role = time.perf_counter(), cpu_by_role()
             if first is None and done > 0:
-                first = (now, done, cpu, by_role)
+                first = (now, done, by_role)
             if done >= total and not behind:
                 break
             # /metrics costs the worker CPU: poll rarely while far from the end, every 50 ms near it
@@ -243,8 +244,8 @@ def worker_run(
             rate = (done - first[1]) / max(now - first[0], 1e-3) if first else 0.0
             time.sleep(min(1.0, max(0.05, 0.3 * (total - done) / rate)) if rate > 0 else 0.05)
         n = done - first[1]
-        split = {role: 1e6 * (by_role[role] - first[3][role]) / n for role in by_role}
-        return WorkerRun(n / (now - first[0]), 1e6 * (cpu - first[2]) / n, samples, split)
+        split = {role: 1e6 * (by_role[role] - first[2][role]) / n for role in by_role}
+        return WorkerRun(n / (now - first[0]), 1e6 * (ours(by_role) - ours(first[2])) / n, samples, split)
     finally:
         for process in processes:
             process.stop()
@@ -296,9 +297,9 @@ def run_engine(broker: KafkaBroker | TansuBroker, workdir: Path, records: list, 
     produce_rate = len(records) / (time.perf_counter() - t0)
     bare = asyncio.run(bare_consumer_rate(broker.bootstrap, topic, len(records)))
     pairs, splits = [], []
+    tansu = broker.engine == "tansu"
     for n in range(repeat):
         bare_faust = bare_faust_rate(broker.bootstrap, topic, len(records))
-        tansu = broker.engine == "tansu"
         run = worker_run(broker.bootstrap, topic, len(records), workdir / str(n), env, tansu, broker_pid=broker.pid)
         pairs.append((bare_faust, run.rate, run.cpu))
         splits.append(run.cpu_by_role)

@@ -50,7 +50,7 @@ class UserProfile:
     # Insertion-ordered sets (dicts: O(1) membership, JSON as lists), most recent last.
     recent_items: dict[str, None] = field(default_factory=dict)
     rate_ewma: float = 0.0
-    # Insertion-ordered set of items touched (a dict: O(1) membership, JSON as a list).
+    # Every item touched, an ordered set like `recent_items` (capped at `max_tracked_items`).
     items: dict[str, None] = field(default_factory=dict)
     items_capped: bool = False
     rating_count: int = 0
