@@ -21,6 +21,7 @@ from faust.web.exceptions import WebError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.contract.settings import Settings
+from streams.kafka import eager_delivery
 from streams.kafka.partitioner import partition_of
 
 __all__ = [
@@ -392,3 +393,4 @@ def _hold_the_flow_until_streams_are_sought() -> None:
 
 _seek_every_partition_to_committed()
 _hold_the_flow_until_streams_are_sought()
+eager_delivery.install()
