@@ -1,9 +1,10 @@
 """Baseline for benchmarks/ingest.py: a Faust agent that takes batches and does nothing else.
 
-    python benchmarks/bare_faust_agent.py BOOTSTRAP TOPIC TOTAL WEB_PORT
+    python benchmarks/bare_faust_agent.py BOOTSTRAP TOPIC TOTAL WEB_PORT [eager]
 
 Prints `rate <events/s>` once it has consumed TOTAL records: the ceiling Faust's own stream
-machinery puts on any agent on this machine.
+machinery puts on any agent on this machine. With `eager`, Faust's consumer is patched as in every
+advrec process (`streams.kafka.eager_delivery`): the same ground as the worker's, beside stock Faust.
 """
 
 import os
@@ -14,6 +15,11 @@ import time
 import faust
 
 bootstrap, topic, total, web_port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+if sys.argv[5:] == ["eager"]:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    from streams.kafka import eager_delivery
+
+    eager_delivery.install()
 app = faust.App(
     f"bare-{time.time()}",
     broker=f"kafka://{bootstrap}",
