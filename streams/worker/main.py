@@ -31,12 +31,13 @@ def _prepare(settings: Settings) -> str:
 def worker(loglevel: str) -> None:
     """Run a stream worker: validation, dead letters, profiles, HTTP views (/profiles, /metrics)."""
     from streams.kafka.address import tansu_workarounds
-    from streams.kafka.faust_app import run_worker
+    from streams.kafka.faust_app import ensure_changelogs, run_worker
     from streams.worker.app import create_app
 
     settings = Settings()
     bootstrap = _prepare(settings)
     app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
+    ensure_changelogs(app, bootstrap, settings.replication_factor)
     fraud = "in this worker" if settings.fraud_in_worker else "in `advrec detector`"
     ready = (
         f"worker ready: {settings.events_topic} on {bootstrap}, windows to {settings.windows_location}, "
@@ -54,7 +55,7 @@ def detector(loglevel: str) -> None:
     For deployments with ADVREC_FRAUD_IN_WORKER=false, so that the workers spend no CPU on it.
     """
     from streams.kafka.address import tansu_workarounds
-    from streams.kafka.faust_app import run_worker
+    from streams.kafka.faust_app import ensure_changelogs, run_worker
     from streams.worker.app import create_detector_app
 
     settings = Settings()
@@ -65,6 +66,7 @@ def detector(loglevel: str) -> None:
         )
     bootstrap = _prepare(settings)
     app = create_detector_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
+    ensure_changelogs(app, bootstrap, settings.replication_factor)
     ready = (
         f"detector ready: {settings.fraud_events_topic} on {bootstrap}, flags to {settings.fraud_flags_topic}, "
         f"views and /metrics on {settings.web_bind}:{settings.detector_web_port}"

@@ -99,13 +99,21 @@ def _replayed_flags(events: list[dict]) -> set[str]:
     return detector.flagged()
 
 
+class Status(int):
+    """An HTTP error status, with the body that came with it (for failure messages)."""
+
+    body: str = ""
+
+
 def _get(base: str, path: str):
     try:
         with urllib.request.urlopen(f"{base}{path}", timeout=5) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         if exc.code in (404, 503):  # 503: still recovering its tables
-            return exc.code
+            status = Status(exc.code)
+            status.body = exc.read()[:500].decode("utf-8", "replace")
+            return status
         raise
 
 
@@ -214,6 +222,7 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
 
         attacker = sorted(flagged & attackers1)[0]
         view = _get(base, f"/fraud/{attacker}")
+        assert isinstance(view, dict), f"GET /fraud/{attacker}: {view} {view.body}"
         assert view["flagged"] is True and view["score"] >= 0.5 and view["reasons"] and view["version"]
         assert view["detector_events"] == sum(e["user_id"] == attacker for e in phase_a)
         assert _get(base, "/fraud/never-seen") == 404
@@ -288,7 +297,15 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         assert tp2 >= 11 and fp2 <= 2 and len(flagged & attackers1) >= 19
         # Flags of phase A are not sent again after the restart (the suspicion table restored them).
         again = [r for r in reader.records[before_kill:] if r["user_id"] in attackers1 and r["flagged"]]
-        assert not again
+        history = {
+            u: [
+                (r["flagged"], r["trusted"], r["score"], n >= before_kill)
+                for n, r in enumerate(reader.records)
+                if r["user_id"] == u
+            ]
+            for u in {r["user_id"] for r in again}
+        }
+        assert not again, f"flags sent again (user: [(flagged, trusted, score, after the kill)]): {history}"
 
         # Analysts' labels override the detector, without a restart.
         from click.testing import CliRunner
