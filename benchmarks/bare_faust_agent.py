@@ -1,10 +1,12 @@
 """Baseline for benchmarks/ingest.py: a Faust agent that takes batches and does nothing else.
 
-    python benchmarks/bare_faust_agent.py BOOTSTRAP TOPIC TOTAL WEB_PORT [eager]
+    python benchmarks/bare_faust_agent.py BOOTSTRAP TOPIC TOTAL WEB_PORT [advrec]
 
-Prints `rate <events/s>` once it has consumed TOTAL records: the ceiling Faust's own stream
-machinery puts on any agent on this machine. With `eager`, Faust's consumer is patched as in every
-advrec process (`streams.kafka.eager_delivery`): the same ground as the worker's, beside stock Faust.
+Prints `rate <events/s>` once it has consumed TOTAL records: what Faust's own stream machinery
+allows an agent that does nothing on this machine. With `advrec`, the agent runs as advrec runs its
+Faust apps (`streams.kafka.faust_app.run_worker`: its patches of Faust, among them
+`eager_delivery`, its garbage-collection and logger settings): the worker's own ground, beside
+stock Faust.
 """
 
 import os
@@ -15,11 +17,7 @@ import time
 import faust
 
 bootstrap, topic, total, web_port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-if sys.argv[5:] == ["eager"]:
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
-    from streams.kafka import eager_delivery
-
-    eager_delivery.install()
+as_advrec = sys.argv[5:] == ["advrec"]
 app = faust.App(
     f"bare-{time.time()}",
     broker=f"kafka://{bootstrap}",
@@ -52,5 +50,11 @@ async def count(stream):
 
 
 if __name__ == "__main__":
-    sys.argv = [sys.argv[0], "worker", "-l", "warn"]
-    app.main()
+    if as_advrec:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+        from streams.kafka.faust_app import run_worker
+
+        run_worker(app, "warning")
+    else:
+        sys.argv = [sys.argv[0], "worker", "-l", "warn"]
+        app.main()

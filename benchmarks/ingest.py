@@ -6,8 +6,8 @@
 
 For each embedded broker engine (Apache Kafka, and Tansu, the fallback without Java), starts the
 broker, preloads the topic, then (1) drains it with a bare aiokafka consumer that only counts
-records, (2) with a bare Faust agent that takes batches and does nothing (stock Faust, and Faust's
-consumer patched as in every advrec process: `streams/kafka/eager_delivery.py`), and (3) runs a real
+records, (2) with a bare Faust agent that takes batches and does nothing (stock Faust, and run as
+advrec runs its Faust apps: its patches of Faust, GC and logger settings), and (3) runs a real
 `advrec worker` process (validation, dead letters, profile + popularity tables with changelogs,
 fraud detection, windows) on it, timing from its first processed event until every stage (ingest,
 the fraud detector, the item table, the windows: `advrec_stage_events_total`) has taken in the
@@ -82,13 +82,14 @@ async def bare_consumer_rate(bootstrap: str, topic: str, total: int) -> float:
     return seen / (time.perf_counter() - started)
 
 
-def bare_faust_rate(bootstrap: str, topic: str, total: int, eager: bool = False) -> float:
-    """Events/s of a Faust agent that does nothing; `eager`: with advrec's patch of Faust's consumer."""
+def bare_faust_rate(bootstrap: str, topic: str, total: int, as_advrec: bool = False) -> float:
+    """Events/s of a Faust agent that does nothing; `as_advrec`: run as advrec runs its Faust apps."""
     import subprocess
 
     script = Path(__file__).with_name("bare_faust_agent.py")
+    mode = ["advrec"] if as_advrec else []
     out = subprocess.run(
-        [sys.executable, str(script), bootstrap, topic, str(total), str(free_port())] + (["eager"] if eager else []),
+        [sys.executable, str(script), bootstrap, topic, str(total), str(free_port()), *mode],
         capture_output=True,
         text=True,
         timeout=600,
@@ -302,11 +303,11 @@ def run_engine(broker: KafkaBroker | TansuBroker, workdir: Path, records: list, 
     tansu = broker.engine == "tansu"
     for n in range(repeat):
         bare_faust = bare_faust_rate(broker.bootstrap, topic, len(records))
-        bare_eager = bare_faust_rate(broker.bootstrap, topic, len(records), eager=True)
+        bare_advrec = bare_faust_rate(broker.bootstrap, topic, len(records), as_advrec=True)
         run = worker_run(broker.bootstrap, topic, len(records), workdir / str(n), env, tansu, broker_pid=broker.pid)
-        pairs.append((bare_faust, bare_eager, run.rate, run.cpu))
+        pairs.append((bare_faust, bare_advrec, run.rate, run.cpu))
         splits.append(run.cpu_by_role)
-    bare_faust, bare_eager, rate, cpu = (statistics.median(column) for column in zip(*pairs))
+    bare_faust, bare_advrec, rate, cpu = (statistics.median(column) for column in zip(*pairs))
     return dict(
         engine=broker.engine,
         start_s=broker.started_in_s,
@@ -315,9 +316,9 @@ def run_engine(broker: KafkaBroker | TansuBroker, workdir: Path, records: list, 
         bare_faust=bare_faust,
         worker=rate,
         cpu=cpu,
-        bare_faust_eager=bare_eager,
+        bare_faust_advrec=bare_advrec,
         ratios=[w / b for b, _, w, _ in pairs],
-        ratios_eager=[w / b for _, b, w, _ in pairs],
+        ratios_advrec=[w / b for _, b, w, _ in pairs],
         samples=run.samples,
         cpu_by_role={role: statistics.median(split[role] for split in splits) for role in splits[0]},
     )
@@ -449,12 +450,12 @@ def main() -> None:
         print(f"producer (kafka-python, preload):      {r['produce']:10.0f} records/s")
         print(f"bare aiokafka consumer (count only):   {r['bare']:10.0f} records/s")
         print(f"bare Faust agent (take_events, no work): {r['bare_faust']:8.0f} events/s")
-        print(f"  the same, Faust patched as in advrec: {r['bare_faust_eager']:8.0f} events/s (eager_delivery.py)")
+        print(f"  the same agent run as advrec runs Faust: {r['bare_faust_advrec']:6.0f} events/s (run_worker)")
         print(f"advrec worker (validate+DLQ+profiles): {r['worker']:10.0f} events/s ({r['cpu']:.0f} us CPU/event)")
         print(f"  CPU us/event by process (medians):   {by_role(r['cpu_by_role'])}")
         print(f"ratio worker / bare consumer:          {r['worker'] / r['bare']:10.3f}")
         print_ratio("ratio worker / bare Faust agent:      ", r["ratios"])
-        print_ratio("ratio worker / bare agent, same patch:", r["ratios_eager"])
+        print_ratio("ratio worker / bare agent run as advrec:", r["ratios_advrec"])
         print(
             f"worker batches: {batch_n:.0f}, mean {len(records) / max(batch_n, 1):.0f} events/batch, "
             f"pure batch work {1e6 * batch_s / len(records):.1f} us/event"
