@@ -305,7 +305,7 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
             ]
             for u in {r["user_id"] for r in again}
         }
-        assert not again, f"flags sent again (user: [(flagged, trusted, score, after the kill)]): {history}"
+        assert not again, f"flags sent again (user: [(flagged, trusted, score, sent after phase A)]): {history}"
 
         # Analysts' labels override the detector, without a restart.
         from click.testing import CliRunner
