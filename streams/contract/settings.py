@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         1_048_576, description="Ingest works through a batch in slices of this many bytes (envelopes make big batches)."
     )
     batch_max_seconds: float = 0.5
+    events_buffer_records: int = Field(
+        20_000,
+        ge=1,
+        description="Records of `events` a worker holds fetched and not yet taken by the ingest agent (Faust's "
+        "stream buffer): room for a few batches keeps the fetcher running while one is processed. Each record "
+        "is held whole: with envelopes, memory grows with their size.",
+    )
 
     # --- windows and trainer ---
     window_max_events: int = Field(
