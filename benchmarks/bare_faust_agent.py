@@ -5,8 +5,8 @@
 Prints `rate <events/s>` once it has consumed TOTAL records: what Faust's own stream machinery
 allows an agent that does nothing on this machine. With `advrec`, the agent runs as advrec runs its
 Faust apps (`streams.kafka.faust_app.run_worker`: its patches of Faust, among them
-`eager_delivery`, its garbage-collection and logger settings): the worker's own ground, beside
-stock Faust.
+`eager_delivery`, its garbage-collection and logger settings) and with the ingest agent's stream
+buffer: the worker's own ground, beside stock Faust.
 """
 
 import os
@@ -29,7 +29,8 @@ app = faust.App(
     broker_session_timeout=6,
     broker_heartbeat_interval=1,
     broker_rebalance_timeout=6,
-    stream_buffer_maxsize=10_000,
+    # the worker's buffers: Faust's app-wide one, and its ingest agent's (ADVREC_EVENTS_BUFFER_RECORDS)
+    stream_buffer_maxsize=20_000 if as_advrec else 10_000,
     broker_max_poll_records=5_000,
 )
 source = app.topic(topic, value_type=bytes, value_serializer="raw", key_serializer="raw")
