@@ -75,10 +75,25 @@ def test_two_workers_one_killed_9_lose_nothing_and_flag_like_one_detector(kafka_
             lambda: exact_from(base_a) and exact_from(base_b), 180, "every profile exact, seen from both", first, second
         )
         recovered_s = time.monotonic() - killed_at
-        for base in (base_a, base_b):
-            for item, expected in items.items():
-                got = _get(base, f"/items/{item}")
-                assert {k: got[k] for k in expected} == expected, (base, item, got)
+
+        # The item table folds `item-deltas`, which its agent reads after ingest sent them: it may
+        # trail the profiles by a batch, never by an event for good.
+        def item_gaps() -> list:
+            gaps = []
+            for base in (base_a, base_b):
+                for item, expected in items.items():
+                    try:
+                        got = _get(base, f"/items/{item}")
+                    except urllib.error.URLError as error:  # the route moving
+                        got = repr(error)
+                    if not isinstance(got, dict) or {k: got.get(k) for k in expected} != expected:
+                        gaps.append((base, item, got, expected))
+            return gaps
+
+        try:
+            wait_for(lambda: not item_gaps(), 30, "every item exact, seen from both", first, second)
+        except AssertionError as exc:
+            raise AssertionError(f"items differ from the events sent: {item_gaps()[:5]}") from exc
 
         expected_flags = _replayed_flags(events)
         wait_for(
