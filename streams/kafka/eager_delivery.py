@@ -57,10 +57,6 @@ class Resumed:
                     return stop.value
 
 
-async def _rest_of(resumed: Resumed) -> Any:
-    return await resumed
-
-
 def install() -> None:
     """Patch Faust's consumer (idempotent): the callback's first step runs without tasks."""
     from faust.transport.consumer import Consumer
@@ -85,7 +81,7 @@ def install() -> None:
             if isinstance(exc, StopIteration):
                 return WaitResults([callback], [exc.value], False)
             raise
-        return await original(self, _rest_of(Resumed(callback, yielded)), flow)
+        return await original(self, Resumed(callback, yielded), flow)  # an awaitable: mode makes it a task
 
     wait_first.advrec_patched = True
     Consumer.wait_first = wait_first

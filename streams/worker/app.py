@@ -111,8 +111,8 @@ def build_topology(app: faust.App, settings: Settings, bulk_writes: bool = False
     detector_tables = _detector_tables(app) if settings.fraud_in_worker else {}
     return WorkerTopology(
         # A buffer of twice the batch (Faust pauses a full buffer's partitions) left the fetcher idle
-        # while each batch was processed (single events, worker runs of benchmarks/ingest.py: 11.7k
-        # events/s at two batches, 14.2k at four; docs/broker.md).
+        # while each batch was processed (single events, worker runs of benchmarks/ingest.py with the
+        # capped wait for records: 12.4k events/s at two batches, 14.2k at four; docs/broker.md).
         events=_raw_topic(app, settings.events_topic, partitions, settings.events_buffer_records),
         deadletter=_raw_topic(app, settings.deadletter_topic, partitions),
         valid=_raw_topic(app, settings.valid_topic, partitions),
