@@ -159,10 +159,12 @@ def ensure_changelogs(app: faust.App, bootstrap: str, replication_factor: int) -
     fraud view of a lone fresh worker in 1 of 8 runs of `test_fraud_stream`, "Ignoring missing
     topic" for both detector changelogs in its log).
     """
+    by_partitions: dict[int, list[str]] = {}
     for table in app.tables.values():
-        name = table.changelog_topic.get_topic_name()
         partitions = table.partitions or app.conf.topic_partitions
-        ensure_topics(bootstrap, [name], partitions, replication_factor, compact=True)
+        by_partitions.setdefault(partitions, []).append(table.changelog_topic.get_topic_name())
+    for partitions, names in by_partitions.items():  # returns once the broker's metadata lists them
+        ensure_topics(bootstrap, names, partitions, replication_factor, compact=True)
 
 
 def run_worker(app: faust.App, loglevel: str, ready: str = "") -> None:

@@ -11,7 +11,13 @@ def ensure_topics(
     bootstrap: str, names: list[str], partitions: int, replication_factor: int = 1, compact: bool = False
 ) -> None:
     """Create the named topics with `partitions` partitions if they do not exist yet (log-compacted if `compact`:
-    topics whose latest record per key is the state, like `catalog`)."""
+    topics whose latest record per key is the state, like `catalog`), and return once the broker's
+    metadata lists every one of them with a leader for each partition.
+
+    CreateTopics returns when the controller has accepted them; the broker's metadata can list them
+    later. A Faust app that joins its group in between gets no partition of a topic its assignor
+    finds missing until the next rebalance (see `ensure_changelogs`).
+    """
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -29,6 +35,7 @@ def ensure_topics(
         with contextlib.suppress(TopicAlreadyExistsError):
             if missing:
                 admin.create_topics(missing)
+        admin.wait_for_topics(names)
     finally:
         admin.close()
 

@@ -21,7 +21,11 @@ def _changelogs(bootstrap: str, prefix: str) -> dict[str, tuple[int, str]]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="changelog-test")
     try:
         names = [t for t in admin.list_topics() if t.startswith(prefix) and t.endswith("-changelog")]
-        partitions = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+        # a partition counts once the broker's metadata gives it a leader: ensure_changelogs
+        # returns only then, so a group join right after it sees every changelog
+        partitions = {
+            t["name"]: sum(p["leader_id"] >= 0 for p in t["partitions"]) for t in admin.describe_topics(names)
+        }
         configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
         policy = {name: entries["cleanup.policy"]["value"] for name, entries in configs["topic"].items()}
         return {name: (partitions[name], policy[name]) for name in names}
