@@ -1,7 +1,7 @@
 """Scorer latency and throughput: top-10 over 10k items, inside the scorer and end to end through Kafka.
 
-    .venv/bin/python benchmarks/scorer.py [--rate 2000] [--paced 6000] [--burst 10000] [--batch-max 1,32]
-                                          [--engine auto|kafka|tansu] [--no-kafka]
+    .venv/bin/python benchmarks/scorer.py [--rate 2000] [--warm-s 5] [--paced 20000] [--burst 10000]
+                                          [--batch-max 1,32] [--engine auto|kafka|tansu] [--no-kafka]
 
 1. In-process (`ScorerCore.serve`, what the agent calls): profile lookup + model scores + top-K,
    single requests and micro-batches; p50/p99 per request (a batched request waits for its whole
@@ -11,7 +11,9 @@
    registered as champion in a sqlite MLflow store, a real `advrec scorer` process per
    `ADVREC_SCORER_BATCH_MAX` setting; requests produced and the recommendations consumed in this
    process by one asyncio client (aiokafka); latency = consumed - produced per request id, split at
-   the answer's `served_at`. First paced at --rate (p50/p99 latency at that rate), then a burst
+   the answer's `served_at`. After the group join, --warm-s seconds paced at --rate (the scorer's
+   first seconds of load: its p99 is printed as such; the model it just loaded and the first
+   batches are in it), then --paced requests at --rate (p50/p99 latency at that rate), then a burst
    (requests/s, first produced -> last consumed) with the scorer's CPU per request from its
    `process_cpu_seconds_total`. Baseline: the same client's own produce -> consume round trip at
    the same rate through the same broker.
@@ -174,6 +176,7 @@ def end_to_end(
     engine: str,
     batch_maxes: list[int],
     scorers: int = 1,
+    warm_s: float = 5.0,
 ) -> tuple[dict[int, dict], dict]:
     """`scorers` real `advrec scorer` processes (one group, one partition each) per setting of
     ADVREC_SCORER_BATCH_MAX: paced latency, burst rate, their CPU per request; and the client's
@@ -260,6 +263,10 @@ def end_to_end(
                     warm = [request(label, -i - 1) for i in range(200)]  # group join, first batches
                     await client.paced(warm, rate)
                     await client.answered([rid for rid, _, _ in warm], 60)
+                    first = [request(label, -i - 1) for i in range(len(warm), len(warm) + int(warm_s * rate))]
+                    await client.paced(first, rate)
+                    await client.answered([rid for rid, _, _ in first], 60)
+                    first_lat = [client.got[r] - client.sent[r] for r, _, _ in first if r in client.got]
                     ids = [f"{label}-{i}" for i in range(paced)]
                     start = time.time()
                     sent_rate = await client.paced([request(label, i) for i in range(paced)], rate)
@@ -282,6 +289,8 @@ def end_to_end(
                         "paced_rate": paced_rate,
                         "p50_ms": pct(lat, 50),
                         "p99_ms": pct(lat, 99),
+                        "over_50ms": sum(x > 0.05 for x in lat) / len(lat),
+                        "first_p99_ms": pct(first_lat, 99) if first_lat else float("nan"),
                         "to_scorer_ms": (pct(to_scorer, 50), pct(to_scorer, 99)),
                         "to_client_ms": (pct(to_client, 50), pct(to_client, 99)),
                         "burst_answered": len(done),
@@ -298,7 +307,10 @@ def end_to_end(
                 print(
                     f"  {label:<14} paced at {rate:.0f}/s (sent {r['sent_rate']:.0f}/s): answered "
                     f"{r['answered']}/{paced} at {r['paced_rate']:.0f}/s, p50 {r['p50_ms']:7.1f} ms  "
-                    f"p99 {r['p99_ms']:7.1f} ms"
+                    f"p99 {r['p99_ms']:7.1f} ms ({100 * r['over_50ms']:.1f} % over 50 ms)"
+                )
+                print(
+                    f"  {'':<14} the {warm_s:.0f} s before it (the scorer's first load): p99 {r['first_p99_ms']:.1f} ms"
                 )
                 print(
                     f"  {'':<14} of which request produced -> answer served p50 {r['to_scorer_ms'][0]:.1f} ms "
@@ -322,7 +334,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=10_000)
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--requests", type=int, default=4_000, help="in-process requests per setting")
-    ap.add_argument("--paced", type=int, default=6_000, help="end-to-end requests sent at --rate")
+    ap.add_argument("--warm-s", type=float, default=5.0, help="seconds of load at --rate before the paced run")
+    ap.add_argument("--paced", type=int, default=20_000, help="end-to-end requests sent at --rate")
     ap.add_argument("--rate", type=float, default=2_000.0)
     ap.add_argument("--burst", type=int, default=10_000)
     ap.add_argument("--scorers", type=int, default=1, help="scorer processes (and request partitions)")
@@ -337,7 +350,16 @@ def main() -> None:
     if args.no_kafka:
         return
     through, baseline = end_to_end(
-        args.users, args.items, args.dim, args.paced, args.burst, args.rate, args.engine, batch_maxes, args.scorers
+        args.users,
+        args.items,
+        args.dim,
+        args.paced,
+        args.burst,
+        args.rate,
+        args.engine,
+        batch_maxes,
+        args.scorers,
+        args.warm_s,
     )
     print(
         "\nthrough Kafka beside in-process, same run, same batch bound "
