@@ -1,7 +1,8 @@
 """Scorer latency and throughput: top-10 over 10k items, inside the scorer and end to end through Kafka.
 
     .venv/bin/python benchmarks/scorer.py [--rate 2000] [--warm-s 5] [--paced 20000] [--burst 10000]
-                                          [--batch-max 1,32] [--engine auto|kafka|tansu] [--no-kafka]
+                                          [--batch-max 1,32] [--fetch-wait-ms 0,5]
+                                          [--engine auto|kafka|tansu] [--no-kafka]
 
 1. In-process (`ScorerCore.serve`, what the agent calls): profile lookup + model scores + top-K,
    single requests and micro-batches; p50/p99 per request (a batched request waits for its whole
@@ -177,10 +178,12 @@ def end_to_end(
     batch_maxes: list[int],
     scorers: int = 1,
     warm_s: float = 5.0,
-) -> tuple[dict[int, dict], dict]:
+    fetch_waits: tuple[int, ...] = (0,),
+) -> tuple[dict[tuple[int, int], dict], dict]:
     """`scorers` real `advrec scorer` processes (one group, one partition each) per setting of
-    ADVREC_SCORER_BATCH_MAX: paced latency, burst rate, their CPU per request; and the client's
-    own round trip through the same broker at the same rate (the baseline)."""
+    ADVREC_SCORER_BATCH_MAX (and of ADVREC_SCORER_FETCH_WAIT_MS, in turn): paced latency, burst
+    rate, their CPU per request; and the client's own round trip through the same broker at the
+    same rate (the baseline)."""
     import pandas as pd
     import torch
 
@@ -231,9 +234,10 @@ def end_to_end(
             f"  the client alone (produce -> consume, no scorer) at {rate:.0f}/s: "
             f"p50 {baseline['p50_ms']:.1f} ms  p99 {baseline['p99_ms']:.1f} ms"
         )
-        for batch_max in batch_maxes:
+        for batch_max, wait_ms in ((b, w) for b in batch_maxes for w in fetch_waits):
             label = "single-request" if batch_max == 1 else f"batches <={batch_max}"
-            app_id = f"bench{batch_max}"
+            label += f", fetch wait {wait_ms} ms" if wait_ms else ""
+            app_id = f"bench{batch_max}w{wait_ms}"
             ports = [free_port() for _ in range(scorers)]
             env = {
                 "ADVREC_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -241,6 +245,7 @@ def end_to_end(
                 "ADVREC_APP_ID": app_id,
                 "ADVREC_MLFLOW_TRACKING_URI": uri,
                 "ADVREC_SCORER_BATCH_MAX": str(batch_max),
+                "ADVREC_SCORER_FETCH_WAIT_MS": str(wait_ms),
                 "ADVREC_REC_REQUESTS_TOPIC": f"{app_id}.req",
                 "ADVREC_RECOMMENDATIONS_TOPIC": f"{app_id}.rec",
                 "ADVREC_TOPIC_PARTITIONS": str(scorers),
@@ -268,9 +273,10 @@ def end_to_end(
                     await client.answered([rid for rid, _, _ in first], 60)
                     first_lat = [client.got[r] - client.sent[r] for r, _, _ in first if r in client.got]
                     ids = [f"{label}-{i}" for i in range(paced)]
-                    start = time.time()
+                    start, paced_cpu = time.time(), scorer_cpu()
                     sent_rate = await client.paced([request(label, i) for i in range(paced)], rate)
                     await client.answered(ids, 120)
+                    paced_cpu = scorer_cpu() - paced_cpu
                     answered = [r for r in ids if r in client.got]
                     lat = [client.got[r] - client.sent[r] for r in answered]
                     to_scorer = [client.served[r] - client.sent[r] for r in answered]
@@ -290,6 +296,7 @@ def end_to_end(
                         "p50_ms": pct(lat, 50),
                         "p99_ms": pct(lat, 99),
                         "over_50ms": sum(x > 0.05 for x in lat) / len(lat),
+                        "paced_cpu_us": 1e6 * paced_cpu / paced,
                         "first_p99_ms": pct(first_lat, 99) if first_lat else float("nan"),
                         "to_scorer_ms": (pct(to_scorer, 50), pct(to_scorer, 99)),
                         "to_client_ms": (pct(to_client, 50), pct(to_client, 99)),
@@ -303,11 +310,12 @@ def end_to_end(
                     proc.wait_http(url, 90)
                 if scorers > 1:
                     time.sleep(15)  # let the group settle on one partition per member before the warm-up
-                r = out[batch_max] = asyncio.run(drive())
+                r = out[batch_max, wait_ms] = asyncio.run(drive())
                 print(
                     f"  {label:<14} paced at {rate:.0f}/s (sent {r['sent_rate']:.0f}/s): answered "
                     f"{r['answered']}/{paced} at {r['paced_rate']:.0f}/s, p50 {r['p50_ms']:7.1f} ms  "
-                    f"p99 {r['p99_ms']:7.1f} ms ({100 * r['over_50ms']:.1f} % over 50 ms)"
+                    f"p99 {r['p99_ms']:7.1f} ms ({100 * r['over_50ms']:.1f} % over 50 ms), "
+                    f"scorer CPU {r['paced_cpu_us']:.0f} µs/request"
                 )
                 print(
                     f"  {'':<14} the {warm_s:.0f} s before it (the scorer's first load): p99 {r['first_p99_ms']:.1f} ms"
@@ -341,6 +349,9 @@ def main() -> None:
     ap.add_argument("--scorers", type=int, default=1, help="scorer processes (and request partitions)")
     ap.add_argument("--batch-max", default="1,32", help="ADVREC_SCORER_BATCH_MAX settings to run end to end")
     ap.add_argument(
+        "--fetch-wait-ms", default="0", help="ADVREC_SCORER_FETCH_WAIT_MS settings to run with each, e.g. 0,5"
+    )
+    ap.add_argument(
         "--engine", default="auto", help="embedded broker: auto (Apache Kafka where Java runs), kafka, tansu"
     )
     ap.add_argument("--no-kafka", action="store_true", help="only the in-process part")
@@ -360,17 +371,20 @@ def main() -> None:
         batch_maxes,
         args.scorers,
         args.warm_s,
+        tuple(int(w) for w in args.fetch_wait_ms.split(",")),
     )
     print(
         "\nthrough Kafka beside in-process, same run, same batch bound "
         "(goal: >= 2000 requests/s through Kafka, p99 <= 50 ms at 2000/s):"
     )
-    for batch_max, kafka in through.items():
+    for (batch_max, wait_ms), kafka in through.items():
         alone = inside[batch_max]
+        setting = f"batch <={batch_max:>3}" + (f", fetch wait {wait_ms} ms" if wait_ms else "")
         print(
-            f"  batch <={batch_max:>3}: {kafka['burst_rate']:6.0f} vs {alone['rate']:6.0f} requests/s "
+            f"  {setting}: {kafka['burst_rate']:6.0f} vs {alone['rate']:6.0f} requests/s "
             f"(ratio {kafka['burst_rate'] / alone['rate']:.2f}); CPU {kafka['cpu_us']:5.0f} vs "
-            f"{alone['cpu_us']:4.0f} µs/request; at {args.rate:.0f}/s paced: p99 {kafka['p99_ms']:.1f} ms"
+            f"{alone['cpu_us']:4.0f} µs/request; at {args.rate:.0f}/s paced: p50 {kafka['p50_ms']:.1f} ms, "
+            f"p99 {kafka['p99_ms']:.1f} ms, {kafka['paced_cpu_us']:.0f} µs/request"
             f" (the client alone: {baseline['p99_ms']:.1f} ms)"
         )
 

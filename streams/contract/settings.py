@@ -190,6 +190,13 @@ class Settings(BaseSettings):
     scorer_batch_max: int = Field(32, description="Requests the scorer takes at most per micro-batch…")
     scorer_batch_seconds: float = Field(0.01, description="…or what arrived within this time.")
     scorer_max_k: int = Field(100, description="Largest k a request may ask for.")
+    scorer_fetch_wait_ms: int = Field(
+        0,
+        ge=0,
+        description="How long the broker may hold the scorer's fetch of requests to gather more (0: it answers as "
+        "soon as one is there). Fewer, fuller fetches cost the scorer less CPU per request at moderate rates and "
+        "add up to this much latency (docs/operations.md).",
+    )
 
     # --- fraud detection in the stream ---
     fraud_enabled: bool = Field(True, description="Run the fraud detector on the worker's ingest batches.")
