@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -196,6 +198,7 @@ def end_to_end(
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="advrec-bench-scorer-"))
+    atexit.register(shutil.rmtree, work, True)  # the broker's data and the store: ~100 MB a run
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
         {
