@@ -104,10 +104,11 @@ class Client:
 
     def __init__(self, bootstrap: str, request_topic: str, answer_topic: str, decode_id) -> None:
         self.bootstrap, self.request_topic, self.answer_topic = bootstrap, request_topic, answer_topic
-        self.decode_id = decode_id  # answer bytes -> (request id, served_at or None)
+        self.decode_id = decode_id  # answer bytes -> (request id, served_at or None, model version or None)
         self.sent: dict[str, float] = {}
         self.got: dict[str, float] = {}
         self.served: dict[str, float] = {}
+        self.versions: dict[str, int | None] = {}
 
     async def __aenter__(self) -> Client:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -132,7 +133,8 @@ class Client:
             now = time.time()
             for messages in batches.values():
                 for message in messages:
-                    rid, served_at = self.decode_id(message.value)
+                    rid, served_at, version = self.decode_id(message.value)
+                    self.versions.setdefault(rid, version)
                     self.got.setdefault(rid, now)
                     if served_at is not None:
                         self.served.setdefault(rid, served_at)
@@ -160,7 +162,7 @@ class Client:
 
 async def round_trip(bootstrap: str, topic: str, n: int, rate: float) -> list[float]:
     """The client alone: produce to a topic and consume it back at `rate`, latency per message (s)."""
-    async with Client(bootstrap, topic, topic, lambda value: (value.decode(), None)) as client:
+    async with Client(bootstrap, topic, topic, lambda value: (value.decode(), None, None)) as client:
         await client.paced([(f"w{i}", b"k", f"w{i}".encode()) for i in range(50)], rate)
         await client.answered([f"w{i}" for i in range(50)], 30)
         ids = [f"m{i}" for i in range(n)]
@@ -181,6 +183,7 @@ def end_to_end(
     scorers: int = 1,
     warm_s: float = 5.0,
     fetch_waits: tuple[int, ...] = (0,),
+    swap_s: float = 0.0,
 ) -> tuple[dict[tuple[int, int], dict], dict]:
     """`scorers` real `advrec scorer` processes (one group, one partition each) per setting of
     ADVREC_SCORER_BATCH_MAX (and of ADVREC_SCORER_FETCH_WAIT_MS, in turn): paced latency, burst
@@ -188,6 +191,7 @@ def end_to_end(
     same rate (the baseline)."""
     import pandas as pd
     import torch
+    from mlflow import MlflowClient
 
     from registry.model_registry import ModelRegistry
     from registry.promotion import GateConfig
@@ -215,9 +219,15 @@ def end_to_end(
     if not decision.promoted:  # a synthetic report has no same-ground measurement: promote by hand, as ops can
         registry.promote(version)
 
-    def answer_id(value: bytes) -> tuple[str, float]:
+    swap_to = None
+    if swap_s:  # a second version, promoted during the swap run (the scorer polls the alias every second)
+        swap_to, decision = registry.register_round(model, report, {"note": "benchmark: the swap"})
+        if decision.promoted:
+            registry.promote(version)
+
+    def answer_id(value: bytes) -> tuple[str, float, int]:
         answer = decode(value, Recommendation)
-        return answer.request_id, answer.served_at
+        return answer.request_id, answer.served_at, answer.model_version
 
     def request(label: str, i: int) -> tuple[str, bytes, bytes]:
         user = f"u{rng.integers(0, n_users)}"
@@ -249,6 +259,7 @@ def end_to_end(
                 "ADVREC_MLFLOW_TRACKING_URI": uri,
                 "ADVREC_SCORER_BATCH_MAX": str(batch_max),
                 "ADVREC_SCORER_FETCH_WAIT_MS": str(wait_ms),
+                "ADVREC_SCORER_POLL_SECONDS": "1" if swap_s else "30",
                 "ADVREC_REC_REQUESTS_TOPIC": f"{app_id}.req",
                 "ADVREC_RECOMMENDATIONS_TOPIC": f"{app_id}.rec",
                 "ADVREC_TOPIC_PARTITIONS": str(scorers),
@@ -265,6 +276,32 @@ def end_to_end(
 
             def scorer_cpu() -> float:
                 return sum(scrape_metrics(url)["process_cpu_seconds_total"] for url in metrics_urls)
+
+            async def swap_run(client: Client) -> dict:
+                """Paced load for `swap_s` s with the second version promoted after 1 s: latency around the swap."""
+                ids = [f"{label}-swap-{i}" for i in range(int(swap_s * rate))]
+                requests = [request(f"{label}-swap", i) for i in range(len(ids))]
+                pacing = asyncio.create_task(client.paced(requests, rate))
+                await asyncio.sleep(1.0)
+                # the alias alone (what a promotion from another machine does here): `registry.promote`
+                # would load the version in this process first, and this process is the measuring client
+                await asyncio.to_thread(
+                    MlflowClient(uri).set_registered_model_alias, "advrec-recommender", "champion", swap_to
+                )
+                await pacing
+                await client.answered(ids, 120)
+                new = [client.served[r] for r in ids if client.versions.get(r) == swap_to]
+                if not new:
+                    return {"swap_s": None}
+                swapped = min(new)  # the first answer of the new version
+                near = [
+                    client.got[r] - client.sent[r] for r in ids if r in client.got and abs(client.sent[r] - swapped) < 2
+                ]
+                return {
+                    "swap_s": swapped - client.sent[ids[0]],
+                    "swap_p99_ms": pct(near, 99),
+                    "swap_max_ms": 1000 * max(near),
+                }
 
             async def drive() -> dict:
                 async with Client(broker.bootstrap, f"{app_id}.req", f"{app_id}.rec", answer_id) as client:
@@ -292,7 +329,10 @@ def end_to_end(
                     await client.producer.flush()
                     await client.answered(ids, 180)
                     done = [client.got[r] for r in ids if r in client.got]
+                    burst_cpu = scorer_cpu() - cpu_before
+                    swap = await swap_run(client) if swap_to is not None else {}
                     return {
+                        **swap,
                         "sent_rate": sent_rate,
                         "answered": len(lat),
                         "paced_rate": paced_rate,
@@ -305,7 +345,7 @@ def end_to_end(
                         "to_client_ms": (pct(to_client, 50), pct(to_client, 99)),
                         "burst_answered": len(done),
                         "burst_rate": len(done) / (max(done) - t0),
-                        "cpu_us": 1e6 * (scorer_cpu() - cpu_before) / burst,
+                        "cpu_us": 1e6 * burst_cpu / burst,
                     }
 
             try:
@@ -328,6 +368,15 @@ def end_to_end(
                     f"p99 {r['to_scorer_ms'][1]:.1f} ms; served -> consumed p50 {r['to_client_ms'][0]:.1f} ms "
                     f"p99 {r['to_client_ms'][1]:.1f} ms"
                 )
+                if swap_to is not None:
+                    if r["swap_s"] is None:
+                        print(f"  {'':<14} model swap: version {swap_to} was not served within the run")
+                    else:
+                        print(
+                            f"  {'':<14} model swap to version {swap_to}, first served {r['swap_s']:.1f} s "
+                            f"into the run: p99 {r['swap_p99_ms']:.1f} ms, max {r['swap_max_ms']:.0f} ms "
+                            "over the requests sent within 2 s of it"
+                        )
                 print(
                     f"  {label:<14} burst of {burst}: answered {r['burst_answered']}, "
                     f"{r['burst_rate']:7.0f} requests/s (first produced -> last consumed), "
@@ -357,6 +406,12 @@ def main() -> None:
     ap.add_argument(
         "--engine", default="auto", help="embedded broker: auto (Apache Kafka where Java runs), kafka, tansu"
     )
+    ap.add_argument(
+        "--swap-s",
+        type=float,
+        default=0.0,
+        help="after the burst, this many seconds paced at --rate with a second model version promoted after 1 s",
+    )
     ap.add_argument("--no-kafka", action="store_true", help="only the in-process part")
     args = ap.parse_args()
     batch_maxes = [int(b) for b in args.batch_max.split(",")]
@@ -375,6 +430,7 @@ def main() -> None:
         args.scorers,
         args.warm_s,
         tuple(int(w) for w in args.fetch_wait_ms.split(",")),
+        args.swap_s,
     )
     print(
         "\nthrough Kafka beside in-process, same run, same batch bound "
