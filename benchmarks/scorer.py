@@ -1,7 +1,7 @@
 """Scorer latency and throughput: top-10 over 10k items, inside the scorer and end to end through Kafka.
 
     .venv/bin/python benchmarks/scorer.py [--rate 2000] [--warm-s 5] [--paced 20000] [--burst 10000]
-                                          [--batch-max 1,32] [--fetch-wait-ms 0,5]
+                                          [--batch-max 1,32] [--fetch-wait-ms 0,5] [--swap-s 6]
                                           [--engine auto|kafka|tansu] [--no-kafka]
 
 1. In-process (`ScorerCore.serve`, what the agent calls): profile lookup + model scores + top-K,
@@ -13,11 +13,12 @@
    `ADVREC_SCORER_BATCH_MAX` setting; requests produced and the recommendations consumed in this
    process by one asyncio client (aiokafka); latency = consumed - produced per request id, split at
    the answer's `served_at`. After the group join, --warm-s seconds paced at --rate (the scorer's
-   first seconds of load: its p99 is printed as such; the model it just loaded and the first
-   batches are in it), then --paced requests at --rate (p50/p99 latency at that rate), then a burst
-   (requests/s, first produced -> last consumed) with the scorer's CPU per request from its
-   `process_cpu_seconds_total`. Baseline: the same client's own produce -> consume round trip at
-   the same rate through the same broker.
+   first seconds of load: its p99 is printed on its own), then --paced requests at --rate
+   (p50/p99 latency at that rate, the scorer's CPU per request), then a burst (requests/s, first
+   produced -> last consumed) with the scorer's CPU per request from its
+   `process_cpu_seconds_total`; with --swap-s, paced load again while a second model version
+   becomes champion (latency around the first answer of the new version). Baseline: the same
+   client's own produce -> consume round trip at the same rate through the same broker.
 3. The through-Kafka figures beside the in-process ones at the same batch bound, from this run.
 """
 
