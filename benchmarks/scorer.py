@@ -220,7 +220,7 @@ def end_to_end(
     if not decision.promoted:  # a synthetic report has no same-ground measurement: promote by hand, as ops can
         registry.promote(version)
 
-    swap_to = None
+    swap_to, champion = None, {"now": version}
     if swap_s:  # a second version, promoted during the swap run (the scorer polls the alias every second)
         swap_to, decision = registry.register_round(model, report, {"note": "benchmark: the swap"})
         if decision.promoted:
@@ -279,7 +279,8 @@ def end_to_end(
                 return sum(scrape_metrics(url)["process_cpu_seconds_total"] for url in metrics_urls)
 
             async def swap_run(client: Client) -> dict:
-                """Paced load for `swap_s` s with the second version promoted after 1 s: latency around the swap."""
+                """Paced load for `swap_s` s with the other version made champion after 1 s: latency around the swap."""
+                target = swap_to if champion["now"] == version else version  # each setting's scorer swaps once
                 ids = [f"{label}-swap-{i}" for i in range(int(swap_s * rate))]
                 requests = [request(f"{label}-swap", i) for i in range(len(ids))]
                 pacing = asyncio.create_task(client.paced(requests, rate))
@@ -287,18 +288,20 @@ def end_to_end(
                 # the alias alone (what a promotion from another machine does here): `registry.promote`
                 # would load the version in this process first, and this process is the measuring client
                 await asyncio.to_thread(
-                    MlflowClient(uri).set_registered_model_alias, "advrec-recommender", "champion", swap_to
+                    MlflowClient(uri).set_registered_model_alias, "advrec-recommender", "champion", target
                 )
+                champion["now"] = target
                 await pacing
                 await client.answered(ids, 120)
-                new = [client.served[r] for r in ids if client.versions.get(r) == swap_to]
+                new = [client.served[r] for r in ids if client.versions.get(r) == target]
                 if not new:
-                    return {"swap_s": None}
+                    return {"swap_to": target, "swap_s": None}
                 swapped = min(new)  # the first answer of the new version
                 near = [
                     client.got[r] - client.sent[r] for r in ids if r in client.got and abs(client.sent[r] - swapped) < 2
                 ]
                 return {
+                    "swap_to": target,
                     "swap_s": swapped - client.sent[ids[0]],
                     "swap_p99_ms": pct(near, 99),
                     "swap_max_ms": 1000 * max(near),
@@ -371,10 +374,10 @@ def end_to_end(
                 )
                 if swap_to is not None:
                     if r["swap_s"] is None:
-                        print(f"  {'':<14} model swap: version {swap_to} was not served within the run")
+                        print(f"  {'':<14} model swap: version {r['swap_to']} was not served within the run")
                     else:
                         print(
-                            f"  {'':<14} model swap to version {swap_to}, first served {r['swap_s']:.1f} s "
+                            f"  {'':<14} model swap to version {r['swap_to']}, first served {r['swap_s']:.1f} s "
                             f"into the run: p99 {r['swap_p99_ms']:.1f} ms, max {r['swap_max_ms']:.0f} ms "
                             "over the requests sent within 2 s of it"
                         )
