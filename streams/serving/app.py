@@ -46,7 +46,7 @@ class _FastFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        wait_ms = getattr(self.app, "fetch_wait_ms", 0)
+        wait_ms = self.app.fetch_wait_ms  # only ScorerApp's transport makes this thread
         # read by the fetcher when the consumer starts
         consumer._fetch_max_wait_ms = wait_ms or FETCH_MAX_WAIT_MS
         consumer._fetch_min_bytes = FETCH_GATHER_BYTES if wait_ms else 1
