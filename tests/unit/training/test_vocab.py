@@ -1,3 +1,6 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
 from training.vocab import Vocabulary
 
 
@@ -13,3 +16,11 @@ def test_ids_are_strings_and_round_trip():
     v = Vocabulary([3, 1, 3])
     assert v.ids == ["3", "1"] and v.lookup(["1"]).tolist() == [1]
     assert Vocabulary(v.to_list()) == v
+
+
+@given(st.lists(st.one_of(st.text(max_size=4), st.integers(-3, 3)), max_size=30))
+def test_building_from_a_list_is_adding_it_to_an_empty_vocabulary(ids):
+    built, added = Vocabulary(ids), Vocabulary()
+    assert added.add(ids).tolist() == built.lookup(ids).tolist()
+    assert built.ids == added.ids and built == added
+    assert Vocabulary(built.to_list()) == built  # distinct strings: the direct path
