@@ -295,8 +295,17 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
             f"{len(flagged & attackers1)}/{len(attackers1)} phase-A attackers still flagged"
         )
         assert tp2 >= 11 and fp2 <= 2 and len(flagged & attackers1) >= 19
-        # Flags of phase A are not sent again after the restart (the suspicion table restored them).
-        again = [r for r in reader.records[before_kill:] if r["user_id"] in attackers1 and r["flagged"]]
+        # Flags of phase A are not sent again after the restart (the suspicion table restored them):
+        # no flag after the kill for a phase-A attacker whose previous record was already a flag. A
+        # clear and then a flag is a change of verdict, not a flag sent again: a score near the
+        # threshold moves both ways as the population grows (seen once: 0.55 flagged, 0.44 cleared,
+        # 0.50 flagged in phase A, then 0.34 cleared and 0.50 flagged after the restart).
+        last_flagged: dict[str, bool] = {}
+        again = []
+        for n, r in enumerate(reader.records):
+            if n >= before_kill and r["user_id"] in attackers1 and r["flagged"] and last_flagged.get(r["user_id"]):
+                again.append(r)
+            last_flagged[r["user_id"]] = r["flagged"]
         history = {
             u: [
                 (r["flagged"], r["trusted"], r["score"], n >= before_kill)
