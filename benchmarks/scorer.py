@@ -220,7 +220,7 @@ def end_to_end(
     if not decision.promoted:  # a synthetic report has no same-ground measurement: promote by hand, as ops can
         registry.promote(version)
 
-    swap_to, champion = None, {"now": version}
+    swap_to, champion = None, version
     if swap_s:  # a second version, promoted during the swap run (the scorer polls the alias every second)
         swap_to, decision = registry.register_round(model, report, {"note": "benchmark: the swap"})
         if decision.promoted:
@@ -280,9 +280,10 @@ def end_to_end(
 
             async def swap_run(client: Client) -> dict:
                 """Paced load for `swap_s` s with the other version made champion after 1 s: latency around the swap."""
-                target = swap_to if champion["now"] == version else version  # each setting's scorer swaps once
-                ids = [f"{label}-swap-{i}" for i in range(int(swap_s * rate))]
-                requests = [request(f"{label}-swap", i) for i in range(len(ids))]
+                nonlocal champion
+                target = swap_to if champion == version else version  # each setting's scorer swaps once
+                requests = [request(f"{label}-swap", i) for i in range(int(swap_s * rate))]
+                ids = [rid for rid, _, _ in requests]
                 pacing = asyncio.create_task(client.paced(requests, rate))
                 await asyncio.sleep(1.0)
                 # the alias alone (what a promotion from another machine does here): `registry.promote`
@@ -290,7 +291,7 @@ def end_to_end(
                 await asyncio.to_thread(
                     MlflowClient(uri).set_registered_model_alias, "advrec-recommender", "champion", target
                 )
-                champion["now"] = target
+                champion = target
                 await pacing
                 await client.answered(ids, 120)
                 new = [client.served[r] for r in ids if client.versions.get(r) == target]
