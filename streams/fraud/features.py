@@ -116,8 +116,22 @@ def degsim(overlaps: np.ndarray, size: float, sizes: np.ndarray, k: int) -> floa
         return 0.0
     jac = overlaps / np.maximum(size + sizes - overlaps, 1.0)
     if len(jac) > k:
-        jac = np.partition(jac, len(jac) - k)[-k:]
+        jac = _top(jac, k)
     return float(jac.sum() / k)
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """The k largest values, in ascending order.
+
+    A partition of a sample bounds the k-th largest from below; only the values at or above the
+    bound can be among the k largest, and they are few: partitioning them instead of every value
+    is several times faster on long profiles (DegSim runs per rescored user).
+    """
+    sample = 8 * k
+    if len(values) > 4 * sample:
+        bound = np.partition(values[:sample], sample - k)[sample - k]
+        values = values[values >= bound]
+    return np.sort(np.partition(values, len(values) - k)[-k:])
 
 
 def consensus_corr(

@@ -141,12 +141,18 @@ class ItemTable:
         a["r_sq"][k] += new * new
         h[new] = h.get(new, 0) + 1
 
-    def rater_array(self, k: int) -> np.ndarray:
-        """Item k's raters as a numpy array (cached until the item gains a rater)."""
-        arr = self._rater_arrays[k]
-        if arr is None or len(arr) != len(self.raters[k]):
-            arr = self._rater_arrays[k] = np.array(self.raters[k], dtype=np.int64)
-        return arr
+    def raters_of(self, slots: list[int]) -> np.ndarray:
+        """The raters of items `slots`, concatenated into one numpy array (each item's array is
+        cached until the item gains a rater). One loop for all the items: DegSim calls this for
+        every rescored user, over every item of its profile."""
+        arrays, raters = self._rater_arrays, self.raters
+        parts = []
+        for k in slots:
+            arr = arrays[k]
+            if arr is None or len(arr) != len(raters[k]):
+                arr = arrays[k] = np.array(raters[k], dtype=np.int64)
+            parts.append(arr)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def at_value(self, k: int, value: float) -> int:
         """How many ratings of item k equal `value`."""

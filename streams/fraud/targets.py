@@ -66,7 +66,7 @@ def campaign_targets(
         m = max(m, k)
         if k < cfg.target_share * m:
             continue
-        n_len = int(np.isin(items.rater_array(slot), lenient_idx).sum())
+        n_len = int(np.isin(items.raters_of([slot]), lenient_idx).sum())
         if k < cfg.target_share * n_len:
             continue
         if rated:

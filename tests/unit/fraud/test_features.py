@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.fraud.config import DetectorConfig
 from streams.fraud.decision import decide, is_lenient, margins, robust_fit
@@ -61,6 +63,23 @@ def test_degsim_is_the_mean_jaccard_to_the_k_nearest():
     assert degsim(np.array([2.0, 1.0]), 4.0, np.array([4.0, 2.0]), 2) == pytest.approx((1 / 3 + 1 / 5) / 2)
     assert degsim(np.array([2.0, 1.0, 4.0]), 4.0, np.array([4.0, 2.0, 4.0]), 1) == 1.0
     assert degsim(np.array([]), 4.0, np.array([]), 10) == 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    overlaps=st.lists(st.integers(1, 6), min_size=1, max_size=700),
+    size=st.integers(1, 40),
+    k=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_degsim_on_long_neighbour_lists_equals_the_mean_of_the_k_largest_jaccards(overlaps, size, k, seed):
+    """Long lists take the bounded path (a sample's k-th largest prunes them first); few distinct
+    overlaps make many ties at the cut."""
+    ov = np.array(overlaps, dtype=float)
+    sizes = ov + np.random.default_rng(seed).integers(0, 30, len(ov))
+    jac = ov / np.maximum(size + sizes - ov, 1.0)
+    expected = np.sort(jac)[-k:].sum() / k
+    assert degsim(ov, float(size), sizes, k) == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
 def test_consensus_corr_is_high_for_the_item_means_and_undefined_when_flat():
