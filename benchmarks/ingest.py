@@ -14,9 +14,9 @@ the fraud detector, the item table, the windows: `advrec_stage_events_total`) ha
 last, by polling its /metrics. Prints the rates and their ratios per engine, and the broker's start time. Then, on the
 first engine, (4) the same events sent as envelopes (JSON arrays of `--envelope` events per message,
 as `advrec produce --envelope` sends them) through a fresh worker on the same broker (after the
-figures above: its JIT warm), drained from a preloaded topic like the figures above, and live (sent
-while a second fresh worker runs), and (5) with `--peer-python`, the
-peer a user would pick instead: a quix-streams app with a per-user stateful count (RocksDB state,
+figures above: its JIT warm), drained from a preloaded topic like the figures above (`--repeat` runs,
+medians), and live (sent while a second fresh worker runs), and (5) with `--peer-python`, the peer
+a user would pick instead: a quix-streams app with a per-user stateful count (RocksDB state,
 changelog), on the same topic of single-event messages; (6) with `--workers 1,2,...`, scale-out:
 the envelopes sent live to that many workers in one consumer group (each count on a fresh topic).
 With `--detector-process` every worker run has the fraud detector in its own process (`advrec
@@ -334,18 +334,25 @@ def print_ratio(label: str, ratios: list[float]) -> None:
         )
 
 
-def run_envelopes(broker: KafkaBroker | TansuBroker, workdir: Path, records: list, total: int, env: dict) -> dict:
-    """The worker on envelopes: draining a preloaded topic (as every other figure here), then live
-    (the worker started on an empty topic, the envelopes sent while it runs).
+def run_envelopes(
+    broker: KafkaBroker | TansuBroker, workdir: Path, records: list, total: int, env: dict, repeat: int = 1
+) -> dict:
+    """The worker on envelopes: draining a preloaded topic (as every other figure here), `repeat`
+    times (each a fresh app; the medians, and every run's rate), then live once (the worker started
+    on an empty topic, the envelopes sent while it runs).
 
     Run on the broker of the single-event figures, after them: a broker fresh from its start is
     still compiling its hot paths (JIT), which cost the first envelope run about a fifth of its
-    rate here, a cost of the broker's first minute, not of the worker.
+    rate here, a cost of the broker's first minute, not of the worker. One run is not a figure:
+    on one warm broker, runs of the same code ranged 36k-55k events/s here.
     """
     tansu = broker.engine == "tansu"
     ensure_topics(broker.bootstrap, ["bench-envelopes", "bench-live", "events.deadletter"], 4)
     send_raw(broker.bootstrap, "bench-envelopes", records)
-    drained = worker_run(broker.bootstrap, "bench-envelopes", total, workdir / "a", env, tansu, broker_pid=broker.pid)
+    drained = [
+        worker_run(broker.bootstrap, "bench-envelopes", total, workdir / f"a{n}", env, tansu, broker_pid=broker.pid)
+        for n in range(repeat)
+    ]
     live = worker_run(
         broker.bootstrap,
         "bench-live",
@@ -356,7 +363,14 @@ def run_envelopes(broker: KafkaBroker | TansuBroker, workdir: Path, records: lis
         feed=lambda: send_raw(broker.bootstrap, "bench-live", records),
     )
     return dict(
-        worker=drained.rate, cpu=drained.cpu, cpu_by_role=drained.cpu_by_role, live=live.rate, live_cpu=live.cpu
+        worker=statistics.median(run.rate for run in drained),
+        rates=[run.rate for run in drained],
+        cpu=statistics.median(run.cpu for run in drained),
+        cpu_by_role={
+            role: statistics.median(run.cpu_by_role[role] for run in drained) for role in drained[0].cpu_by_role
+        },
+        live=live.rate,
+        live_cpu=live.cpu,
     )
 
 
@@ -415,7 +429,10 @@ def main() -> None:
     parser.add_argument("--envelope", type=int, default=100, help="events per envelope for the envelope run (0: skip)")
     parser.add_argument("--peer-python", default=None, help="a Python with quixstreams installed, for the peer")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="bare Faust agent and worker run in turn this many times (medians)"
+        "--repeat",
+        type=int,
+        default=1,
+        help="bare Faust agent and worker run in turn this many times, and the envelopes drained (medians)",
     )
     parser.add_argument(
         "--workers", default="", help="scale-out: live runs on envelopes with these numbers of workers, e.g. 1,2,4"
@@ -442,7 +459,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine=engine) as broker:
             r = run_engine(broker, Path(tmp), records, env, args.repeat)
             if enveloped and not results:  # the envelope figures: first engine only, same broker
-                enveloped_run = run_envelopes(broker, Path(tmp) / "envelopes", enveloped, inputs, env)
+                enveloped_run = run_envelopes(broker, Path(tmp) / "envelopes", enveloped, inputs, env, args.repeat)
         results.append(r)
         batch_n = metric_total(r["samples"], "advrec_ingest_batch_events_count")
         batch_s = metric_total(r["samples"], "advrec_ingest_batch_seconds_sum")
@@ -465,7 +482,11 @@ def main() -> None:
         r = enveloped_run
         print(f"\n[{base['engine']}] envelopes of {args.envelope} events ({len(enveloped)} messages)")
         print(f"advrec worker on envelopes:            {r['worker']:10.0f} events/s ({r['cpu']:.1f} us CPU/event)")
-        print(f"  CPU us/event by process:             {by_role(r['cpu_by_role'])}")
+        if len(r["rates"]) > 1:
+            print(
+                f"  median of {len(r['rates'])} runs: " + ", ".join(f"{rate:.0f}" for rate in r["rates"]) + " events/s"
+            )
+        print(f"  CPU us/event by process{' (medians)' if len(r['rates']) > 1 else ''}: {by_role(r['cpu_by_role'])}")
         print(
             f"  live (sent while the worker runs):   {r['live']:10.0f} events/s ({r['live_cpu']:.1f} us CPU/event; "
             "the producer's pace included)"
