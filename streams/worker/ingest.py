@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from streams.contract.records import DeadLetter, ItemDelta, ValidBatch, ValidEvent
 from streams.worker.profiles import ProfileConfig, UserProfile
@@ -33,10 +33,8 @@ __all__ = [
     "RawRecord",
     "BatchResult",
     "BatchProfiles",
-    "BatchItems",
     "ingest_batch",
     "slices_by_bytes",
-    "packed_by_events",
     "split_at_offsets",
     "INTERNAL_ERROR",
     "RAW_LIMIT",
@@ -76,10 +74,20 @@ class BatchResult:
         return [ValidBatch(topic, partition, events) for (topic, partition), events in sorted(self.valid.items())]
 
     def item_deltas(self) -> list[ItemDelta]:
-        """One delta per (item, source partition) of this result alone, offsets ascending."""
-        items = BatchItems()
-        items.took(self)
-        return items.deltas()
+        """One delta per (item, source partition), offsets ascending (grouped here, once per batch,
+        rather than event by event)."""
+        deltas = []
+        for (topic, partition), events in self.valid.items():
+            by_item: dict[str, tuple[list, list, list]] = {}
+            for e in events:
+                lists = by_item.get(e.item_id)
+                if lists is None:
+                    lists = by_item[e.item_id] = ([], [], [])
+                lists[0].append(e.offset)
+                lists[1].append(e.type)
+                lists[2].append(e.value if e.type == "rating" else None)
+            deltas += [ItemDelta(item, topic, partition, *lists) for item, lists in by_item.items()]
+        return deltas
 
     @property
     def applied(self) -> int:
@@ -113,67 +121,19 @@ class BatchProfiles:
         self.changed.update(result.profiles)
 
 
-class BatchItems:
-    """The item deltas of a batch, gathered across the slices it is worked through in.
-
-    One `ItemDelta` per (item, source partition) per batch, not per slice: a slice of envelopes
-    touches most of the catalogue (simulated, 200k events: 0.31 deltas per event per 1 MB slice,
-    0.04 over the whole batch), and every delta costs its encoding, its decoding and a load of its
-    item's statistics downstream.
-    """
-
-    def __init__(self) -> None:
-        self._by_source: dict[tuple[str, int], dict[str, tuple[list, list, list]]] = {}
-
-    def took(self, result: BatchResult) -> None:
-        """One slice is done: its valid events join the batch's deltas (slices come in offset order)."""
-        for source, events in result.valid.items():
-            by_item = self._by_source.setdefault(source, {})
-            for e in events:
-                lists = by_item.get(e.item_id)
-                if lists is None:
-                    lists = by_item[e.item_id] = ([], [], [])
-                lists[0].append(e.offset)
-                lists[1].append(e.type)
-                lists[2].append(e.value if e.type == "rating" else None)
-
-    def deltas(self, max_events: int | None = None) -> list[ItemDelta]:
-        """One delta per (item, source partition), offsets ascending; with `max_events`, a longer
-        one is cut into consecutive deltas of about that many events (never between events that
-        share an offset, as `split_at_offsets`), so that no message outgrows Kafka's limit."""
-        deltas = []
-        for (topic, partition), by_item in self._by_source.items():
-            for item, (offsets, kinds, ratings) in by_item.items():
-                for start, end in offset_cuts(offsets, max_events or len(offsets)):
-                    deltas.append(
-                        ItemDelta(item, topic, partition, offsets[start:end], kinds[start:end], ratings[start:end])
-                    )
-        return deltas
-
-
-def packed_by_events(deltas: list[ItemDelta], max_events: int) -> list[list[ItemDelta]]:
-    """The deltas in consecutive groups (messages) of at most `max_events` events (one delta at least)."""
-    return _consecutive(deltas, lambda delta: len(delta.offsets), max_events)
-
-
 def slices_by_bytes(records: list[RawRecord], max_bytes: int) -> list[list[RawRecord]]:
     """The batch cut into consecutive slices of at most `max_bytes` of values (at least one record each)."""
-    return _consecutive(records, lambda record: len(record.value or b""), max_bytes)
-
-
-def _consecutive(things: list, size: Callable[[Any], int], limit: int) -> list[list]:
-    """`things` in consecutive groups whose sizes sum to at most `limit` (a bigger thing alone)."""
-    groups, current, total = [], [], 0
-    for thing in things:
-        n = size(thing)
-        if current and total + n > limit:
-            groups.append(current)
-            current, total = [], 0
-        current.append(thing)
-        total += n
+    slices, current, size = [], [], 0
+    for record in records:
+        n = len(record.value or b"")
+        if current and size + n > max_bytes:
+            slices.append(current)
+            current, size = [], 0
+        current.append(record)
+        size += n
     if current:
-        groups.append(current)
-    return groups
+        slices.append(current)
+    return slices
 
 
 def split_at_offsets(events: list[ValidEvent], max_events: int) -> list[list[ValidEvent]]:
@@ -182,19 +142,14 @@ def split_at_offsets(events: list[ValidEvent], max_events: int) -> list[list[Val
     An envelope's events share its offset, and every consumer skips an offset at or below the last
     one it applied before the chunk: a chunk boundary inside one offset would lose the rest of it.
     """
-    return [events[start:end] for start, end in offset_cuts([e.offset for e in events], max_events)]
-
-
-def offset_cuts(offsets: list[int], max_n: int) -> list[tuple[int, int]]:
-    """(start, end) of consecutive runs of about `max_n` of `offsets`, never cutting between equal offsets."""
-    cuts, start = [], 0
-    while start < len(offsets):
-        end = min(start + max_n, len(offsets))
-        while end < len(offsets) and offsets[end] == offsets[end - 1]:
+    chunks, start = [], 0
+    while start < len(events):
+        end = min(start + max_events, len(events))
+        while end < len(events) and events[end].offset == events[end - 1].offset:
             end += 1
-        cuts.append((start, end))
+        chunks.append(events[start:end])
         start = end
-    return cuts
+    return chunks
 
 
 def dead_letter(

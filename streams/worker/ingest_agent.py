@@ -1,9 +1,8 @@
 """The ingest agent: the one reader of raw `events`, giving every input its verdict, once.
 
 Per slice of a batch: `ingest_batch` (pure) → sends (dead letters, `ValidBatch` envelopes to
-`events.valid` and `fraud.events`) → metrics; then, once per batch, `ItemDeltas` to `items.deltas`
-(one delta per item and source partition per batch) and the changed profiles' writes (one
-changelog record per user per batch). The batch is held
+`events.valid` and `fraud.events`, `ItemDeltas` to `items.deltas`) → metrics; then, once per batch,
+the changed profiles' writes (one changelog record per user per batch). The batch is held
 (`hold`) while this happens and acknowledged only when all of it is done: an exception that is
 not about one input (the broker, the disk, a bug in the agent) stops the worker without committing
 the batch, so it is read again on restart. One bad input never raises here: `ingest_batch`
@@ -24,16 +23,7 @@ from streams.contract.settings import Settings
 from streams.kafka.faust_app import processing, table_view
 from streams.kafka.partitioner import partition_of
 from streams.worker import metrics
-from streams.worker.ingest import (
-    BatchItems,
-    BatchProfiles,
-    BatchResult,
-    RawRecord,
-    ingest_batch,
-    packed_by_events,
-    slices_by_bytes,
-    split_at_offsets,
-)
+from streams.worker.ingest import BatchProfiles, BatchResult, RawRecord, ingest_batch, slices_by_bytes, split_at_offsets
 from streams.worker.profiles import ProfileCache, ProfileConfig, UserProfile
 from streams.worker.validation import ValidationLimits
 
@@ -41,7 +31,6 @@ __all__ = ["install", "ENVELOPE_EVENTS"]
 
 
 ENVELOPE_EVENTS = 1_000  # events per envelope: ~150 kB, well under Kafka's 1 MB message limit
-ITEM_DELTA_EVENTS = 10_000  # events per item-deltas message: ~200 kB (an offset, a kind, a rating each)
 
 
 def install(app: faust.App, settings: Settings, topology, limits: ValidationLimits) -> None:
@@ -76,16 +65,12 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                 await topology.valid.send(value=chunk, partition=envelope.partition % settings.topic_partitions)
                 if settings.fraud_enabled:
                     await topology.fraud_events.send(value=chunk, partition=0)
-
-    async def send_items(items: BatchItems) -> None:
-        # One message per item partition (and ITEM_DELTA_EVENTS events), not per item: the item
-        # agent pays Faust's cost per message.
+        # One message per item partition, not per item: the item agent pays Faust's cost per batch.
         by_partition = defaultdict(list)
-        for delta in items.deltas(ITEM_DELTA_EVENTS):
+        for delta in result.item_deltas():
             by_partition[partition_of(delta.item_id.encode(), settings.topic_partitions)].append(delta)
         for partition, deltas in by_partition.items():
-            for message in packed_by_events(deltas, ITEM_DELTA_EVENTS):
-                await topology.item_deltas.send(value=encode(ItemDeltas(message)), partition=partition)
+            await topology.item_deltas.send(value=encode(ItemDeltas(deltas)), partition=partition)
 
     @app.agent(topology.events, name="ingest")
     async def ingest(stream):
@@ -101,16 +86,14 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
                 # profile is written once, after the last slice: a busy user's profile is one
                 # changelog record per batch, not one per slice. Until then a later slice must see
                 # the earlier slices' changes, so it loads through `BatchProfiles`.
-                batch, items = BatchProfiles(load_for_update), BatchItems()
+                batch = BatchProfiles(load_for_update)
                 for part in slices_by_bytes(records, settings.batch_max_bytes):
                     started = time.time()
                     result = ingest_batch(part, batch.load, limits, config, started)
                     batch.took(result)
-                    items.took(result)
                     await send(result)
                     _observe(result, part, started)
                     await asyncio.sleep(0)
-                await send_items(items)
                 await topology.changelogs.write(app, profiles, profile_rows(batch.changed))
 
     exported_lag: set[tuple[str, str]] = set()

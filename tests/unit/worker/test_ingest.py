@@ -8,11 +8,9 @@ import msgspec
 
 from streams.worker.ingest import (
     INTERNAL_ERROR,
-    BatchItems,
     BatchProfiles,
     RawRecord,
     ingest_batch,
-    packed_by_events,
     slices_by_bytes,
     split_at_offsets,
 )
@@ -260,48 +258,3 @@ def test_a_batch_worked_through_in_slices_folds_as_the_whole_batch_at_once():
     assert len(counts) > 3  # the batch really was cut
     assert tuple(map(sum, zip(*counts))) == (whole.applied, whole.redelivered, whole.duplicates) == (24, 1, 1)
     assert {u: p.snapshot() for u, p in batch.changed.items()} == {u: p.snapshot() for u, p in whole.profiles.items()}
-
-
-def test_item_deltas_gathered_over_slices_are_one_per_item_and_source_partition_as_for_the_whole_batch():
-    records = [
-        envelope(offset, [event(f"e{offset}-{k}", user_id=f"u{k}", item_id=f"i{(offset + k) % 3}") for k in range(4)])
-        for offset in range(10)
-    ]
-    records += [
-        record(10 + n, partition=n % 2, item_id=f"i{n % 3}", type="rating", value=float(1 + n % 5)) for n in range(9)
-    ]
-    whole = run(records)
-    assert not whole.dead_letters and whole.applied == 49
-    items = BatchItems()
-    batch = BatchProfiles(lambda user_id: None)
-    parts = slices_by_bytes(records, 500)
-    for part in parts:
-        result = ingest_batch(part, batch.load, ValidationLimits(), ProfileConfig(), NOW)
-        batch.took(result)
-        items.took(result)
-    assert len(parts) > 3  # the batch really was cut
-    key = sorted  # deltas in any order; each (item, source partition) once
-    gathered = key((d.item_id, d.partition, d.offsets, d.kinds, d.ratings) for d in items.deltas())
-    assert gathered == key((d.item_id, d.partition, d.offsets, d.kinds, d.ratings) for d in whole.item_deltas())
-    assert len(gathered) == len({(d[0], d[1]) for d in gathered}) == 6  # 3 items x 2 source partitions
-
-
-def test_a_long_item_delta_is_cut_between_offsets_never_inside_one():
-    records = [envelope(offset, [event(f"e{offset}-{k}", user_id=f"u{k}") for k in range(3)]) for offset in range(5)]
-    items = BatchItems()
-    items.took(run(records))
-    (whole,) = items.deltas()
-    pieces = items.deltas(max_events=4)
-    assert [p.offsets for p in pieces] == [[0, 0, 0, 1, 1, 1], [2, 2, 2, 3, 3, 3], [4, 4, 4]]
-    assert [o for p in pieces for o in p.offsets] == whole.offsets
-    assert {(p.item_id, p.topic, p.partition) for p in pieces} == {(whole.item_id, whole.topic, whole.partition)}
-
-
-def test_item_deltas_are_packed_into_messages_of_at_most_the_limit_in_events():
-    items = BatchItems()
-    items.took(run([record(n, item_id=f"i{n % 4}", user_id=f"u{n}") for n in range(12)]))
-    deltas = items.deltas()  # four deltas of three events
-    assert [[len(d.offsets) for d in m] for m in packed_by_events(deltas, 7)] == [[3, 3], [3, 3]]
-    assert [[len(d.offsets) for d in m] for m in packed_by_events(deltas, 2)] == [[3], [3], [3], [3]]  # one alone
-    assert [d for m in packed_by_events(deltas, 7) for d in m] == deltas
-    assert packed_by_events([], 7) == []
