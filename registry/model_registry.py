@@ -109,7 +109,9 @@ class ModelRegistry:
             decision, champion = rounds.decide_round(self.store, report, self.gate_config)
         else:
             decision, champion = Decision("shadow", ("promotion off: registered, never promoted",), numbers), None
-        tags = versions.new_version_tags(loaded.kind, run_id, numbers, lineage, decision, time.time(), champion)
+        tags = versions.new_version_tags(
+            loaded.kind, loaded.save_format, run_id, numbers, lineage, decision, time.time(), champion
+        )
         version = self.store.register(model_uri, tags)
         log.info("version %d of %s: %s (%s)", version, self.model_name, decision.action, "; ".join(decision.reasons))
         if not self.promotion:

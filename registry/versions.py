@@ -17,7 +17,6 @@ from registry.store import RegistryStore
 
 __all__ = [
     "FORMAT_TAG",
-    "MODEL_FORMAT",
     "LINEAGE_TAG_LIMIT",
     "tag_name",
     "tag_number",
@@ -32,8 +31,7 @@ __all__ = [
     "list_versions",
 ]
 
-FORMAT_TAG = "advrec_format"
-MODEL_FORMAT = "advrec.mf/1"
+FORMAT_TAG = "advrec_format"  # the model file's format, e.g. "advrec.mf/2"
 LINEAGE_TAG_LIMIT = 4_500
 
 
@@ -56,10 +54,10 @@ def tag_float(tags: Mapping[str, str], key: str) -> float | None:
     return None if math.isnan(value) else value
 
 
-def round_tags(kind: str, run_id: str, numbers: Mapping[str, float]) -> dict[str, str]:
-    """The tags of a freshly registered round: format, model kind, run and the gate's numbers."""
+def round_tags(kind: str, model_format: str, run_id: str, numbers: Mapping[str, float]) -> dict[str, str]:
+    """The tags of a freshly registered round: model kind, its file's format, run and the gate's numbers."""
     return {
-        FORMAT_TAG: MODEL_FORMAT,
+        FORMAT_TAG: model_format,
         "kind": kind,
         "run_id": run_id,
         **{tag_name(k): tag_number(v) for k, v in numbers.items()},
@@ -91,6 +89,7 @@ def manual_promotion_tags(now: float) -> dict[str, str]:
 
 def new_version_tags(
     kind: str,
+    model_format: str,
     run_id: str,
     numbers: Mapping[str, float],
     lineage: Mapping[str, Any],
@@ -99,7 +98,11 @@ def new_version_tags(
     champion: int | None = None,
 ) -> dict[str, str]:
     """Every tag a round's version is created with: `round_tags`, `lineage_tags`, `decision_tags`."""
-    return {**round_tags(kind, run_id, numbers), **lineage_tags(lineage), **decision_tags(decision, now, champion)}
+    return {
+        **round_tags(kind, model_format, run_id, numbers),
+        **lineage_tags(lineage),
+        **decision_tags(decision, now, champion),
+    }
 
 
 def lineage_tags(lineage: Mapping[str, Any]) -> dict[str, str]:

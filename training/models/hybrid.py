@@ -23,7 +23,7 @@ same config (tested).
 
 Warm start: `train_round` / `add_items` append rows (users/items: N(0, init_std²) for items that come
 with interactions, zeros for catalog-only items; text rows as given); existing ID rows and W are
-carried over bit-identical. Save format "advrec.hybrid/1" (torch file of tensors and plain values,
+carried over bit-identical. Save format "advrec.hybrid/2" (torch file of tensors and plain values,
 `weights_only` loadable). Pure torch / numpy / pandas: it must never import Kafka or MLflow, nor
 encode text itself (vectors come from `training.text`).
 """
@@ -46,7 +46,8 @@ from training.vocab import Vocabulary
 
 __all__ = ["HybridConfig", "HybridMF", "HybridRecommender", "sample_triples_among", "SAVE_FORMAT"]
 
-SAVE_FORMAT = "advrec.hybrid/1"
+SAVE_FORMAT = "advrec.hybrid/2"  # /1: the same, with the id lists as lists
+READ_FORMATS = ("advrec.hybrid/1", SAVE_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class HybridRecommender(BPRRecommender):
 
     kind: ClassVar[str] = "hybrid"
     save_format: ClassVar[str] = SAVE_FORMAT
+    read_formats: ClassVar[tuple[str, ...]] = READ_FORMATS
     uses_item_text: ClassVar[bool] = True
     config_class: ClassVar[type] = HybridConfig
     _adv_from: int = 0

@@ -23,7 +23,8 @@ from training.vocab import Vocabulary
 
 __all__ = ["MFConfig", "MatrixFactorization", "BPRRecommender", "bpr_loss", "implicit_pairs", "SAVE_FORMAT"]
 
-SAVE_FORMAT = "advrec.mf/1"
+SAVE_FORMAT = "advrec.mf/2"  # /1: the same, with the id lists as lists
+READ_FORMATS = ("advrec.mf/1", SAVE_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class BPRRecommender(Recommender):
 
     kind: ClassVar[str] = "bpr"
     save_format: ClassVar[str] = SAVE_FORMAT
+    read_formats: ClassVar[tuple[str, ...]] = READ_FORMATS
     config_class: ClassVar[type] = MFConfig
 
     def __init__(self, config: MFConfig | None = None, **overrides: Any) -> None:

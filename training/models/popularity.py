@@ -22,7 +22,8 @@ from training.vocab import Vocabulary
 
 __all__ = ["PopularityRecommender", "SAVE_FORMAT"]
 
-SAVE_FORMAT = "advrec.pop/1"
+SAVE_FORMAT = "advrec.pop/2"  # /1: the same, with the id lists as lists
+READ_FORMATS = ("advrec.pop/1", SAVE_FORMAT)
 
 
 class PopularityRecommender(Recommender):
@@ -30,6 +31,7 @@ class PopularityRecommender(Recommender):
 
     kind: ClassVar[str] = "popularity"
     save_format: ClassVar[str] = SAVE_FORMAT
+    read_formats: ClassVar[tuple[str, ...]] = READ_FORMATS
 
     def __init__(self, items: Iterable[str] = (), counts: Iterable[float] = ()) -> None:
         self.rounds = 0

@@ -173,7 +173,7 @@ def test_a_round_killed_right_after_registration_leaves_a_whole_decided_version(
     [row] = reader.list_versions()
     tags = reader.version_tags(row["version"])
     assert (row["decision"], tags["gate.challenger_hr_at_10"], row["hr@10"]) == ("promote", "0.5", 0.5)
-    assert tags["lineage.batch_files"] == '["w-0001.parquet"]' and tags["advrec_format"] == "advrec.mf/1"
+    assert tags["lineage.batch_files"] == '["w-0001.parquet"]' and tags["advrec_format"] == "advrec.mf/2"
     assert row["aliases"] == [] and reader.champion_version() is None  # decided, the alias not yet moved
     assert reader.load_version(row["version"]).users == models[0].users
 

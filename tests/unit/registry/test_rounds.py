@@ -26,7 +26,9 @@ def _report(hr: float, ndcg: float, drop: float = 0.1) -> dict:
 def _registered(store: MemoryStore, report: dict) -> int:
     """A round registered as the facade does it: gate first, then the version with every tag."""
     decision, champion = decide_round(store, report, GATE)
-    tags = new_version_tags("bpr", "run-x", gate_numbers(report), {"batch_files": ["w-1"]}, decision, 10.0, champion)
+    tags = new_version_tags(
+        "bpr", "advrec.mf/2", "run-x", gate_numbers(report), {"batch_files": ["w-1"]}, decision, 10.0, champion
+    )
     return store.register("models:/m", tags)
 
 
@@ -34,7 +36,7 @@ def test_a_version_is_created_with_its_numbers_lineage_and_decision():
     store = MemoryStore()
     version = _registered(store, _report(0.5, 0.3))
     tags = store.version_tags(version)
-    assert (tags["advrec_format"], tags["kind"], tags["run_id"]) == ("advrec.mf/1", "bpr", "run-x")
+    assert (tags["advrec_format"], tags["kind"], tags["run_id"]) == ("advrec.mf/2", "bpr", "run-x")
     assert (tags["hr_at_10"], tags["ndcg_at_10"], tags["fgsm_ndcg_drop"]) == ("0.5", "0.3", "0.1")
     assert tags["lineage.batch_files"] == '["w-1"]'
     assert (tags["decision"], tags["decided_at"], tags["gate.challenger_hr_at_10"]) == ("promote", "10.000", "0.5")
@@ -45,7 +47,7 @@ def test_the_first_version_is_judged_without_a_champion():
     decision, champion = decide_round(MemoryStore(), _report(0.5, 0.3), GATE)
     assert champion is None
     assert decision.action == "promote" and decision.reasons[0].startswith("first_champion")
-    tags = new_version_tags("bpr", "run-1", {}, {}, decision, 10.0, champion)
+    tags = new_version_tags("bpr", "advrec.mf/2", "run-1", {}, {}, decision, 10.0, champion)
     assert "gate.champion_hr_at_10" not in tags and "gate.champion_version" not in tags
 
 
@@ -60,7 +62,7 @@ def test_the_champion_is_compared_only_on_the_challengers_set_never_by_its_stale
     same_set = {**_report(0.4, 0.2), "champion": {**_report(0.39, 0.2), "version": champion}}
     decision, faced = decide_round(store, same_set, GATE)
     assert decision.action == "promote"
-    tags = new_version_tags("bpr", "run-2", {}, {}, decision, 12.0, faced)
+    tags = new_version_tags("bpr", "advrec.mf/2", "run-2", {}, {}, decision, 12.0, faced)
     assert (tags["gate.champion_hr_at_10"], tags["gate.champion_version"]) == ("0.39", str(champion))
     better_champion = {**_report(0.4, 0.2), "champion": {**_report(0.5, 0.3), "version": champion}}
     assert decide_round(store, better_champion, GATE)[0].action == "reject"

@@ -45,8 +45,8 @@ def test_tags_read_back_as_numbers_or_none():
 
 def test_a_round_is_tagged_with_format_kind_run_and_the_gate_numbers():
     numbers = {"hr@10": 0.5, "ndcg@10": 0.3, "fgsm_ndcg_drop": 0.1, "poisoning_lift": float("nan"), "eval_users": 50.0}
-    assert round_tags("bpr", "run-1", numbers) == {
-        "advrec_format": "advrec.mf/1",
+    assert round_tags("bpr", "advrec.mf/2", "run-1", numbers) == {
+        "advrec_format": "advrec.mf/2",
         "kind": "bpr",
         "run_id": "run-1",
         "hr_at_10": "0.5",

@@ -23,5 +23,5 @@ def test_read_model_file_refuses_what_no_advrec_model_wrote(tmp_path):
     with pytest.raises(ValueError, match="not an advrec model file"):
         read_model_file(tmp_path / "other.pt")
     torch.save({"format": "advrec.mf/9", "kind": "bpr"}, tmp_path / "future.pt")
-    with pytest.raises(ValueError, match="not an advrec.mf/1 file"):
+    with pytest.raises(ValueError, match="not an advrec.mf/1 or advrec.mf/2 file"):
         BPRRecommender.load(tmp_path / "future.pt")

@@ -6,6 +6,8 @@ embedding rows it did not train bit-identical (models with embedding tables). A 
 entry in SETTINGS (its small, fast configuration), nothing else.
 """
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,6 +67,27 @@ def test_save_load_round_trip_gives_identical_scores(kind, frame, tmp_path):
         np.testing.assert_array_equal(back.score(users), model.score(users))
         for a, b in zip(back.recommend(users, k=7), model.recommend(users, k=7)):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_file_of_format_version_1_still_loads_with_identical_scores(kind, frame, tmp_path):
+    """Version 2 stores each id list as one JSON text (fast to unpickle); version 1 files, with
+    lists, are what every model registered before it holds."""
+    model = _fitted(kind, frame)
+    model.save(tmp_path / "m.pt")
+    blob = torch.load(tmp_path / "m.pt", weights_only=True)
+    family = model.save_format.rsplit("/", 1)[0]
+    assert model.save_format == f"{family}/2" and blob["format"] == model.save_format
+    assert blob["users"] == json.dumps(model.users.ids) and blob["items"] == json.dumps(model.items.ids)
+    old = {**blob, "format": f"{family}/1", "users": model.users.ids, "items": model.items.ids}
+    torch.save(old, tmp_path / "v1.pt")
+    back = load_recommender(tmp_path / "v1.pt")
+    assert back.users == model.users and back.items == model.items
+    users = ["1", "5", "33", "nobody"]
+    np.testing.assert_array_equal(back.score(users), model.score(users))
+    torch.save({**old, "format": f"{family}/3"}, tmp_path / "v3.pt")  # a later version: refused, not misread
+    with pytest.raises(ValueError, match=f"not an {family}/1 or {family}/2 file"):
+        load_recommender(tmp_path / "v3.pt")
 
 
 @pytest.mark.parametrize("kind", WARM_STARTED)

@@ -149,7 +149,7 @@ def test_save_load_round_trip(tmp_path, group_ratings, group_text):
     m = small(id_dropout=0.25).fit(group_ratings, item_ids=ids, item_vectors=vec, encoder=meta)
     m.save(tmp_path / "m.pt")
     blob = torch.load(tmp_path / "m.pt", weights_only=True)  # plain values only
-    assert blob["format"] == "advrec.hybrid/1" and blob["kind"] == "hybrid" and blob["text_encoder"] == meta
+    assert blob["format"] == "advrec.hybrid/2" and blob["kind"] == "hybrid" and blob["text_encoder"] == meta
     back = load_recommender(tmp_path / "m.pt")
     assert isinstance(back, HybridRecommender)
     assert back.config == m.config and back.text_encoder == meta and back.rounds == m.rounds

@@ -73,12 +73,13 @@ def test_save_load_round_trip_gives_identical_recommendations(cls, toy, tmp_path
     torch.load(tmp_path / "m.pt", weights_only=True)
 
 
-def test_the_save_format_is_unchanged(toy, tmp_path):
-    """Files written before the models package existed must keep loading: same envelope, same keys."""
+def test_the_save_format_keeps_its_envelope_and_keys(toy, tmp_path):
+    """Files written before the models package existed must keep loading: same envelope, same keys
+    (version 2 differs from 1 only in the id lists, one JSON text each: test_contract)."""
     BPRRecommender(**SMALL).fit(toy).save(tmp_path / "m.pt")
     blob = torch.load(tmp_path / "m.pt", weights_only=True)
     assert list(blob) == ["format", "kind", "config", "users", "items", "rounds", "state_dict", "seen", "adam"]
-    assert blob["format"] == "advrec.mf/1" and blob["kind"] == "bpr" and set(blob["state_dict"]) == {"users", "items"}
+    assert blob["format"] == "advrec.mf/2" and blob["kind"] == "bpr" and set(blob["state_dict"]) == {"users", "items"}
     del blob["adam"]  # a file from before the optimiser state was kept still loads, with a fresh optimiser
     torch.save(blob, tmp_path / "old.pt")
     assert load_recommender(tmp_path / "old.pt").adam == {}
