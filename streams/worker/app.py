@@ -90,14 +90,8 @@ def _detector_topics(app: faust.App, settings: Settings) -> dict[str, Any]:
 
 
 def _detector_tables(app: faust.App) -> dict[str, Any]:
-    """The fraud detector's tables, declared only in the app that runs it (each has one partition).
-
-    `suspicion` holds JSON bytes encoded by the agent, written in bulk like the profiles: one
-    Faust write per changed verdict had been a sixth of the detector's CPU on envelopes.
-    """
-    return dict(
-        suspicion=_table(app, "suspicion", 1, value_type=bytes), detector_state=_table(app, "fraud-detector", 1)
-    )
+    """The fraud detector's tables, declared only in the app that runs it (each has one partition)."""
+    return dict(suspicion=_table(app, "suspicion", 1), detector_state=_table(app, "fraud-detector", 1))
 
 
 def build_topology(app: faust.App, settings: Settings, bulk_writes: bool = False) -> WorkerTopology:

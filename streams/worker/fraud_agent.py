@@ -175,7 +175,7 @@ class FraudAgent:
                 states[user], marks[user] = value["state"], value["marks"]
         self.detector = FraudDetector.from_users(states, self.config)
         self.marks = FoldMarks(marks)
-        self.flagged = set(flagged_users(self.suspicion))
+        self.flagged = {k.decode("utf-8", "replace") for k, v in self.suspicion.items() if v and v.get("flagged")}
         self.events_since_full = len(states)  # the next full flush refreshes the rebuilt scores
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
         log.info("fraud: detector rebuilt from %d users", len(states))
@@ -201,11 +201,11 @@ class FraudAgent:
         if not by_user:
             return
         now = time.time()
-        sends, rows = [], {}
+        sends = []
         for user, v in by_user.items():
             key = user.encode()
             flagged, reasons = labelled(v.flagged, v.reasons, self.labels.get(user))
-            previous = stored_entry(self.suspicion, key)
+            previous = self.suspicion.get(key)
             trusted = self._trusted(user, flagged)
             entry = suspicion_entry(v.score, flagged, reasons, v.version, now, trusted)
             if not changed(previous, entry):
@@ -213,7 +213,7 @@ class FraudAgent:
             move = transition(previous, flagged)
             # a new account starts untrusted, as consumers assume: only a change is news
             trust_moved = trusted != bool(previous and previous.get("trusted"))
-            rows[key] = msgspec.json.encode(entry)
+            self.suspicion[key] = entry
             if move == "flag":
                 metrics.FRAUD_FLAGS.labels(primary_reason(reasons)).inc()
                 self.flagged.add(user)
@@ -231,14 +231,13 @@ class FraudAgent:
                     trusted=trusted,
                 )
                 sends.append((key, flag))
-        await self.topology.changelogs.write(self.app, self.suspicion, rows)
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
         for key, flag in sends:
             await self.topology.flags.send(key=key, value=encode(flag))
 
     def view(self, user: str) -> dict | None:
         """GET /fraud/{user}: the stored verdict, else the detector's live one; None if neither knows the user."""
-        stored = stored_entry(self.suspicion, user.encode())
+        stored = self.suspicion.get(user.encode())
         det = self.detector
         known = det is not None and det.events_of(user) > 0
         if stored is None and not known:
@@ -249,17 +248,6 @@ class FraudAgent:
             out.update(score=v.score, flagged=v.flagged, reasons=list(v.reasons), ts=None, version=v.version)
         out["detector_events"] = det.events_of(user) if det is not None else None
         return out
-
-
-def stored_entry(suspicion, key: bytes) -> dict | None:
-    """A user's entry in the suspicion table (JSON bytes), None if it has none."""
-    stored = suspicion.get(key)
-    return None if stored is None else msgspec.json.decode(stored)
-
-
-def flagged_users(suspicion) -> list[str]:
-    """The users whose entry in the suspicion table says flagged."""
-    return [k.decode("utf-8", "replace") for k, v in suspicion.items() if v and msgspec.json.decode(v).get("flagged")]
 
 
 def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> FraudAgent:
@@ -308,7 +296,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> Fra
     @table_view(app, "/fraud", agent.suspicion, exact_key="flagged")
     async def flagged_view(web, request):
         """Users flagged now (the suspicion table has one partition: this answers from its owner)."""
-        users = sorted(flagged_users(agent.suspicion))
+        users = sorted(k.decode("utf-8", "replace") for k, v in agent.suspicion.items() if v and v.get("flagged"))
         return web.json({"flagged": users, "count": len(users), "detector_version": DETECTOR_VERSION})
 
     return agent
