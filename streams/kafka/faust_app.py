@@ -50,6 +50,14 @@ def processing_guarantee(settings: Settings, tansu_workarounds: bool) -> str:
     return "at_least_once" if tansu_workarounds else settings.processing_guarantee
 
 
+# Bytes per partition per fetch (Faust's default: 1 MB). A fetch is one round between the consumer
+# thread and the main loop, which is busy while an agent works through a batch. At 1 MB the one
+# partition of `fraud.events` (envelopes of up to 1,000 events, ~150 kB each) delivered ~40 of
+# them a second, fewer than ingest sent: the detector fell 3 s behind in a 200k-event run
+# (docs/broker.md). The total per fetch stays capped by aiokafka's fetch_max_bytes (50 MB).
+CONSUMER_MAX_FETCH_BYTES = 16 * 1024 * 1024
+
+
 def app_options(
     settings: Settings,
     bootstrap: str,
@@ -67,10 +75,11 @@ def app_options(
     wants fewer, fuller produce requests (with 10 ms and 256 kB batches, the produce path's share
     of the worker's CPU fell from 9.5 % to 4 %, benchmarks/ingest.py under py-spy).
     """
-    # A crashed member holds its partitions until its session times out (Faust's default: 60 s).
     quirks: dict[str, Any] = dict(
+        # A crashed member holds its partitions until its session times out (Faust's default: 60 s).
         broker_session_timeout=settings.group_session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.group_session_timeout_s / 4),
+        consumer_max_fetch_size=CONSUMER_MAX_FETCH_BYTES,
     )
     if producer_linger_s:
         quirks.update(producer_linger=producer_linger_s, producer_max_batch_size=256 * 1024)
