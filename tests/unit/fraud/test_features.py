@@ -65,6 +65,14 @@ def test_degsim_is_the_mean_jaccard_to_the_k_nearest():
     assert degsim(np.array([]), 4.0, np.array([]), 10) == 0.0
 
 
+def test_degsim_keeps_the_values_equal_to_its_bound():
+    """The bound is the k-th largest of a sample: values equal to it may be among the k largest."""
+    same = np.full(500, 2.0)  # every Jaccard 2 / (4 + 4 - 2)
+    assert degsim(same, 4.0, np.full(500, 4.0), 10) == pytest.approx(1 / 3)
+    top_in_sample = np.concatenate([np.full(10, 5.0), np.full(490, 1.0)])  # the 10 largest come first
+    assert degsim(top_in_sample, 5.0, top_in_sample.copy(), 10) == pytest.approx(1.0)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     overlaps=st.lists(st.integers(1, 6), min_size=1, max_size=700),
