@@ -272,18 +272,43 @@ def envelope_records(events: list[dict], size: int, partitions: int, bad_every: 
     return records
 
 
-def peer_rate(python: str, bootstrap: str, topic: str, total: int) -> float:
-    """events/s of a quix-streams app counting events per user in its state, same topic (a subprocess)."""
+class PeerRun(NamedTuple):
+    """The peer's run: events/s, its own CPU µs/event (every thread of its process), and the
+    broker's CPU µs/event over the same stretch (its first message to its last)."""
+
+    rate: float
+    cpu: float
+    broker_cpu: float
+
+
+def peer_run(python: str, bootstrap: str, topic: str, total: int, broker_pid: int) -> PeerRun:
+    """A quix-streams app counting events per user in its state, same topic (a subprocess)."""
     import subprocess
+    import threading
 
     script = Path(__file__).with_name("peer_quix.py")
-    out = subprocess.run(
-        [python, str(script), bootstrap, topic, str(total)], capture_output=True, text=True, timeout=900
-    )
-    rates = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("rate ")]
-    if not rates:
-        raise RuntimeError(f"peer printed no rate:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return float(rates[0])
+    with (
+        tempfile.TemporaryFile("w+") as errors,
+        subprocess.Popen(
+            [python, str(script), bootstrap, topic, str(total)], stdout=subprocess.PIPE, stderr=errors, text=True
+        ) as peer,
+    ):
+        watchdog = threading.Timer(900, peer.kill)
+        watchdog.start()
+        broker_from, result = None, None
+        for line in peer.stdout:  # the peer says when its first message and its last are in
+            if line.startswith("first"):
+                broker_from = _cpu_s(broker_pid)
+            elif line.startswith("rate ") and broker_from is not None:
+                fields = line.split()
+                broker_cpu = 1e6 * (_cpu_s(broker_pid) - broker_from) / total
+                result = PeerRun(float(fields[1]), float(fields[3]), broker_cpu)
+        peer.wait()
+        watchdog.cancel()
+        if result is None:
+            errors.seek(0)
+            raise RuntimeError(f"peer printed no rate:\n{errors.read()[-2000:]}")
+    return result
 
 
 def run_engine(broker: KafkaBroker | TansuBroker, workdir: Path, records: list, env: dict, repeat: int = 1) -> dict:
@@ -400,12 +425,19 @@ def run_scale_out(engine: str, records: list, total: int, env: dict, counts: lis
     return out
 
 
-def run_peer(engine: str, records: list, peer_python: str) -> float:
+def run_peer(engine: str, records: list, peer_python: str) -> PeerRun:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine=engine) as broker:
         topic = "bench-peer"
         ensure_topics(broker.bootstrap, [topic], 4)
         send_raw(broker.bootstrap, topic, records)
-        return peer_rate(peer_python, broker.bootstrap, topic, len(records))
+        return peer_run(peer_python, broker.bootstrap, topic, len(records), broker.pid)
+
+
+def cores_busy(rate: float, cpu_by_role: dict[str, float]) -> float:
+    """Cores the run kept busy on average: its rate times the CPU per event of every process
+    timed (the broker's included). Against the machine's cores it tells how much of the gap to a
+    higher rate is CPU per event and how much is time a process waited for another."""
+    return rate * sum(cpu_by_role.values()) / 1e6
 
 
 def by_role(cpu: dict[str, float]) -> str:
@@ -495,10 +527,16 @@ def main() -> None:
         print(
             f"ratio envelopes worker / bare Faust agent (single-event messages): {r['worker'] / base['bare_faust']:.2f}"
         )
+        busy = cores_busy(r["worker"], r["cpu_by_role"])
+        print(f"  cores busy (workers, detector, broker): {busy:.2f} of {os.cpu_count()}")
         if args.peer_python:
             peer = run_peer(base["engine"], [(k, v) for k, v in records if k is not None], args.peer_python)
-            print(f"peer quix-streams 3.28, per-user stateful count, single events: {peer:10.0f} events/s")
-            print(f"ratio worker on envelopes / peer:      {r['worker'] / peer:10.2f}")
+            print(
+                f"peer quix-streams 3.28, per-user stateful count, single events: {peer.rate:10.0f} events/s "
+                f"({peer.cpu:.1f} us CPU/event; broker {peer.broker_cpu:.1f})"
+            )
+            print(f"ratio worker on envelopes / peer:      {r['worker'] / peer.rate:10.2f}")
+            print(f"ratio CPU/event, envelopes (workers+detector) / peer: {r['cpu'] / peer.cpu:.2f}")
     if args.workers and args.envelope:
         counts = [int(n) for n in args.workers.split(",")]
         runs = run_scale_out(base["engine"], enveloped, inputs, env, counts)

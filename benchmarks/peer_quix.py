@@ -3,8 +3,10 @@ its state store (RocksDB, with a changelog topic), as the advrec worker keeps pe
 
     <python with quixstreams> benchmarks/peer_quix.py BOOTSTRAP TOPIC TOTAL
 
-Prints `rate <events/s>` from its first to its TOTAL-th message. Run by benchmarks/ingest.py with
---peer-python; it needs its own environment (quixstreams pins confluent-kafka and rocksdict).
+Prints `first` at its first message, then `rate <events/s> cpu <µs/event>` from its first to
+its TOTAL-th message (this process's CPU, every thread: librdkafka's and RocksDB's included).
+Run by benchmarks/ingest.py with --peer-python; it needs its own environment (quixstreams pins
+confluent-kafka and rocksdict).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from quixstreams import Application
 
 def main() -> None:
     bootstrap, topic_name, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    seen = {"n": 0, "t0": None}
+    seen = {"n": 0, "t0": None, "cpu0": None}
     with tempfile.TemporaryDirectory() as state_dir:
         app = Application(
             broker_address=bootstrap,
@@ -32,10 +34,13 @@ def main() -> None:
         def count(value: dict, state) -> dict:
             state.set("events", state.get("events", 0) + 1)
             if seen["t0"] is None:
-                seen["t0"] = time.perf_counter()
+                seen["t0"], seen["cpu0"] = time.perf_counter(), time.process_time()
+                print("first", flush=True)
             seen["n"] += 1
             if seen["n"] >= total:
-                print(f"rate {seen['n'] / (time.perf_counter() - seen['t0']):.0f}", flush=True)
+                rate = seen["n"] / (time.perf_counter() - seen["t0"])
+                cpu = 1e6 * (time.process_time() - seen["cpu0"]) / seen["n"]
+                print(f"rate {rate:.0f} cpu {cpu:.2f}", flush=True)
                 app.stop()
             return value
 
