@@ -4,9 +4,9 @@
 
 Prints `rate <events/s>` once it has consumed TOTAL records: what Faust's own stream machinery
 allows an agent that does nothing on this machine. With `advrec`, the agent runs as advrec runs its
-Faust apps (`streams.kafka.faust_app.run_worker`: its patches of Faust, among them
-`eager_delivery`, its garbage-collection and logger settings) and with the ingest agent's stream
-buffer: the worker's own ground, beside stock Faust.
+Faust apps (`streams.kafka.faust_app.AdvrecApp`, its consumer's fetch bounds, and `run_worker`:
+its patches of Faust, among them `eager_delivery`, its garbage-collection and logger settings)
+and with the ingest agent's stream buffer: the worker's own ground, beside stock Faust.
 """
 
 import os
@@ -18,7 +18,12 @@ import faust
 
 bootstrap, topic, total, web_port = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 as_advrec = sys.argv[5:] == ["advrec"]
-app = faust.App(
+if as_advrec:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    from streams.kafka.faust_app import AdvrecApp as App
+else:
+    App = faust.App
+app = App(
     f"bare-{time.time()}",
     broker=f"kafka://{bootstrap}",
     store="memory://",
@@ -52,7 +57,6 @@ async def count(stream):
 
 if __name__ == "__main__":
     if as_advrec:
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
         from streams.kafka.faust_app import run_worker
 
         run_worker(app, "warning")

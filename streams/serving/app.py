@@ -18,60 +18,24 @@ from collections import Counter
 from typing import Any
 
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.contract.records import DeadLetter, Recommendation, encode
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import add_metrics_page, app_options
+from streams.kafka.faust_app import AdvrecApp, add_metrics_page, app_options
 from streams.serving import metrics
 from streams.serving.changelog import ChangelogView
 from streams.serving.core import Rejected, ScorerCore, ServingModel, parse_request
 from streams.serving.watcher import ModelWatcher
 
-__all__ = ["ScorerApp", "BatchSender", "create_scorer_app", "observe_freshness"]
+__all__ = ["BatchSender", "create_scorer_app", "observe_freshness"]
 
+# The broker answers a fetch of requests as soon as one is there (`fetch_min_bytes` 1) and holds
+# one that finds none for at most this long: at 2,000 requests/s that is a fetch, a hand-over
+# between the consumer's thread and the event loop and a drain of 1-5 records every 0.5-1 ms.
 FETCH_MAX_WAIT_MS = 10
 # With `scorer_fetch_wait_ms`, a fetch waits for this much data or that long: more than requests
 # fill in any wait worth setting, so the wait is what bounds it.
 FETCH_GATHER_BYTES = 1 << 20
-
-
-class _FastFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust hard-codes fetch_max_wait_ms=1500; a request/response service wants answers in milliseconds.
-
-    By default the broker answers a fetch as soon as one request is there: at 2,000 requests/s that
-    is a fetch, a hand-over between the consumer's thread and the event loop and a drain of 1-5
-    records every 0.5-1 ms. `ScorerApp.fetch_wait_ms` lets the broker gather requests for that long.
-    """
-
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        wait_ms = self.app.fetch_wait_ms  # only ScorerApp's transport makes this thread
-        # read by the fetcher when the consumer starts
-        consumer._fetch_max_wait_ms = wait_ms or FETCH_MAX_WAIT_MS
-        consumer._fetch_min_bytes = FETCH_GATHER_BYTES if wait_ms else 1
-        return consumer
-
-
-class _FastFetchConsumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> _FastFetchThread:
-        return _FastFetchThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class _FastFetchTransport(faust_aiokafka.Transport):
-    Consumer = _FastFetchConsumer
-
-
-class ScorerApp(faust.App):
-    """A Faust app whose consumer fetches with a short max wait (low request latency).
-
-    `fetch_wait_ms` (0: none): how long the broker may hold a fetch to gather more requests.
-    """
-
-    fetch_wait_ms: int = 0
-
-    def _new_transport(self) -> Any:
-        return _FastFetchTransport(self.conf.broker_consumer, self)
 
 
 class BatchSender:
@@ -130,7 +94,7 @@ def create_scorer_app(
     """Build the scorer's Faust app (its own app id, consumer group and web port)."""
     # Tansu's one-record-per-batch workaround only keeps changelog end offsets exact: the scorer has
     # no tables, and it would cap the responses at ~600/s (one produce round trip each).
-    app = ScorerApp(
+    app = AdvrecApp(
         f"{settings.app_id}-scorer{settings.group_suffix}",
         **app_options(
             settings,
@@ -146,7 +110,9 @@ def create_scorer_app(
         # its request was committed; on one broker the two cost the same.
         producer_linger_ms=0,
     )
-    app.fetch_wait_ms = settings.scorer_fetch_wait_ms
+    # `scorer_fetch_wait_ms` lets the broker gather requests for that long (fewer fetches, less CPU)
+    app.fetch_max_wait_ms = settings.scorer_fetch_wait_ms or FETCH_MAX_WAIT_MS
+    app.fetch_min_bytes = FETCH_GATHER_BYTES if settings.scorer_fetch_wait_ms else 1
     metrics.init_labels()
     metrics.SERVING_VERSION.set(core.model.version if core.model is not None else 0)
     view = ChangelogView(bootstrap, f"{settings.app_id}-profiles-changelog", f"{settings.app_id}-items-changelog")

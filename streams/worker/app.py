@@ -24,7 +24,7 @@ from typing import Any
 import faust
 
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import Changelogs, add_metrics_page, app_options, processing_guarantee
+from streams.kafka.faust_app import AdvrecApp, Changelogs, add_metrics_page, app_options, processing_guarantee
 from streams.worker import catalog_agent, fraud_agent, ingest_agent, item_agent, metrics, window_agent
 from streams.worker.validation import ValidationLimits
 
@@ -142,7 +142,7 @@ class DetectorTopology:
 def _faust_app(app_id: str, web_port: int, settings: Settings, bootstrap: str, tansu_workarounds: bool):
     """(the Faust app, whether its table writes go in bulk) of a worker or of the detector process."""
     guarantee = processing_guarantee(settings, tansu_workarounds)
-    app = faust.App(
+    app = AdvrecApp(
         app_id,
         **app_options(
             settings,
