@@ -26,25 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
-from kafka import KafkaProducer  # noqa: E402
 
 from streams.kafka.faust_app import CONSUMER_FETCH_MAX_WAIT_MS, CONSUMER_MAX_FETCH_BYTES  # noqa: E402
+from streams.kafka.producer import produce_events  # noqa: E402
 from streams.kafka.topics import ensure_topics  # noqa: E402
 from streams.local.broker import EmbeddedBroker  # noqa: E402
 
 FAUST_FETCH_MAX_WAIT_MS = 1_500  # faust/transport/drivers/aiokafka.py, hard-coded
-
-
-def feed(bootstrap: str, topic: str, n: int, rate: float) -> None:
-    """Send n records at `rate` a second, each stamped with its send time."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    started = time.time()
-    for i in range(n):
-        while time.time() - started < i / rate:
-            time.sleep(0.001)
-        producer.send(topic, b"x" * 150, timestamp_ms=int(time.time() * 1000))
-    producer.flush()
-    producer.close()
 
 
 async def lags(bootstrap: str, wait_ms: int, busy: str, quiet: str, args) -> list[float]:
@@ -59,7 +47,9 @@ async def lags(bootstrap: str, wait_ms: int, busy: str, quiet: str, args) -> lis
         consumer.assign([TopicPartition(busy, 0), TopicPartition(quiet, 0)])
         await consumer.seek_to_end()
         n = int(args.rate * args.seconds)
-        producer = threading.Thread(target=feed, args=(bootstrap, busy, n, args.rate))
+        # each record stamped by the producer when sent
+        events = ({"user_id": f"u{i % 100}", "item_id": "i1"} for i in range(n))
+        producer = threading.Thread(target=produce_events, args=(bootstrap, busy, events), kwargs={"rate": args.rate})
         producer.start()
         out: list[float] = []
         started, next_work = time.time(), args.every_s

@@ -19,24 +19,13 @@ import threading
 import time
 
 from aiokafka import TopicPartition
-from kafka import KafkaProducer
 
 from streams.contract.settings import Settings
+from streams.kafka.producer import produce_events
 from streams.kafka.topics import ensure_topics
 from streams.worker.app import create_app
 
 RATE, SECONDS, WORK_S, EVERY_S = 4_000, 3.0, 0.3, 0.5
-
-
-def _produce(bootstrap: str, topic: str, n: int) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    started = time.time()
-    for i in range(n):
-        while time.time() - started < i / RATE:
-            time.sleep(0.001)
-        producer.send(topic, b"x" * 150, timestamp_ms=int(time.time() * 1000))
-    producer.flush()
-    producer.close()
 
 
 async def _lags(app, bootstrap: str, busy: str, quiet: str, n: int) -> list[float]:
@@ -45,7 +34,9 @@ async def _lags(app, bootstrap: str, busy: str, quiet: str, n: int) -> list[floa
     try:
         consumer.assign([TopicPartition(busy, 0), TopicPartition(quiet, 0)])
         await consumer.seek_to_end()
-        feed = threading.Thread(target=_produce, args=(bootstrap, busy, n))
+        # each record stamped by the producer when sent
+        events = ({"user_id": f"u{i % 100}", "item_id": "i1"} for i in range(n))
+        feed = threading.Thread(target=produce_events, args=(bootstrap, busy, events), kwargs={"rate": RATE})
         feed.start()
         lags: list[float] = []
         started, next_batch = time.time(), EVERY_S
