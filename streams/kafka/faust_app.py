@@ -1,7 +1,8 @@
 """What every advrec Faust app shares: broker options, the `/metrics` page, and how a worker process runs.
 
-Both Faust apps (the stream worker and the scorer) are built from these, so the broker's quirks,
-group timeouts and the processing guarantee are decided in one place.
+Every Faust app (the stream worker, the detector process and the scorer) is an `AdvrecApp` built
+from these, so the broker's quirks, the consumer's fetch bounds, group timeouts and the processing
+guarantee are decided in one place.
 """
 
 from __future__ import annotations
@@ -65,10 +66,9 @@ CONSUMER_MAX_FETCH_BYTES = 16 * 1024 * 1024
 # records the app has not yet taken. While an agent works through a batch (Faust's consumer thread
 # fetching on), the next fetch asks only for the quiet partitions (the assignor's leader topic,
 # idle inputs), and the broker holds it this long before the busy partitions can be fetched
-# again. Measured with a consumer that pauses 0.5 s every 20,000 records of a busy topic, beside an
-# idle one: 1,500 ms left gaps of 1.1 s between batches and took 9.3-9.6 s for 100,000 records,
-# 100 ms took 5.1-5.3 s (docs/broker.md, twelfth session). The cost: an idle consumer asks the
-# broker ten times a second instead of once in 1.5 s.
+# again. A consumer fed 8,000 records/s that takes nothing 0.3 s of every 0.5 s: p99 lag 1.6-1.8 s
+# at 1,500 ms, 0.31-0.34 s at 100 ms (benchmarks/fetch_wait.py; docs/broker.md, twelfth session).
+# The cost: an idle consumer asks the broker ten times a second instead of once in 1.5 s.
 CONSUMER_FETCH_MAX_WAIT_MS = 100
 
 
