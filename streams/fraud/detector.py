@@ -263,7 +263,8 @@ class FraudDetector:
     def flush(self, full: bool = False) -> list[Verdict]:
         """Rescore grown users (all if `full`) and a rotating slice, refit population statistics, find targets.
 
-        Returns the verdicts that crossed the threshold or moved by at least `material`.
+        Returns the verdicts that crossed the threshold or moved by at least `material` since the user's last
+        reported verdict.
         """
         cfg = self.config
         self.flushes += 1
@@ -323,10 +324,13 @@ class FraudDetector:
                 purchases.append((item, t[0] / t[1]))
         score, reasons = decide(m, ev.get("cons_z", 0.0), campaigns, purchases, self.config)
         flagged = score >= self.threshold
-        changed = flagged != u.flagged or abs(score - u.score) >= self.config.material
+        changed = flagged != u.flagged or abs(score - u.reported) >= self.config.material
         u.score, u.flagged, u.reasons = score, flagged, reasons
         u.feats.update(ev)
-        return self._verdict(uid, u) if changed else None
+        if not changed:
+            return None
+        u.reported = score
+        return self._verdict(uid, u)
 
     # ---- queries -----------------------------------------------------------------------------
     def _verdict(self, uid: str, u: UserState) -> Verdict:

@@ -30,6 +30,7 @@ class UserState:
         "scored_size",
         "feats",
         "score",
+        "reported",
         "flagged",
         "reasons",
         "lenient",
@@ -46,6 +47,9 @@ class UserState:
         self.scored_size = 0
         self.feats: dict[str, float] = {}
         self.score = 0.0
+        # the score of the last verdict `flush` reported: a move is measured from it, not from the last
+        # rescore, or many small moves would never be reported and the published score would drift
+        self.reported = 0.0
         self.flagged = False
         self.reasons: list[str] = []
         self.lenient = False
@@ -63,6 +67,7 @@ class UserState:
             "scored_size": self.scored_size,
             "feats": {k: (None if v != v else v) for k, v in self.feats.items()},
             "score": self.score,
+            "reported": self.reported,
             "flagged": self.flagged,
             "reasons": list(self.reasons),
             "lenient": self.lenient,
@@ -85,6 +90,7 @@ class UserState:
             list(d["reasons"]),
             bool(d["lenient"]),
         )
+        u.reported = float(d.get("reported", u.score))  # absent in states written before it was kept
         u.extremes = [[str(i), int(x)] for i, x in d["extremes"]]
         u.swarm = d.get("swarm")  # absent in states written before swarms were tracked
         return u

@@ -81,6 +81,25 @@ def test_update_returns_the_verdict_of_a_user_flagged_now(average_attack):
     assert det.update(good, "a-new-item", "rating", 2e9, 3.0) is None
 
 
+def test_the_reported_score_never_drifts_a_material_move_from_the_live_one(average_attack):
+    # A consumer keeps the last verdict `flush` reported. A score that moves by less than `material`
+    # at every flush must still be reported once the moves add up to `material` (it was once compared
+    # with the previous rescore: reported scores drifted up to 0.36 from the live ones).
+    det, reported = FraudDetector(), {}
+    frame = average_attack.frame
+    rows = zip(frame["user"], frame["item"], frame["type"], frame["timestamp"], frame["rating"])
+    for n, (u, i, k, ts, v) in enumerate(rows, 1):
+        det.update(u, i, k, float(ts), None if v != v else float(v))
+        if n % 100 == 0:
+            reported.update((v.user_id, v.score) for v in det.flush())
+    reported.update((v.user_id, v.score) for v in det.flush(full=True))
+    material = det.config.material
+    gaps = {u: (reported.get(u, 0.0), det.score(u).score) for u in det.users}
+    assert any(live > 0.0 for _, live in gaps.values())
+    drifted = {u: g for u, g in gaps.items() if abs(g[0] - g[1]) >= material}
+    assert not drifted, f"user: (last reported, live) at least {material} apart: {drifted}"
+
+
 def test_snapshot_json_restore_gives_identical_verdicts_and_state(average_attack):
     frame = average_attack.frame
     half = len(frame) // 2 // 500 * 500
