@@ -103,9 +103,12 @@ def _replayed_flags(events: list[dict]) -> set[str]:
     return _replayed(events).flagged()
 
 
-# How far a stored verdict's score may be from the detector's live one: `flush` reports a move of
-# `material` since the last report, and the suspicion table keeps moves of 0.05 (suspicion.changed).
-STORED_SCORE_TOLERANCE = DetectorConfig().material + 0.05
+# How far a stored verdict's score may be from the detector's live one. Every stored score is one the
+# detector computed at a flush: the user's last reported score, or a later one that `flush` did not
+# report because it was within `material` of it (the agent also stores the live verdict of users a
+# batch touched). The live score is within `material` of the last reported one too, or it would have
+# been reported: so the two are less than twice `material` apart.
+STORED_SCORE_TOLERANCE = 2 * DetectorConfig().material
 
 
 class Status(int):
