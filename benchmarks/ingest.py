@@ -100,7 +100,8 @@ def bare_faust_rate(bootstrap: str, topic: str, total: int, as_advrec: bool = Fa
     return float(rates[0])
 
 
-def _cpu_s(pid: int) -> float:
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
@@ -185,9 +186,9 @@ def worker_run(
     def cpu_by_role() -> dict[str, float]:
         out: dict[str, float] = {}
         for role, p in zip(roles, processes):
-            out[role] = out.get(role, 0.0) + _cpu_s(p.process.pid)
+            out[role] = out.get(role, 0.0) + process_cpu_s(p.process.pid)
         if broker_pid is not None:
-            out["broker"] = _cpu_s(broker_pid)
+            out["broker"] = process_cpu_s(broker_pid)
         return out
 
     def ours(by_role: dict[str, float]) -> float:
@@ -298,10 +299,10 @@ def peer_run(python: str, bootstrap: str, topic: str, total: int, broker_pid: in
         broker_from, result = None, None
         for line in peer.stdout:  # the peer says when its first message and its last are in
             if line.startswith("first"):
-                broker_from = _cpu_s(broker_pid)
+                broker_from = process_cpu_s(broker_pid)
             elif line.startswith("rate ") and broker_from is not None:
                 fields = line.split()
-                broker_cpu = 1e6 * (_cpu_s(broker_pid) - broker_from) / total
+                broker_cpu = 1e6 * (process_cpu_s(broker_pid) - broker_from) / total
                 result = PeerRun(float(fields[1]), float(fields[3]), broker_cpu)
         peer.wait()
         watchdog.cancel()
