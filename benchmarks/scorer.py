@@ -255,6 +255,10 @@ def end_to_end(
             f"  the client alone (produce -> consume, no scorer) at {rate:.0f}/s: "
             f"p50 {baseline['p50_ms']:.1f} ms  p99 {baseline['p99_ms']:.1f} ms"
         )
+
+        def broker_cpu_s() -> float:
+            return process_cpu_s(broker.pid) if broker.pid is not None else float("nan")
+
         settings = [(b, w) for b in batch_maxes for w in fetch_waits]
         # A broker that has not served this traffic yet spends a third to a half more CPU per request
         # on it (278-284 against 194-211 µs in two runs; its JIT, most likely), and on 2 cores that
@@ -295,9 +299,6 @@ def end_to_end(
 
             def scorer_cpu() -> float:
                 return sum(scrape_metrics(url)["process_cpu_seconds_total"] for url in metrics_urls)
-
-            def broker_cpu_s() -> float:
-                return process_cpu_s(broker.pid) if broker.pid is not None else float("nan")
 
             async def swap_run(client: Client) -> dict:
                 """Paced load for `swap_s` s with the other version made champion after 1 s: latency around the swap."""
