@@ -108,7 +108,10 @@ class ItemTable:
         self.hist: list[dict[float, int]] = []  # rating value -> count, per item
         self.raters: list[list[int]] = []  # derived index: user indices that interacted with the item
         self.newcomers: list[int] = []  # derived: how many of the item's actors are newcomers now
-        self._rater_arrays: list[np.ndarray | None] = []  # lazy numpy copies of `raters`
+        # numpy copies of `raters`, filled lazily: each has room to grow, so a rater added since
+        # the last copy is written at the end instead of the whole array being copied again
+        self._rater_arrays: list[np.ndarray] = []
+        self._rater_copied: list[int] = []  # how many of each item's raters its copy holds
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -122,7 +125,8 @@ class ItemTable:
             self.hist.append({})
             self.raters.append([])
             self.newcomers.append(0)
-            self._rater_arrays.append(None)
+            self._rater_arrays.append(np.empty(0, dtype=np.int64))
+            self._rater_copied.append(0)
             if k >= len(self.arr["actors"]):
                 for f in self.FIELDS:
                     self.arr[f] = np.concatenate([self.arr[f], np.zeros(len(self.arr[f]))])
@@ -148,16 +152,19 @@ class ItemTable:
         h[new] = h.get(new, 0) + 1
 
     def raters_of(self, slots: list[int]) -> np.ndarray:
-        """The raters of items `slots`, concatenated into one numpy array (each item's array is
-        cached until the item gains a rater). One loop for all the items: DegSim calls this for
-        every rescored user, over every item of its profile."""
-        arrays, raters = self._rater_arrays, self.raters
+        """The raters of items `slots`, concatenated into one numpy array. One loop for all the
+        items: DegSim calls this for every rescored user, over every item of its profile."""
+        arrays, copied, raters = self._rater_arrays, self._rater_copied, self.raters
         parts = []
         for k in slots:
-            arr = arrays[k]
-            if arr is None or len(arr) != len(raters[k]):
-                arr = arrays[k] = np.array(raters[k], dtype=np.int64)
-            parts.append(arr)
+            arr, have, want = arrays[k], copied[k], len(raters[k])
+            if have != want:
+                if len(arr) < want:  # room for twice as many: copied again rarely
+                    arr = arrays[k] = np.empty(2 * want, dtype=np.int64)
+                    have = 0
+                arr[have:want] = raters[k][have:]
+                copied[k] = want
+            parts.append(arr[:want])
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
     def at_value(self, k: int, value: float) -> int:

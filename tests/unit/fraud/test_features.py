@@ -198,3 +198,20 @@ def test_states_round_trip_through_json():
     table = _table([("a", 0, 4.0, False), ("a", 1, 2.0, True), ("b", 1, None, False)])
     back = ItemTable.from_dict(json.loads(json.dumps(table.to_dict())))
     assert back.to_dict() == table.to_dict() and back.at_value(0, 4.0) == 1 and back.raters == [[], []]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 40), st.booleans()), max_size=300))
+def test_the_raters_of_items_are_their_rater_lists_whatever_was_asked_before(steps):
+    """`raters_of` copies each item's raters into an array with room to grow: asked between
+    additions, with any items, it gives exactly the rater lists as they stand."""
+    table = ItemTable()
+    for item in range(6):
+        table.slot(str(item))
+    for item, user, ask in steps:
+        table.raters[item].append(user)
+        if ask:
+            slots = [item, (item + 1) % 6, item]
+            expected = [r for k in slots for r in table.raters[k]]
+            assert table.raters_of(slots).tolist() == expected
+    assert table.raters_of(list(range(6))).tolist() == [r for rs in table.raters for r in rs]
