@@ -24,6 +24,12 @@ class DetectorConfig:
     growth: float = 1.5  # a touched user is rescored at flush when its profile grew by this factor
     refresh_share: float = 0.01  # share of users rescored in rotation per flush (keeps quiet users fresh) ...
     refresh_events: int = 500  # ... or per this many events, if fewer were folded (the replays' batch)
+    # ... but never more users than this per event folded: the rotation's cost per event would
+    # otherwise grow with the user count (1 % of 50,000 users per 500 events is one rescore per
+    # event, more than the rest of the detector). Above 5,000 users (1 % per 500 events is 0.1
+    # per event) a turn of the rotation takes more events instead; the full rescore still reaches
+    # every user.
+    refresh_max_per_event: float = 0.1
     null_growth: float = 1.1  # the selection null is refitted when the interaction count grew by this factor
     lam_strict: float = 0.5  # selection: share of the profile that looks uniformly chosen ...
     t_strict: float = 3.0  # ... and its significance in null standard errors

@@ -212,7 +212,11 @@ class FraudDetector:
         # of 300 simulated events). A flush of `refresh_events` or more rotates as before.
         n_users = len(self.uids)
         slice_size = math.ceil(cfg.refresh_share * n_users)
-        self.rotation_credit += slice_size * (self.events - self.flushed_events) / cfg.refresh_events
+        folded = self.events - self.flushed_events
+        if slice_size > cfg.refresh_max_per_event * cfg.refresh_events:  # many users: the cap holds
+            self.rotation_credit += cfg.refresh_max_per_event * folded
+        else:
+            self.rotation_credit += slice_size * folded / cfg.refresh_events
         self.flushed_events = self.events
         n_rot = min(int(self.rotation_credit), slice_size)
         self.rotation_credit = min(self.rotation_credit - n_rot, 1.0)

@@ -216,3 +216,20 @@ def test_small_flushes_rotate_no_more_quiet_users_per_event_than_a_flush_of_refr
     assert rotation_after(100) == pytest.approx(expected, abs=1)  # a slice per flush before: 150 users
     assert rotation_after(500) == pytest.approx(expected, abs=1)
     assert rotation_after(1_000) == per_slice * len(later) / 1_000  # one slice per flush, as before
+
+
+def test_the_rotation_rescores_at_most_refresh_max_per_event_users_per_event_however_many_users():
+    rng = np.random.default_rng(6)
+    config = DetectorConfig()
+    det = FraudDetector(config)
+    n_users = 8_000  # 1 % per 500 events would be 0.16 users per event
+    for u in range(n_users):
+        for i in rng.choice(300, config.min_profile, replace=False):
+            det.update(f"u{u}", f"i{i}", "click", 0.0)
+    det.flush()
+    start = det.rotation
+    for n in range(1, 5_001):
+        det.update(f"u{rng.integers(n_users)}", f"i{rng.integers(300)}", "click", 1.0)
+        if n % config.refresh_events == 0:  # uncapped, one slice of 1 % per flush: 800 users
+            det.flush()
+    assert det.rotation - start == pytest.approx(config.refresh_max_per_event * 5_000, abs=1)  # credit carried
