@@ -17,6 +17,8 @@ __all__ = [
     "ANALYST_REASONS",
     "labelled",
     "changed",
+    "FULL_RESCORE_MAX_SHARE",
+    "full_rescore_due",
 ]
 
 # Fixed order of docs/metrics.md: group evidence (targets) first, then profile evidence.
@@ -82,3 +84,15 @@ def changed(previous: dict | None, entry: dict, min_score_move: float = 0.05) ->
         or previous.get("reasons") != entry["reasons"]
         or abs(float(previous.get("score", 0.0)) - entry["score"]) >= min_score_move
     )
+
+
+# The full rescore holds the detector's loop for O(scored users × profile × raters) (21 s of CPU
+# at 42,000 scored users: docs/detection.md, "Known gaps"); it may take at most this share of the
+# time, so its period stretches to 1 / share times its own cost when that is longer.
+FULL_RESCORE_MAX_SHARE = 0.1
+
+
+def full_rescore_due(since_last_s: float | None, last_cost_s: float, max_share: float = FULL_RESCORE_MAX_SHARE) -> bool:
+    """Whether the timer's full rescore runs now: `since_last_s` since the last one ended (None:
+    never ran), which took `last_cost_s`; it is skipped while it would exceed `max_share` of the time."""
+    return since_last_s is None or last_cost_s <= max_share * (since_last_s + last_cost_s)

@@ -30,7 +30,15 @@ from streams.contract.records import FraudFlag, FraudLabel, ValidBatch, encode
 from streams.contract.settings import Settings
 from streams.fraud import DETECTOR_VERSION, DetectorConfig, FraudDetector, Verdict
 from streams.fraud.supervised import LabelBook, LabelModel
-from streams.fraud.suspicion import PRIMARY_REASONS, changed, labelled, primary_reason, suspicion_entry, transition
+from streams.fraud.suspicion import (
+    PRIMARY_REASONS,
+    changed,
+    full_rescore_due,
+    labelled,
+    primary_reason,
+    suspicion_entry,
+    transition,
+)
 from streams.fraud.trust import TrustPolicy, gate
 from streams.kafka.faust_app import hold, release, table_view
 from streams.kafka.tail import tail_topics
@@ -59,6 +67,8 @@ class FraudAgent:
         self.held: list = []  # envelopes folded since the last checkpoint: acknowledged by it
         self.flagged: set[str] = set()
         self.events_since_full = 0
+        self.full_ended_at: float | None = None  # monotonic end of the last full rescore
+        self.full_cost_s = 0.0  # how long it took
         self.lock = asyncio.Lock()
         self.book = LabelBook()
         self.labels: dict[str, str] = {}  # user -> the analyst's latest label
@@ -116,14 +126,20 @@ class FraudAgent:
         async with self.lock:
             if self.detector is None or not self.events_since_full:
                 return
+            started = time.monotonic()
+            since = None if self.full_ended_at is None else started - self.full_ended_at
+            if not full_rescore_due(since, self.full_cost_s):  # a large population: the period stretches
+                return
             self.events_since_full = 0
-            started = time.perf_counter()
             verdicts = self.detector.flush(full=True)
+            self.full_ended_at = time.monotonic()
+            self.full_cost_s = self.full_ended_at - started
+            metrics.FRAUD_FULL_RESCORE_SECONDS.set(self.full_cost_s)
             await self._publish(verdicts)
             log.info(
                 "fraud: full flush of %d users in %.2fs, %d verdicts changed",
                 len(self.detector.verdicts()),
-                time.perf_counter() - started,
+                self.full_cost_s,
                 len(verdicts),
             )
 

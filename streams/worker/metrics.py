@@ -27,6 +27,7 @@ __all__ = [
     "FRAUD_LABELS",
     "FRAUD_SCORE",
     "FRAUD_FLAGGED_USERS",
+    "FRAUD_FULL_RESCORE_SECONDS",
 ]
 
 EVENTS_PROCESSED = Counter(
@@ -123,4 +124,8 @@ FRAUD_SCORE = Histogram(
 )
 FRAUD_FLAGGED_USERS = Gauge(
     "advrec_fraud_flagged_users", "Users flagged now (exported by the worker that runs the detector)."
+)
+FRAUD_FULL_RESCORE_SECONDS = Gauge(
+    "advrec_fraud_full_rescore_seconds",
+    "Seconds the detector's last full rescore of every user took (its loop waits meanwhile).",
 )

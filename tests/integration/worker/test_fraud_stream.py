@@ -246,6 +246,7 @@ def test_attack_through_the_broker_is_flagged_and_survives_kill_9(kafka_broker, 
         assert metric_total(samples, "advrec_fraud_flags_total") == flag_records
         assert samples["advrec_fraud_flagged_users"] == len(flagged)
         assert samples["advrec_fraud_score_count"] >= len(flagged)
+        assert 0 < samples["advrec_fraud_full_rescore_seconds"] < 3  # a full rescore ran (every 3 s here)
         before_kill = len(reader.records)
 
         # Kill -9 in the middle of phase B, restart.

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from streams.fraud.suspicion import PRIMARY_REASONS, changed, labelled, primary_reason, suspicion_entry, transition
+from streams.fraud.suspicion import (
+    PRIMARY_REASONS,
+    changed,
+    full_rescore_due,
+    labelled,
+    primary_reason,
+    suspicion_entry,
+    transition,
+)
 from streams.kafka.partitioner import partition_of, watermark_key
 
 
@@ -57,3 +65,12 @@ def test_an_entry_is_written_again_only_when_it_says_something_new():
     assert changed(entry, suspicion_entry(0.60, True, ["pushes_target:i1"], "fraud-2", 2.0))
     assert changed(entry, suspicion_entry(0.60, False, ["too_average"], "fraud-2", 2.0))
     assert changed(entry, suspicion_entry(0.60, True, ["too_average"], "fraud-2", 2.0, trusted=True))
+
+
+def test_the_full_rescore_takes_at_most_its_share_of_the_time():
+    assert full_rescore_due(None, 0.0)  # never ran
+    assert full_rescore_due(60.0, 0.5)  # a small population: every tick
+    assert not full_rescore_due(60.0, 21.0)  # 21 s of 81: over a tenth, skipped
+    assert full_rescore_due(189.0, 21.0)  # 21 s of 210: a tenth, due
+    assert not full_rescore_due(188.0, 21.0)
+    assert full_rescore_due(20.0, 10.0, max_share=0.5)
