@@ -162,11 +162,15 @@ class RegistryStore:
         return self.retry(search, "listing versions")
 
     def download(self, version: int, destination: Path) -> None:
-        """Download a version's model directory into `destination`."""
+        """Download a version's `artifacts/` (the advrec model file) into `destination/artifacts/`.
+
+        Not the whole pyfunc directory: its `code/` copy of the packages is ~50 files, and a
+        scorer swapping models spent ~60 ms of CPU (holding the GIL) on their paths alone.
+        """
         self.use()
         self.retry(
             lambda: mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{self.model_name}/{version}", dst_path=str(destination)
+                artifact_uri=f"models:/{self.model_name}/{version}/artifacts", dst_path=str(destination)
             ),
             f"downloading version {version}",
         )

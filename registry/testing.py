@@ -92,9 +92,11 @@ class MemoryStore:
         ]
 
     def download(self, version: int, destination: Path) -> None:
-        """Write `files` under `destination`, as a download of the version would."""
+        """Write the `files` under `artifacts/` into `destination`, as a download of the version would."""
         self.version_tags(version)
         self.downloads.append(int(version))
         for relative, content in self.files.items():
+            if not relative.startswith("artifacts/"):
+                continue
             (destination / relative).parent.mkdir(parents=True, exist_ok=True)
             (destination / relative).write_bytes(content)

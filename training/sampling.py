@@ -26,7 +26,12 @@ class PairSet:
     @classmethod
     def from_keys(cls, keys: np.ndarray) -> PairSet:
         """Rebuild a set from the `keys` of another one."""
-        return cls(np.asarray(keys, dtype=np.int64) // _SHIFT, np.asarray(keys, dtype=np.int64) % _SHIFT)
+        keys = np.asarray(keys, dtype=np.int64)
+        if np.all(keys[1:] > keys[:-1]):  # already sorted and distinct, as saved: np.unique again
+            pairs = cls.__new__(cls)  # took ~40 ms per 200,000 keys on every model load
+            pairs.keys = keys.copy()
+            return pairs
+        return cls(keys // _SHIFT, keys % _SHIFT)
 
     @classmethod
     def empty(cls) -> PairSet:

@@ -44,7 +44,7 @@ class PopularityRecommender(Recommender):
         counts = np.asarray(list(counts), dtype=np.float64)
         order = np.argsort(-counts, kind="stable")
         self.ranked, self.counts = items[order], counts[order]
-        self.items = Vocabulary(self.ranked)
+        self.items = Vocabulary(self.ranked.tolist())  # a list of distinct ids takes Vocabulary's fast path
         self.users = Vocabulary()
         self.seen = PairSet.empty()
 
