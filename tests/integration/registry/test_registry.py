@@ -129,6 +129,11 @@ def test_register_gate_promote_rollback_and_load_by_alias(store, models, tmp_pat
     version, path = registry.champion()
     assert version == 3
     loaded = registry.load_version(version)
+    cached = tmp_path / "cache" / name / str(version)  # only the model file, not the pyfunc's code
+    assert sorted(p.relative_to(cached).as_posix() for p in cached.rglob("*") if p.is_file()) == [
+        ".complete",
+        f"artifacts/{path.name}",
+    ]
     users = ["1", "2", "nobody"]
     assert (loaded.recommend(users, k=5)[0] == models[2].recommend(users, k=5)[0]).all()
     pyfunc = mlflow.pyfunc.load_model(f"models:/{name}@champion") if store.startswith("http") else None
