@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Generator
 
 import numpy as np
 
@@ -270,6 +271,20 @@ class FraudDetector:
         Returns the verdicts that crossed the threshold or moved by at least `material` since the user's last
         reported verdict.
         """
+        steps = self.flush_steps(full)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def flush_steps(self, full: bool = False, pause_every: int = 64) -> Generator[None, None, list[Verdict]]:
+        """`flush` in steps: it yields after every `pause_every` users' features (and between its
+        later stages) and returns `flush`'s verdicts.
+
+        A full flush of 40,000 users takes seconds; a caller on an event loop lets the loop run
+        between steps (the state must not change meanwhile: the caller holds its lock).
+        """
         cfg = self.config
         self.flushes += 1
         if not len(self.items):
@@ -283,20 +298,26 @@ class FraudDetector:
         g_mean = float(r_sum.sum() / r_n.sum()) if r_n.sum() else 0.0
         due = self._due(full)
         self.dirty = {}
-        for uid in due:
+        for n, uid in enumerate(due, 1):
             u = self.users[uid]
             u.feats = self._profile_feats(uid, u, ell, g_mean)
             u.scored_size = len(u.items)
+            if n % pause_every == 0:
+                yield
         self._fit_population()
         reeval = list(dict.fromkeys(itertools.chain(due, self.lenient)))
+        yield
         evidence = self._evidence(reeval)
-        for uid in reeval:
+        yield
+        for n, uid in enumerate(reeval, 1):
             lenient = is_lenient(margins(evidence.get(uid, {}), cfg))
             self.users[uid].lenient = lenient
             if lenient:
                 self.lenient[uid] = None
             else:
                 self.lenient.pop(uid, None)
+            if n % (16 * pause_every) == 0:
+                yield
         self._find_targets()
         self._find_swarms()
         for key, (_, _, _, kind) in self.targets.items():  # buyers of a purchase target are rescored now
@@ -308,10 +329,12 @@ class FraudDetector:
                         reeval.append(uid)
                         evidence.update(self._evidence([uid]))
         out = []
-        for uid in dict.fromkeys(reeval):
+        for n, uid in enumerate(dict.fromkeys(reeval), 1):
             v = self._rescore(uid, evidence.get(uid, {}))
             if v is not None:
                 out.append(v)
+            if n % (16 * pause_every) == 0:  # a rescore costs a fraction of a feature update
+                yield
         return out
 
     def _rescore(self, uid: str, ev: dict[str, float]) -> Verdict | None:

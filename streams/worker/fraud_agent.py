@@ -107,7 +107,7 @@ class FraudAgent:
                         verdicts.append(verdict)
             self.events_since_full += folded
             self.intake.inc(folded)
-            verdicts += det.flush()
+            verdicts += await _flushed(det.flush_steps())
             await self._publish(verdicts + self._relabelled_verdicts(), touched)
             self.held.extend(events)
 
@@ -131,7 +131,7 @@ class FraudAgent:
             if not full_rescore_due(since, self.full_cost_s):  # a large population: the period stretches
                 return
             self.events_since_full = 0
-            verdicts = self.detector.flush(full=True)
+            verdicts = await _flushed(self.detector.flush_steps(full=True))
             self.full_ended_at = time.monotonic()
             self.full_cost_s = self.full_ended_at - started
             metrics.FRAUD_FULL_RESCORE_SECONDS.set(self.full_cost_s)
@@ -264,6 +264,17 @@ class FraudAgent:
             out.update(score=v.score, flagged=v.flagged, reasons=list(v.reasons), ts=None, version=v.version)
         out["detector_events"] = det.events_of(user) if det is not None else None
         return out
+
+
+async def _flushed(steps) -> list[Verdict]:
+    """Run a detector's flush step by step, letting the event loop run between steps (a full
+    flush of many users takes seconds: ingest, views and heartbeats would wait that long)."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(0)
 
 
 def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> FraudAgent:

@@ -233,3 +233,24 @@ def test_the_rotation_rescores_at_most_refresh_max_per_event_users_per_event_how
         if n % config.refresh_events == 0:  # uncapped, one slice of 1 % per flush: 800 users
             det.flush()
     assert det.rotation - start == pytest.approx(config.refresh_max_per_event * 5_000, abs=1)  # credit carried
+
+
+def test_a_flush_in_steps_is_the_same_flush_with_pauses():
+    rng = np.random.default_rng(7)
+    det = FraudDetector()
+    for u in range(400):
+        for i in rng.choice(150, 12, replace=False):
+            det.update(f"u{u}", f"i{i}", "rating", 0.0, float(rng.integers(1, 6)))
+    snap = det.snapshot()
+    at_once, stepped = FraudDetector.restore(snap), FraudDetector.restore(snap)
+    expected = at_once.flush(full=True)
+    steps, pauses = stepped.flush_steps(full=True, pause_every=8), 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            verdicts = done.value
+            break
+        pauses += 1
+    assert verdicts == expected and stepped.snapshot() == at_once.snapshot()
+    assert pauses >= 400 // 8  # at least one pause per 8 users' features
