@@ -63,7 +63,10 @@ def test_a_busy_consumer_gets_new_records_within_the_fetch_wait(kafka_broker, tm
     lags = asyncio.run(_lags(app, kafka_broker, busy, quiet, n))
 
     assert len(lags) == n
-    p99 = statistics.quantiles(lags, n=100)[98]
-    # A record waits for the agent's work, the fetch wait and a round trip (0.32-0.33 s here); with
-    # Faust's 1,500 ms it also waited out the quiet partitions' long poll (p99 1.6-1.8 s here).
-    assert p99 < WORK_S + 0.7, f"p99 lag {p99:.2f} s"
+    p90 = statistics.quantiles(lags, n=100)[89]
+    # A record waits for the agent's work, the fetch wait and a round trip (p90 0.26-0.28 s, p99
+    # 0.31 s here); with Faust's 1,500 ms it also waits out the quiet partitions' long poll, in
+    # every cycle (p90 1.47-1.48 s, p99 1.60-1.61 s). The p90, not the p99: one stall of the
+    # shared machine (once in eight CI runs: p99 1.16 s) holds up more than 1 % of a 3 s run's
+    # records, not 10 %, and is not the long poll this test is about.
+    assert p90 < WORK_S + 0.7, f"p90 lag {p90:.2f} s"
