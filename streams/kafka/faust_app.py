@@ -330,6 +330,8 @@ class Changelogs:
         changelog's readers cannot tell the two apart. The store is updated at once; the records
         leave in the background, in order per partition, and `delivered` waits for them.
         """
+        if not rows:
+            return
         if not self.bulk:
             for key, value in rows.items():
                 table[key] = value

@@ -49,6 +49,7 @@ __all__ = ["install", "FraudAgent"]
 
 log = logging.getLogger(__name__)
 _DECODER = msgspec.json.Decoder(ValidBatch)
+_ENCODER = msgspec.json.Encoder()
 _EVENTS_BETWEEN_PAUSES = 5_000
 
 
@@ -116,8 +117,11 @@ class FraudAgent:
         async with self.lock:
             if self.detector is None:
                 return
-            for user in self.marks.take_dirty():
-                self.state[user.encode()] = {"state": self.detector.user_state(user), "marks": self.marks.of(user)}
+            rows = {
+                user.encode(): _ENCODER.encode({"state": self.detector.user_state(user), "marks": self.marks.of(user)})
+                for user in self.marks.take_dirty()
+            }
+            await self.topology.changelogs.write(self.app, self.state, rows)
             await release(self.held, self.topology.changelogs)
             self.held = []
 
@@ -187,11 +191,11 @@ class FraudAgent:
         states, marks = {}, {}
         for key, value in self.state.items():
             if value:
-                user = key.decode("utf-8", "replace")
-                states[user], marks[user] = value["state"], value["marks"]
+                user, stored = key.decode("utf-8", "replace"), msgspec.json.decode(value)
+                states[user], marks[user] = stored["state"], stored["marks"]
         self.detector = FraudDetector.from_users(states, self.config)
         self.marks = FoldMarks(marks)
-        self.flagged = {k.decode("utf-8", "replace") for k, v in self.suspicion.items() if v and v.get("flagged")}
+        self.flagged = flagged_users(self.suspicion)
         self.events_since_full = len(states)  # the next full flush refreshes the rebuilt scores
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
         log.info("fraud: detector rebuilt from %d users", len(states))
@@ -217,11 +221,11 @@ class FraudAgent:
         if not by_user:
             return
         now = time.time()
-        sends = []
+        rows, sends = {}, []
         for user, v in by_user.items():
             key = user.encode()
             flagged, reasons = labelled(v.flagged, v.reasons, self.labels.get(user))
-            previous = self.suspicion.get(key)
+            previous = stored_entry(self.suspicion, key)
             trusted = self._trusted(user, flagged)
             entry = suspicion_entry(v.score, flagged, reasons, v.version, now, trusted)
             if not changed(previous, entry):
@@ -229,7 +233,7 @@ class FraudAgent:
             move = transition(previous, flagged)
             # a new account starts untrusted, as consumers assume: only a change is news
             trust_moved = trusted != bool(previous and previous.get("trusted"))
-            self.suspicion[key] = entry
+            rows[key] = _ENCODER.encode(entry)
             if move == "flag":
                 metrics.FRAUD_FLAGS.labels(primary_reason(reasons)).inc()
                 self.flagged.add(user)
@@ -248,12 +252,13 @@ class FraudAgent:
                 )
                 sends.append((key, flag))
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
+        await self.topology.changelogs.write(self.app, self.suspicion, rows)
         for key, flag in sends:
             await self.topology.flags.send(key=key, value=encode(flag))
 
     def view(self, user: str) -> dict | None:
         """GET /fraud/{user}: the stored verdict, else the detector's live one; None if neither knows the user."""
-        stored = self.suspicion.get(user.encode())
+        stored = stored_entry(self.suspicion, user.encode())
         det = self.detector
         known = det is not None and det.events_of(user) > 0
         if stored is None and not known:
@@ -264,6 +269,21 @@ class FraudAgent:
             out.update(score=v.score, flagged=v.flagged, reasons=list(v.reasons), ts=None, version=v.version)
         out["detector_events"] = det.events_of(user) if det is not None else None
         return out
+
+
+def stored_entry(suspicion, key: bytes) -> dict | None:
+    """The user's entry in the suspicion table (JSON bytes, like every table the agents write in bulk)."""
+    value = suspicion.get(key)
+    return None if value is None else msgspec.json.decode(value)
+
+
+def flagged_users(suspicion) -> set[str]:
+    """The users the suspicion table holds flagged."""
+    out = set()
+    for key, value in suspicion.items():
+        if value and msgspec.json.decode(value).get("flagged"):
+            out.add(key.decode("utf-8", "replace"))
+    return out
 
 
 async def _flushed(steps) -> list[Verdict]:
@@ -323,7 +343,7 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> Fra
     @table_view(app, "/fraud", agent.suspicion, exact_key="flagged")
     async def flagged_view(web, request):
         """Users flagged now (the suspicion table has one partition: this answers from its owner)."""
-        users = sorted(k.decode("utf-8", "replace") for k, v in agent.suspicion.items() if v and v.get("flagged"))
+        users = sorted(flagged_users(agent.suspicion))
         return web.json({"flagged": users, "count": len(users), "detector_version": DETECTOR_VERSION})
 
     return agent
