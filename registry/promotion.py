@@ -168,9 +168,11 @@ def decide(
     # The probe measures the round's recipe, not the model: a challenger is rejected when its recipe
     # is more open to poisoning than the champion's by more than the bound. With no champion, the
     # first model is judged on its own (the alternative, serving no model, protects nobody); with a
-    # champion whose probe is unknown, the bound is absolute.
+    # champion whose probe is unknown, the bound is absolute. A champion's negative lift (the probe's
+    # attack lowered its targets: noise on a small audit) counts as 0; measured against the negative
+    # figure, every later recipe had to lower its targets too, and none was promoted again.
     lift, bound = new["poisoning_lift"], config.max_poisoning_lift
-    champion_lift = old["poisoning_lift"] if old is not None else float("nan")
+    champion_lift = max(old["poisoning_lift"], 0.0) if old is not None else float("nan")
     if champion_exists and not math.isnan(champion_lift):
         if lift > champion_lift + bound:
             reject.append(f"poisoning_lift: {lift:.4f} > champion's {champion_lift:.4f} + {bound:.4f}")

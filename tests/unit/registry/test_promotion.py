@@ -88,6 +88,16 @@ def test_a_recipe_more_open_to_poisoning_than_the_champions_is_rejected():
     assert unknown.action == "reject" and unknown.reasons == ("poisoning_lift: 0.0800 > 0.0500",)
 
 
+def test_a_champions_negative_probe_lift_counts_as_no_lift():
+    # The probe lowered the champion's targets (-0.06: noise on a small audit). Against the negative
+    # figure a later recipe would have to lower its targets as well: ML-100K in rounds of 1,500 rows
+    # rejected 15 rounds in a row so (benchmarks/warm_rounds.py, docs/operations.md).
+    flat = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.0073), report(0.60, 0.38, lift=-0.0615), CONFIG)
+    assert flat.action == "promote"
+    opened = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.06), report(0.60, 0.38, lift=-0.0615), CONFIG)
+    assert opened.action == "reject" and opened.reasons == ("poisoning_lift: 0.0600 > champion's 0.0000 + 0.0500",)
+
+
 def test_the_first_model_is_not_blocked_by_its_recipes_probe():
     first = decide(report(0.70, 0.40, fgsm_ndcg=0.36, lift=0.26), None, CONFIG)
     assert first.action == "promote"
