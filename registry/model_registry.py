@@ -131,7 +131,7 @@ class ModelRegistry:
         evaluation users); the trainer continues from the version only if it was promoted."""
         report = {**report, "eval_users": report.get("eval_users", report.get("test_users"))}
         version, decision = self.register_round(model, report, lineage, params=report.get("params"))
-        return Verdict(decision.action, version)
+        return Verdict(decision.action, version, decision.reasons)
 
     # ---- versions and model files ------------------------------------------------------------
     def write_lineage(self, version: int, lineage: Mapping[str, Any]) -> None:

@@ -43,6 +43,7 @@ class TrainerState:
     probe: dict = field(default_factory=dict)  # the latest red-team probe's result, with its round
     base_probe_lift: float | None = None  # the probe's lift when the base model was accepted (its recipe's)
     pending_arrival: float | None = None  # oldest Kafka arrival of rows trained since the last accepted model
+    refit: bool = False  # the gate rejected the last challenger: the next one is fitted fresh (trainer.py)
 
 
 class StateStore:
@@ -83,6 +84,7 @@ class StateStore:
             "probe": state.probe,
             "base_probe_lift": state.base_probe_lift,
             "pending_arrival": state.pending_arrival,
+            "refit": state.refit,
         }
         self._publish("state.json", lambda p: p.write_text(json.dumps(doc)))
         fsync_path(self.dir)
@@ -115,4 +117,5 @@ class StateStore:
             probe=dict(doc.get("probe") or {}),
             base_probe_lift=doc.get("base_probe_lift"),
             pending_arrival=doc.get("pending_arrival"),
+            refit=bool(doc.get("refit", False)),
         )

@@ -67,6 +67,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# The gate's reason codes (registry/promotion.py) that judge a challenger's recipe, not its data.
+WEAK_RECIPE_REASONS = frozenset({"below_floor", "worse_than_champion", "fgsm_drop"})
+
 
 @dataclass(frozen=True)
 class TrainerConfig:
@@ -85,6 +88,9 @@ class TrainerConfig:
     trust: TrustPolicy = TrustPolicy()  # who may be evaluated and audited (established, never flagged)
     audit_users: int = 500  # the fixed sample of trusted users the exposure audit and the probe look at
     probe_every: int = 5  # the red-team probe runs every this many rounds (0: never; the gate then holds)
+    # After a challenger rejected for its accuracy or robustness, fit the next one fresh (False:
+    # warm-start from the champion again, the rule before; the baseline of benchmarks/warm_rounds.py)
+    fresh_after_reject: bool = True
     probe_share: float = 0.05  # probe attackers, a share of the round's users
     probe_targets: int = 5
     probe_attack: str = "bandwagon"  # the probe's attack: bandwagon, or the one injected as `probe_attack` (gan)
@@ -141,10 +147,18 @@ class BatchSource(Protocol):
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the gate made of a round's model: its action (promote | hold | reject) and registered version."""
+    """What the gate made of a round's model: its action (promote | hold | reject), registered version
+    and reasons (each "code: detail", as `registry.promotion.Decision` words them)."""
 
     action: str
     version: int | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def weak_recipe(self) -> bool:
+        """Rejected for its accuracy or robustness (not for what its data did): a warm start from
+        the base lost to it, and the next challenger is better fitted fresh."""
+        return self.action == "reject" and any(r.split(":", 1)[0] in WEAK_RECIPE_REASONS for r in self.reasons)
 
     @property
     def accepted(self) -> bool:
@@ -294,12 +308,17 @@ class Trainer:
             state.model, state.base_version = self.champion.load_version(version), version
 
     def _train(self, base: Recommender | None, new: pd.DataFrame, replay: pd.DataFrame, flagged: set[str], text: dict):
-        """A copy of the base (a fresh model if none) trained one round; the base itself is never touched.
+        """A copy of the base trained one round on the new rows and a replay sample, or, without a
+        base, a fresh model fitted on the new rows and the whole replay buffer; the base itself is
+        never touched.
 
         `text`: train_round's item-text arguments (`_item_text`), the same for the probe's copy."""
         cfg = self.config
-        model = build_model(cfg.model, seed=cfg.seed) if base is None else copy.deepcopy(base)
-        epochs = cfg.first_epochs if base is None else cfg.epochs
+        if base is None:
+            model, epochs = build_model(cfg.model, seed=cfg.seed), cfg.first_epochs
+            new, replay = pd.concat([new, replay], ignore_index=True), None
+        else:
+            model, epochs = copy.deepcopy(base), cfg.epochs
         stats = model.train_round(new, replay, quarantined_users=flagged, epochs=epochs, **text)
         return model, stats, epochs
 
@@ -307,6 +326,7 @@ class Trainer:
         self,
         model: Recommender,
         base: Recommender | None,
+        trained_from: Recommender | None,
         split: Split,
         trusted: set[str],
         train_new: pd.DataFrame,
@@ -315,7 +335,8 @@ class Trainer:
         text: dict,
     ) -> dict[str, Any]:
         """What the gate needs beside the challenger's accuracy: the champion (the base) on the same
-        split and audited users, the exposure audit, and the red-team probe when due (else the latest)."""
+        split and audited users, the exposure audit, and the red-team probe when due (else the latest),
+        which trains as the challenger did (from `trained_from`: the base, or None when fitted fresh)."""
         cfg, state, out = self.config, self.state, {}
         audited = audit_sample([u for u in trusted if base is None or u in base.users], cfg.audit_users, cfg.seed)
         if base is not None:
@@ -326,7 +347,7 @@ class Trainer:
             out["exposure"] = exposure_audit(model, base, audited, train_new, untrusted)
         if due(state.round, state.probe, cfg.probe_every):
             state.probe = red_team_probe(
-                lambda poisoned: self._train(base, poisoned, replay, flagged, text)[0],
+                lambda poisoned: self._train(trained_from, poisoned, replay, flagged, text)[0],
                 model,
                 train_new,
                 audited,
@@ -374,6 +395,11 @@ class Trainer:
             return None
 
         base = state.model
+        # A challenger warm-started from the base that the gate rejected is not tried again from that
+        # base: warm rounds from a weak first champion (fitted on the few rows trusted early) lost to
+        # it round after round, while their new users ranked from barely trained rows. The next
+        # challenger is fitted fresh on every trusted row, and still judged against the base.
+        fresh = base is None or state.refit
         history = state.history
         accumulated = pd.concat([history, state.carry, new], ignore_index=True)
         trusted = trusted_users(accumulated, state.distrusted, cfg.trust)
@@ -400,10 +426,15 @@ class Trainer:
             state.round + 1,
             len(train_new),
             len(batches),
-            "from scratch" if base is None else f"warm-started from version {state.base_version}",
+            "from scratch"
+            if base is None
+            else f"fitted fresh, judged against version {state.base_version}"
+            if fresh
+            else f"warm-started from version {state.base_version}",
         )
-        text = self._item_text(base is None)
-        model, stats, epochs = self._train(base, train_new, replay, flagged, text)
+        text = self._item_text(fresh)
+        trained_from = None if fresh else base
+        model, stats, epochs = self._train(trained_from, train_new, replay, flagged, text)
         train_seconds = time.perf_counter() - train_started
         state.round += 1
         samples = int(stats["events"] - stats["dropped_quarantined"] + stats["replayed"])
@@ -423,7 +454,7 @@ class Trainer:
             report = round_report(model, split, cfg.fgsm_eps, cfg.seed)
             outcome = "success" if all(math.isfinite(report[k]) for k in ("hr@10", "ndcg@10")) else "failure"
         if outcome == "success":
-            report.update(self._judge(model, base, split, trusted, train_new, replay, flagged, text))
+            report.update(self._judge(model, base, trained_from, split, trusted, train_new, replay, flagged, text))
         report.update(
             round=state.round,
             model=model.kind,
@@ -436,6 +467,7 @@ class Trainer:
             epochs=epochs,
             epoch_seconds=model.epoch_seconds[-epochs:] if stats["events"] else [],
             base_version=lineage["base_version"],
+            fresh=fresh,
         )
         if model.uses_item_text:
             report.update(text_encoder=dict(model.text_encoder), catalog_items=len(self._text_taken))
@@ -464,6 +496,7 @@ class Trainer:
             log.warning("round %d trained but could not be evaluated (%d test users)", state.round, test_rows)
             return None
         verdict = self.on_round(model, report, lineage)
+        state.refit = self.config.fresh_after_reject and verdict is not None and verdict.weak_recipe
         if verdict is None or verdict.accepted:
             state.model, state.pending_arrival = model, None
             state.base_probe_lift = state.probe.get("lift") if state.probe else None
@@ -472,7 +505,12 @@ class Trainer:
         else:
             state.pending_arrival = lineage["oldest_arrival"]
             self.catalog.restore(self._text_taken)  # the base never saw them: encode them again
-            log.warning("round %d: %s, the next round continues from the champion", state.round, verdict.action)
+            log.warning(
+                "round %d: %s, the next round %s",
+                state.round,
+                verdict.action,
+                "is fitted fresh" if state.refit else "continues from the champion",
+            )
         return verdict
 
     def _item_text(self, fresh: bool) -> dict:

@@ -145,14 +145,35 @@ def test_a_window_rewritten_with_a_wider_range_trains_only_the_new_offsets(tmp_p
 
 
 class Gate:
-    """An on_round that answers with the given actions in turn, numbering versions from 1."""
+    """An on_round that answers with the given actions in turn ("reject: <code>" gives the reason
+    code; a bare "reject" is `worse_than_champion`), numbering versions from 1."""
 
     def __init__(self, *actions: str) -> None:
         self.actions, self.calls = list(actions), []
 
     def __call__(self, model, report, lineage):
         self.calls.append((model, report, lineage))
-        return Verdict(self.actions[len(self.calls) - 1], len(self.calls))
+        action, _, code = self.actions[len(self.calls) - 1].partition(": ")
+        reasons = (f"{code or 'worse_than_champion'}: as the test says",) if action == "reject" else ()
+        return Verdict(action, len(self.calls), reasons)
+
+
+def test_only_a_rejection_of_the_recipe_has_the_next_challenger_fitted_fresh():
+    assert Verdict("reject", 2, ("worse_than_champion: hr@10 0.30 < 0.36",)).weak_recipe
+    assert Verdict("reject", 2, ("exposure: item 7 in 12.5% of lists", "fgsm_drop: 52% > 30%")).weak_recipe
+    # what its data did (an attack the exposure audit or the probe caught): a fresh fit on the
+    # same rows would not be cleaner, and it costs a fit on the whole replay buffer
+    assert not Verdict("reject", 2, ("exposure: item 7 in 12.5% of lists",)).weak_recipe
+    assert not Verdict("reject", 2, ("poisoning_lift: 0.09 > champion's 0.01 + 0.05",)).weak_recipe
+    assert not Verdict("hold", 2, ("too_few_eval_users: 13 < 20",)).weak_recipe
+
+
+def test_a_challenger_rejected_for_its_data_leaves_the_next_round_warm(tmp_path):
+    batches, files = make_windows(n_windows=3)
+    gate = Gate("promote", "reject: exposure", "promote")
+    trainer = make_trainer(tmp_path, files, gate)
+    run(trainer, MemorySource(batches, per_poll=1), Quarantine(), idle_timeout=0)
+    assert not gate.calls[2][1]["fresh"] and gate.calls[2][0].rounds == 2  # version 1 plus this round
 
 
 class Champions:
@@ -169,8 +190,8 @@ class Champions:
 
 
 def test_a_rejected_challenger_never_becomes_the_base_and_the_champion_is_measured_beside_it(tmp_path):
-    batches, files = make_windows(n_windows=3)
-    gate = Gate("promote", "reject", "promote")
+    batches, files = make_windows(n_windows=4)
+    gate = Gate("promote", "reject", "promote", "promote")
     trainer = make_trainer(tmp_path, files, gate)
     run(trainer, MemorySource(batches[:1]), Quarantine(), idle_timeout=0)
     first = trainer.state.model
@@ -184,14 +205,23 @@ def test_a_rejected_challenger_never_becomes_the_base_and_the_champion_is_measur
     second = files[batches[1].announcement["uri"]]["kafka_ts"]
     pending = trainer.state.pending_arrival
     assert pending == lineage["oldest_arrival"] and second.min() <= pending < second.max()
-    # The round after a reject starts again from the champion: one round on top of it, not two.
-    run(trainer, MemorySource(batches[2:]), Quarantine(), idle_timeout=0)
+    # The round after a reject is not warm-started from the champion again: it is fitted fresh
+    # (one round, on its new rows and the whole replay buffer, the rejected round's rows included)
+    # and judged against the champion.
+    assert trainer.state.refit and make_trainer(tmp_path, files, gate).state.refit  # a restart keeps it
+    run(trainer, MemorySource(batches[2:3]), Quarantine(), idle_timeout=0)
     third, report, lineage = gate.calls[2]
-    assert third.rounds == 2 and report["champion"]["version"] == 1 and trainer.state.base_version == 3
+    assert third.rounds == 1 and report["fresh"] and report["train"]["replayed"] == 0
+    assert report["champion"]["version"] == 1 and trainer.state.base_version == 3
+    assert report["train"]["events"] > gate.calls[1][1]["train"]["events"] + len(files[batches[2].announcement["uri"]])
     assert lineage["oldest_arrival"] == pending and trainer.state.pending_arrival is None
+    # Promoted, it is the base again: the next round warms up from it.
+    run(trainer, MemorySource(batches[3:]), Quarantine(), idle_timeout=0)
+    fourth, report, _ = gate.calls[3]
+    assert not trainer.state.refit and not report["fresh"] and fourth.rounds == 2 and report["train"]["replayed"] > 0
     # The probe ran on the first round and is carried (with its age) until it is due again.
-    assert [c[1]["poisoning"]["round"] for c in gate.calls] == [1, 1, 1]
-    assert [c[1]["poisoning"]["age"] for c in gate.calls] == [0, 1, 2]
+    assert [c[1]["poisoning"]["round"] for c in gate.calls] == [1, 1, 1, 1]
+    assert [c[1]["poisoning"]["age"] for c in gate.calls] == [0, 1, 2, 3]
     assert gate.calls[0][1]["probe_seconds"] > 0 and gate.calls[1][1]["probe_seconds"] == 0
 
 
@@ -216,6 +246,7 @@ def test_after_a_rollback_the_next_round_continues_from_the_restored_champion(tm
     assert lineage["base_version"] == report["champion"]["version"] == 1
     assert model.rounds == 2  # version 1 (one round) plus this one, not version 2's two rounds
     assert trainer.state.base_version == 1 and trainer.state.model.rounds == 1  # held: still the champion
+    assert not trainer.state.refit  # a hold says nothing of the recipe: the next round warms up again
 
 
 def test_the_evaluation_set_is_trusted_users_only(tmp_path):
