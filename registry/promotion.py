@@ -43,7 +43,8 @@ class GateConfig:
     min_eval_users: int = 20
     max_exposure_jump: float = 0.05  # an item may gain this share of audited users' top-K lists ...
     max_exposure_ratio: float = 2.0  # ... or grow its share this many times, not both ...
-    min_carried_share: float = 0.5  # ... when this share of its new training rows is untrusted
+    min_carried_share: float = 0.5  # ... when this share of its new training rows is untrusted ...
+    min_exposure_lists: int = 5  # ... and it entered at least this many more audited users' lists
 
     @classmethod
     def from_settings(cls, settings: Any) -> GateConfig:
@@ -60,6 +61,7 @@ class GateConfig:
             max_exposure_jump=settings.gate_max_exposure_jump,
             max_exposure_ratio=settings.gate_max_exposure_ratio,
             min_carried_share=settings.gate_min_carried_share,
+            min_exposure_lists=settings.gate_min_exposure_lists,
         )
 
 
@@ -107,14 +109,20 @@ def exposure_alarms(exposure: Mapping[str, Any] | None, config: GateConfig = Gat
     """The audited items whose exposure jumped beyond both bounds, carried by new or suspicious accounts.
 
     An item alarms when its share of the audited users' top-K lists rose by more than
-    `max_exposure_jump`, to more than `max_exposure_ratio` times the champion's share, and at
-    least `min_carried_share` of the round's training rows on it came from untrusted accounts.
-    A genuine trend moves an item too, but its rows come from established accounts.
+    `max_exposure_jump`, to more than `max_exposure_ratio` times the champion's share, by at
+    least `min_exposure_lists` lists, and at least `min_carried_share` of the round's training
+    rows on it came from untrusted accounts. A genuine trend moves an item too, but its rows come
+    from established accounts. The count matters on a small audit: early in a stream the champion
+    knows few trusted users, and with 35 audited a rise of 2 lists is 5.7 %, past the jump bound,
+    while two models fitted on different rows differ by that much anyway.
     """
     alarms = []
+    users = _number((exposure or {}).get("users"))
     for item in (exposure or {}).get("items") or []:
         new, old = _number(item.get("challenger")), _number(item.get("champion"))
         jumped = new - old > config.max_exposure_jump and new > config.max_exposure_ratio * old
+        if math.isfinite(users) and round((new - old) * users) < config.min_exposure_lists:
+            jumped = False
         if jumped and _number(item.get("carried")) >= config.min_carried_share:
             alarms.append(dict(item))
     return alarms

@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     gate_min_carried_share: float = Field(
         0.5, description="Exposure audit: alarm only when this share of the item's new rows is untrusted."
     )
+    gate_min_exposure_lists: int = Field(
+        5, ge=0, description="Exposure audit: alarm only when the item entered at least this many more audited lists."
+    )
     mlflow_retries: int = Field(5, description="Attempts of an MLflow call before giving up (exponential backoff).")
     mlflow_retry_backoff_s: float = Field(0.5, description="First backoff between MLflow attempts; doubles each time.")
     model_updates_topic: str = Field(

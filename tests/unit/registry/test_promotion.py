@@ -126,6 +126,16 @@ def test_a_jump_carried_by_established_accounts_is_a_trend_not_an_attack():
     assert exposure_alarms(small, CONFIG) == []
 
 
+def test_a_rise_of_a_few_lists_on_a_small_audit_is_not_an_alarm():
+    # 35 audited users (early in a stream): 1 -> 3 lists is 2.9 % -> 8.6 %, past both share bounds
+    few = {"k": 10, "users": 35, "items": [{"item": "803", "challenger": 3 / 35, "champion": 1 / 35, "carried": 0.56}]}
+    assert exposure_alarms(few, CONFIG) == []
+    assert decide(report(0.70, 0.40, fgsm_ndcg=0.36, exposure=few), report(0.60, 0.38), CONFIG).promoted
+    # the same audit, the item in 6 more lists: an alarm
+    more = {"k": 10, "users": 35, "items": [{"item": "803", "challenger": 7 / 35, "champion": 1 / 35, "carried": 0.56}]}
+    assert [a["item"] for a in exposure_alarms(more, CONFIG)] == ["803"]
+
+
 def test_missing_measurements_hold_and_never_pass():
     assert decide(report(0.7, 0.4), report(0.6, 0.38), CONFIG).action == "hold"  # no FGSM
     decision = decide(report(0.7, 0.4, fgsm_ndcg=0.36, users=5), None, CONFIG)
