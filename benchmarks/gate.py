@@ -11,6 +11,8 @@ new gate's verdicts. Printed, per seed and in all:
 
 * the exposure audit of round 5, poisoned vs clean: the target's share of audited top-10 lists
   (challenger vs champion), the share of its new rows from untrusted accounts, and the decision;
+  then the same poisoned round fitted fresh (as the trainer fits the round after a challenger
+  rejected for its recipe: a new model on every row, judged against the champion);
 * false rejects: clean rounds the new gate rejects (and holds), next to the old gate's decisions
   on the very same challengers (the old rule is read from git: `OLD_GATE` below; it compared
   with the champion's tags from its own round and passed a missing poisoning figure);
@@ -23,6 +25,7 @@ Bounds were set a priori (docs/operations.md), not tuned on this run.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import shutil
 import subprocess
@@ -175,6 +178,7 @@ def one_seed(seed: int, args, scratch: Path) -> dict:
     saved = scratch / f"seed{seed}-before-round-5"
     shutil.copytree(state, saved)
     before = (rounds.champion, rounds.old_champion)
+    clean_rows = len(rounds.rows)
     run(trainer(state, files, rounds, config), MemorySource(batches[-1:]), Quarantine(), idle_timeout=0)
     clean_final = rounds.rows[-1]
     last, genuine = files["mem://w4"], ratings.iloc[: cuts[-2]]
@@ -194,10 +198,19 @@ def one_seed(seed: int, args, scratch: Path) -> dict:
         rounds.champion, rounds.old_champion = before
         batch = batch_of(uri, poisoned, 9)
         run(trainer(attacked_state, files, rounds, config), MemorySource([batch]), Quarantine(), idle_timeout=0)
+        warm_row = rounds.rows[-1]
+        # The same poisoned round fitted fresh, as the trainer fits the round after a rejected recipe.
+        fresh_state = scratch / f"seed{seed}-attack{n_attack}-fresh"
+        shutil.copytree(saved, fresh_state)
+        doc = json.loads((fresh_state / "state.json").read_text())
+        (fresh_state / "state.json").write_text(json.dumps({**doc, "refit": True}))
+        rounds.champion, rounds.old_champion = before
+        run(trainer(fresh_state, files, rounds, config), MemorySource([batch]), Quarantine(), idle_timeout=0)
         poisoned_finals.append(
             {
                 "attack": text,
-                "row": rounds.rows[-1],
+                "row": warm_row,
+                "fresh_row": rounds.rows[-1],
                 "target": plan.targets[0],
                 "accounts": len(plan.users),
                 "events_per_account": len(attack) / max(len(plan.users), 1),
@@ -205,7 +218,7 @@ def one_seed(seed: int, args, scratch: Path) -> dict:
         )
     return {
         "seed": seed,
-        "rows": rounds.rows[: -1 - len(args.attack)] + [clean_final],
+        "rows": rounds.rows[:clean_rows] + [clean_final],
         "clean_final": clean_final,
         "poisoned": poisoned_finals,
     }
@@ -257,6 +270,12 @@ def main() -> None:
             alarms = exposure_alarms(p["report"].get("exposure"), GateConfig())
             if alarms:
                 print(f"      exposure alarms: {', '.join(x['item'] for x in alarms)}; {p['new'].reasons[0][:160]}")
+            f = a["fresh_row"]
+            tf = target_row(f["report"], a["target"])
+            risen = tf["challenger"] == tf["challenger"]
+            fresh_share = f"{tf['challenger']:.3f}/{tf['champion']:.3f}" if risen else "-"
+            why = "; ".join(reason[:90] for reason in f["new"].reasons if not reason.startswith("not_worse"))
+            print(f"      fitted fresh: target {fresh_share}, carried {tf['carried']:.2f}: {f['new'].action} ({why})")
     clean = [row for r in results for row in r["rows"] if row["round"] > 1]
     count = {
         g: {a: sum(row[g].action == a for row in clean) for a in ("promote", "hold", "reject")} for g in ("new", "old")
@@ -266,6 +285,10 @@ def main() -> None:
         for g in ("new", "old")
         for text in args.attack
     }
+    fresh_passed = {
+        text: sum(a["fresh_row"]["new"].promoted for r in results for a in r["poisoned"] if a["attack"] == text)
+        for text in args.attack
+    }
     print(f"\nclean rounds 2-5 over {args.seeds} seeds: {len(clean)}")
     for g in ("new", "old"):
         passed = ", ".join(f"{t} {poisoned_passed[g, t]}/{len(results)}" for t in args.attack)
@@ -273,6 +296,8 @@ def main() -> None:
             f"  {g} gate: promote {count[g]['promote']}, hold {count[g]['hold']}, reject {count[g]['reject']}"
             f"  (false rejects {count[g]['reject'] / max(len(clean), 1):.0%}); poisoned round 5 promoted: {passed}"
         )
+    passed = ", ".join(f"{t} {fresh_passed[t]}/{len(results)}" for t in args.attack)
+    print(f"  new gate, the poisoned round 5 fitted fresh (after a rejected recipe): promoted {passed}")
     for g in ("new", "old"):
         reasons = [reason.split(":")[0] for row in clean if not row[g].promoted for reason in row[g].reasons]
         print(f"  {g} gate's reasons on clean rounds:", dict(pd.Series(reasons, dtype=str).value_counts()))
