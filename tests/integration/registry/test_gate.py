@@ -15,6 +15,7 @@ from streams.sources.attacks import AttackSpec, plan_attack, summarize
 from tests.unit.training.stream.windows import attack_window, make_trainer, make_windows
 from training.stream.loop import run
 from training.stream.quarantine import Quarantine
+from training.stream.trainer import WEAK_RECIPE_REASONS
 from training.testing import MemorySource, RecordingRounds
 
 pytestmark = pytest.mark.integration
@@ -67,6 +68,9 @@ def test_a_challenger_trained_on_poisoned_data_is_rejected_naming_the_pushed_ite
     assert tags["gate.champion_version"] == "1" and float(tags["gate.champion_hr_at_10"]) > 0
     assert float(tags["gate.challenger_exposure_max_jump"]) > 0.05
     assert trainer.state.model is champion and trainer.state.base_version == 1
+    # The registry hands the gate's reasons to the trainer: the next round is fitted fresh only if
+    # the recipe was rejected too, not for the exposure alarm (what the data did) alone.
+    assert trainer.state.refit == any(r.split(":")[0] in WEAK_RECIPE_REASONS for r in reasons)
 
 
 def test_after_rollback_the_next_round_starts_from_the_restored_champion(tmp_path):
