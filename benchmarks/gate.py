@@ -50,8 +50,8 @@ from streams.sources.datasets import read_ratings  # noqa: E402
 from training.stream.loop import run  # noqa: E402
 from training.stream.quarantine import Quarantine  # noqa: E402
 from training.stream.state import StateStore  # noqa: E402
-from training.stream.trainer import Batch, Trainer, TrainerConfig, Verdict  # noqa: E402
-from training.testing import MemorySource  # noqa: E402
+from training.stream.trainer import Trainer, TrainerConfig, Verdict  # noqa: E402
+from training.testing import MemorySource, window_batch  # noqa: E402
 
 ML100K = ROOT.parent / "shared" / "data" / "movielens-100k" / "u.data"
 OLD_GATE = "b63b012:registry/promotion.py"  # the gate before issue 14
@@ -85,27 +85,6 @@ def as_window(frame: pd.DataFrame, first_offset: int) -> pd.DataFrame:
         },
         columns=WINDOW_SCHEMA.names,
     ).assign(topic="events")
-
-
-def batch_of(uri: str, rows: pd.DataFrame, n: int) -> Batch:
-    """The announcement of a window file."""
-    first, last = int(rows["offset"].iloc[0]), int(rows["offset"].iloc[-1])
-    return Batch(
-        {
-            "uri": uri,
-            "path": uri,
-            "rows": len(rows),
-            "topic": "events",
-            "partition": 0,
-            "first_offset": first,
-            "last_offset": last,
-            "min_kafka_ts": float(rows["kafka_ts"].min()),
-            "max_kafka_ts": float(rows["kafka_ts"].max()),
-        },
-        "batches",
-        0,
-        n,
-    )
 
 
 def plain(decision) -> types.SimpleNamespace:
@@ -164,7 +143,7 @@ def one_seed(seed: int, args, scratch: Path) -> dict:
         rows = as_window(ratings.iloc[lo:hi], lo)
         uri = f"mem://w{k}"
         files[uri], frames = rows, frames + [rows]
-        batches.append(batch_of(uri, rows, k))
+        batches.append(window_batch(uri, rows, k))
     config = TrainerConfig(
         model="apr", epochs=args.epochs, first_epochs=args.first_epochs, seed=seed, probe_every=args.probe_every
     )
@@ -196,7 +175,7 @@ def one_seed(seed: int, args, scratch: Path) -> dict:
         attacked_state = scratch / f"seed{seed}-attack{n_attack}"
         shutil.copytree(saved, attacked_state)
         rounds.champion, rounds.old_champion = before
-        batch = batch_of(uri, poisoned, 9)
+        batch = window_batch(uri, poisoned, 9)
         run(trainer(attacked_state, files, rounds, config), MemorySource([batch]), Quarantine(), idle_timeout=0)
         warm_row = rounds.rows[-1]
         # The same poisoned round fitted fresh, as the trainer fits the round after a rejected recipe.

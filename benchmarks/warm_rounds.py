@@ -45,6 +45,7 @@ from streams.sources.simulator import simulated_events  # noqa: E402
 from training.stream.quarantine import Quarantine  # noqa: E402
 from training.stream.state import StateStore  # noqa: E402
 from training.stream.trainer import Batch, Trainer, TrainerConfig, Verdict  # noqa: E402
+from training.testing import window_batch  # noqa: E402
 
 ML100K = ROOT.parent / "shared" / "data" / "movielens-100k" / "u.data"
 EVENTS, WINDOW, ROUND_ROWS, TRUSTED_AT = 33_000, 1_500, 6_000, 20
@@ -93,18 +94,7 @@ def windows(events: pd.DataFrame) -> tuple[list[Batch], dict[str, pd.DataFrame]]
         ).assign(topic="events")
         uri = f"mem://w{k}"
         files[uri] = rows
-        announcement = {
-            "uri": uri,
-            "path": uri,
-            "rows": len(rows),
-            "topic": "events",
-            "partition": 0,
-            "first_offset": lo,
-            "last_offset": lo + len(e) - 1,
-            "min_kafka_ts": float(rows["kafka_ts"].min()),
-            "max_kafka_ts": float(rows["kafka_ts"].max()),
-        }
-        batches.append(Batch(announcement, "batches", 0, k))
+        batches.append(window_batch(uri, rows, k))
     return batches, files
 
 

@@ -121,9 +121,9 @@ def exposure_alarms(exposure: Mapping[str, Any] | None, config: GateConfig = Gat
     for item in (exposure or {}).get("items") or []:
         new, old = _number(item.get("challenger")), _number(item.get("champion"))
         jumped = new - old > config.max_exposure_jump and new > config.max_exposure_ratio * old
-        if math.isfinite(users) and round((new - old) * users) < config.min_exposure_lists:
-            jumped = False
-        if jumped and _number(item.get("carried")) >= config.min_carried_share:
+        # an audit without its user count (a hand-written report) is not checked for it
+        enough = not math.isfinite(users) or round((new - old) * users) >= config.min_exposure_lists
+        if jumped and enough and _number(item.get("carried")) >= config.min_carried_share:
             alarms.append(dict(item))
     return alarms
 

@@ -10,10 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pandas as pd
+
 from training.stream.catalog import CatalogUpdate
 from training.stream.trainer import Batch, RoundResult, TrainerMetrics
 
-__all__ = ["MemorySource", "RecordingMetrics", "RecordingRounds"]
+__all__ = ["MemorySource", "RecordingMetrics", "RecordingRounds", "window_batch"]
+
+
+def window_batch(uri: str, rows: pd.DataFrame, position: int) -> Batch:
+    """The `batches` announcement of an in-memory window file (`rows` of WINDOW_SCHEMA, one
+    partition of `events`), at `position` in its source."""
+    first, last = int(rows["offset"].iloc[0]), int(rows["offset"].iloc[-1])
+    announcement = {
+        "uri": uri,
+        "path": uri,
+        "rows": len(rows),
+        "topic": "events",
+        "partition": 0,
+        "first_offset": first,
+        "last_offset": last,
+        "min_kafka_ts": float(rows["kafka_ts"].min()),
+        "max_kafka_ts": float(rows["kafka_ts"].max()),
+    }
+    return Batch(announcement, "batches", 0, position)
 
 
 class MemorySource:
