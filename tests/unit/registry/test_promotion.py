@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from registry.promotion import Decision, GateConfig, decide, exposure_alarms, gate_numbers
+from training.stream.trainer import WEAK_RECIPE_REASONS, Verdict
 
 CONFIG = GateConfig(
     hr_tolerance=0.02,
@@ -150,3 +151,14 @@ def test_missing_measurements_hold_and_never_pass():
     assert no_audit.action == "hold" and no_audit.reasons == (
         "missing_exposure_audit: no exposure audit against the champion",
     )
+
+
+def test_the_trainers_recipe_reasons_are_codes_the_gate_gives():
+    # The trainer fits the next challenger fresh on these codes (training.stream.trainer cannot
+    # import the registry): a code renamed here must fail this test, not silently stop the refit.
+    floor = decide(report(0.01, 0.01, fgsm_ndcg=0.01), None, CONFIG)
+    worse = decide(report(0.60, 0.37, fgsm_ndcg=0.33), report(0.60, 0.38), CONFIG)
+    fragile = decide(report(0.70, 0.40, fgsm_ndcg=0.25), report(0.60, 0.38), CONFIG)
+    given = {r.split(":")[0] for d in (floor, worse, fragile) for r in d.reasons}
+    assert given == WEAK_RECIPE_REASONS
+    assert all(Verdict(d.action, 2, d.reasons).weak_recipe for d in (floor, worse, fragile))
