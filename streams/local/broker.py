@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import random
 import re
 import shutil
 import signal
@@ -65,11 +66,39 @@ _JVM_OPTS = [
 ]
 
 
+_HANDED_OUT: set[int] = set()  # every port free_port returned in this process
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free right now, never the same one twice in this process.
+
+    A port is chosen now and bound later, by another process (the demo picks every role's port,
+    then starts the broker, then the roles): the kernel's `bind(0)` may hand the same free port
+    out twice meanwhile (a demo's scorer once found its port taken by the broker's controller),
+    and every outgoing connection takes a port from the same ephemeral range. So ports are drawn
+    at random below that range, and remembered.
+    """
+    low = _ephemeral_low()
+    for _ in range(10_000):
+        port = random.randrange(max(1024, low - 16_384), low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free TCP port below {low}")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def wait_for_kafka(bootstrap: str, timeout_s: float = 20.0) -> None:
