@@ -338,6 +338,7 @@ def _train_stream(
         group_id=f"{settings.app_id}-trainer{settings.group_suffix}",
         tansu_workarounds=tansu_workarounds(settings),
         catalog_topic=settings.catalog_changelog_topic if item_text is not None else None,
+        session_timeout_s=settings.group_session_timeout_s,
     )
     registers = (
         f"registering {settings.model_name} in {settings.mlflow_uri} "

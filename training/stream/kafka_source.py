@@ -44,6 +44,7 @@ class KafkaBatchSource:
         group_id: str,
         tansu_workarounds: bool = False,
         catalog_topic: str | None = None,
+        session_timeout_s: float = 10.0,
     ) -> None:
         common = dict(
             bootstrap_servers=bootstrap.split(","),
@@ -52,10 +53,16 @@ class KafkaBatchSource:
             auto_offset_reset="earliest",
             value_deserializer=_json,
         )
-        # Tansu's group join waits half the session timeout: keep it short, as the worker does.
-        quirks = dict(session_timeout_ms=6_000, heartbeat_interval_ms=1_000) if tansu_workarounds else {}
+        # A killed trainer's successor waits for the dead member's session to time out before it
+        # is given the batches: kafka-python's default (45 s) made a restart wait 45 s; the session
+        # is the worker's and the scorer's (`group_session_timeout_s`). Tansu's group join waits
+        # half the session timeout: keep it short there, as the worker does.
+        session = dict(session_timeout_ms=int(session_timeout_s * 1000))
+        session["heartbeat_interval_ms"] = max(1_000, session["session_timeout_ms"] // 4)
+        if tansu_workarounds:
+            session = dict(session_timeout_ms=6_000, heartbeat_interval_ms=1_000)
         # A round may take long; the heartbeat thread keeps the membership, max_poll_interval the slack.
-        self.batches = KafkaConsumer(group_id=group_id, max_poll_interval_ms=3_600_000, **common, **quirks)
+        self.batches = KafkaConsumer(group_id=group_id, max_poll_interval_ms=3_600_000, **common, **session)
         self.batches.subscribe([batches_topic])
         self.flags, self.flag_partitions = self._from_beginning(flags_topic, common)
         self.catalog, self.catalog_partitions = (None, [])

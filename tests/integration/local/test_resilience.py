@@ -54,6 +54,7 @@ def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path
             "eval_users": 30,
             "fgsm": {"0.25": {"hr@10": 0.45, "ndcg@10": 0.27}},
             "poisoning": {"lift": 0.0},
+            "popularity": {"hr@10": 0.25, "ndcg@10": 0.15},
         }
         version, decision = registry.register_round(model, report, {"batch_files": []})
         assert decision.action == "promote"
@@ -150,6 +151,9 @@ def test_trainer_killed_mid_round_resumes_and_registers_no_half_made_model(kafka
         trainer.kill9()
         killed_rounds = len(ModelRegistry(cluster.mlflow_uri, "advrec-recommender").list_versions())
 
+        # The restarted trainer's round is only waited for: the long first round was for the kill
+        # to land in (300 epochs of its ~9,000 rows took a minute of the suite).
+        config.trainer_args = ("--min-batch-rows", "2500", "--first-epochs", "20", "--epochs", "3")
         trainer = cluster.start("trainer")
         # more events, so the restarted trainer has a round of its own to finish
         produce_events(
