@@ -1,6 +1,7 @@
-"""The stream trainer's rounds after a rejected challenger: fitted fresh, next to warm-started again.
+"""The stream trainer's rounds and the gate, offline: the defaults next to a baseline rule, same streams.
 
-    .venv/bin/python benchmarks/warm_rounds.py [--seeds 8] [--ml-seeds 2] [--jobs 2]
+    .venv/bin/python benchmarks/warm_rounds.py [--seeds 8] [--ml-seeds 2] [--jobs 2] [--round-rows 6000]
+        [--baseline warm|no-popularity-floor]
 
 A stream as the demo runs it, offline: 33,000 events in time order, windows of 1,500, a round once
 6,000 rows are pending (`--round-rows`; the demo's `--min-batch-rows 6000`), 20 epochs from
@@ -10,14 +11,19 @@ account is trusted once it has 20 events in the stream so far, the default
 default bounds). Early in a stream few accounts are trusted, so
 the first round trains on a thousand rows or so.
 
-Two rules for the round after the gate rejected a challenger, on the same stream and seed:
-`fresh` (the trainer's: the next challenger is fitted fresh on the new rows and the whole replay
-buffer) and `warm` (the rule before, the baseline: warm-started from the champion again).
+The defaults are run beside one baseline (`--baseline`), on the same stream and seed:
+- `warm`: the round after the gate rejected a challenger's recipe is warm-started from the
+  champion again (the trainer's rule before; its rule now fits that challenger fresh on the new
+  rows and the whole replay buffer);
+- `no-popularity-floor`: the gate promotes a version that ranks its users worse than the
+  popularity list (`ADVREC_GATE_POPULARITY_FLOOR=false`, the gate before).
 Streams: the simulator (`streams.sources.simulator`, seeds 1..`--seeds`), and MovieLens-100K in
 time order, three stretches of 33,000 ratings (the rules were chosen on the simulator; ML-100K is
 the check on data we did not generate). Printed per stream: each round's decision (P promote,
 R reject, H hold), the last round's HR@10 beside popularity's on its split, and the CPU seconds
-of all rounds; then the totals: later rounds (2..) promoted, and the CPU ratio fresh / warm.
+of all rounds; then the totals: later rounds (2..) promoted, the CPU ratio, and the served HR@10:
+at each round from the second, what users were being served (the champion, or the popularity list
+while there is none) measured on that round's held-out pairs, which it had never trained on.
 """
 
 from __future__ import annotations
@@ -98,11 +104,12 @@ def windows(events: pd.DataFrame) -> tuple[list[Batch], dict[str, pd.DataFrame]]
     return batches, files
 
 
-def one_stream(source: str, seed: int, fresh: bool, round_rows: int = ROUND_ROWS) -> dict:
-    """Every round of one stream under one rule: decisions, the last round's HR@10 and popularity's, CPU s."""
+def one_stream(source: str, seed: int, rule: str, round_rows: int = ROUND_ROWS) -> dict:
+    """Every round of one stream under one rule ("default" or a baseline): decisions, HR@10 of the
+    challenger, of popularity and of what was served, on each round's split; CPU s."""
     torch.set_num_threads(1)
     batches, files = windows(stream_events(source, seed))
-    gate, champion, rounds = GateConfig(), [None], []
+    gate, champion, rounds = GateConfig(popularity_floor=rule != "no-popularity-floor"), [None], []
 
     def on_round(model, report: dict, lineage: dict) -> Verdict:
         decision = decide(
@@ -111,9 +118,11 @@ def one_stream(source: str, seed: int, fresh: bool, round_rows: int = ROUND_ROWS
             gate,
             champion_exists=champion[0] is not None,
         )
+        popularity = report["popularity"]["hr@10"]
+        served = popularity if champion[0] is None else report["champion"]["hr@10"]
         if decision.promoted:
             champion[0] = report["round"]
-        rounds.append((decision.action, report["hr@10"], report["popularity"]["hr@10"]))
+        rounds.append((decision.action, report["hr@10"], popularity, served))
         return Verdict(decision.action, report["round"], decision.reasons)
 
     config = TrainerConfig(
@@ -123,7 +132,7 @@ def one_stream(source: str, seed: int, fresh: bool, round_rows: int = ROUND_ROWS
         min_batch_rows=round_rows,
         trust_gate=True,
         seed=seed,
-        fresh_after_reject=fresh,
+        fresh_after_reject=rule != "warm",
     )
     started = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,47 +153,55 @@ def main() -> None:
     parser.add_argument("--ml-seeds", type=int, default=2, help="trainer seeds per ML-100K stretch")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--round-rows", type=int, default=ROUND_ROWS, help="rows pending before a round")
+    parser.add_argument("--baseline", choices=["warm", "no-popularity-floor"], default="warm")
     args = parser.parse_args()
+    rules = ("default", args.baseline)
     streams = [("sim", s) for s in range(1, args.seeds + 1)]
     streams += [(f"ml:{offset}", s) for offset in (0, 33_000, 66_000) for s in range(args.ml_seeds)]
-    runs = [(source, seed, fresh, args.round_rows) for source, seed in streams for fresh in (True, False)]
+    runs = [(source, seed, rule, args.round_rows) for source, seed in streams for rule in rules]
     with ProcessPoolExecutor(args.jobs) as pool:
         results = {run[:3]: result for run, result in zip(runs, pool.map(one_stream, *zip(*runs)))}
     letter = {"promote": "P", "reject": "R", "hold": "H"}
-    print(f"{'stream':>12} {'seed':>4} | {'fresh: decisions, last HR@10 / pop, CPU s':>44} | {'warm (baseline)':>36}")
-    totals = {True: collections.Counter(), False: collections.Counter()}
+    head = "decisions, last HR@10 / pop, CPU s"
+    print(f"{'stream':>12} {'seed':>4} | {'defaults: ' + head:>44} | {args.baseline + ' (baseline)':>36}")
+    totals = {rule: collections.Counter() for rule in rules}
+    served = {rule: collections.defaultdict(list) for rule in rules}
     for source, seed in streams:
-        cells = []
-        for fresh in (True, False):
-            r = results[(source, seed, fresh)]
-            decisions = "".join(letter[a] for a, _, _ in r["rounds"])
-            _, hr, pop = r["rounds"][-1]
+        cells, kind = [], source.split(":")[0]
+        for rule in rules:
+            r = results[(source, seed, rule)]
+            decisions = "".join(letter[a] for a, *_ in r["rounds"])
+            _, hr, pop, _ = r["rounds"][-1]
             cells.append(f"{decisions:>8} {hr:6.3f} / {pop:5.3f} {r['cpu_s']:7.1f}")
-            kind = source.split(":")[0]
-            later = [a for a, _, _ in r["rounds"][1:]]
-            totals[fresh][f"{kind} later"] += len(later)
-            totals[fresh][f"{kind} promoted"] += later.count("promote")
-            totals[fresh][f"{kind} cpu"] += r["cpu_s"]
+            later = r["rounds"][1:]
+            totals[rule][f"{kind} later"] += len(later)
+            totals[rule][f"{kind} promoted"] += sum(a == "promote" for a, *_ in later)
+            totals[rule][f"{kind} cpu"] += r["cpu_s"]
+            served[rule][kind] += [(s, pop) for _, _, pop, s in later]
         print(f"{source:>12} {seed:>4} | {cells[0]:>44} | {cells[1]:>36}")
+    new, old = rules
     for kind, name in (("sim", "simulator"), ("ml", "ML-100K")):
-        f, w = totals[True], totals[False]
+        f, w = totals[new], totals[old]
         if not f[kind + " later"]:
             continue
         print(
-            f"{name}: later rounds promoted, fresh {f[kind + ' promoted']} of {f[kind + ' later']}, "
-            f"warm (baseline) {w[kind + ' promoted']} of {w[kind + ' later']}; "
-            f"CPU fresh / warm {f[kind + ' cpu'] / w[kind + ' cpu']:.2f}"
+            f"{name}: later rounds promoted, defaults {f[kind + ' promoted']} of {f[kind + ' later']}, "
+            f"{old} (baseline) {w[kind + ' promoted']} of {w[kind + ' later']}; "
+            f"CPU defaults / {old} {f[kind + ' cpu'] / w[kind + ' cpu']:.2f}"
         )
-    for kind, name in (("sim", "simulator"), ("ml", "ML-100K")):
-        lasts = {
-            fresh: [results[(s, n, fresh)]["rounds"][-1][1] for s, n in streams if s.split(":")[0] == kind]
-            for fresh in (True, False)
-        }
-        if lasts[True]:
-            print(
-                f"{name}: last round's HR@10, median fresh {statistics.median(lasts[True]):.3f}, "
-                f"warm (baseline) {statistics.median(lasts[False]):.3f}"
-            )
+        ours = [(s, n) for s, n in streams if s.startswith(kind)]
+        lasts = {rule: [results[(s, n, rule)]["rounds"][-1][1] for s, n in ours] for rule in rules}
+        print(
+            f"{name}: last round's HR@10, median defaults {statistics.median(lasts[new]):.3f}, "
+            f"{old} (baseline) {statistics.median(lasts[old]):.3f}"
+        )
+        pairs = {rule: served[rule][kind] for rule in rules}
+        below = {rule: sum(s < p for s, p in pairs[rule]) for rule in rules}
+        print(
+            f"{name}: served HR@10 over later rounds, mean defaults {statistics.mean(s for s, _ in pairs[new]):.3f}, "
+            f"{old} (baseline) {statistics.mean(s for s, _ in pairs[old]):.3f}; rounds serving worse than "
+            f"popularity on the same pairs: {below[new]} of {len(pairs[new])}, {old} {below[old]} of {len(pairs[old])}"
+        )
 
 
 if __name__ == "__main__":

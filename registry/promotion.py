@@ -7,11 +7,14 @@ the champion, `training.exposure`), `eval_users`). The champion's numbers must c
 evaluation set as the challenger's; numbers measured elsewhere (stale tags) are never compared.
 It must never import mlflow, read files or look at the clock.
 
-* reject: below an absolute floor, worse than the champion beyond the tolerance, a robustness
+* reject: below an absolute floor, below the popularity list on the same set (the scorer's
+  fallback: a model that does not beat it is not worth serving), worse than the champion beyond
+  the tolerance, a robustness
   bound exceeded (FGSM NDCG@10 drop, the probe's target lift), or an item's exposure jumped
   beyond the bounds, carried by new or suspicious accounts (the reason names the item);
 * hold: the evidence is not enough to decide: too few evaluation users, or a needed measurement
-  missing (accuracy, FGSM, the probe, the champion's numbers on the same set, the exposure audit).
+  missing (accuracy, FGSM, the probe, popularity's numbers on the same set, the champion's numbers
+  on the same set, the exposure audit).
   A missing measurement never passes;
 * promote: everything else; the first version (no champion) is promoted if it passes the floors
   and robustness bounds.
@@ -45,6 +48,7 @@ class GateConfig:
     max_exposure_ratio: float = 2.0  # ... or grow its share this many times, not both ...
     min_carried_share: float = 0.5  # ... when this share of its new training rows is untrusted ...
     min_exposure_lists: int = 5  # ... and it entered at least this many more audited users' lists
+    popularity_floor: bool = True  # reject a challenger below popularity's (hr/ndcg tolerances) on its set
 
     @classmethod
     def from_settings(cls, settings: Any) -> GateConfig:
@@ -62,6 +66,7 @@ class GateConfig:
             max_exposure_ratio=settings.gate_max_exposure_ratio,
             min_carried_share=settings.gate_min_carried_share,
             min_exposure_lists=settings.gate_min_exposure_lists,
+            popularity_floor=settings.gate_popularity_floor,
         )
 
 
@@ -87,17 +92,21 @@ def _number(value: Any) -> float:
 
 
 def gate_numbers(report: Mapping[str, Any], fgsm_eps: str = "0.25") -> dict[str, float]:
-    """The numbers the gate reads from a report: accuracy, FGSM drop, probe lift, exposure, eval users (NaN: absent)."""
+    """The numbers the gate reads from a report: accuracy, popularity's on the same set, FGSM drop, probe lift,
+    exposure, eval users (NaN: absent)."""
     hr, ndcg = _number(report.get("hr@10")), _number(report.get("ndcg@10"))
     fgsm = (report.get("fgsm") or {}).get(str(fgsm_eps)) or {}
     perturbed = _number(fgsm.get("ndcg@10"))
     drop = 1.0 - perturbed / ndcg if ndcg > 0 and not math.isnan(perturbed) else float("nan")
     poisoning = report.get("poisoning") or {}
     exposure = report.get("exposure") or {}
+    popularity = report.get("popularity") or {}
     jumps = [_number(i.get("challenger")) - _number(i.get("champion")) for i in exposure.get("items") or []]
     return {
         "hr@10": hr,
         "ndcg@10": ndcg,
+        "popularity_hr@10": _number(popularity.get("hr@10")),
+        "popularity_ndcg@10": _number(popularity.get("ndcg@10")),
         "fgsm_ndcg_drop": drop,
         "poisoning_lift": _number(poisoning.get("lift")),
         "exposure_max_jump": max(jumps) if jumps else (0.0 if "items" in exposure else float("nan")),
@@ -141,7 +150,8 @@ def decide(
     """
     champion_exists = champion is not None if champion_exists is None else champion_exists
     new = gate_numbers(challenger, config.fgsm_eps)
-    numbers = {f"challenger_{k}": v for k, v in new.items()}
+    numbers = {f"challenger_{k}": v for k, v in new.items() if not k.startswith("popularity_")}
+    numbers.update({k: v for k, v in new.items() if k.startswith("popularity_")})
     old = None
     if champion is not None:
         old = gate_numbers(champion, config.fgsm_eps)
@@ -156,6 +166,8 @@ def decide(
         hold.append(f"missing_robustness: no FGSM NDCG@10 at eps {config.fgsm_eps}")
     if math.isnan(new["poisoning_lift"]):
         hold.append("missing_poisoning_probe: the report has no red-team probe lift")
+    if config.popularity_floor and (math.isnan(new["popularity_hr@10"]) or math.isnan(new["popularity_ndcg@10"])):
+        hold.append("missing_popularity: the report has no popularity HR@10/NDCG@10 on its set")
     if champion_exists and (old is None or math.isnan(old["hr@10"]) or math.isnan(old["ndcg@10"])):
         hold.append("missing_champion_numbers: the champion was not evaluated on the challenger's set")
     if champion_exists and math.isnan(new["exposure_max_jump"]):
@@ -168,6 +180,18 @@ def decide(
         reject.append(f"below_floor: hr@10 {new['hr@10']:.4f} < {config.min_hr_at_10:.4f}")
     if new["ndcg@10"] < config.min_ndcg_at_10:
         reject.append(f"below_floor: ndcg@10 {new['ndcg@10']:.4f} < {config.min_ndcg_at_10:.4f}")
+    # The scorer serves the popularity list to whoever a model cannot rank, and to everyone while no
+    # version is champion: a version that ranks the same users worse than that list makes serving
+    # worse. Early in a stream the first rounds see few trusted rows, and such versions were
+    # promoted (HR@10 0.06-0.35 against popularity's 0.24-0.42 on the same split).
+    if config.popularity_floor:
+        for metric, tolerance in (("hr@10", config.hr_tolerance), ("ndcg@10", config.ndcg_tolerance)):
+            bound = new[f"popularity_{metric}"] * (1.0 - tolerance)
+            if new[metric] < bound:
+                reject.append(
+                    f"below_popularity: {metric} {new[metric]:.4f} < popularity's "
+                    f"{new[f'popularity_{metric}']:.4f}*(1-{tolerance:g}) = {bound:.4f}"
+                )
     if new["fgsm_ndcg_drop"] > config.max_fgsm_drop:
         reject.append(
             f"fgsm_drop: ndcg@10 drops {new['fgsm_ndcg_drop']:.1%} at eps {config.fgsm_eps} "

@@ -69,7 +69,8 @@ def decision_tags(decision: Decision, now: float, champion: int | None = None) -
 
     `gate.challenger_<number>` and `gate.champion_<number>` are the two models' numbers on the
     challenger's evaluation set (`hr_at_10`, `ndcg_at_10`, `fgsm_ndcg_drop`; the challenger's also
-    `poisoning_lift`, `exposure_max_jump`, `eval_users`); `gate.champion_version` is the champion.
+    `poisoning_lift`, `exposure_max_jump`, `eval_users`); `gate.popularity_hr_at_10` and
+    `gate.popularity_ndcg_at_10` the popularity list's there; `gate.champion_version` is the champion.
     """
     tags = {
         "decision": decision.action,

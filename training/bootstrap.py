@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from streams.sources.attacks import AttackPlan, parse_inject, plan_attack, summarize
-from training.evaluation import Split, evaluate, leave_last_out, poisoning_lift, robustness
+from training.evaluation import Split, evaluate, leave_last_out, poisoning_lift, popularity_baseline, robustness
 from training.exposure import audit_sample, exposure_audit
 from training.models import build_model
 from training.offline import report_model
@@ -88,6 +88,7 @@ def bootstrap_round(
     model = build_model(kind, seed=seed).fit(split.train, epochs=epochs)
     report: dict[str, Any] = report_model(model, split, seed=seed)
     report["eval_users"] = int(len(split.test))
+    report["popularity"] = popularity_baseline(split)
     if poison:
         poisoned, targets = probe_attack(split.train, share=0.05, n_targets=5, seed=seed)
         bad = build_model(kind, seed=seed).fit(poisoned, epochs=epochs)

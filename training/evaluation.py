@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from training.models.mf import bpr_loss, implicit_pairs
+from training.models.popularity import PopularityRecommender
 from training.sampling import PairSet, sample_distinct_negatives, sample_triples
 from training.vocab import Vocabulary
 
@@ -27,6 +28,7 @@ __all__ = [
     "Scorer",
     "leave_last_out",
     "rank_metrics",
+    "popularity_baseline",
     "sampled_ranks",
     "full_ranks",
     "evaluate",
@@ -124,6 +126,13 @@ def evaluate(model: Scorer, split: Split) -> dict[str, float]:
     hr, ndcg = rank_metrics(sampled_ranks(model, split), 10)
     recall, ndcg20 = rank_metrics(full_ranks(model, split), 20)
     return {"hr@10": hr, "ndcg@10": ndcg, "recall@20": recall, "ndcg@20": ndcg20}
+
+
+def popularity_baseline(split: Split) -> dict[str, float]:
+    """HR@10 and NDCG@10 (sampled, as `evaluate`) of the popularity list fitted on the split's
+    training rows: the scorer's fallback, which a served model has to beat."""
+    hr, ndcg = rank_metrics(sampled_ranks(PopularityRecommender().fit(split.train), split), 10)
+    return {"hr@10": hr, "ndcg@10": ndcg}
 
 
 def fgsm_perturb(model: Any, interactions: pd.DataFrame, eps: float, seed: int = 0) -> Any:

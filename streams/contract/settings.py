@@ -147,8 +147,12 @@ class Settings(BaseSettings):
         description="Appended to the trainer's consumer group and the scorer's app id, so that a shadow "
         "trainer and scorer read the same topics beside the main ones.",
     )
-    gate_hr_tolerance: float = Field(0.02, description="Challenger HR@10 may be this share below the champion's.")
-    gate_ndcg_tolerance: float = Field(0.02, description="Challenger NDCG@10 may be this share below the champion's.")
+    gate_hr_tolerance: float = Field(
+        0.02, description="Challenger HR@10 may be this share below the champion's (and popularity's)."
+    )
+    gate_ndcg_tolerance: float = Field(
+        0.02, description="Challenger NDCG@10 may be this share below the champion's (and popularity's)."
+    )
     gate_min_hr_at_10: float = Field(0.05, description="Absolute HR@10 floor of any promoted version.")
     gate_min_ndcg_at_10: float = Field(0.02, description="Absolute NDCG@10 floor of any promoted version.")
     gate_fgsm_eps: str = Field("0.25", description="FGSM step (key of the report's fgsm block) the gate checks.")
@@ -178,6 +182,11 @@ class Settings(BaseSettings):
     gate_min_exposure_lists: int = Field(
         5, ge=0, description="Exposure audit: alarm only when the item entered at least this many more audited lists."
     )
+    gate_popularity_floor: bool = Field(
+        True,
+        description="Reject a challenger that ranks its evaluation users worse than the popularity list "
+        "(the scorer's fallback), within the HR@10/NDCG@10 tolerances.",
+    )
     mlflow_retries: int = Field(5, description="Attempts of an MLflow call before giving up (exponential backoff).")
     mlflow_retry_backoff_s: float = Field(0.5, description="First backoff between MLflow attempts; doubles each time.")
     model_updates_topic: str = Field(
@@ -193,6 +202,11 @@ class Settings(BaseSettings):
     scorer_batch_max: int = Field(32, description="Requests the scorer takes at most per micro-batch…")
     scorer_batch_seconds: float = Field(0.01, description="…or what arrived within this time.")
     scorer_max_k: int = Field(100, description="Largest k a request may ask for.")
+    scorer_trusted_popularity: bool = Field(
+        True,
+        description="Rank the popularity fallback by the distinct trusted users of each item (the trust gate's "
+        "verdicts on fraud.flags) instead of every account's events (false: the undefended shadow's).",
+    )
     scorer_fetch_wait_ms: int = Field(
         0,
         ge=0,

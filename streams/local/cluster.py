@@ -87,6 +87,8 @@ class LocalCluster:
                 ADVREC_MODEL_NAME=self.config.shadow_model_name,
                 ADVREC_PROMOTION="false",
                 ADVREC_SERVE_ALIAS="shadow",
+                # undefended all the way: its popularity fallback counts every account's events
+                ADVREC_SCORER_TRUSTED_POPULARITY="false",
                 ADVREC_GROUP_SUFFIX="-shadow",
                 ADVREC_RECOMMENDATIONS_TOPIC=self.shadow_recommendations_topic,
                 ADVREC_WINDOWS_URI=f"file://{(self.config.state_dir / 'windows').resolve()}",

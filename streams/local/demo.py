@@ -314,8 +314,9 @@ def _settled(m: dict[str, dict[str, float]], traffic: Traffic, latest: dict[str,
         and m.get(role, {}).get("advrec_batches_pending", 1) == 0
         for role in ("trainer", "shadow-trainer")
     )
+    # No version yet (the gate rejected every one) is settled too: the scorer serves popularity (0).
     served = all(
-        latest[pipeline] is not None and m.get(role, {}).get("advrec_serving_model_version", 0) == latest[pipeline]
+        m.get(role, {}).get("advrec_serving_model_version", -1) == (latest[pipeline] or 0)
         for pipeline, role in (("defended", "scorer"), ("undefended", "shadow-scorer"))
     )
     return (
@@ -591,7 +592,7 @@ def _write_report(
         "defended": attack_round(_round_batches(state / "models"), attack_start),
         "undefended": attack_round(_round_batches(state / "shadow" / "models"), attack_start),
     }
-    exposure = target_exposure(answers, targets, genuine, round_of_version, first_attack_round)
+    exposure = target_exposure(answers, targets, genuine, round_of_version, first_attack_round, attack_start)
 
     # freshness of the defended pipeline: event arrival → first answer of a version trained on it
     windows = _windows(state)

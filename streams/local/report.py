@@ -98,38 +98,43 @@ def target_exposure(
     genuine: set[str],
     round_of_version: Mapping[str, Mapping[int, int]],
     first_attack_round: Mapping[str, int | None],
+    attack_start: float | None = None,
 ) -> dict:
     """Shares of served top-10 lists to genuine users that contain a target item.
 
     answers: served recommendations, each with `pipeline` ("defended" | "undefended"), `user_id`,
-    `items` and `model_version` (0 = the popularity fallback, left out: no model chose it).
+    `items` and `model_version` (0 = the popularity fallback: users see it too, and an attack can
+    push it from its first event, so it counts as after the attack once served at or after
+    `attack_start`, the time the first attack event was sent).
     A list counts as after the attack when the version that served it was trained by the round
     that first took attack-period events, or later (`first_attack_round`, per pipeline), or when it
     was served once the attack could have reached lists at all (the first such list of either
-    pipeline): a defended pipeline whose gate kept an older model still serves after the attack.
+    pipeline): a defended pipeline whose gate kept an older model (or no model: its popularity
+    list) still serves after the attack.
     Before the attack, both pipelines' lists are pooled (both learnt from the same clean events).
     """
     targets = {str(t) for t in targets}
     before: list[Sequence[str]] = []
     after: dict[str, list[Sequence[str]]] = {"undefended": [], "defended": []}
-    served: list[tuple[Mapping, str, int]] = []
+    served: list[tuple[Mapping, str, int | None]] = []
     for answer in answers:
         version, pipeline = int(answer.get("model_version") or 0), answer["pipeline"]
-        if not version or answer["user_id"] not in genuine or pipeline not in after:
+        if answer["user_id"] not in genuine or pipeline not in after:
             continue
         round_no = round_of_version.get(pipeline, {}).get(version)
-        if round_no is not None:
+        if round_no is not None or not version:
             served.append((answer, pipeline, round_no))
 
-    def attacked(pipeline: str, round_no: int) -> bool:
+    def attacked(pipeline: str, round_no: int | None) -> bool:
         onset = first_attack_round.get(pipeline)
-        return onset is not None and round_no >= onset
+        return onset is not None and round_no is not None and round_no >= onset
 
     onset_times = [float(a.get("served_at") or 0.0) for a, p, r in served if attacked(p, r)]
     t_onset = min(onset_times) if onset_times else None
     for answer, pipeline, round_no in served:
         items = [str(i) for i in answer["items"][:10]]
-        late = t_onset is not None and float(answer.get("served_at") or 0.0) >= t_onset
+        start = attack_start if round_no is None else t_onset  # round None: the popularity list
+        late = start is not None and float(answer.get("served_at") or 0.0) >= start
         (after[pipeline] if attacked(pipeline, round_no) or late else before).append(items)
     counts = {"before_attack": len(before), **{k: len(v) for k, v in after.items()}}
     return {

@@ -115,7 +115,12 @@ def create_scorer_app(
     app.fetch_min_bytes = FETCH_GATHER_BYTES if settings.scorer_fetch_wait_ms else 1
     metrics.init_labels()
     metrics.SERVING_VERSION.set(core.model.version if core.model is not None else 0)
-    view = ChangelogView(bootstrap, f"{settings.app_id}-profiles-changelog", f"{settings.app_id}-items-changelog")
+    view = ChangelogView(
+        bootstrap,
+        f"{settings.app_id}-profiles-changelog",
+        f"{settings.app_id}-items-changelog",
+        settings.fraud_flags_topic if settings.scorer_trusted_popularity else None,
+    )
     requests_topic = app.topic(
         settings.rec_requests_topic,
         key_type=bytes,

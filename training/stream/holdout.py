@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.evaluation import Split, evaluate, leave_last_out, rank_metrics, robustness, sampled_ranks
-from training.models import PopularityRecommender
+from training.evaluation import Split, evaluate, leave_last_out, popularity_baseline, robustness
 from training.stream.cleaning import pair_keys
 
 __all__ = ["holdout_split", "measure", "round_report"]
@@ -56,8 +55,6 @@ def measure(model: Any, split: Split, fgsm_eps: tuple[float, ...], seed: int) ->
 def round_report(model: Any, split: Split, fgsm_eps: tuple[float, ...], seed: int) -> dict[str, Any]:
     """Accuracy, FGSM robustness, popularity's HR@10/NDCG@10 on the same split, and the test-user count."""
     report = measure(model, split, fgsm_eps, seed)
-    popularity = PopularityRecommender().fit(split.train)
-    hr, ndcg = rank_metrics(sampled_ranks(popularity, split), 10)
-    report["popularity"] = {"hr@10": hr, "ndcg@10": ndcg}
+    report["popularity"] = popularity_baseline(split)
     report["test_users"] = len(split.test)
     return report

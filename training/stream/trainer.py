@@ -68,7 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # The gate's reason codes (registry/promotion.py) that judge a challenger's recipe, not its data.
-WEAK_RECIPE_REASONS = frozenset({"below_floor", "worse_than_champion", "fgsm_drop"})
+WEAK_RECIPE_REASONS = frozenset({"below_floor", "below_popularity", "worse_than_champion", "fgsm_drop"})
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ def _report(hr: float, ndcg: float, drop: float = 0.1, users: int = 50, champion
         "eval_users": users,
         "fgsm": {"0.25": {"hr@10": hr * (1 - drop), "ndcg@10": ndcg * (1 - drop)}},
         "poisoning": {"lift": 0.01},
+        "popularity": {"hr@10": hr / 2, "ndcg@10": ndcg / 2},
         "exposure": {"k": 10, "users": 30, "items": [{"item": "3", "challenger": 0.2, "champion": 0.1, "carried": 0}]},
     }
     if champion is not None:

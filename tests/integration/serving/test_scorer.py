@@ -42,6 +42,7 @@ def _report(hr: float, ndcg: float, champion: dict | None = None) -> dict:
         "eval_users": 30,
         "fgsm": {"0.25": {"hr@10": hr, "ndcg@10": ndcg * 0.9}},
         "poisoning": {"lift": 0.0},
+        "popularity": {"hr@10": hr / 2, "ndcg@10": ndcg / 2},
         "exposure": {"k": 10, "users": 30, "items": []},
     }
     return {**report, "champion": champion} if champion else report
@@ -205,6 +206,87 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
         codes = sorted(json.loads(m.value)["code"] for m in letters)
         letters.close()
         assert codes == ["bad_k", "malformed_json"]
+    finally:
+        responses.close()
+        producer.close()
+        scorer.stop()
+
+
+def test_the_popularity_fallback_counts_trusted_users_not_a_farms_events(kafka_broker, tmp_path):
+    # No champion: every request gets the popularity list. The `items` changelog counts every
+    # account's events, where a farm's target leads; the list must rank by trusted users instead.
+    app_id, flags_topic = "pop", "pop.flags"
+    topics = {
+        "ADVREC_REC_REQUESTS_TOPIC": "pop.requests",
+        "ADVREC_RECOMMENDATIONS_TOPIC": "pop.recs",
+        "ADVREC_REC_DEADLETTER_TOPIC": "pop.requests.deadletter",
+        "ADVREC_MODEL_UPDATES_TOPIC": "pop.updates",
+        "ADVREC_FRAUD_FLAGS_TOPIC": flags_topic,
+    }
+    profiles, items = f"{app_id}-profiles-changelog", f"{app_id}-items-changelog"
+    ensure_topics(kafka_broker, [profiles, items, *topics.values()], 2)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker, linger_ms=0)
+
+    def put(topic: str, key: str, value: dict) -> None:
+        producer.send(topic, key=key.encode(), value=json.dumps(value).encode())
+
+    def flag(user: str, trusted: bool, flagged: bool = False) -> None:
+        record = {"user_id": user, "score": 0.9 if flagged else 0.0, "reasons": [], "ts": 0.0}
+        put(flags_topic, user, {**record, "detector_version": "t", "flagged": flagged, "trusted": trusted})
+
+    for item, events in {"target": 900, "a": 30, "b": 20, "c": 10}.items():
+        put(items, item, {"events": events})
+    for user, seen in {"t1": ["a", "b", "c"], "t2": ["a", "b"], "t3": ["a"]}.items():
+        put(profiles, user, {"user_id": user, "items": seen})
+        flag(user, trusted=True)
+    for k in range(6):  # the farm: many events on its target; flagged, or too new to be trusted
+        put(profiles, f"f{k}", {"user_id": f"f{k}", "items": ["target", "c"]})
+        flag(f"f{k}", trusted=False, flagged=k < 3)
+    producer.flush()
+
+    port = free_port()
+    env = {
+        "ADVREC_KAFKA_BOOTSTRAP": kafka_broker,
+        **broker_quirks(),
+        "ADVREC_APP_ID": app_id,
+        "ADVREC_TOPIC_PARTITIONS": "2",
+        "ADVREC_SCORER_METRICS_PORT": str(port),
+        "ADVREC_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
+        **topics,
+    }
+    scorer = AdvrecProcess(["scorer"], env, tmp_path / "scorer.log").start()
+    responses = Responses(kafka_broker, topics["ADVREC_RECOMMENDATIONS_TOPIC"])
+
+    def ask(request_id: str) -> list[str]:
+        """The stranger's list ([] if no answer came: a request before any ranking is dead-lettered)."""
+        put(topics["ADVREC_REC_REQUESTS_TOPIC"], "stranger", {"request_id": request_id, "user_id": "stranger", "k": 4})
+        producer.flush()
+        deadline = time.monotonic() + 5
+        while request_id not in responses.ids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        answer = next((r for r in list(responses.got) if r["request_id"] == request_id), None)
+        if answer is None:
+            return []
+        assert answer["source"] == "popularity" and answer["model_version"] == 0
+        return answer["items"]
+
+    try:
+        scorer.wait_http(f"http://127.0.0.1:{port}/metrics", 60)
+        wait_for(lambda: ask(f"q{time.monotonic_ns()}") == ["a", "b", "c"], 60, "the trusted ranking", scorer)
+        # one farm account earns trust (its flag cleared): its items count once, as any user's
+        flag("f4", trusted=True)
+        producer.flush()
+
+        def counted(items: list[str]) -> bool:  # a 3, b 2, c 2, target 1
+            return items[0] == "a" and items[-1] == "target" and set(items) == {"a", "b", "c", "target"}
+
+        wait_for(lambda: counted(ask(f"q{time.monotonic_ns()}")), 60, "f4 counted", scorer)
+        # trusted users flagged later stop counting: a 1, b 1, c 2, target 1
+        flag("t2", trusted=False, flagged=True)
+        flag("t3", trusted=False, flagged=True)
+        producer.flush()
+        wait_for(lambda: ask(f"q{time.monotonic_ns()}")[0] == "c", 60, "t2 and t3 dropped", scorer)
     finally:
         responses.close()
         producer.close()

@@ -65,7 +65,8 @@ def test_target_exposure_splits_lists_by_the_round_that_served_them():
     answers = [
         _answer("defended", "g1", ["a", "b"], 1, served_at=1.0),  # before: no target
         _answer("undefended", "g2", ["t", "b"], 1, served_at=1.0),  # before: target
-        _answer("defended", "g1", ["t"] + ["x"] * 10, 0),  # popularity fallback: left out
+        _answer("defended", "g1", ["t"] + ["x"] * 10, 0, served_at=1.0),  # popularity, before the onset
+        _answer("defended", "g2", ["b"], 0, served_at=3.0),  # popularity, after the attack's first event
         _answer("undefended", "att", ["t"], 3),  # an attacker's list: left out
         _answer("undefended", "g1", ["t", "a"], 2, served_at=5.0),
         _answer("undefended", "g2", ["b", "t"], 3, served_at=6.0),
@@ -73,11 +74,11 @@ def test_target_exposure_splits_lists_by_the_round_that_served_them():
         _answer("defended", "g1", ["b", "c"], 2, served_at=7.0),
         _answer("defended", "g2", ["x"] * 10 + ["t"], 2, served_at=7.0),  # target at rank 11: not in the top 10
     ]
-    got = target_exposure(answers, ["t"], genuine, rounds, onset)
-    assert got["before_attack"] == pytest.approx(0.5)
+    got = target_exposure(answers, ["t"], genuine, rounds, onset, attack_start=2.0)
+    assert got["before_attack"] == pytest.approx(2 / 3)
     assert got["undefended"] == pytest.approx(2 / 3)
     assert got["defended"] == 0.0
-    assert got["lists"] == {"before_attack": 2, "undefended": 3, "defended": 2}
+    assert got["lists"] == {"before_attack": 3, "undefended": 3, "defended": 3}
 
 
 def test_a_pre_attack_model_the_gate_kept_serving_counts_after_the_attack():

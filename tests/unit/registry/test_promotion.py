@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from registry.promotion import Decision, GateConfig, decide, exposure_alarms, gate_numbers
 from training.stream.trainer import WEAK_RECIPE_REASONS, Verdict
@@ -23,8 +24,10 @@ CONFIG = GateConfig(
 CALM = {"k": 10, "users": 400, "items": [{"item": "7", "challenger": 0.12, "champion": 0.11, "carried": 0.0}]}
 
 
-def report(hr, ndcg, fgsm_ndcg=None, lift=0.01, users=100, exposure=CALM):
+def report(hr, ndcg, fgsm_ndcg=None, lift=0.01, users=100, exposure=CALM, popularity=(0.05, 0.02)):
     out = {"hr@10": hr, "ndcg@10": ndcg, "eval_users": users}
+    if popularity is not None:
+        out["popularity"] = {"hr@10": popularity[0], "ndcg@10": popularity[1]}
     if fgsm_ndcg is not None:
         out["fgsm"] = {"0.1": {"hr@10": hr, "ndcg@10": ndcg}, "0.25": {"hr@10": hr * 0.9, "ndcg@10": fgsm_ndcg}}
     if lift is not None:
@@ -54,6 +57,25 @@ def test_first_version_below_a_floor_is_rejected():
     decision = decide(report(0.08, 0.04, fgsm_ndcg=0.035), None, CONFIG)
     assert decision.action == "reject"
     assert [r.split(":")[0] for r in decision.reasons] == ["below_floor", "below_floor"]
+
+
+def test_a_version_worse_than_the_popularity_list_is_rejected_first_or_not():
+    # The scorer serves the popularity list while no version is champion: a first version that
+    # ranks the same users worse would make serving worse (HR@10 0.31 against popularity's 0.38).
+    first = decide(report(0.31, 0.20, fgsm_ndcg=0.18, popularity=(0.38, 0.19)), None, CONFIG)
+    assert first.action == "reject"
+    assert first.reasons == ("below_popularity: hr@10 0.3100 < popularity's 0.3800*(1-0.02) = 0.3724",)
+    assert first.numbers["popularity_hr@10"] == 0.38 and "challenger_popularity_hr@10" not in first.numbers
+    # better than a weak champion is not enough either
+    warm = decide(report(0.36, 0.15, fgsm_ndcg=0.14, popularity=(0.30, 0.17)), report(0.30, 0.14), CONFIG)
+    assert warm.action == "reject" and [r.split(":")[0] for r in warm.reasons] == ["below_popularity"]
+    assert Verdict(warm.action, 2, warm.reasons).weak_recipe  # the next challenger is fitted fresh
+    # within the tolerance of popularity (0.3724 <= 0.373, 0.1862 <= 0.19): promoted
+    assert decide(report(0.373, 0.19, fgsm_ndcg=0.18, popularity=(0.38, 0.19)), None, CONFIG).promoted
+    # the floor switched off (ADVREC_GATE_POPULARITY_FLOOR=false): judged as before
+    off = replace(CONFIG, popularity_floor=False)
+    assert decide(report(0.31, 0.20, fgsm_ndcg=0.18, popularity=(0.38, 0.19)), None, off).promoted
+    assert decide(report(0.31, 0.20, fgsm_ndcg=0.18, popularity=None), None, off).promoted
 
 
 def test_slightly_worse_within_tolerance_is_promoted():
@@ -147,6 +169,10 @@ def test_missing_measurements_hold_and_never_pass():
     # A champion exists but was not measured on this set: its stale numbers are not compared.
     stale = decide(report(0.7, 0.4, fgsm_ndcg=0.36), None, CONFIG, champion_exists=True)
     assert stale.action == "hold" and stale.reasons[0].startswith("missing_champion_numbers")
+    no_baseline = decide(report(0.7, 0.4, fgsm_ndcg=0.36, popularity=None), None, CONFIG)
+    assert no_baseline.action == "hold" and no_baseline.reasons == (
+        "missing_popularity: the report has no popularity HR@10/NDCG@10 on its set",
+    )
     no_audit = decide(report(0.7, 0.4, fgsm_ndcg=0.36, exposure=None), report(0.6, 0.38), CONFIG)
     assert no_audit.action == "hold" and no_audit.reasons == (
         "missing_exposure_audit: no exposure audit against the champion",

@@ -19,6 +19,7 @@ def _report(hr: float, ndcg: float, drop: float = 0.1) -> dict:
         "eval_users": 50,
         "fgsm": {"0.25": {"ndcg@10": ndcg * (1 - drop)}},
         "poisoning": {"lift": 0.01},
+        "popularity": {"hr@10": hr / 2, "ndcg@10": ndcg / 2},
         "exposure": CALM,
     }
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from training.bootstrap import bandwagon_probe, bootstrap_round
-from training.evaluation import leave_last_out
-from training.models import BPRRecommender
+from training.evaluation import evaluate, leave_last_out
+from training.models import BPRRecommender, PopularityRecommender
 
 
 def test_bandwagon_probe_adds_a_share_of_fake_users_pushing_unpopular_targets(ratings):
@@ -35,6 +35,9 @@ def test_bootstrap_round_reports_accuracy_poisoning_and_the_champion_on_one_spli
     assert report["eval_users"] == len(split.test) == 300
     assert split.test.equals(leave_last_out(ratings, seed=0).test)
     assert 0 < report["hr@10"] <= 1 and set(report["fgsm"]) == {"0.1", "0.25"}
+    # the popularity list on the same split: the gate's floor (a missing one holds the version)
+    popularity = evaluate(PopularityRecommender().fit(split.train), split)
+    assert report["popularity"] == {"hr@10": popularity["hr@10"], "ndcg@10": popularity["ndcg@10"]}
     poisoning = report["poisoning"]
     assert poisoning["lift"] == pytest.approx(poisoning["hr@50_poisoned"] - poisoning["hr@50_clean"])
     assert poisoning["lift"] > 0  # the probe does push its targets to genuine users

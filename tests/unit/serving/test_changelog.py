@@ -1,0 +1,56 @@
+"""The scorer's changelog view: the popularity fallback ranks items by trusted users, as fraud.flags says."""
+
+from __future__ import annotations
+
+import json
+
+from streams.serving.changelog import ChangelogView
+
+
+def _view() -> ChangelogView:
+    return ChangelogView("unused:9092", "profiles", "items", "flags")
+
+
+def _put(view: ChangelogView, topic: str, key: str, value: dict | None) -> None:
+    view.apply(topic, key.encode(), None if value is None else json.dumps(value).encode())
+
+
+def _flag(view: ChangelogView, user: str, **fields) -> None:
+    record = {"user_id": user, "score": 0.0, "reasons": [], "ts": 0.0, "detector_version": "t"}
+    _put(view, "flags", user, {**record, **fields})
+
+
+def _ranked(view: ChangelogView) -> dict[str, float]:
+    ranking = view.popularity()
+    return dict(zip(ranking.ranked.tolist(), ranking.counts.tolist()))
+
+
+def test_every_accounts_events_rank_until_someone_is_trusted_then_trusted_users_do():
+    view = _view()
+    _put(view, "items", "target", {"events": 900})
+    _put(view, "items", "a", {"events": 30})
+    _put(view, "profiles", "farm", {"items": ["target"]})
+    assert _ranked(view) == {"target": 900.0, "a": 30.0}  # the stream's first events: no verdicts yet
+    _put(view, "profiles", "u1", {"items": ["a", "b"]})
+    _flag(view, "u1", flagged=False, trusted=True)
+    _flag(view, "farm", flagged=True, trusted=False)
+    assert _ranked(view) == {"a": 1.0, "b": 1.0}
+    assert view.popularity() is None  # unchanged since: no new ranking to hand over
+
+
+def test_trust_follows_profiles_flags_older_records_and_tombstones():
+    view = _view()
+    _flag(view, "u1", flagged=False, trusted=True)  # the verdict may come before the profile
+    _put(view, "profiles", "u1", {"items": ["a", "b"]})
+    _put(view, "profiles", "u2", {"items": ["a"]})
+    _flag(view, "u2", flagged=False, trusted=True)
+    assert _ranked(view) == {"a": 2.0, "b": 1.0}
+    _put(view, "profiles", "u1", {"items": ["a", "c"]})  # a trusted profile changes: counts move with it
+    assert _ranked(view) == {"a": 2.0, "c": 1.0}
+    _flag(view, "u2", flagged=False)  # an older worker's record (no `trusted`): trust as it was
+    assert view.trusted == {"u1", "u2"}
+    _flag(view, "u2", flagged=True)  # flagged: out, whatever it said before
+    assert _ranked(view) == {"a": 1.0, "c": 1.0}
+    _put(view, "flags", "u1", None)  # a tombstone clears trust
+    _put(view, "profiles", "u2", None)
+    assert view.trusted == set() and view.trusted_users["a"] == 0
