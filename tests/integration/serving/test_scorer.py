@@ -48,6 +48,20 @@ def _report(hr: float, ndcg: float, champion: dict | None = None) -> dict:
     return {**report, "champion": champion} if champion else report
 
 
+def _scorer_env(kafka_broker: str, app_id: str, port: int, uri: str, tmp_path, topics: dict) -> dict[str, str]:
+    """The environment of a scorer process under test: its broker, app id, port, store and topics."""
+    return {
+        "ADVREC_KAFKA_BOOTSTRAP": kafka_broker,
+        **broker_quirks(),
+        "ADVREC_APP_ID": app_id,
+        "ADVREC_TOPIC_PARTITIONS": "2",
+        "ADVREC_SCORER_METRICS_PORT": str(port),
+        "ADVREC_MLFLOW_TRACKING_URI": uri,
+        "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
+        **topics,
+    }
+
+
 class Responses:
     """Collects `recommendations` in a background thread."""
 
@@ -103,18 +117,8 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
     producer.flush()
 
     port = free_port()
-    env = {
-        "ADVREC_KAFKA_BOOTSTRAP": kafka_broker,
-        **broker_quirks(),
-        "ADVREC_APP_ID": app_id,
-        "ADVREC_TOPIC_PARTITIONS": "2",
-        "ADVREC_SCORER_METRICS_PORT": str(port),
-        "ADVREC_MLFLOW_TRACKING_URI": uri,
-        "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
-        "ADVREC_SCORER_POLL_SECONDS": "300",
-        **topics,
-    }  # the switch must come from model.updates
-    scorer = AdvrecProcess(["scorer"], env, tmp_path / "scorer.log").start()
+    env = {**_scorer_env(kafka_broker, app_id, port, uri, tmp_path, topics), "ADVREC_SCORER_POLL_SECONDS": "300"}
+    scorer = AdvrecProcess(["scorer"], env, tmp_path / "scorer.log").start()  # the switch must come from model.updates
     responses = Responses(kafka_broker, topics["ADVREC_RECOMMENDATIONS_TOPIC"])
     sent: list[str] = []
 
@@ -245,16 +249,7 @@ def test_the_popularity_fallback_counts_trusted_users_not_a_farms_events(kafka_b
     producer.flush()
 
     port = free_port()
-    env = {
-        "ADVREC_KAFKA_BOOTSTRAP": kafka_broker,
-        **broker_quirks(),
-        "ADVREC_APP_ID": app_id,
-        "ADVREC_TOPIC_PARTITIONS": "2",
-        "ADVREC_SCORER_METRICS_PORT": str(port),
-        "ADVREC_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "ADVREC_DATA_DIR": str(tmp_path / "scorer"),
-        **topics,
-    }
+    env = _scorer_env(kafka_broker, app_id, port, f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path, topics)
     scorer = AdvrecProcess(["scorer"], env, tmp_path / "scorer.log").start()
     responses = Responses(kafka_broker, topics["ADVREC_RECOMMENDATIONS_TOPIC"])
 
