@@ -73,6 +73,8 @@ def _summary_rows(report: Mapping) -> list[tuple[str, str]]:
                 f"NDCG@10 drop under FGSM ε={c['fgsm_eps']} {fmt(c['fgsm_ndcg_drop'])}",
             )
         )
+    else:  # the gate promoted no version: the defended scorer served its popularity list all along
+        rows.append(("champion at the end", "none promoted: the defended scorer served the trusted popularity list"))
     rows += [
         ("freshness p50 / p95 (s)", f"{fmt(f['p50'], 1)} / {fmt(f['p95'], 1)} ({f['events_measured']} events)"),
         ("recommendation requests answered (defended)", f"{s['answered']} of {s['requests']}"),

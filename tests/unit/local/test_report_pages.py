@@ -82,6 +82,10 @@ def test_markdown_report_tells_the_exposure_and_the_gate():
     assert "![timeline.png](timeline.png)" in text
     assert "ADVREC_MLFLOW_TRACKING_URI=sqlite:////x/mlflow.db advrec models" in text
     assert "ε=0.25" in text  # the label comes from the settings in force, passed in the report
+    assert "| champion at the end | version 1: HR@10 0.3500" in text
+    # a short run whose every version lost to popularity says what was served instead
+    none = markdown_report({**_report(), "champion": None})
+    assert "| champion at the end | none promoted: the defended scorer served the trusted popularity list |" in none
 
 
 def test_html_page_renders_every_table_row_whole_and_inlines_the_pictures():
