@@ -289,12 +289,9 @@ def _train_stream(
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     bootstrap = resolve_bootstrap(settings)
-    ensure_topics(
-        bootstrap,
-        [settings.batches_topic, settings.fraud_flags_topic],
-        settings.topic_partitions,
-        settings.replication_factor,
-    )
+    for topic in (settings.batches_topic, settings.fraud_flags_topic):
+        compact = topic in settings.compacted_topics
+        ensure_topics(bootstrap, [topic], settings.topic_partitions, settings.replication_factor, compact=compact)
     start_http_server(settings.trainer_metrics_port, addr=settings.web_bind)
     from training.models import MODEL_KINDS
 

@@ -295,8 +295,13 @@ class Settings(BaseSettings):
 
     @property
     def compacted_topics(self) -> set[str]:
-        """Topics whose latest record per key is the state: created with cleanup.policy=compact."""
-        return {self.catalog_topic}
+        """Topics whose latest record per key is the state: created with cleanup.policy=compact.
+
+        `fraud.flags` and `fraud.labels` are read from the beginning on every start (the trainer's
+        quarantine, the scorer's trust, the windows' suspect marks, the detector's labels): with
+        the default 7-day retention a restart after a week forgot every older verdict.
+        """
+        return {self.catalog_topic, self.fraud_flags_topic, self.fraud_labels_topic}
 
     @property
     def text_cache_path(self) -> Path:

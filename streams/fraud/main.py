@@ -251,6 +251,12 @@ def label(user_id, is_fraud, analyst, topic):
     settings = Settings()
     bootstrap = resolve_bootstrap(settings)
     topic = topic or settings.fraud_labels_topic
-    ensure_topics(bootstrap, [topic], settings.topic_partitions, settings.replication_factor)
+    ensure_topics(
+        bootstrap,
+        [topic],
+        settings.topic_partitions,
+        settings.replication_factor,
+        compact=topic in settings.compacted_topics,
+    )
     produce_events(bootstrap, topic, [msgspec.to_builtins(record)])
     click.echo(json.dumps(msgspec.to_builtins(record)))

@@ -14,6 +14,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from streams.contract.settings import Settings
 from streams.kafka.faust_app import ensure_changelogs
 from streams.worker.app import create_app, create_detector_app
+from streams.worker.main import _prepare
 
 
 def _changelogs(bootstrap: str, prefix: str) -> dict[str, tuple[int, str]]:
@@ -51,3 +52,29 @@ def test_the_worker_and_the_detector_changelogs_exist_compacted_before_they_star
         "own-detector-suspicion-changelog": (1, "compact"),
         "own-detector-fraud-detector-changelog": (1, "compact"),
     }
+
+
+def test_the_verdict_topics_are_compacted_the_event_topics_not(kafka_broker, tmp_path):
+    # Every start reads fraud.flags and fraud.labels from the beginning, the latest record per user
+    # being the state: deleted after the default 7 days, a restart forgot every older verdict.
+    settings = Settings(
+        kafka_bootstrap=kafka_broker,
+        data_dir=tmp_path,
+        topic_partitions=2,
+        events_topic="cp.events",
+        fraud_flags_topic="cp.flags",
+        fraud_labels_topic="cp.labels",
+        catalog_topic="cp.catalog",
+    )
+    _prepare(settings)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker, client_id="policy-test")
+    try:
+        names = ["cp.events", "cp.flags", "cp.labels", "cp.catalog"]
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+        # a topic created without one reports no cleanup.policy: the broker's default, delete
+        policy = {
+            name: entries.get("cleanup.policy", {}).get("value", "delete") for name, entries in configs["topic"].items()
+        }
+    finally:
+        admin.close()
+    assert policy == {"cp.events": "delete", "cp.flags": "compact", "cp.labels": "compact", "cp.catalog": "compact"}
