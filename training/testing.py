@@ -18,13 +18,13 @@ from training.stream.trainer import Batch, RoundResult, TrainerMetrics
 __all__ = ["MemorySource", "RecordingMetrics", "RecordingRounds", "window_batch"]
 
 
-def window_batch(uri: str, rows: pd.DataFrame, position: int) -> Batch:
+def window_batch(uri: str, rows: pd.DataFrame, position: int, path: str | None = None) -> Batch:
     """The `batches` announcement of an in-memory window file (`rows` of WINDOW_SCHEMA, one
-    partition of `events`), at `position` in its source."""
+    partition of `events`), at `position` in its source; `path` defaults to the uri."""
     first, last = int(rows["offset"].iloc[0]), int(rows["offset"].iloc[-1])
     announcement = {
         "uri": uri,
-        "path": uri,
+        "path": uri if path is None else path,
         "rows": len(rows),
         "topic": "events",
         "partition": 0,
@@ -32,6 +32,7 @@ def window_batch(uri: str, rows: pd.DataFrame, position: int) -> Batch:
         "last_offset": last,
         "min_kafka_ts": float(rows["kafka_ts"].min()),
         "max_kafka_ts": float(rows["kafka_ts"].max()),
+        "suspect_rows": int(rows["suspect"].sum()),
     }
     return Batch(announcement, "batches", 0, position)
 

@@ -9,7 +9,7 @@ from streams.contract.windows import WINDOW_SCHEMA
 from tests.unit.conftest import make_ratings
 from training.stream.state import StateStore
 from training.stream.trainer import Batch, Trainer, TrainerConfig
-from training.testing import RecordingMetrics, RecordingRounds
+from training.testing import RecordingMetrics, RecordingRounds, window_batch
 
 __all__ = ["window_rows", "make_windows", "make_trainer", "attack_window"]
 
@@ -81,25 +81,7 @@ def make_windows(
         first, last = int(part["offset"].iloc[0]), int(part["offset"].iloc[-1])
         uri = f"mem://events/p0/{first:020d}-{last:020d}.parquet"
         files[uri] = part.reset_index(drop=True)
-        batches.append(
-            Batch(
-                {
-                    "uri": uri,
-                    "path": uri[6:],
-                    "rows": len(part),
-                    "topic": "events",
-                    "partition": 0,
-                    "first_offset": first,
-                    "last_offset": last,
-                    "min_kafka_ts": float(part["kafka_ts"].min()),
-                    "max_kafka_ts": float(part["kafka_ts"].max()),
-                    "suspect_rows": int(part["suspect"].sum()),
-                },
-                "batches",
-                0,
-                k,
-            )
-        )
+        batches.append(window_batch(uri, files[uri], k, path=uri[6:]))
     return batches, files
 
 
