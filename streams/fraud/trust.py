@@ -16,11 +16,12 @@ detector to read them from); it never reads the clock and must never import faus
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TrustPolicy", "may_train", "gate", "gate_shares"]
+__all__ = ["TrustPolicy", "may_train", "trusted_after", "gate", "gate_shares"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ class TrustPolicy:
             hold_swarms=settings.trust_hold_swarms,
             swarm_min_events=settings.trust_swarm_min_events,
         )
+
+
+def trusted_after(was: bool, flag: object) -> bool:
+    """Whether an account is trusted after one `fraud.flags` record (`FraudFlag` as a mapping; None or
+    empty: a tombstone): trusted when the record says so and does not flag it; a record of an older worker
+    (no `trusted`) leaves trust as it was unless it flags. Every reader of the topic folds it so."""
+    if not isinstance(flag, Mapping) or not flag or flag.get("flagged"):
+        return False
+    return was if flag.get("trusted") is None else bool(flag["trusted"])
 
 
 def may_train(

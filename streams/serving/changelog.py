@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from streams.fraud.trust import trusted_after
 from streams.kafka.tail import tail_topics
 from streams.serving.core import Popularity
 
@@ -75,14 +76,9 @@ class ChangelogView:
             self._popularity_dirty = True
 
     def _trust(self, user: str, flag: object) -> None:
-        """Fold one `fraud.flags` record as the trainer's quarantine does: trusted when the record
-        says so and the user is not flagged; a record of an older worker (no `trusted`) leaves
-        trust as it was unless it flags; a tombstone clears."""
+        """Fold one `fraud.flags` record as the trainer's quarantine does (`trusted_after`)."""
         was = user in self.trusted
-        if not isinstance(flag, dict) or flag.get("flagged"):
-            now = False
-        else:
-            now = was if flag.get("trusted") is None else bool(flag["trusted"])
+        now = trusted_after(was, flag)
         if now == was:
             return
         if now:

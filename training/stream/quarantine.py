@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.fraud.trust import trusted_after
+
 __all__ = ["Quarantine"]
 
 
@@ -32,9 +34,9 @@ class Quarantine:
             self.flagged.add(user)
         else:
             self.flagged.discard(user)
-        if flag and flag.get("trusted") and not flag.get("flagged"):
+        if trusted_after(user in self.trusted, flag):
             self.trusted.add(user)
-        elif not flag or flag.get("trusted") is not None or flag.get("flagged"):
-            self.trusted.discard(user)  # a record of an older worker (no `trusted`) leaves trust as it was
+        else:
+            self.trusted.discard(user)
         if flag and flag.get("detector_version") is not None:
             self.detector_version = str(flag["detector_version"])
