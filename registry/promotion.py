@@ -150,8 +150,8 @@ def decide(
     """
     champion_exists = champion is not None if champion_exists is None else champion_exists
     new = gate_numbers(challenger, config.fgsm_eps)
-    numbers = {f"challenger_{k}": v for k, v in new.items() if not k.startswith("popularity_")}
-    numbers.update({k: v for k, v in new.items() if k.startswith("popularity_")})
+    # popularity's numbers are the set's, not the challenger's: tagged under their own names
+    numbers = {(k if k.startswith("popularity_") else f"challenger_{k}"): v for k, v in new.items()}
     old = None
     if champion is not None:
         old = gate_numbers(champion, config.fgsm_eps)
