@@ -289,9 +289,13 @@ def _train_stream(
     logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
     bootstrap = resolve_bootstrap(settings)
-    for topic in (settings.batches_topic, settings.fraud_flags_topic):
-        compact = topic in settings.compacted_topics
-        ensure_topics(bootstrap, [topic], settings.topic_partitions, settings.replication_factor, compact=compact)
+    ensure_topics(
+        bootstrap,
+        [settings.batches_topic, settings.fraud_flags_topic],
+        settings.topic_partitions,
+        settings.replication_factor,
+        compacted=settings.compacted_topics,
+    )
     start_http_server(settings.trainer_metrics_port, addr=settings.web_bind)
     from training.models import MODEL_KINDS
 

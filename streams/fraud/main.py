@@ -256,7 +256,7 @@ def label(user_id, is_fraud, analyst, topic):
         [topic],
         settings.topic_partitions,
         settings.replication_factor,
-        compact=topic in settings.compacted_topics,
+        compacted=settings.compacted_topics,
     )
     produce_events(bootstrap, topic, [msgspec.to_builtins(record)])
     click.echo(json.dumps(msgspec.to_builtins(record)))

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection
 
 __all__ = ["ensure_topics", "partitions_of"]
 
 
 def ensure_topics(
-    bootstrap: str, names: list[str], partitions: int, replication_factor: int = 1, compact: bool = False
+    bootstrap: str,
+    names: list[str],
+    partitions: int,
+    replication_factor: int = 1,
+    compact: bool = False,
+    compacted: Collection[str] = (),
 ) -> None:
-    """Create the named topics with `partitions` partitions if they do not exist yet (log-compacted if `compact`:
-    topics whose latest record per key is the state, like `catalog`), and return once the broker's
-    metadata lists every one of them with a leader for each partition.
+    """Create the named topics with `partitions` partitions if they do not exist yet (log-compacted if `compact`,
+    or if named in `compacted`, e.g. `Settings.compacted_topics`: topics whose latest record per key
+    is the state, like `catalog`), and return once the broker's metadata lists every one of them with
+    a leader for each partition.
 
     CreateTopics returns when the controller has accepted them; the broker's metadata can list them
     later. A Faust app that joins its group in between gets no partition of a topic its assignor
@@ -25,9 +32,13 @@ def ensure_topics(
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="advrec-admin")
     try:
         existing = set(admin.list_topics())
-        configs = {"cleanup.policy": "compact"} if compact else {}
         missing = [
-            NewTopic(name, partitions, replication_factor, topic_configs=configs)
+            NewTopic(
+                name,
+                partitions,
+                replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if compact or name in compacted else {},
+            )
             for name in names
             if name not in existing
         ]

@@ -484,13 +484,14 @@ def run_demo(
                     settings.events_topic,
                     settings.deadletter_topic,
                     settings.batches_topic,
+                    settings.fraud_flags_topic,
                     settings.rec_requests_topic,
                     *answer_topics.values(),
                     settings.model_updates_topic,
                 ],
                 settings.topic_partitions,
+                compacted=settings.compacted_topics,
             )
-            ensure_topics(bootstrap, [settings.fraud_flags_topic], settings.topic_partitions, compact=True)
             roles = ("worker", "trainer", "scorer", "shadow-trainer", "shadow-scorer")
             for role in roles:
                 cluster.start(role, wait=False)

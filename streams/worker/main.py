@@ -20,9 +20,7 @@ def _prepare(settings: Settings) -> str:
     bootstrap = resolve_bootstrap(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     for topic, partitions in settings.worker_topics().items():
-        ensure_topics(
-            bootstrap, [topic], partitions, settings.replication_factor, compact=topic in settings.compacted_topics
-        )
+        ensure_topics(bootstrap, [topic], partitions, settings.replication_factor, compacted=settings.compacted_topics)
     return bootstrap
 
 
