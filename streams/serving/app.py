@@ -118,7 +118,6 @@ def create_scorer_app(
     view = ChangelogView(
         bootstrap,
         f"{settings.app_id}-profiles-changelog",
-        f"{settings.app_id}-items-changelog",
         settings.fraud_flags_topic if settings.scorer_trusted_popularity else None,
     )
     requests_topic = app.topic(

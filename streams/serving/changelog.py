@@ -3,12 +3,15 @@
 Seen items per user come from the `profiles` changelog. The popularity ranking (the fallback for
 users no model knows, and for everyone while there is no champion) counts, per item, the distinct
 **trusted** users whose profile holds it: the trust gate's verdicts come from `fraud.flags`, the
-records the trainer's quarantine folds. Counted over every event instead (the `items` changelog), a
-click farm's target entered the top 10 of the demo's stream by its end (rank 10 of 2,000 items at
-30,000 events, 454 of its 470 events from the farm's 146 accounts): an undefended list beside the
-defended model. The `items` counts serve only while no account is trusted yet (the stream's first
-events), or where no detector runs. Read without a consumer group (every scorer reads everything),
-so the scorer never writes the worker's tables.
+records the trainer's quarantine folds. While no account is trusted yet (the stream's first
+events), or where no verdicts are read (no detector; the demo's undefended shadow), it counts the
+distinct accounts of every kind. Never events: the gate's popularity baseline (what a version must
+beat, `training.evaluation.popularity_baseline`) counts distinct users too, and counted over every
+event a click farm's target entered the top 10 of the demo's stream (rank 5-10 of ~1,000 items at
+30,000 events, seeds 0-2; 16-23 by distinct accounts, 397-765 counting genuine accounts alone), and
+18 accounts clicking one item up to 30 times each put it at rank 8-15 (151-239 by distinct accounts).
+Read without a consumer group (every scorer reads everything), so the scorer never writes the
+worker's tables.
 """
 
 from __future__ import annotations
@@ -26,15 +29,12 @@ __all__ = ["ChangelogView"]
 
 
 class ChangelogView:
-    """A read-only, group-less tail of the worker's profile and item changelog topics."""
+    """A read-only, group-less tail of the worker's profile changelog and the trust gate's verdicts."""
 
-    def __init__(
-        self, bootstrap: str, profiles_topic: str, popularity_topic: str, flags_topic: str | None = None
-    ) -> None:
-        self.bootstrap, self.profiles_topic, self.popularity_topic = bootstrap, profiles_topic, popularity_topic
-        self.flags_topic = flags_topic
+    def __init__(self, bootstrap: str, profiles_topic: str, flags_topic: str | None = None) -> None:
+        self.bootstrap, self.profiles_topic, self.flags_topic = bootstrap, profiles_topic, flags_topic
         self.items: dict[str, frozenset[str]] = {}
-        self.counts: dict[str, float] = {}  # item -> events, every account's (the `items` changelog)
+        self.users: Counter[str] = Counter()  # item -> accounts whose profile holds it, every account
         self.trusted: set[str] = set()  # users the trust gate trusts now (never a flagged one)
         self.trusted_users: Counter[str] = Counter()  # item -> trusted users whose profile holds it
         self.records = 0
@@ -61,19 +61,14 @@ class ChangelogView:
             else:
                 new = frozenset()
                 self.items.pop(name, None)
-            if name in self.trusted and new != old:
-                self._count(new - old, 1)
-                self._count(old - new, -1)
+            if new != old:
+                self._count(self.users, new - old, 1)
+                self._count(self.users, old - new, -1)
+                if name in self.trusted:
+                    self._count(self.trusted_users, new - old, 1)
+                    self._count(self.trusted_users, old - new, -1)
         elif topic == self.flags_topic:
             self._trust(str(data.get("user_id") or name) if isinstance(data, dict) else name, data)
-        else:
-            if isinstance(data, dict) and isinstance(data.get("events"), (int, float)):
-                self.counts[name] = float(data["events"])  # the `items` table: ItemStats
-            elif isinstance(data, (int, float)):
-                self.counts[name] = float(data)
-            else:
-                self.counts.pop(name, None)
-            self._popularity_dirty = True
 
     def _trust(self, user: str, flag: object) -> None:
         """Fold one `fraud.flags` record as the trainer's quarantine does (`trusted_after`)."""
@@ -85,26 +80,26 @@ class ChangelogView:
             self.trusted.add(user)
         else:
             self.trusted.discard(user)
-        self._count(self.items.get(user, frozenset()), 1 if now else -1)
+        self._count(self.trusted_users, self.items.get(user, frozenset()), 1 if now else -1)
 
-    def _count(self, items: frozenset[str], step: int) -> None:
+    def _count(self, counter: Counter[str], items: frozenset[str], step: int) -> None:
         if not items:
             return
         for item in items:
-            self.trusted_users[item] += step
+            counter[item] += step
         self._popularity_dirty = True
 
     def popularity(self) -> Popularity | None:
         """The popularity ranking if it changed since the last call, else None: trusted users per
-        item, or (no one trusted yet) every account's events per item."""
+        item, or (no one trusted yet) every account per item."""
         if not self._popularity_dirty:
             return None
         self._popularity_dirty = False
         trusted = {item: n for item, n in self.trusted_users.items() if n > 0}
-        return Popularity.from_counts(trusted or self.counts)
+        return Popularity.from_counts(trusted or {item: n for item, n in self.users.items() if n > 0})
 
     async def run(self, on_popularity: Callable[[Popularity], None], refresh_s: float = 5.0) -> None:
-        """Tail both topics from the beginning, forever; hand over the popularity ranking when it changed."""
+        """Tail the topics from the beginning, forever; hand over the popularity ranking when it changed."""
         last = 0.0
 
         def maybe_rank() -> None:
@@ -118,7 +113,7 @@ class ChangelogView:
 
         await tail_topics(
             self.bootstrap,
-            [self.profiles_topic, self.popularity_topic, *([self.flags_topic] if self.flags_topic else [])],
+            [self.profiles_topic, *([self.flags_topic] if self.flags_topic else [])],
             self.apply,
             "advrec-scorer-changelogs",
             on_batch=maybe_rank,

@@ -216,9 +216,9 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
         scorer.stop()
 
 
-def test_the_popularity_fallback_counts_trusted_users_not_a_farms_events(kafka_broker, tmp_path):
-    # No champion: every request gets the popularity list. The `items` changelog counts every
-    # account's events, where a farm's target leads; the list must rank by trusted users instead.
+def test_the_popularity_fallback_counts_trusted_users_not_a_farms_accounts(kafka_broker, tmp_path):
+    # No champion: every request gets the popularity list. Counted over every account, the farm's
+    # target leads (6 accounts against 3); the list must rank by trusted users instead.
     app_id, flags_topic = "pop", "pop.flags"
     topics = {
         "ADVREC_REC_REQUESTS_TOPIC": "pop.requests",
@@ -227,8 +227,8 @@ def test_the_popularity_fallback_counts_trusted_users_not_a_farms_events(kafka_b
         "ADVREC_MODEL_UPDATES_TOPIC": "pop.updates",
         "ADVREC_FRAUD_FLAGS_TOPIC": flags_topic,
     }
-    profiles, items = f"{app_id}-profiles-changelog", f"{app_id}-items-changelog"
-    ensure_topics(kafka_broker, [profiles, items, *topics.values()], 2)
+    profiles = f"{app_id}-profiles-changelog"
+    ensure_topics(kafka_broker, [profiles, *topics.values()], 2)
     producer = KafkaProducer(bootstrap_servers=kafka_broker, linger_ms=0)
 
     def put(topic: str, key: str, value: dict) -> None:
@@ -238,12 +238,10 @@ def test_the_popularity_fallback_counts_trusted_users_not_a_farms_events(kafka_b
         record = {"user_id": user, "score": 0.9 if flagged else 0.0, "reasons": [], "ts": 0.0}
         put(flags_topic, user, {**record, "detector_version": "t", "flagged": flagged, "trusted": trusted})
 
-    for item, events in {"target": 900, "a": 30, "b": 20, "c": 10}.items():
-        put(items, item, {"events": events})
     for user, seen in {"t1": ["a", "b", "c"], "t2": ["a", "b"], "t3": ["a"]}.items():
         put(profiles, user, {"user_id": user, "items": seen})
         flag(user, trusted=True)
-    for k in range(6):  # the farm: many events on its target; flagged, or too new to be trusted
+    for k in range(6):  # the farm: on its target; flagged, or too new to be trusted
         put(profiles, f"f{k}", {"user_id": f"f{k}", "items": ["target", "c"]})
         flag(f"f{k}", trusted=False, flagged=k < 3)
     producer.flush()

@@ -1,4 +1,5 @@
-"""The scorer's changelog view: the popularity fallback ranks items by trusted users, as fraud.flags says."""
+"""The scorer's changelog view: the popularity fallback ranks items by trusted users, as fraud.flags says,
+and by every account until someone is trusted; never by events."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from streams.serving.changelog import ChangelogView
 
 
 def _view() -> ChangelogView:
-    return ChangelogView("unused:9092", "profiles", "items", "flags")
+    return ChangelogView("unused:9092", "profiles", "flags")
 
 
 def _put(view: ChangelogView, topic: str, key: str, value: dict | None) -> None:
@@ -25,17 +26,28 @@ def _ranked(view: ChangelogView) -> dict[str, float]:
     return dict(zip(ranking.ranked.tolist(), ranking.counts.tolist()))
 
 
-def test_every_accounts_events_rank_until_someone_is_trusted_then_trusted_users_do():
+def test_every_account_counts_once_until_someone_is_trusted_then_trusted_users_do():
     view = _view()
-    _put(view, "items", "target", {"events": 900})
-    _put(view, "items", "a", {"events": 30})
-    _put(view, "profiles", "farm", {"items": ["target"]})
-    assert _ranked(view) == {"target": 900.0, "a": 30.0}  # the stream's first events: no verdicts yet
+    _put(view, "profiles", "bot", {"items": ["target"]})  # however many events it sent: one account
     _put(view, "profiles", "u1", {"items": ["a", "b"]})
+    _put(view, "profiles", "u2", {"items": ["a"]})
+    assert _ranked(view) == {"a": 2.0, "target": 1.0, "b": 1.0}  # the stream's first events: no verdicts yet
+    _put(view, "profiles", "u2", {"items": ["c"]})  # a profile's items move: its counts move with them
+    assert _ranked(view) == {"target": 1.0, "a": 1.0, "b": 1.0, "c": 1.0}
     _flag(view, "u1", flagged=False, trusted=True)
-    _flag(view, "farm", flagged=True, trusted=False)
+    _flag(view, "bot", flagged=True, trusted=False)
     assert _ranked(view) == {"a": 1.0, "b": 1.0}
     assert view.popularity() is None  # unchanged since: no new ranking to hand over
+    _put(view, "profiles", "bot", None)  # a deleted profile leaves every account's counts too
+    assert view.users["target"] == 0
+
+
+def test_without_verdicts_every_account_ranks_for_good():
+    view = ChangelogView("unused:9092", "profiles")  # no detector: fraud.flags is not read
+    _put(view, "profiles", "u1", {"items": ["a", "b"]})
+    _put(view, "profiles", "u2", {"items": ["b"]})
+    view.apply("flags", b"u1", b'{"user_id": "u1", "flagged": true}')  # a topic it does not read: ignored
+    assert _ranked(view) == {"b": 2.0, "a": 1.0}
 
 
 def test_trust_follows_profiles_flags_older_records_and_tombstones():
