@@ -204,8 +204,9 @@ class Settings(BaseSettings):
     scorer_max_k: int = Field(100, description="Largest k a request may ask for.")
     scorer_trusted_popularity: bool = Field(
         True,
-        description="Rank the popularity fallback by the distinct trusted users of each item (the trust gate's "
-        "verdicts on fraud.flags) instead of every account's events (false: the undefended shadow's).",
+        description="Rank the popularity fallback by each item's share of the trusted accounts (the trust gate's "
+        "verdicts on fraud.flags), capped by its share of every account, instead of every account alone "
+        "(false: the undefended shadow's).",
     )
     scorer_fetch_wait_ms: int = Field(
         0,
