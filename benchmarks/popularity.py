@@ -17,8 +17,9 @@ farm's target in the list as it would be served then, counted six ways:
 - `trusted, farm flagged`: the same without the farm's accounts, as if the detector flagged each
   one from its first event: a bound, not a measurement of the detector (the demo's detector
   flagged the farm with P/R 0.993/1.000 by the stream's end);
-- `served, farm missed` and `served, farm flagged`: the list the scorer serves once accounts are
-  trusted: each item's share of the trusted accounts capped by its share of every account.
+- `served, farm missed` and `served, farm flagged`: the list the scorer serves
+  (`streams.serving.changelog.popularity_scores`): each item's share of the trusted accounts
+  capped by its share of every account, every account until an account is trusted.
 
 Printed per attack: the target's rank at the stream's end (median over seeds, and the range), and
 the exposure: at each checkpoint after the attack's first event, the share of genuine users seen so
@@ -46,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streams.local.demo import build_stream  # noqa: E402
+from streams.serving.changelog import popularity_scores  # noqa: E402
 from streams.sources import attacks  # noqa: E402
 from streams.sources.datasets import read_ratings  # noqa: E402
 
@@ -101,12 +103,6 @@ def exposure(counts: Counter, target: str, items_of: dict[str, set[str]], users:
     return hits / max(len(users), 1)
 
 
-def served(trusted: Counter, every: Counter, n_trusted: int, n_every: int) -> Counter:
-    """The scorer's list once accounts are trusted (`ChangelogView.popularity`): each item's share of
-    the trusted accounts, capped by its share of every account."""
-    return Counter({item: min(n / n_trusted, every[item] / n_every) for item, n in trusted.items() if n > 0})
-
-
 def replay(events: list[dict], farm: set[str], target: str, every: int) -> tuple[dict, dict]:
     """(the target's rank at the end, per way; the exposure at each checkpoint after the attack, per way)."""
     counts = {way: Counter() for way in WAYS[:4]}
@@ -123,7 +119,8 @@ def replay(events: list[dict], farm: set[str], target: str, every: int) -> tuple
         for missed_or_flagged in ("missed", "flagged"):
             trusted = f"trusted, farm {missed_or_flagged}"
             n = max(n_trusted[trusted], 1)
-            out[f"served, farm {missed_or_flagged}"] = served(counts[trusted], counts["every account"], n, len(sent))
+            scores = popularity_scores(counts[trusted], counts["every account"], n, len(sent))
+            out[f"served, farm {missed_or_flagged}"] = Counter(scores)
         return out
 
     for n, event in enumerate(events, 1):
@@ -170,13 +167,13 @@ def accuracy(events: list[dict]) -> dict[str, float]:
     lists = {
         "events": counts["events"],
         "every account": counts["every account"],
-        "served": served(counts["trusted"], counts["every account"], max(len(trusted), 1), len(sent)),
+        "served": Counter(popularity_scores(counts["trusted"], counts["every account"], len(trusted), len(sent))),
     }
     held_out = {(e["user_id"], e["item_id"]) for e in events[cut:] if e["user_id"] in sent}
     held_out = {(user, item) for user, item in held_out if item not in items_of[user]}
     out = {}
     for way, ranking in lists.items():
-        ranked = sorted(ranking, key=ranking.__getitem__, reverse=True)[:500]
+        ranked = sorted(ranking, key=lambda item: (-ranking[item], item))[:500]  # ties: by id, run to run
         top = {}
         for user in {user for user, _ in held_out}:
             top[user] = set([item for item in ranked if item not in items_of[user]][:10])

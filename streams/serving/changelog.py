@@ -23,13 +23,25 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from streams.fraud.trust import trusted_after
 from streams.kafka.tail import tail_topics
 from streams.serving.core import Popularity
 
-__all__ = ["ChangelogView"]
+__all__ = ["ChangelogView", "popularity_scores"]
+
+
+def popularity_scores(
+    trusted: Mapping[str, int], every: Mapping[str, int], n_trusted: int, n_every: int
+) -> dict[str, float]:
+    """The popularity fallback's score per item: its share of the `n_trusted` trusted accounts,
+    capped by its share of all `n_every` accounts (items no trusted account holds are left out);
+    with no trusted account holding anything, every account's count."""
+    held = {item: n for item, n in trusted.items() if n > 0}
+    if not held:
+        return {item: float(n) for item, n in every.items() if n > 0}
+    return {item: min(n / n_trusted, every[item] / n_every) for item, n in held.items()}
 
 
 class ChangelogView:
@@ -100,13 +112,8 @@ class ChangelogView:
         if not self._popularity_dirty:
             return None
         self._popularity_dirty = False
-        trusted = {item: n for item, n in self.trusted_users.items() if n > 0}
-        if not trusted:
-            return Popularity.from_counts({item: n for item, n in self.users.items() if n > 0})
         n_trusted = sum(1 for user in self.trusted if user in self.items)  # trusted, with a profile
-        n_all = len(self.items)
-        shares = {item: min(n / n_trusted, self.users[item] / n_all) for item, n in trusted.items()}
-        return Popularity.from_counts(shares)
+        return Popularity.from_counts(popularity_scores(self.trusted_users, self.users, n_trusted, len(self.items)))
 
     async def run(self, on_popularity: Callable[[Popularity], None], refresh_s: float = 5.0) -> None:
         """Tail the topics from the beginning, forever; hand over the popularity ranking when it changed."""
