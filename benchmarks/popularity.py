@@ -17,7 +17,10 @@ farm's target in the list as it would be served then, counted six ways:
 - `trusted, farm flagged`: the same without the farm's accounts, as if the detector flagged each
   one from its first event: a bound, not a measurement of the detector (the demo's detector
   flagged the farm with P/R 0.993/1.000 by the stream's end);
-- `served, farm missed` and `served, farm flagged`: the list the scorer serves
+- `trusted, the detector`: the accounts the trust gate trusts (`streams.fraud.trust.gate`, the
+  default `TrustPolicy`) with the fraud detector (`FraudDetector`, defaults) fed the same events
+  and flushed at every checkpoint: the streamed measurement, what it knew then;
+- `served, ...`: the list the scorer serves with each of those trusts
   (`streams.serving.changelog.popularity_scores`): each item's share of the trusted accounts
   capped by its share of every account, every account until an account is trusted.
 
@@ -46,6 +49,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from streams.fraud.detector import FraudDetector  # noqa: E402
+from streams.fraud.trust import TrustPolicy, gate  # noqa: E402
 from streams.local.demo import build_stream  # noqa: E402
 from streams.serving.changelog import popularity_scores  # noqa: E402
 from streams.sources import attacks  # noqa: E402
@@ -59,9 +64,12 @@ WAYS = (
     "every account",
     "trusted, farm missed",
     "trusted, farm flagged",
+    "trusted, the detector",
     "served, farm missed",
     "served, farm flagged",
+    "served, the detector",
 )
+EMULATED = ("trusted, farm missed", "trusted, farm flagged")  # trust as 20 events, the farm's fixed
 ATTACKS = {
     "click farm 8 %, popular filler (the demo's)": ("click_farm:0.08:0.02", {}),
     "click farm 1 %, up to 30 target clicks each": ("click_farm:0.01:0.02", {"max_target_clicks": 30}),
@@ -108,43 +116,51 @@ def replay(events: list[dict], farm: set[str], target: str, every: int) -> tuple
     counts = {way: Counter() for way in WAYS[:4]}
     items_of: dict[str, set[str]] = defaultdict(set)
     sent: Counter = Counter()
-    n_trusted = {"trusted, farm missed": 0, "trusted, farm flagged": 0}
+    n_trusted = dict.fromkeys(EMULATED, 0)
     attack_seen, exposed = False, {way: [] for way in WAYS}
+    detector, policy = FraudDetector(), TrustPolicy()
 
     def trusts(way: str, user: str) -> bool:
         return way == "trusted, farm missed" or user not in farm
 
     def ranked_ways() -> dict[str, Counter]:
+        """Every way's counts now; the detector's trust as of its last flush."""
         out = dict(counts)
-        for missed_or_flagged in ("missed", "flagged"):
-            trusted = f"trusted, farm {missed_or_flagged}"
-            n = max(n_trusted[trusted], 1)
-            scores = popularity_scores(counts[trusted], counts["every account"], n, len(sent))
-            out[f"served, farm {missed_or_flagged}"] = Counter(scores)
+        trusted_now = [user for user in sent if gate(policy, detector, user)[0]]
+        out["trusted, the detector"] = Counter(item for user in trusted_now for item in items_of[user])
+        n_trusted["trusted, the detector"] = len(trusted_now)
+        for which in ("farm missed", "farm flagged", "the detector"):
+            trusted = f"trusted, {which}"
+            scores = popularity_scores(out[trusted], counts["every account"], n_trusted[trusted], len(sent))
+            out[f"served, {which}"] = Counter(scores)
         return out
 
     for n, event in enumerate(events, 1):
         user, item = event["user_id"], event["item_id"]
         attack_seen |= user in farm
+        detector.update(user, item, event["type"], event["ts"], event.get("value"))
         counts["events"][item] += 1
         sent[user] += 1
         if item not in items_of[user]:
             items_of[user].add(item)
             counts["every account"][item] += 1
             if sent[user] > TRUSTED_AT:  # trusted already: its new item counts
-                for way in n_trusted:
+                for way in EMULATED:
                     if trusts(way, user):
                         counts[way][item] += 1
         if sent[user] == TRUSTED_AT:  # trusted now: every item of its profile counts
-            for way in n_trusted:
+            for way in EMULATED:
                 if trusts(way, user):
                     n_trusted[way] += 1
                     for seen in items_of[user]:
                         counts[way][seen] += 1
+        if n % every == 0:
+            detector.flush()  # the worker's fraud agent flushes once per batch
         if attack_seen and n % every == 0:
             genuine = [u for u in sent if u not in farm]
             for way, ranking in ranked_ways().items():
                 exposed[way].append(exposure(ranking, target, items_of, genuine))
+    detector.flush()
     return {way: rank(ranking, target) for way, ranking in ranked_ways().items()}, exposed
 
 

@@ -13,7 +13,7 @@ or where no verdicts are read (no detector; the demo's undefended shadow), it co
 Counted over events, as it was, a click farm's target entered the top 10 of the demo's stream
 (`benchmarks/popularity.py`: rank 5-10 of ~1,000 items, in 37.8 % of genuine users' lists after
 the attack); by every account 1.8 %; by accounts past `min_events` with the farm missed 29.0 %,
-capped by every account's share 1.1 %; with the farm flagged 0.0 %. The gate's popularity
+capped by every account's share 1.1 %; with the detector's trust, streamed, 0.0 %. The gate's popularity
 baseline counts distinct users too (`training.evaluation.popularity_baseline`). Read without a
 consumer group (every scorer reads everything), so the scorer never writes the worker's tables.
 """
