@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import argparse
 import collections
+import copy
 import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -49,6 +51,10 @@ from registry.promotion import GateConfig, decide  # noqa: E402
 from streams.contract.windows import WINDOW_SCHEMA  # noqa: E402
 from streams.sources.datasets import read_ratings  # noqa: E402
 from streams.sources.simulator import simulated_events  # noqa: E402
+from training.evaluation import rank_metrics, sampled_ranks  # noqa: E402
+from training.models.popularity import PopularityRecommender  # noqa: E402
+from training.stream import trainer as trainer_module  # noqa: E402
+from training.stream.holdout import round_report as report_of_round  # noqa: E402
 from training.stream.quarantine import Quarantine  # noqa: E402
 from training.stream.state import StateStore  # noqa: E402
 from training.stream.trainer import Batch, Trainer, TrainerConfig, Verdict  # noqa: E402
@@ -105,12 +111,43 @@ def windows(events: pd.DataFrame) -> tuple[list[Batch], dict[str, pd.DataFrame]]
     return batches, files
 
 
+class Round(NamedTuple):
+    """One round: the gate's action, HR@10 of the challenger and of popularity on the round's
+    pairs, and of what was served on them: the champion's numbers (every test user scored by it),
+    and as the scorer serves (users the champion does not know get the popularity list), with the
+    share of such users."""
+
+    action: str
+    hr: float
+    popularity: float
+    served: float
+    served_as_scorer: float
+    unknown_users: float
+    known_champion: float  # HR@10 on the test users the champion knows: the champion's ...
+    known_popularity: float  # ... and popularity's on the same users (nan: none known)
+
+
+def served_as_scorer(champion, split) -> tuple[float, float, float, float]:
+    """HR@10 of what the scorer serves on the split's pairs (the champion's ranking for users it
+    knows, the popularity list, fitted on the split's training rows as the gate's baseline, for the
+    others and for everyone without a champion), the share of test users the champion does not
+    know, and on the users it knows: its HR@10 and popularity's."""
+    popular = sampled_ranks(PopularityRecommender().fit(split.train), split)
+    if champion is None:
+        return rank_metrics(popular, 10)[0], 1.0, float("nan"), float("nan")
+    known = champion.users.lookup(split.test["user"].astype(str).to_numpy()) >= 0
+    ranks = sampled_ranks(champion, split)
+    served = rank_metrics(np.where(known, ranks, popular), 10)[0]
+    return served, float(1.0 - known.mean()), rank_metrics(ranks[known], 10)[0], rank_metrics(popular[known], 10)[0]
+
+
 def one_stream(source: str, seed: int, rule: str, round_rows: int = ROUND_ROWS) -> dict:
     """Every round of one stream under one rule ("default" or a baseline): decisions, HR@10 of the
     challenger, of popularity and of what was served, on each round's split; CPU s."""
     torch.set_num_threads(1)
     batches, files = windows(stream_events(source, seed))
     gate, champion, rounds = GateConfig(popularity_floor=rule != "no-popularity-floor"), [None], []
+    served_model, splits = [None], []  # the champion as served; each round's split, as the trainer made it
 
     def on_round(model, report: dict, lineage: dict) -> Verdict:
         decision = decide(
@@ -121,10 +158,18 @@ def one_stream(source: str, seed: int, rule: str, round_rows: int = ROUND_ROWS) 
         )
         popularity = report["popularity"]["hr@10"]
         served = popularity if champion[0] is None else report["champion"]["hr@10"]
+        as_scorer = served_as_scorer(served_model[0], splits[-1])
         if decision.promoted:
             champion[0] = report["round"]
-        rounds.append((decision.action, report["hr@10"], popularity, served))
+            served_model[0] = copy.deepcopy(model)
+        rounds.append(Round(decision.action, report["hr@10"], popularity, served, *as_scorer))
         return Verdict(decision.action, report["round"], decision.reasons)
+
+    def keeping_the_split(model, split, *args, **kwargs):
+        splits.append(split)
+        return report_of_round(model, split, *args, **kwargs)
+
+    trainer_module.round_report = keeping_the_split
 
     config = TrainerConfig(
         model="apr",
@@ -171,14 +216,14 @@ def main() -> None:
         cells, kind = [], source.split(":")[0]
         for rule in rules:
             r = results[(source, seed, rule)]
-            decisions = "".join(letter[a] for a, *_ in r["rounds"])
-            _, hr, pop, _ = r["rounds"][-1]
-            cells.append(f"{decisions:>8} {hr:6.3f} / {pop:5.3f} {r['cpu_s']:7.1f}")
+            decisions = "".join(letter[x.action] for x in r["rounds"])
+            last = r["rounds"][-1]
+            cells.append(f"{decisions:>8} {last.hr:6.3f} / {last.popularity:5.3f} {r['cpu_s']:7.1f}")
             later = r["rounds"][1:]
             totals[rule][f"{kind} later"] += len(later)
-            totals[rule][f"{kind} promoted"] += sum(a == "promote" for a, *_ in later)
+            totals[rule][f"{kind} promoted"] += sum(x.action == "promote" for x in later)
             totals[rule][f"{kind} cpu"] += r["cpu_s"]
-            served[rule][kind] += [(s, pop) for _, _, pop, s in later]
+            served[rule][kind] += later
         print(f"{source:>12} {seed:>4} | {cells[0]:>44} | {cells[1]:>36}")
     new, old = rules
     for kind, name in (("sim", "simulator"), ("ml", "ML-100K")):
@@ -191,19 +236,35 @@ def main() -> None:
             f"CPU defaults / {old} {f[kind + ' cpu'] / w[kind + ' cpu']:.2f}"
         )
         ours = [(s, n) for s, n in streams if s.startswith(kind)]
-        lasts = {rule: [results[(s, n, rule)]["rounds"][-1][1] for s, n in ours] for rule in rules}
+        lasts = {rule: [results[(s, n, rule)]["rounds"][-1].hr for s, n in ours] for rule in rules}
         print(
             f"{name}: last round's HR@10, median defaults {statistics.median(lasts[new]):.3f}, "
             f"{old} (baseline) {statistics.median(lasts[old]):.3f}"
         )
-        pairs = {rule: served[rule][kind] for rule in rules}
-        below = {rule: sum(s < p for s, p in pairs[rule]) for rule in rules}
+        later = {rule: served[rule][kind] for rule in rules}
+        below = {rule: sum(x.served < x.popularity for x in later[rule]) for rule in rules}
         print(
-            f"{name}: served HR@10 over later rounds, mean defaults {statistics.mean(s for s, _ in pairs[new]):.3f}, "
-            f"{old} (baseline) {statistics.mean(s for s, _ in pairs[old]):.3f}; rounds serving worse than "
-            f"popularity on the same pairs: {below[new]} of {len(pairs[new])}, {old} {below[old]} of "
-            f"{len(pairs[old])}; popularity's own HR@10 on them, mean {statistics.mean(p for _, p in pairs[new]):.3f}"
+            f"{name}: served HR@10 over later rounds, mean defaults "
+            f"{statistics.mean(x.served for x in later[new]):.3f}, {old} (baseline) "
+            f"{statistics.mean(x.served for x in later[old]):.3f}; rounds serving worse than popularity on the "
+            f"same pairs: {below[new]} of {len(later[new])}, {old} {below[old]} of {len(later[old])}; "
+            f"popularity's own HR@10 on them, mean {statistics.mean(x.popularity for x in later[new]):.3f}"
         )
+        below = {rule: sum(x.served_as_scorer < x.popularity for x in later[rule]) for rule in rules}
+        print(
+            f"{name}: served as the scorer serves (popularity for users the champion does not know), mean "
+            f"defaults {statistics.mean(x.served_as_scorer for x in later[new]):.3f}, {old} (baseline) "
+            f"{statistics.mean(x.served_as_scorer for x in later[old]):.3f}; rounds below popularity: "
+            f"{below[new]} of {len(later[new])}, {old} {below[old]}; test users the champion did not know, "
+            f"mean share {statistics.mean(x.unknown_users for x in later[new]):.2f}"
+        )
+        known = [x for x in later[new] if x.known_champion == x.known_champion]  # rounds with a known user
+        if known:
+            print(
+                f"{name}: on the test users the champion knows (defaults, {len(known)} rounds): its HR@10 "
+                f"{statistics.mean(x.known_champion for x in known):.3f}, popularity's "
+                f"{statistics.mean(x.known_popularity for x in known):.3f}"
+            )
 
 
 if __name__ == "__main__":
