@@ -169,6 +169,8 @@ def one_stream(source: str, seed: int, rule: str, round_rows: int = ROUND_ROWS) 
         splits.append(split)
         return report_of_round(model, split, *args, **kwargs)
 
+    # The round's split is the trainer's own (its holdout of the trusted rows); seen here, and only
+    # here, so that what was served is measured on the pairs the gate judged
     trainer_module.round_report = keeping_the_split
 
     config = TrainerConfig(
