@@ -563,6 +563,12 @@ def run_demo(
     return report
 
 
+def _share(answers: list[dict], pipeline: str, which) -> float | None:
+    """The share of a pipeline's answers for which `which(answer)` holds (None: it answered nothing)."""
+    mine = [a for a in answers if a["pipeline"] == pipeline]
+    return sum(1 for a in mine if which(a)) / len(mine) if mine else None
+
+
 def _write_report(
     settings, out, state, uri, model_names, traffic, observed, flags, events, attackers, targets, attack, filler,
     dataset, records, phases, load_before,
@@ -682,6 +688,12 @@ def _write_report(
             "requests": len(traffic.requested) if traffic else 0,
             "answered": len(latencies),
             "end_to_end_ms": percentiles(np.asarray(latencies), (50, 95, 99)),
+            # no champion yet, or a user the champion does not know (the quarantine keeps new
+            # accounts out of the defended model): the answer is the popularity list
+            "from_popularity": {
+                pipeline: _share(answers, pipeline, lambda a: a.get("source") == "popularity")
+                for pipeline in ("defended", "undefended")
+            },
         },
         "sample_recommendations": [
             {k: a[k] for k in ("user_id", "items", "model_version")}

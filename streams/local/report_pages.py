@@ -79,6 +79,10 @@ def _summary_rows(report: Mapping) -> list[tuple[str, str]]:
         ("freshness p50 / p95 (s)", f"{fmt(f['p50'], 1)} / {fmt(f['p95'], 1)} ({f['events_measured']} events)"),
         ("recommendation requests answered (defended)", f"{s['answered']} of {s['requests']}"),
         (
+            "answers from the popularity list, defended / undefended",
+            " / ".join(fmt(s["from_popularity"][k], 2) for k in ("defended", "undefended")),
+        ),
+        (
             "request → answer through Kafka p50 / p95 / p99 (ms)",
             " / ".join(fmt(s["end_to_end_ms"].get(k), 1) for k in ("p50", "p95", "p99")),
         ),

@@ -52,7 +52,12 @@ def _report() -> dict:
         },  # fmt: skip
         "verdict": {"undefended_lift": 0.116, "defended_lift": 0.001, "attack_bites": True, "defence_holds": True},
         "freshness_seconds": {"p50": 20.0, "p95": 41.0, "events_measured": 30000},
-        "serving": {"requests": 2000, "answered": 1990, "end_to_end_ms": {"p50": 3.0, "p95": 9.0, "p99": 20.0}},
+        "serving": {
+            "requests": 2000,
+            "answered": 1990,
+            "end_to_end_ms": {"p50": 3.0, "p95": 9.0, "p99": 20.0},
+            "from_popularity": {"defended": 0.87, "undefended": 0.45},
+        },
         "sample_recommendations": [{"user_id": "u1", "items": ["i1", "i2"], "model_version": 1}],
         "registry": {
             "uri": "sqlite:////x/mlflow.db",
@@ -83,6 +88,7 @@ def test_markdown_report_tells_the_exposure_and_the_gate():
     assert "ADVREC_MLFLOW_TRACKING_URI=sqlite:////x/mlflow.db advrec models" in text
     assert "ε=0.25" in text  # the label comes from the settings in force, passed in the report
     assert "| champion at the end | version 1: HR@10 0.3500" in text
+    assert "| answers from the popularity list, defended / undefended | 0.87 / 0.45 |" in text
     # a short run whose every version lost to popularity says what was served instead
     none = markdown_report({**_report(), "champion": None})
     assert "| champion at the end | none promoted: the defended scorer served the trusted popularity list |" in none
