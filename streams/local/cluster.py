@@ -87,7 +87,7 @@ class LocalCluster:
                 ADVREC_MODEL_NAME=self.config.shadow_model_name,
                 ADVREC_PROMOTION="false",
                 ADVREC_SERVE_ALIAS="shadow",
-                # undefended all the way: its popularity fallback counts every account's events
+                # undefended all the way: its popularity fallback counts every account, trusted or not
                 ADVREC_SCORER_TRUSTED_POPULARITY="false",
                 ADVREC_GROUP_SUFFIX="-shadow",
                 ADVREC_RECOMMENDATIONS_TOPIC=self.shadow_recommendations_topic,
