@@ -51,8 +51,7 @@ from registry.promotion import GateConfig, decide  # noqa: E402
 from streams.contract.windows import WINDOW_SCHEMA  # noqa: E402
 from streams.sources.datasets import read_ratings  # noqa: E402
 from streams.sources.simulator import simulated_events  # noqa: E402
-from training.evaluation import rank_metrics, sampled_ranks  # noqa: E402
-from training.models.popularity import PopularityRecommender  # noqa: E402
+from training.evaluation import popularity_ranks, rank_metrics, sampled_ranks  # noqa: E402
 from training.stream import trainer as trainer_module  # noqa: E402
 from training.stream.holdout import round_report as report_of_round  # noqa: E402
 from training.stream.quarantine import Quarantine  # noqa: E402
@@ -132,7 +131,7 @@ def served_as_scorer(champion, split) -> tuple[float, float, float, float]:
     knows, the popularity list, fitted on the split's training rows as the gate's baseline, for the
     others and for everyone without a champion), the share of test users the champion does not
     know, and on the users it knows: its HR@10 and popularity's."""
-    popular = sampled_ranks(PopularityRecommender().fit(split.train), split)
+    popular = popularity_ranks(split)
     if champion is None:
         return rank_metrics(popular, 10)[0], 1.0, float("nan"), float("nan")
     known = champion.users.lookup(split.test["user"].astype(str).to_numpy()) >= 0
@@ -183,15 +182,18 @@ def one_stream(source: str, seed: int, rule: str, round_rows: int = ROUND_ROWS) 
         fresh_after_reject=rule != "warm",
     )
     started = time.process_time()
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config, StateStore(Path(tmp)), read_batch=files.__getitem__, on_round=on_round)
-        quarantine, seen = Quarantine(), collections.Counter()
-        for batch in batches:
-            seen.update(files[batch.announcement["uri"]]["user_id"])
-            trainer.offer(batch)
-            if trainer.ready():
-                quarantine.trusted = {user for user, n in seen.items() if n >= TRUSTED_AT}
-                trainer.run_round(quarantine)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(config, StateStore(Path(tmp)), read_batch=files.__getitem__, on_round=on_round)
+            quarantine, seen = Quarantine(), collections.Counter()
+            for batch in batches:
+                seen.update(files[batch.announcement["uri"]]["user_id"])
+                trainer.offer(batch)
+                if trainer.ready():
+                    quarantine.trusted = {user for user, n in seen.items() if n >= TRUSTED_AT}
+                    trainer.run_round(quarantine)
+    finally:
+        trainer_module.round_report = report_of_round
     return {"rounds": rounds, "cpu_s": time.process_time() - started}
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "leave_last_out",
     "rank_metrics",
     "popularity_baseline",
+    "popularity_ranks",
     "sampled_ranks",
     "full_ranks",
     "evaluate",
@@ -128,10 +129,15 @@ def evaluate(model: Scorer, split: Split) -> dict[str, float]:
     return {"hr@10": hr, "ndcg@10": ndcg, "recall@20": recall, "ndcg@20": ndcg20}
 
 
+def popularity_ranks(split: Split) -> np.ndarray:
+    """`sampled_ranks` of the popularity list fitted on the split's training rows (the scorer's fallback)."""
+    return sampled_ranks(PopularityRecommender().fit(split.train), split)
+
+
 def popularity_baseline(split: Split) -> dict[str, float]:
     """HR@10 and NDCG@10 (sampled, as `evaluate`) of the popularity list fitted on the split's
     training rows: the scorer's fallback, which a served model has to beat."""
-    hr, ndcg = rank_metrics(sampled_ranks(PopularityRecommender().fit(split.train), split), 10)
+    hr, ndcg = rank_metrics(popularity_ranks(split), 10)
     return {"hr@10": hr, "ndcg@10": ndcg}
 
 
