@@ -563,10 +563,10 @@ def run_demo(
     return report
 
 
-def _share(answers: list[dict], pipeline: str, which) -> float | None:
-    """The share of a pipeline's answers for which `which(answer)` holds (None: it answered nothing)."""
-    mine = [a for a in answers if a["pipeline"] == pipeline]
-    return sum(1 for a in mine if which(a)) / len(mine) if mine else None
+def _popularity_share(answers: list[dict], pipeline: str) -> float | None:
+    """The share of a pipeline's answers that were its popularity list (None: it answered nothing)."""
+    mine = [a.get("source") == "popularity" for a in answers if a["pipeline"] == pipeline]
+    return sum(mine) / len(mine) if mine else None
 
 
 def _write_report(
@@ -691,8 +691,7 @@ def _write_report(
             # no champion yet, or a user the champion does not know (the quarantine keeps new
             # accounts out of the defended model): the answer is the popularity list
             "from_popularity": {
-                pipeline: _share(answers, pipeline, lambda a: a.get("source") == "popularity")
-                for pipeline in ("defended", "undefended")
+                pipeline: _popularity_share(answers, pipeline) for pipeline in ("defended", "undefended")
             },
         },
         "sample_recommendations": [
