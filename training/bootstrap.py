@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from streams.sources.attacks import AttackPlan, parse_inject, plan_attack, summarize
-from training.evaluation import Split, evaluate, leave_last_out, poisoning_lift, popularity_baseline, robustness
+from training.evaluation import (
+    Split,
+    evaluate_as_served,
+    leave_last_out,
+    poisoning_lift,
+    popularity_baseline,
+    robustness,
+)
 from training.exposure import audit_sample, exposure_audit
 from training.models import build_model
 from training.offline import report_model
@@ -87,20 +94,22 @@ def bootstrap_round(
     split = leave_last_out(frame, seed=seed)
     model = build_model(kind, seed=seed).fit(split.train, epochs=epochs)
     report: dict[str, Any] = report_model(model, split, seed=seed)
+    # the gate compares models as served: accuracy, robustness and the probe's lift
+    report.update(evaluate_as_served(model, split), fgsm=robustness(model, split, seed=seed, served=True))
     report["eval_users"] = int(len(split.test))
     report["popularity"] = popularity_baseline(split)
     if poison:
         poisoned, targets = probe_attack(split.train, share=0.05, n_targets=5, seed=seed)
         bad = build_model(kind, seed=seed).fit(poisoned, epochs=epochs)
-        report["poisoning"] = poisoning_lift(model, bad, list(split.test["user"]), targets, k=50)
+        report["poisoning"] = poisoning_lift(model, bad, list(split.test["user"]), targets, k=50, histories=split.train)
     if champion is not None:
         report["champion"] = {
-            **evaluate(champion, split),
-            "fgsm": robustness(champion, split, seed=seed),
+            **evaluate_as_served(champion, split),
+            "fgsm": robustness(champion, split, seed=seed, served=True),
             "version": champion_version,
         }
         known = set(champion.users.ids)
         users = audit_sample([u for u in split.test["user"] if u in known], audit_users, seed)
         newcomers = set(split.train["user"].astype(str)) - known
-        report["exposure"] = exposure_audit(model, champion, users, split.train, newcomers)
+        report["exposure"] = exposure_audit(model, champion, users, split.train, newcomers, split.train)
     return model, report, split

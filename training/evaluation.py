@@ -20,6 +20,7 @@ import torch
 
 from training.models.mf import bpr_loss, implicit_pairs
 from training.models.popularity import PopularityRecommender
+from training.models.served import as_served
 from training.sampling import PairSet, sample_distinct_negatives, sample_triples
 from training.vocab import Vocabulary
 
@@ -33,6 +34,7 @@ __all__ = [
     "sampled_ranks",
     "full_ranks",
     "evaluate",
+    "evaluate_as_served",
     "fgsm_perturb",
     "robustness",
     "target_hit_rate",
@@ -129,6 +131,14 @@ def evaluate(model: Scorer, split: Split) -> dict[str, float]:
     return {"hr@10": hr, "ndcg@10": ndcg, "recall@20": recall, "ndcg@20": ndcg20}
 
 
+def evaluate_as_served(model: Scorer, split: Split) -> dict[str, float]:
+    """`evaluate` of the model as the scorer serves it: each test user ranked by the mean of its
+    training rows' item vectors (`training.models.served`), the profile the scorer would read,
+    rather than by its trained row; what the gate compares, for a stale champion and a fresh
+    challenger alike."""
+    return evaluate(as_served(model, split.train), split)
+
+
 def popularity_ranks(split: Split) -> np.ndarray:
     """`sampled_ranks` of the popularity list fitted on the split's training rows (the scorer's fallback)."""
     return sampled_ranks(PopularityRecommender().fit(split.train), split)
@@ -161,18 +171,32 @@ def fgsm_perturb(model: Any, interactions: pd.DataFrame, eps: float, seed: int =
 
 
 def robustness(
-    model: Any, split: Split, eps: tuple[float, ...] = FGSM_EPS, seed: int = 0
+    model: Any, split: Split, eps: tuple[float, ...] = FGSM_EPS, seed: int = 0, served: bool = False
 ) -> dict[str, dict[str, float]]:
-    """Sampled HR@10 / NDCG@10 after a scale-free FGSM step of each size in eps."""
+    """Sampled HR@10 / NDCG@10 after a scale-free FGSM step of each size in eps; `served`: the
+    perturbed model ranked as served (`evaluate_as_served`), to compare with its figures."""
     out = {}
     for e in eps:
-        hr, ndcg = rank_metrics(sampled_ranks(fgsm_perturb(model, split.train, e, seed), split), 10)
+        perturbed = fgsm_perturb(model, split.train, e, seed)
+        if served:
+            perturbed = as_served(perturbed, split.train)
+        hr, ndcg = rank_metrics(sampled_ranks(perturbed, split), 10)
         out[str(e)] = {"hr@10": hr, "ndcg@10": ndcg}
     return out
 
 
-def target_hit_rate(model: Any, users: list[str], targets: list[str], k: int = 50, exclude_seen: bool = True) -> float:
-    """Mean over target items of the share of the given users who get it in their top-k."""
+def target_hit_rate(
+    model: Any,
+    users: list[str],
+    targets: list[str],
+    k: int = 50,
+    exclude_seen: bool = True,
+    histories: pd.DataFrame | None = None,
+) -> float:
+    """Mean over target items of the share of the given users who get it in their top-k; with
+    `histories` (user, item), the users are served by their profiles (`training.models.served`)."""
+    if histories is not None:
+        model = as_served(model, histories[histories["user"].astype(str).isin(set(map(str, users)))])
     items, _ = model.recommend(list(users), k=k, exclude_seen=exclude_seen)
     targets = [str(t) for t in targets]
     if not len(targets) or not len(items):
@@ -180,8 +204,11 @@ def target_hit_rate(model: Any, users: list[str], targets: list[str], k: int = 5
     return float(np.mean([(items == t).any(1).mean() for t in targets]))
 
 
-def poisoning_lift(clean: Any, poisoned: Any, users: list[str], targets: list[str], k: int = 50) -> dict[str, float]:
-    """Target items' HR@k among genuine users for the clean and the poisoned model, and the lift."""
-    before = target_hit_rate(clean, users, targets, k)
-    after = target_hit_rate(poisoned, users, targets, k)
+def poisoning_lift(
+    clean: Any, poisoned: Any, users: list[str], targets: list[str], k: int = 50, histories: pd.DataFrame | None = None
+) -> dict[str, float]:
+    """Target items' HR@k among genuine users for the clean and the poisoned model, and the lift
+    (with `histories`: both served by the users' profiles, as `target_hit_rate`)."""
+    before = target_hit_rate(clean, users, targets, k, histories=histories)
+    after = target_hit_rate(poisoned, users, targets, k, histories=histories)
     return {f"hr@{k}_clean": before, f"hr@{k}_poisoned": after, "lift": after - before}

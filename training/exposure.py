@@ -1,7 +1,8 @@
 """The exposure audit: which items a challenger shows to trusted users that the champion did not, and who pushed them.
 
-An item's exposure is its share of a fixed sample of trusted users' top-K lists (unseen items
-only, as served). The audit compares challenger and champion on the same users and, for every
+An item's exposure is its share of a fixed sample of trusted users' top-K lists as the scorer
+serves them: each user ranked by its profile's mean item vector (`training.models.served`), unseen
+items only. The audit compares challenger and champion on the same users and, for every
 item whose exposure rose, the share of the round's training rows on it that came from untrusted
 (new or suspicious) accounts: a poisoning attack lifts an item with fake accounts, a genuine trend
 with established ones. The bounds are the gate's (`registry.promotion.exposure_alarms`); this
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from training.models.served import as_served
 
 __all__ = ["audit_sample", "exposure_shares", "untrusted_shares", "exposure_audit", "AUDIT_K", "AUDIT_ITEMS"]
 
@@ -55,16 +58,20 @@ def exposure_audit(
     users: list[str],
     rows: pd.DataFrame,
     untrusted: set[str],
+    histories: pd.DataFrame,
     k: int = AUDIT_K,
     keep: int = AUDIT_ITEMS,
 ) -> dict[str, Any]:
     """Exposure of both models over `users`, and the items whose exposure rose most, with who carried them.
 
     `rows` are the round's training rows (user, item); `untrusted` the accounts that are new or
-    suspicious. Returns {k, users, items: [{item, challenger, champion, carried, rows}, ...]},
-    items sorted by the rise, largest first, only rises (> 0) kept.
+    suspicious; `histories` (user, item) the users' profiles, over which both models are served.
+    Returns {k, users, items: [{item, challenger, champion, carried, rows}, ...]}, items sorted by
+    the rise, largest first, only rises (> 0) kept.
     """
-    new, old = exposure_shares(challenger, users, k), exposure_shares(champion, users, k)
+    audited = histories[histories["user"].astype(str).isin(set(users))]
+    new = exposure_shares(as_served(challenger, audited), users, k)
+    old = exposure_shares(as_served(champion, audited), users, k)
     table = pd.DataFrame({"challenger": new, "champion": old}).fillna(0.0)
     table["jump"] = table["challenger"] - table["champion"]
     risen = table[table["jump"] > 0].sort_values(["jump", "challenger"], ascending=False, kind="stable").head(keep)

@@ -189,7 +189,7 @@ class Recommendation(msgspec.Struct, frozen=True):
     scores: list[float]
     model_version: int
     served_at: float
-    source: str = "model"
+    source: str = "model"  # "profile" (the model over the user's profile), "model" (its trained row), "popularity"
 
 
 class FraudFlag(msgspec.Struct, frozen=True):

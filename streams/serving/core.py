@@ -1,9 +1,10 @@
 """The scorer's pure core: parse requests, rank items with the served model, fall back to popularity.
 
-`ScorerCore.serve` answers a micro-batch with one matrix product (known users) and a top-K per
-row; a batch reads `self.model` once, so a concurrent `swap` never mixes two versions in one
-batch, and a model is only swapped in after it is fully built (`ServingModel.from_recommender`).
-Popularity is `training.models.popularity.PopularityRecommender` (the offline baseline's class).
+`ScorerCore.serve` answers a micro-batch with one matrix product (users ranked by their profile's
+mean item vector, or by their trained row) and a top-K per row; a batch reads `self.model` once,
+so a concurrent `swap` never mixes two versions in one batch, and a model is only swapped in after
+it is fully built (`ServingModel.from_recommender`). Popularity is
+`training.models.popularity.PopularityRecommender` (the offline baseline's class).
 It must never do I/O: no Kafka, MLflow, Faust or clock access here.
 """
 
@@ -19,6 +20,7 @@ import torch
 
 from streams.contract.records import RecommendationRequest, shape_violation
 from training.models.popularity import PopularityRecommender
+from training.models.served import profile_rows
 
 __all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel", "ScorerCore"]
 
@@ -47,7 +49,7 @@ class Served:
     request: Request
     items: list[str]
     scores: list[float]
-    source: str  # "model" | "popularity"
+    source: str  # "profile" | "model" | "popularity"
     model_version: int  # 0 = popularity
 
 
@@ -157,19 +159,26 @@ class ScorerCore:
     def serve(
         self, requests: list[Request], seen: Callable[[str], Collection[str] | None] = lambda user: None
     ) -> tuple[list[Served], list[Rejected]]:
-        """Answer a batch: known users from the model, the rest from popularity; `seen` gives profile items."""
+        """Answer a batch; `seen` gives a user's profile items.
+
+        A user whose profile holds items the model knows is ranked by their mean vector (source
+        "profile": `training.models.served`, fresher than a trained row, and the only way to rank a
+        user the model never trained on); a user it trained on without such items by its row
+        ("model"); anyone else gets the popularity list.
+        """
         model = self.model  # one read: the whole batch uses one version
+        profiles = [seen(request.user_id) or () for request in requests]
         served: list[Served | None] = [None] * len(requests)
         rejected: list[Rejected] = []
-        rows: list[int] = []
-        users: list[int] = []
-        for pos, request in enumerate(requests):
-            index = model.user_index.get(request.user_id, -1) if model is not None else -1
-            if index >= 0:
-                rows.append(pos)
-                users.append(index)
-        if rows:
-            self._rank(model, requests, rows, users, seen, served)
+        ranked: list[tuple[int, int, list[int]]] = []  # (position, user index or -1, profile item indexes)
+        if model is not None:
+            for pos, request in enumerate(requests):
+                cols = [model.item_index[i] for i in profiles[pos] if i in model.item_index]
+                index = model.user_index.get(request.user_id, -1)
+                if cols or index >= 0:
+                    ranked.append((pos, index, cols))
+        if ranked:
+            self._rank(model, requests, ranked, served)
         popularity = (
             self.popularity
             if self.popularity is not None and len(self.popularity)
@@ -181,40 +190,35 @@ class ScorerCore:
             if popularity is None or not len(popularity):
                 rejected.append(Rejected("no_model", "no_model: no model and no popularity ranking to serve", request))
                 continue
-            exclude = (seen(request.user_id) or ()) if request.exclude_seen else ()
-            items, scores = popularity.top(request.k, exclude)
+            items, scores = popularity.top(request.k, profiles[pos] if request.exclude_seen else ())
             served[pos] = Served(request, items, scores, "popularity", 0)
         return [s for s in served if s is not None], rejected
 
     def _rank(
-        self,
-        model: ServingModel,
-        requests: list[Request],
-        rows: list[int],
-        users: list[int],
-        seen: Callable[[str], Collection[str] | None],
-        served: list,
+        self, model: ServingModel, requests: list[Request], ranked: list[tuple[int, int, list[int]]], served: list
     ) -> None:
-        scores = model.user_matrix[users] @ model.item_matrix_t  # (batch, n_items)
-        for row, pos in enumerate(rows):
-            request = requests[pos]
-            if request.exclude_seen:
-                scores[row, model.seen_items(users[row])] = -np.inf
-                profile = seen(request.user_id)
-                if profile:
-                    cols = [model.item_index[i] for i in profile if i in model.item_index]
-                    scores[row, cols] = -np.inf
-        k = min(max(requests[pos].k for pos in rows), model.n_items)
+        rows = np.repeat(np.arange(len(ranked)), [len(cols) for _, _, cols in ranked])
+        cols = np.fromiter((c for _, _, cs in ranked for c in cs), dtype=np.int64, count=len(rows))
+        folded, counts = profile_rows(model.item_matrix_t.T, rows, cols, len(ranked))
+        trained = model.user_matrix[np.maximum([index for _, index, _ in ranked], 0)]
+        vectors = np.where(counts[:, None] > 0, folded, trained)
+        scores = vectors @ model.item_matrix_t  # (batch, n_items)
+        for row, (pos, index, profile) in enumerate(ranked):
+            if requests[pos].exclude_seen:
+                if index >= 0:
+                    scores[row, model.seen_items(index)] = -np.inf
+                scores[row, profile] = -np.inf
+        k = min(max(requests[pos].k for pos, _, _ in ranked), model.n_items)
         # torch's top-k (a partial sort per row, best first) takes a fifth of the CPU of numpy's
         # argpartition plus an argsort of the k: on 10k items it was half of a request's cost.
         top_scores, top = (t.numpy() for t in torch.topk(torch.from_numpy(scores), k, dim=1))
-        for row, pos in enumerate(rows):
+        for row, (pos, _, _) in enumerate(ranked):
             keep = min(requests[pos].k, k)
             finite = np.isfinite(top_scores[row, :keep])
             served[pos] = Served(
                 requests[pos],
                 model.item_ids[top[row, :keep][finite]].tolist(),
                 top_scores[row, :keep][finite].astype(float).tolist(),
-                "model",
+                "profile" if counts[row] else "model",
                 model.version,
             )

@@ -19,7 +19,7 @@ __all__ = [
     "init_labels",
 ]
 
-SOURCES = ("model", "popularity")
+SOURCES = ("profile", "model", "popularity")
 REJECT_REASONS = ("bad_request", "overloaded", "timeout", "no_model")
 
 RECOMMENDATIONS = Counter("advrec_recommendations_total", "Recommendation lists served, by source.", ["source"])

@@ -44,15 +44,17 @@ def red_team_probe(
     round_no: int,
     attack: ProbeAttack = bandwagon_probe,
     kind: str = "bandwagon",
+    histories: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Train `train(new + attack)` and measure the attack's target lift over `clean` among `users`.
 
-    `attack` writes the poisoned copy; `kind` names it in the result, beside the seconds it took."""
+    `attack` writes the poisoned copy; `kind` names it in the result, beside the seconds it took;
+    `histories` (the users' profiles): both models serve the users by them, as the scorer does."""
     started = time.perf_counter()
     poisoned, targets = attack(new, share=share, n_targets=n_targets, seed=seed * 7919 + round_no)
     attack_seconds = time.perf_counter() - started
     bad = train(poisoned)
-    lift = poisoning_lift(clean, bad, users, targets, k=PROBE_K)
+    lift = poisoning_lift(clean, bad, users, targets, k=PROBE_K, histories=histories)
     return {
         **lift,
         "attack": kind,

@@ -344,7 +344,7 @@ class Trainer:
             if state.base_probe_lift is not None:  # the champion's recipe, probed when it was accepted
                 out["champion"]["poisoning"] = {"lift": state.base_probe_lift}
             untrusted = set(train_new["user"]) - trusted  # new (not established) or suspicious accounts
-            out["exposure"] = exposure_audit(model, base, audited, train_new, untrusted)
+            out["exposure"] = exposure_audit(model, base, audited, train_new, untrusted, split.train)
         if due(state.round, state.probe, cfg.probe_every):
             state.probe = red_team_probe(
                 lambda poisoned: self._train(trained_from, poisoned, replay, flagged, text)[0],
@@ -357,6 +357,7 @@ class Trainer:
                 state.round,
                 self.probe_attack,
                 cfg.probe_attack,
+                histories=split.train,
             )
             out["probe_seconds"] = state.probe["seconds"]
         if state.probe:

