@@ -563,9 +563,10 @@ def run_demo(
     return report
 
 
-def _popularity_share(answers: list[dict], pipeline: str) -> float | None:
-    """The share of a pipeline's answers that were its popularity list (None: it answered nothing)."""
-    mine = [a.get("source") == "popularity" for a in answers if a["pipeline"] == pipeline]
+def _source_share(answers: list[dict], pipeline: str, source: str) -> float | None:
+    """The share of a pipeline's answers of one `source` ("profile", "model", "popularity"; None:
+    it answered nothing)."""
+    mine = [a.get("source") == source for a in answers if a["pipeline"] == pipeline]
     return sum(mine) / len(mine) if mine else None
 
 
@@ -688,10 +689,13 @@ def _write_report(
             "requests": len(traffic.requested) if traffic else 0,
             "answered": len(latencies),
             "end_to_end_ms": percentiles(np.asarray(latencies), (50, 95, 99)),
-            # no champion yet, or a user the champion does not know (the quarantine keeps new
-            # accounts out of the defended model): the answer is the popularity list
+            # the champion over the user's profile; or no champion yet, or a user it can rank
+            # neither by profile nor by a trained row: the popularity list
+            "from_profile": {
+                pipeline: _source_share(answers, pipeline, "profile") for pipeline in ("defended", "undefended")
+            },
             "from_popularity": {
-                pipeline: _popularity_share(answers, pipeline) for pipeline in ("defended", "undefended")
+                pipeline: _source_share(answers, pipeline, "popularity") for pipeline in ("defended", "undefended")
             },
         },
         "sample_recommendations": [

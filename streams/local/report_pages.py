@@ -79,6 +79,10 @@ def _summary_rows(report: Mapping) -> list[tuple[str, str]]:
         ("freshness p50 / p95 (s)", f"{fmt(f['p50'], 1)} / {fmt(f['p95'], 1)} ({f['events_measured']} events)"),
         ("recommendation requests answered (defended)", f"{s['answered']} of {s['requests']}"),
         (
+            "answers ranked by the user's profile, defended / undefended",
+            " / ".join(fmt(s["from_profile"][k], 2) for k in ("defended", "undefended")),
+        ),
+        (
             "answers from the popularity list, defended / undefended",
             " / ".join(fmt(s["from_popularity"][k], 2) for k in ("defended", "undefended")),
         ),

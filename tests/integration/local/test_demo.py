@@ -59,8 +59,9 @@ def test_demo_writes_the_report_and_its_registry_answers(tmp_path):
     # both pipelines trained and served lists after the attack started; the shadow was never promoted
     assert exposure["lists"]["undefended"] > 0 and exposure["lists"]["defended"] > 0
     assert all(0.0 <= exposure[k] <= 1.0 for k in ("undefended", "defended"))
-    popular = report["serving"]["from_popularity"]  # both pipelines answered: each has a share
-    assert all(0.0 <= popular[k] <= 1.0 for k in ("defended", "undefended"))
+    serving = report["serving"]  # both pipelines answered: each has a share of each source
+    for source in ("from_profile", "from_popularity"):
+        assert all(0.0 <= serving[source][k] <= 1.0 for k in ("defended", "undefended"))
     pipelines = {v["pipeline"] for v in report["versions"]}
     assert pipelines == {"defended", "undefended"}
     shadow = [v for v in report["versions"] if v["pipeline"] == "undefended"]

@@ -56,7 +56,8 @@ def _report() -> dict:
             "requests": 2000,
             "answered": 1990,
             "end_to_end_ms": {"p50": 3.0, "p95": 9.0, "p99": 20.0},
-            "from_popularity": {"defended": 0.87, "undefended": 0.45},
+            "from_profile": {"defended": 0.71, "undefended": 0.52},
+            "from_popularity": {"defended": 0.17, "undefended": 0.05},
         },
         "sample_recommendations": [{"user_id": "u1", "items": ["i1", "i2"], "model_version": 1}],
         "registry": {
@@ -88,7 +89,8 @@ def test_markdown_report_tells_the_exposure_and_the_gate():
     assert "ADVREC_MLFLOW_TRACKING_URI=sqlite:////x/mlflow.db advrec models" in text
     assert "ε=0.25" in text  # the label comes from the settings in force, passed in the report
     assert "| champion at the end | version 1: HR@10 0.3500" in text
-    assert "| answers from the popularity list, defended / undefended | 0.87 / 0.45 |" in text
+    assert "| answers from the popularity list, defended / undefended | 0.17 / 0.05 |" in text
+    assert "| answers ranked by the user's profile, defended / undefended | 0.71 / 0.52 |" in text
     # a short run whose every version lost to popularity says what was served instead
     none = markdown_report({**_report(), "champion": None})
     assert "| champion at the end | none promoted: the defended scorer served the trusted popularity list |" in none
