@@ -52,6 +52,7 @@ from streams.contract.windows import WINDOW_SCHEMA  # noqa: E402
 from streams.sources.datasets import read_ratings  # noqa: E402
 from streams.sources.simulator import simulated_events  # noqa: E402
 from training.evaluation import popularity_ranks, rank_metrics, sampled_ranks  # noqa: E402
+from training.models.served import AsServed  # noqa: E402
 from training.stream import trainer as trainer_module  # noqa: E402
 from training.stream.holdout import round_report as report_of_round  # noqa: E402
 from training.stream.quarantine import Quarantine  # noqa: E402
@@ -112,32 +113,49 @@ def windows(events: pd.DataFrame) -> tuple[list[Batch], dict[str, pd.DataFrame]]
 
 class Round(NamedTuple):
     """One round: the gate's action, HR@10 of the challenger and of popularity on the round's
-    pairs, and of what was served on them: the champion's numbers (every test user scored by it),
-    and as the scorer serves (users the champion does not know get the popularity list), with the
-    share of such users."""
+    pairs, and of what was served on them: the champion's numbers in the round's report (every
+    test user ranked by the champion, as served), as the scorer serves now (users ranked by their
+    profile, `training.models.served`; popularity for those with nothing the champion can rank),
+    as it served before (the trained row, popularity for users the champion does not know), with
+    the share of such users."""
 
     action: str
     hr: float
     popularity: float
     served: float
     served_as_scorer: float
+    served_by_rows: float  # the scorer's rule before: trained rows, popularity for unknown users
     unknown_users: float
     known_champion: float  # HR@10 on the test users the champion knows: the champion's ...
     known_popularity: float  # ... and popularity's on the same users (nan: none known)
 
 
-def served_as_scorer(champion, split) -> tuple[float, float, float, float]:
-    """HR@10 of what the scorer serves on the split's pairs (the champion's ranking for users it
-    knows, the popularity list, fitted on the split's training rows as the gate's baseline, for the
-    others and for everyone without a champion), the share of test users the champion does not
-    know, and on the users it knows: its HR@10 and popularity's."""
+def served_as_scorer(champion, split) -> tuple[float, float, float, float, float]:
+    """HR@10 on the split's pairs of what the scorer serves (each user ranked by the champion over
+    its profile, the split's training rows, or by its trained row; the popularity list, fitted on
+    the split's training rows as the gate's baseline, for users it can rank neither way and for
+    everyone without a champion) and of what it served before (trained rows, popularity for users
+    the champion does not know); the share of test users the champion does not know, and on the
+    users it knows: its HR@10 and popularity's."""
     popular = popularity_ranks(split)
     if champion is None:
-        return rank_metrics(popular, 10)[0], 1.0, float("nan"), float("nan")
-    known = champion.users.lookup(split.test["user"].astype(str).to_numpy()) >= 0
+        hr = rank_metrics(popular, 10)[0]
+        return hr, hr, 1.0, float("nan"), float("nan")
+    users = split.test["user"].astype(str).to_numpy()
+    known = champion.users.lookup(users) >= 0
+    served = AsServed(champion, split.train)
+    profile = served.users.lookup(users)
+    rankable = known | ((profile >= 0) & (served.counts[np.maximum(profile, 0)] > 0))
     ranks = sampled_ranks(champion, split)
-    served = rank_metrics(np.where(known, ranks, popular), 10)[0]
-    return served, float(1.0 - known.mean()), rank_metrics(ranks[known], 10)[0], rank_metrics(popular[known], 10)[0]
+    now = rank_metrics(np.where(rankable, sampled_ranks(served, split), popular), 10)[0]
+    before = rank_metrics(np.where(known, ranks, popular), 10)[0]
+    return (
+        now,
+        before,
+        float(1.0 - known.mean()),
+        rank_metrics(ranks[known], 10)[0],
+        rank_metrics(popular[known], 10)[0],
+    )
 
 
 def one_stream(source: str, seed: int, rule: str, round_rows: int = ROUND_ROWS) -> dict:
@@ -256,11 +274,15 @@ def main() -> None:
         )
         below = {rule: sum(x.served_as_scorer < x.popularity for x in later[rule]) for rule in rules}
         print(
-            f"{name}: served as the scorer serves (popularity for users the champion does not know), mean "
-            f"defaults {statistics.mean(x.served_as_scorer for x in later[new]):.3f}, {old} (baseline) "
+            f"{name}: served as the scorer serves (users ranked by their profile), mean defaults "
+            f"{statistics.mean(x.served_as_scorer for x in later[new]):.3f}, {old} (baseline) "
             f"{statistics.mean(x.served_as_scorer for x in later[old]):.3f}; rounds below popularity: "
-            f"{below[new]} of {len(later[new])}, {old} {below[old]}; test users the champion did not know, "
-            f"mean share {statistics.mean(x.unknown_users for x in later[new]):.2f}"
+            f"{below[new]} of {len(later[new])}, {old} {below[old]}"
+        )
+        print(
+            f"{name}: served by trained rows, popularity for users the champion does not know (the scorer "
+            f"before), mean defaults {statistics.mean(x.served_by_rows for x in later[new]):.3f}; test users "
+            f"the champion did not know, mean share {statistics.mean(x.unknown_users for x in later[new]):.2f}"
         )
         known = [x for x in later[new] if x.known_champion == x.known_champion]  # rounds with a known user
         if known:
