@@ -20,7 +20,7 @@ import torch
 
 from streams.contract.records import RecommendationRequest, shape_violation
 from training.models.popularity import PopularityRecommender
-from training.models.served import profile_rows
+from training.models.served import profile_rows, stale
 
 __all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel", "ScorerCore"]
 
@@ -161,22 +161,25 @@ class ScorerCore:
     ) -> tuple[list[Served], list[Rejected]]:
         """Answer a batch; `seen` gives a user's profile items.
 
-        A user whose profile holds items the model knows is ranked by their mean vector (source
-        "profile": `training.models.served`, fresher than a trained row, and the only way to rank a
-        user the model never trained on); a user it trained on without such items by its row
-        ("model"); anyone else gets the popularity list.
+        A user whose profile holds items the model knows but did not train it on (a user it never
+        trained, too) is ranked by their mean vector (source "profile": `training.models.served`);
+        a user it trained on with no such item by its trained row ("model"); anyone else gets the
+        popularity list.
         """
         model = self.model  # one read: the whole batch uses one version
         profiles = [seen(request.user_id) or () for request in requests]
         served: list[Served | None] = [None] * len(requests)
         rejected: list[Rejected] = []
-        ranked: list[tuple[int, int, list[int]]] = []  # (position, user index or -1, profile item indexes)
+        ranked: list[tuple[int, int, list[int], bool]] = []  # (position, user index or -1, profile, fold)
         if model is not None:
             for pos, request in enumerate(requests):
                 cols = [model.item_index[i] for i in profiles[pos] if i in model.item_index]
                 index = model.user_index.get(request.user_id, -1)
-                if cols or index >= 0:
-                    ranked.append((pos, index, cols))
+                if cols:
+                    fold = stale(np.asarray(cols), model.seen_items(index) if index >= 0 else None)
+                    ranked.append((pos, index, cols, fold))
+                elif index >= 0:
+                    ranked.append((pos, index, cols, False))
         if ranked:
             self._rank(model, requests, ranked, served)
         popularity = (
@@ -195,24 +198,25 @@ class ScorerCore:
         return [s for s in served if s is not None], rejected
 
     def _rank(
-        self, model: ServingModel, requests: list[Request], ranked: list[tuple[int, int, list[int]]], served: list
+        self, model: ServingModel, requests: list[Request], ranked: list[tuple[int, int, list[int], bool]], served: list
     ) -> None:
-        rows = np.repeat(np.arange(len(ranked)), [len(cols) for _, _, cols in ranked])
-        cols = np.fromiter((c for _, _, cs in ranked for c in cs), dtype=np.int64, count=len(rows))
+        folds = [cols if fold else [] for _, _, cols, fold in ranked]
+        rows = np.repeat(np.arange(len(ranked)), [len(cols) for cols in folds])
+        cols = np.fromiter((c for cs in folds for c in cs), dtype=np.int64, count=len(rows))
         folded, counts = profile_rows(model.item_matrix_t.T, rows, cols, len(ranked))
-        trained = model.user_matrix[np.maximum([index for _, index, _ in ranked], 0)]
+        trained = model.user_matrix[np.maximum([index for _, index, _, _ in ranked], 0)]
         vectors = np.where(counts[:, None] > 0, folded, trained)
         scores = vectors @ model.item_matrix_t  # (batch, n_items)
-        for row, (pos, index, profile) in enumerate(ranked):
+        for row, (pos, index, profile, _) in enumerate(ranked):
             if requests[pos].exclude_seen:
                 if index >= 0:
                     scores[row, model.seen_items(index)] = -np.inf
                 scores[row, profile] = -np.inf
-        k = min(max(requests[pos].k for pos, _, _ in ranked), model.n_items)
+        k = min(max(requests[pos].k for pos, _, _, _ in ranked), model.n_items)
         # torch's top-k (a partial sort per row, best first) takes a fifth of the CPU of numpy's
         # argpartition plus an argsort of the k: on 10k items it was half of a request's cost.
         top_scores, top = (t.numpy() for t in torch.topk(torch.from_numpy(scores), k, dim=1))
-        for row, (pos, _, _) in enumerate(ranked):
+        for row, (pos, _, _, _) in enumerate(ranked):
             keep = min(requests[pos].k, k)
             finite = np.isfinite(top_scores[row, :keep])
             served[pos] = Served(

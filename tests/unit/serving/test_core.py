@@ -69,6 +69,15 @@ def test_a_profile_ranks_a_user_by_the_mean_of_its_items_not_its_trained_row():
     )
 
 
+def test_a_user_trained_on_everything_its_profile_holds_keeps_its_trained_row():
+    core = ScorerCore()
+    core.swap(tiny_model(1))
+    served, _ = core.serve([Request("r", "u2", 2, exclude_seen=False)], seen=lambda u: {"c", "d", "unknown-item"})
+    # u2 trained on c and d: its row (0.1, 1) ranks d (4.05), c (0.3); its profile's mean would rank c first
+    assert (served[0].items, served[0].source) == (["d", "c"], "model")
+    np.testing.assert_allclose(served[0].scores, [4.05, 0.3], rtol=1e-6)
+
+
 def test_unknown_users_get_popularity_and_nothing_to_serve_is_rejected():
     core = ScorerCore()
     served, rejected = core.serve([Request("r1", "new", 2)])

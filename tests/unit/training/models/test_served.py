@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from training.evaluation import Split, evaluate, evaluate_as_served
 from training.models import BPRRecommender, PopularityRecommender
-from training.models.served import AsServed, as_served, profile_rows
+from training.models.served import AsServed, as_served, profile_rows, stale
 from training.sampling import PairSet
 from training.vocab import Vocabulary
 
@@ -37,6 +37,26 @@ def test_profile_rows_are_each_users_mean_item_row(pairs):
         np.testing.assert_allclose(rows[user], expected, rtol=1e-6)
 
 
+@given(
+    st.lists(st.tuples(st.sampled_from(["u1", "u2", "new"]), st.sampled_from("abcdx")), min_size=1, max_size=12),
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 3)), unique=True, max_size=8),
+)
+def test_the_view_picks_the_profile_exactly_where_the_scorers_rule_says_the_row_is_stale(history, trained):
+    model = mf()
+    pairs = np.array(trained, dtype=np.int64).reshape(-1, 2)
+    model.seen = PairSet(pairs[:, 0], pairs[:, 1])
+    served = AsServed(model, pd.DataFrame(history, columns=["user", "item"]))
+    for user in served.users.ids:
+        profile = model.items.lookup([i for u, i in history if u == user])
+        profile = np.unique(profile[profile >= 0])
+        if not len(profile):
+            assert not served.stale[served.users.lookup([user])[0]]
+            continue
+        index = model.users.lookup([user])[0]
+        mine = np.array([i for u, i in trained if u == index]) if index >= 0 else None
+        assert served.stale[served.users.lookup([user])[0]] == stale(profile, mine)
+
+
 def test_users_with_a_profile_are_scored_by_its_mean_the_others_as_the_model_scores_them():
     histories = pd.DataFrame({"user": ["u1", "u1", "u2", "new"], "item": ["a", "d", "gone", "b"]})
     served = AsServed(mf(), histories)
@@ -52,6 +72,9 @@ def test_users_with_a_profile_are_scored_by_its_mean_the_others_as_the_model_sco
     model = mf()
     model.seen = PairSet(np.array([0]), np.array([2]))  # u1 trained on c: left out too
     assert AsServed(model, histories).recommend(["u1"], k=2)[0].tolist() == [["b", None]]
+    # u1 trained on a and d, all its profile holds: its trained row (1, 0) ranks it
+    model.seen = PairSet(np.array([0, 0]), np.array([0, 3]))
+    np.testing.assert_allclose(AsServed(model, histories).score(["u1"])[0], [1.0, 0.0, 2.0, -1.0])
     assert as_served(PopularityRecommender(), histories).__class__ is PopularityRecommender
 
 
