@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from itertools import repeat
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -20,7 +21,7 @@ import torch
 
 from streams.contract.records import RecommendationRequest, shape_violation
 from training.models.popularity import PopularityRecommender
-from training.models.served import profile_rows, stale
+from training.models.served import stale
 
 __all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel", "ScorerCore"]
 
@@ -139,6 +140,18 @@ class ServingModel:
         return self.seen_keys[lo:hi] & _MASK
 
 
+class _Ranked(NamedTuple):
+    """A request the model ranks: its position in the batch, the user's index (-1: untrained), the
+    model's indexes of its profile items, of the items it trained the user on (None: untrained),
+    and whether the user is ranked by its profile (its row is stale)."""
+
+    pos: int
+    user: int
+    profile: np.ndarray
+    trained: np.ndarray | None
+    fold: bool
+
+
 class ScorerCore:
     """Serves micro-batches of requests from the current model, or from popularity."""
 
@@ -170,16 +183,17 @@ class ScorerCore:
         profiles = [seen(request.user_id) or () for request in requests]
         served: list[Served | None] = [None] * len(requests)
         rejected: list[Rejected] = []
-        ranked: list[tuple[int, int, list[int], bool]] = []  # (position, user index or -1, profile, fold)
+        ranked: list[_Ranked] = []
         if model is not None:
+            known = model.item_index.get
             for pos, request in enumerate(requests):
-                cols = [model.item_index[i] for i in profiles[pos] if i in model.item_index]
+                profile = np.fromiter(map(known, profiles[pos], repeat(-1)), dtype=np.int64)
+                profile = profile[profile >= 0]
                 index = model.user_index.get(request.user_id, -1)
-                if cols:
-                    fold = stale(np.asarray(cols), model.seen_items(index) if index >= 0 else None)
-                    ranked.append((pos, index, cols, fold))
-                elif index >= 0:
-                    ranked.append((pos, index, cols, False))
+                trained = model.seen_items(index) if index >= 0 else None
+                if len(profile) or trained is not None:
+                    fold = bool(len(profile)) and stale(profile, trained)
+                    ranked.append(_Ranked(pos, index, profile, trained, fold))
         if ranked:
             self._rank(model, requests, ranked, served)
         popularity = (
@@ -197,32 +211,28 @@ class ScorerCore:
             served[pos] = Served(request, items, scores, "popularity", 0)
         return [s for s in served if s is not None], rejected
 
-    def _rank(
-        self, model: ServingModel, requests: list[Request], ranked: list[tuple[int, int, list[int], bool]], served: list
-    ) -> None:
-        folds = [cols if fold else [] for _, _, cols, fold in ranked]
-        rows = np.repeat(np.arange(len(ranked)), [len(cols) for cols in folds])
-        cols = np.fromiter((c for cs in folds for c in cs), dtype=np.int64, count=len(rows))
-        folded, counts = profile_rows(model.item_matrix_t.T, rows, cols, len(ranked))
-        trained = model.user_matrix[np.maximum([index for _, index, _, _ in ranked], 0)]
-        vectors = np.where(counts[:, None] > 0, folded, trained)
+    def _rank(self, model: ServingModel, requests: list[Request], ranked: list[_Ranked], served: list) -> None:
+        vectors = model.user_matrix[np.maximum([r.user for r in ranked], 0)]  # a copy: rows are replaced
+        for row, r in enumerate(ranked):
+            if r.fold:  # the mean of the profile's item vectors (`training.models.served`)
+                vectors[row] = model.item_matrix_t[:, r.profile].mean(axis=1)
         scores = vectors @ model.item_matrix_t  # (batch, n_items)
-        for row, (pos, index, profile, _) in enumerate(ranked):
-            if requests[pos].exclude_seen:
-                if index >= 0:
-                    scores[row, model.seen_items(index)] = -np.inf
-                scores[row, profile] = -np.inf
-        k = min(max(requests[pos].k for pos, _, _, _ in ranked), model.n_items)
+        for row, r in enumerate(ranked):
+            if requests[r.pos].exclude_seen:
+                if r.trained is not None:
+                    scores[row, r.trained] = -np.inf
+                scores[row, r.profile] = -np.inf
+        k = min(max(requests[r.pos].k for r in ranked), model.n_items)
         # torch's top-k (a partial sort per row, best first) takes a fifth of the CPU of numpy's
         # argpartition plus an argsort of the k: on 10k items it was half of a request's cost.
         top_scores, top = (t.numpy() for t in torch.topk(torch.from_numpy(scores), k, dim=1))
-        for row, (pos, _, _, _) in enumerate(ranked):
+        for row, pos in enumerate(r.pos for r in ranked):
             keep = min(requests[pos].k, k)
             finite = np.isfinite(top_scores[row, :keep])
             served[pos] = Served(
                 requests[pos],
                 model.item_ids[top[row, :keep][finite]].tolist(),
                 top_scores[row, :keep][finite].astype(float).tolist(),
-                "profile" if counts[row] else "model",
+                "profile" if ranked[row].fold else "model",
                 model.version,
             )

