@@ -2,14 +2,17 @@
 
     .venv/bin/python benchmarks/scorer.py [--rate 2000] [--warm-s 5] [--paced 20000] [--burst 10000]
                                           [--batch-max 1,32] [--fetch-wait-ms 0,5] [--swap-s 6]
-                                          [--engine auto|kafka|tansu] [--no-kafka]
+                                          [--engine auto|kafka|tansu] [--new-profile-items 5] [--no-kafka]
 
 1. In-process (`ScorerCore.serve`, what the agent calls): profile lookup + model scores + top-K,
+   each user ranked by its profile (50 items, not the 50 it trained on: its row is stale),
    single requests and micro-batches; p50/p99 per request (a batched request waits for its whole
    batch), requests/s, and CPU µs per request (this thread's CPU time: what other processes on a
    shared machine do not inflate).
 2. End to end: the embedded broker (Apache Kafka where Java runs), a synthetic 10k-item model
-   registered as champion in a sqlite MLflow store, a real `advrec scorer` process per
+   registered as champion in a sqlite MLflow store, every user's profile on the profiles changelog
+   (its 20 trained items and --new-profile-items more: ranked by its profile, as most users are
+   between two rounds; 0: by its trained row), a real `advrec scorer` process per
    `ADVREC_SCORER_BATCH_MAX` setting; requests produced and the recommendations consumed in this
    process by one asyncio client (aiokafka); latency = consumed - produced per request id, split at
    the answer's `served_at`. After the group join, --warm-s seconds paced at --rate (the scorer's
@@ -30,10 +33,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import json
 import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -192,18 +197,23 @@ def end_to_end(
     fetch_waits: tuple[int, ...] = (0,),
     swap_s: float = 0.0,
     broker_warm_up: bool = True,
+    new_profile_items: int = 5,
 ) -> tuple[dict[tuple[int, int, int], dict], dict]:
     """`scorers` real `advrec scorer` processes (one group, one partition each) per setting of
     ADVREC_SCORER_BATCH_MAX (and of ADVREC_SCORER_FETCH_WAIT_MS, in turn): paced latency, burst
     rate, their CPU per request; and the client's own round trip through the same broker at the
-    same rate (the baseline)."""
+    same rate (the baseline). Every user has a profile on the scorer's profiles changelog: its 20
+    trained items and `new_profile_items` more (> 0: its row is stale, and it is ranked by its
+    profile, as most users are between two rounds; 0: by its trained row)."""
     import pandas as pd
     import torch
+    from kafka import KafkaProducer
     from mlflow import MlflowClient
 
     from registry.model_registry import ModelRegistry
     from registry.promotion import GateConfig
     from streams.contract.records import Recommendation, RecommendationRequest, decode, encode
+    from streams.kafka.topics import ensure_topics
     from streams.local.broker import EmbeddedBroker, TansuBroker, free_port
     from streams.local.processes import AdvrecProcess, scrape_metrics
     from training.models import BPRRecommender
@@ -232,6 +242,20 @@ def end_to_end(
         swap_to, decision = registry.register_round(model, report, {"note": "benchmark: the swap"})
         if decision.promoted:
             registry.promote(version)
+
+    profiles = {
+        user: group["item"].tolist() + [f"i{x}" for x in rng.integers(0, n_items, new_profile_items)]
+        for user, group in frame.groupby("user", sort=False)
+    }
+
+    def write_profiles(bootstrap: str, topic: str, partitions: int) -> None:
+        """Every user's profile on the changelog the scorer tails (as the worker writes it)."""
+        ensure_topics(bootstrap, [topic], partitions)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+        for user, items in profiles.items():
+            producer.send(topic, key=user.encode(), value=json.dumps({"user_id": user, "items": items}).encode())
+        producer.flush()
+        producer.close()
 
     def answer_id(value: bytes) -> tuple[str, float, int]:
         answer = decode(value, Recommendation)
@@ -287,6 +311,7 @@ def end_to_end(
                 "ADVREC_RECOMMENDATIONS_TOPIC": f"{app_id}.rec",
                 "ADVREC_TOPIC_PARTITIONS": str(scorers),
             }
+            write_profiles(broker.bootstrap, f"{app_id}-profiles-changelog", scorers)
             procs = [
                 AdvrecProcess(
                     ["scorer"],
@@ -379,6 +404,13 @@ def end_to_end(
             try:
                 for proc, url in zip(procs, metrics_urls, strict=True):
                     proc.wait_http(url, 90)
+                for port in ports:  # every profile read before the load
+                    model_url = f"http://127.0.0.1:{port}/model"
+                    deadline = time.time() + 60
+                    while json.loads(urllib.request.urlopen(model_url).read()).get("profiles", 0) < len(profiles):
+                        if time.time() > deadline:
+                            raise TimeoutError(f"{model_url}: the profiles were not read in 60 s")
+                        time.sleep(0.5)
                 if scorers > 1:
                     time.sleep(15)  # let the group settle on one partition per member before the warm-up
                 r = asyncio.run(drive())
@@ -447,6 +479,12 @@ def main() -> None:
         action="store_true",
         help="measure from the broker's first scorer (by default the first setting runs once more before, apart)",
     )
+    ap.add_argument(
+        "--new-profile-items",
+        type=int,
+        default=5,
+        help="items in each user's profile beyond its 20 trained ones (0: every user is ranked by its trained row)",
+    )
     ap.add_argument("--no-kafka", action="store_true", help="only the in-process part")
     args = ap.parse_args()
     batch_maxes = [int(b) for b in args.batch_max.split(",")]
@@ -467,6 +505,7 @@ def main() -> None:
         tuple(int(w) for w in args.fetch_wait_ms.split(",")),
         args.swap_s,
         not args.no_broker_warm_up,
+        args.new_profile_items,
     )
     print(
         "\nthrough Kafka beside in-process, same run, same batch bound "
