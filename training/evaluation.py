@@ -132,10 +132,10 @@ def evaluate(model: Scorer, split: Split) -> dict[str, float]:
 
 
 def evaluate_as_served(model: Scorer, split: Split) -> dict[str, float]:
-    """`evaluate` of the model as the scorer serves it: each test user ranked by the mean of its
-    training rows' item vectors (`training.models.served`), the profile the scorer would read,
-    rather than by its trained row; what the gate compares, for a stale champion and a fresh
-    challenger alike."""
+    """`evaluate` of the model as the scorer serves it, the split's training rows as the users'
+    profiles (`training.models.served`): a test user whose trained row is stale (a profile item
+    the model did not train it on) ranked by the mean of its profile's item vectors, any other by
+    its row; what the gate compares, for a stale champion and a fresh challenger alike."""
     return evaluate(as_served(model, split.train), split)
 
 

@@ -1,8 +1,8 @@
 """The exposure audit: which items a challenger shows to trusted users that the champion did not, and who pushed them.
 
 An item's exposure is its share of a fixed sample of trusted users' top-K lists as the scorer
-serves them: each user ranked by its profile's mean item vector (`training.models.served`), unseen
-items only. The audit compares challenger and champion on the same users and, for every
+serves them (`training.models.served`: a user whose trained row is stale ranked by its profile's
+mean item vector), unseen items only. The audit compares challenger and champion on the same users and, for every
 item whose exposure rose, the share of the round's training rows on it that came from untrusted
 (new or suspicious) accounts: a poisoning attack lifts an item with fake accounts, a genuine trend
 with established ones. The bounds are the gate's (`registry.promotion.exposure_alarms`); this
