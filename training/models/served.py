@@ -75,15 +75,18 @@ class AsServed(Recommender):
         self.model = model.as_mf()
         self.items: Vocabulary = self.model.items
         pairs = histories[["user", "item"]].astype(str).drop_duplicates()
-        self.users = Vocabulary(pairs["user"])
-        u, i = self.users.lookup(pairs["user"]), self.items.lookup(pairs["item"])
+        # ids looked up once each, not once per pair (the trainer builds several views a round)
+        u, user_ids = pd.factorize(pairs["user"])
+        item_codes, item_ids = pd.factorize(pairs["item"])
+        i = self.items.lookup(item_ids)[item_codes]
+        self.users = Vocabulary(user_ids.tolist())
+        model_user = self.model.users.lookup(user_ids)
         known = i >= 0
-        rows, trained = self.model.seen.of_users(self.model.users.lookup(self.users.ids))
+        rows, trained = self.model.seen.of_users(model_user)
         self.seen = PairSet(np.concatenate([u[known], rows]), np.concatenate([i[known], trained]))
         self.item_table = self.model.net.items.detach().float().cpu().numpy()
         self.rows, self.counts = profile_rows(self.item_table, u[known], i[known], len(self.users))
         # stale: a history pair the model did not train (or a user it never trained)
-        model_user = self.model.users.lookup(self.users.ids)
         untrained = ~self.model.seen.contains(np.maximum(model_user[u[known]], 0), i[known])
         untrained |= model_user[u[known]] < 0
         self.stale = np.bincount(u[known], weights=untrained, minlength=len(self.users)) > 0
