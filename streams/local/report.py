@@ -112,6 +112,8 @@ def target_exposure(
     pipeline): a defended pipeline whose gate kept an older model (or no model: its popularity
     list) still serves after the attack.
     Before the attack, both pipelines' lists are pooled (both learnt from the same clean events).
+    `with_target_by_source`: per pipeline, the after-attack lists holding a target by the answer's
+    `source` ("profile", "model", "popularity"): which path showed the target.
     """
     targets = {str(t) for t in targets}
     before: list[Sequence[str]] = []
@@ -131,17 +133,22 @@ def target_exposure(
 
     onset_times = [float(a.get("served_at") or 0.0) for a, p, r in served if attacked(p, r)]
     t_onset = min(onset_times) if onset_times else None
+    by_source: dict[str, dict[str, int]] = {"undefended": {}, "defended": {}}
     for answer, pipeline, round_no in served:
         items = [str(i) for i in answer["items"][:10]]
         start = attack_start if round_no is None else t_onset  # round None: the popularity list
         late = start is not None and float(answer.get("served_at") or 0.0) >= start
         (after[pipeline] if attacked(pipeline, round_no) or late else before).append(items)
+        if (attacked(pipeline, round_no) or late) and targets.intersection(items):
+            source = str(answer.get("source") or ("model" if round_no is not None else "popularity"))
+            by_source[pipeline][source] = by_source[pipeline].get(source, 0) + 1
     counts = {"before_attack": len(before), **{k: len(v) for k, v in after.items()}}
     return {
         "before_attack": _shares(before, targets),
         "undefended": _shares(after["undefended"], targets),
         "defended": _shares(after["defended"], targets),
         "lists": counts,
+        "with_target_by_source": by_source,
     }
 
 

@@ -123,6 +123,18 @@ def markdown_report(report: Mapping) -> str:
             ("after: defended pipeline", exposure["defended"], exposure["lists"]["defended"]),
         ],
     )
+    by_source = exposure.get("with_target_by_source") or {}
+    shown = {
+        pipeline: ", ".join(f"{source} {n}" for source, n in sorted(counts.items())) or "none"
+        for pipeline, counts in by_source.items()
+    }
+    if shown:
+        lines += [
+            "Lists with a target after the attack, by the path that served them: "
+            + "; ".join(f"{pipeline} {text}" for pipeline, text in sorted(shown.items()))
+            + ".",
+            "",
+        ]
     lines += [
         f"Lift undefended {fmt(verdict['undefended_lift'])}, defended {fmt(verdict['defended_lift'])}: "
         f"the attack bites (undefended ≥ 5× before): **{fmt(verdict['attack_bites'])}**; the defence holds "

@@ -59,6 +59,7 @@ def test_demo_writes_the_report_and_its_registry_answers(tmp_path):
     # both pipelines trained and served lists after the attack started; the shadow was never promoted
     assert exposure["lists"]["undefended"] > 0 and exposure["lists"]["defended"] > 0
     assert all(0.0 <= exposure[k] <= 1.0 for k in ("undefended", "defended"))
+    assert set(exposure["with_target_by_source"]) == {"undefended", "defended"}  # which path showed a target
     serving = report["serving"]  # both pipelines answered: each has a share of each source
     for source in ("from_profile", "from_popularity"):
         assert all(0.0 <= serving[source][k] <= 1.0 for k in ("defended", "undefended"))

@@ -47,8 +47,9 @@ def test_histogram_quantile_interpolates_inside_a_bucket():
     assert math.isclose(histogram_quantile(0.99, {'x_bucket{le="1"}': 0.0, 'x_bucket{le="+Inf"}': 5.0}, "x"), 1.0)
 
 
-def _answer(pipeline, user, items, version, served_at=0.0):
-    return {"pipeline": pipeline, "user_id": user, "items": items, "model_version": version, "served_at": served_at}
+def _answer(pipeline, user, items, version, served_at=0.0, source=None):
+    answer = {"pipeline": pipeline, "user_id": user, "items": items, "model_version": version, "served_at": served_at}
+    return answer if source is None else {**answer, "source": source}
 
 
 def test_attack_round_is_the_first_round_that_took_an_attack_period_batch():
@@ -68,7 +69,7 @@ def test_target_exposure_splits_lists_by_the_round_that_served_them():
         _answer("defended", "g1", ["t"] + ["x"] * 10, 0, served_at=1.0),  # popularity, before the onset
         _answer("defended", "g2", ["b"], 0, served_at=3.0),  # popularity, after the attack's first event
         _answer("undefended", "att", ["t"], 3),  # an attacker's list: left out
-        _answer("undefended", "g1", ["t", "a"], 2, served_at=5.0),
+        _answer("undefended", "g1", ["t", "a"], 2, served_at=5.0, source="profile"),
         _answer("undefended", "g2", ["b", "t"], 3, served_at=6.0),
         _answer("undefended", "g2", ["b", "c"], 3, served_at=6.0),
         _answer("defended", "g1", ["b", "c"], 2, served_at=7.0),
@@ -79,6 +80,8 @@ def test_target_exposure_splits_lists_by_the_round_that_served_them():
     assert got["undefended"] == pytest.approx(2 / 3)
     assert got["defended"] == 0.0
     assert got["lists"] == {"before_attack": 3, "undefended": 3, "defended": 3}
+    # which path showed the target after the attack (an answer without a source: by its version)
+    assert got["with_target_by_source"] == {"undefended": {"profile": 1, "model": 1}, "defended": {}}
 
 
 def test_a_pre_attack_model_the_gate_kept_serving_counts_after_the_attack():
@@ -93,6 +96,7 @@ def test_a_pre_attack_model_the_gate_kept_serving_counts_after_the_attack():
     got = target_exposure(answers, ["t"], {"g"}, rounds, onset)
     assert got["lists"] == {"before_attack": 1, "undefended": 1, "defended": 2}
     assert got["before_attack"] == 0.0 and got["undefended"] == 1.0 and got["defended"] == 0.5
+    assert got["with_target_by_source"] == {"undefended": {"model": 1}, "defended": {"model": 1}}
 
 
 def test_target_exposure_without_an_attack_round_counts_everything_as_before():

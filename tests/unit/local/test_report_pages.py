@@ -49,6 +49,7 @@ def _report() -> dict:
             "undefended": 0.12,
             "defended": 0.005,
             "lists": {"before_attack": 400, "undefended": 900, "defended": 880},
+            "with_target_by_source": {"undefended": {"model": 90, "profile": 14}, "defended": {"profile": 4}},
         },  # fmt: skip
         "verdict": {"undefended_lift": 0.116, "defended_lift": 0.001, "attack_bites": True, "defence_holds": True},
         "freshness_seconds": {"p50": 20.0, "p95": 41.0, "events_measured": 30000},
@@ -90,6 +91,7 @@ def test_markdown_report_tells_the_exposure_and_the_gate():
     assert "ε=0.25" in text  # the label comes from the settings in force, passed in the report
     assert "| champion at the end | version 1: HR@10 0.3500" in text
     assert "| answers from the popularity list, defended / undefended | 0.17 / 0.05 |" in text
+    assert "by the path that served them: defended profile 4; undefended model 90, profile 14." in text
     assert "| answers ranked by the user's profile, defended / undefended | 0.71 / 0.52 |" in text
     # a short run whose every version lost to popularity says what was served instead
     none = markdown_report({**_report(), "champion": None})
