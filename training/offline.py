@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.evaluation import Split, evaluate, leave_last_out, robustness
+from training.evaluation import Split, evaluate, evaluate_as_served, leave_last_out, robustness
 from training.models import APRRecommender, BPRRecommender, build_model
 
 __all__ = ["report_model", "eval_models"]
@@ -22,10 +22,12 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def report_model(model: BPRRecommender, split: Split, seed: int = 0) -> dict[str, Any]:
-    """Accuracy, FGSM robustness, epoch and training times (APR: also of its adversarial epochs), settings."""
-    out: dict[str, Any] = dict(evaluate(model, split))
-    out["fgsm"] = robustness(model, split, seed=seed)
+def report_model(model: BPRRecommender, split: Split, seed: int = 0, served: bool = False) -> dict[str, Any]:
+    """Accuracy, FGSM robustness, epoch and training times (APR: also of its adversarial epochs), settings.
+
+    `served`: accuracy and robustness of the model as the scorer serves it (`evaluate_as_served`)."""
+    out: dict[str, Any] = dict(evaluate_as_served(model, split) if served else evaluate(model, split))
+    out["fgsm"] = robustness(model, split, seed=seed, served=served)
     out["epochs"] = len(model.epoch_seconds)
     cfg = model.config
     adversarial_from = int(round(cfg.warmup * out["epochs"])) if isinstance(model, APRRecommender) else None
