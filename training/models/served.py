@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from training.models.base import Recommender
 from training.sampling import PairSet
@@ -98,7 +99,10 @@ class AsServed(Recommender):
         folded[folded] = self.stale[index[folded]]
         out = np.empty((len(index), len(self.items)), dtype=np.float32)
         if folded.any():
-            out[folded] = self.rows[index[folded]] @ self.item_table.T
+            # torch's product, as the model's own `score`: numpy's would run on every BLAS thread,
+            # outside the trainer's one torch thread (measured: a round's CPU 1.5x its wall time)
+            rows = torch.from_numpy(self.rows[index[folded]])
+            out[folded] = (rows @ torch.from_numpy(self.item_table).T).numpy()
         if (~folded).any():
             out[~folded] = self.model.score(np.asarray(user_ids, dtype=object)[~folded])
         return out
