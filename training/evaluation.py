@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from training.frames import is_in
 from training.models.mf import bpr_loss, implicit_pairs
 from training.models.popularity import PopularityRecommender
 from training.models.served import as_served
@@ -75,7 +76,7 @@ def leave_last_out(
     sizes = order.groupby("user", sort=False)["item"].transform("size").loc[last.index]
     test = last[sizes > 1]
     held = test["user"] + "\x00" + test["item"]
-    train = df[~(df["user"] + "\x00" + df["item"]).isin(held)]
+    train = df[~is_in(df["user"] + "\x00" + df["item"], held)]
     users, items = Vocabulary(df["user"]), Vocabulary(df["item"])
     every = PairSet(users.lookup(df["user"]), items.lookup(df["item"]))
     rng = np.random.default_rng(seed)

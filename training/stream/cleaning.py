@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from training.frames import is_in
 from training.stream.offsets import OffsetRanges
 
 __all__ = [
@@ -54,7 +55,7 @@ def clean_events(
     counts["dropped_trained"] = int((done & ~suspect & ~flagged_now).sum())
     kept = events[~(suspect | flagged_now | done)]
     unique = kept.drop_duplicates("event_id", keep="first")
-    unique = unique[~unique["event_id"].isin(set(known_event_ids))]
+    unique = unique[~is_in(unique["event_id"], known_event_ids)]
     counts["dropped_duplicate"] = len(kept) - len(unique)
     counts["kept"] = len(unique)
     return unique.reset_index(drop=True), counts

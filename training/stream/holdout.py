@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from training.evaluation import Split, evaluate_as_served, leave_last_out, popularity_baseline, robustness
+from training.frames import is_in
 from training.stream.cleaning import pair_keys
 
 __all__ = ["holdout_split", "measure", "round_report"]
@@ -33,7 +34,7 @@ def holdout_split(
     """Leave-last-out on everything kept; test only trusted users whose newest pair is new and untrained."""
     split = leave_last_out(accumulated, n_negatives=negatives, seed=seed * 7919 + round_no)
     test = split.test
-    fresh = pair_keys(test).isin(set(pair_keys(new))).to_numpy()
+    fresh = is_in(pair_keys(test), pair_keys(new))
     u, i = model.users.lookup(test["user"]), model.items.lookup(test["item"])
     known = (u >= 0) & (i >= 0)
     trained = np.zeros(len(test), bool)

@@ -37,6 +37,7 @@ from streams.sources.catalog import catalog_frame
 from training.bootstrap import ProbeAttack, bandwagon_probe
 from training.evaluation import FGSM_EPS, Split
 from training.exposure import audit_sample, exposure_audit
+from training.frames import is_in
 from training.models import MODEL_KINDS, Recommender, build_model, load_recommender
 from training.stream.catalog import CatalogUpdate, ItemCatalog
 from training.stream.cleaning import (
@@ -414,13 +415,13 @@ class Trainer:
             state.round,
             trusted,
         )
-        held = set(pair_keys(split.test))
-        trained_new = ~pair_keys(new).isin(held).to_numpy()
+        held = set(pair_keys(split.test).tolist())
+        trained_new = ~is_in(pair_keys(new), held)
         arrival = events.drop_duplicates("event_id").set_index("event_id")["kafka_ts"].astype(float)
         arrivals = arrival.reindex(new["event_id"][trained_new]).dropna().to_numpy()  # released rows: unknown
-        carry = state.carry[~pair_keys(state.carry).isin(held)]
+        carry = state.carry[~is_in(pair_keys(state.carry), held)]
         train_new = pd.concat([new[trained_new], carry], ignore_index=True)
-        replay = history[~pair_keys(history).isin(held)]
+        replay = history[~is_in(pair_keys(history), held)]
         train_started = time.perf_counter()
         log.info(
             "round %d: training on %d new rows of %d batches (%s)",
