@@ -20,9 +20,11 @@
    (p50/p99 latency at that rate, the scorer's CPU per request), then a burst (requests/s, first
    produced -> last consumed) with the scorer's CPU per request from its
    `process_cpu_seconds_total`; with --swap-s, paced load again while a second model version
-   becomes champion (latency around the first answer of the new version). Baseline: the same
-   client's own produce -> consume round trip at the same rate through the same broker. The first
-   setting runs once before the measured ones, so the broker has served this traffic before, as a
+   becomes champion (latency around the first answer of the new version). Baselines: the same
+   client's own produce -> consume round trip at the same rate through the same broker, and
+   (unless --no-echo) the scorer's own app answering every request with an empty list
+   (`benchmarks/scorer_echo.py`: Kafka and Faust without the model's work), last, at the first
+   batch bound. The first setting runs once before the measured ones, so the broker has served this traffic before, as a
    long-running one has (its figures are printed too, marked as the broker's warm-up;
    --no-broker-warm-up skips it).
 3. The through-Kafka figures beside the in-process ones at the same batch bound, from this run.
@@ -35,6 +37,7 @@ import asyncio
 import atexit
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest import process_cpu_s  # noqa: E402
 
+from streams.local.processes import AdvrecProcess  # noqa: E402
 from streams.serving.core import Request, ScorerCore, ServingModel  # noqa: E402
 
 
@@ -183,6 +187,22 @@ async def round_trip(bootstrap: str, topic: str, n: int, rate: float) -> list[fl
         return [client.got[r] - client.sent[r] for r in ids if r in client.got]
 
 
+class EchoProcess(AdvrecProcess):
+    """`benchmarks/scorer_echo.py` in place of `advrec scorer`: the same environment, log and stop."""
+
+    def start(self) -> EchoProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("scorer_echo.py"))],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+
 def end_to_end(
     n_users: int,
     n_items: int,
@@ -198,13 +218,15 @@ def end_to_end(
     swap_s: float = 0.0,
     broker_warm_up: bool = True,
     new_profile_items: int = 5,
+    echo: bool = True,
 ) -> tuple[dict[tuple[int, int, int], dict], dict]:
     """`scorers` real `advrec scorer` processes (one group, one partition each) per setting of
     ADVREC_SCORER_BATCH_MAX (and of ADVREC_SCORER_FETCH_WAIT_MS, in turn): paced latency, burst
     rate, their CPU per request; and the client's own round trip through the same broker at the
     same rate (the baseline). Every user has a profile on the scorer's profiles changelog: its 20
     trained items and `new_profile_items` more (> 0: its row is stale, and it is ranked by its
-    profile, as most users are between two rounds; 0: by its trained row)."""
+    profile, as most users are between two rounds; 0: by its trained row). With `echo`, the
+    scorer's app answering empty lists runs last at the first batch bound (`baseline["echo"]`)."""
     import pandas as pd
     import torch
     from kafka import KafkaProducer
@@ -215,7 +237,7 @@ def end_to_end(
     from streams.contract.records import Recommendation, RecommendationRequest, decode, encode
     from streams.kafka.topics import ensure_topics
     from streams.local.broker import EmbeddedBroker, TansuBroker, free_port
-    from streams.local.processes import AdvrecProcess, scrape_metrics
+    from streams.local.processes import scrape_metrics
     from training.models import BPRRecommender
 
     torch.set_num_threads(1)
@@ -267,6 +289,7 @@ def end_to_end(
         return rid, user.encode(), encode(RecommendationRequest(rid, user, 10))
 
     out: dict[tuple[int, int, int], dict] = {}
+    echoed: dict | None = None
     with EmbeddedBroker(work / "kafka", log_path=work / "broker.log", engine=engine) as broker:
         tansu = isinstance(broker, TansuBroker)
         print(
@@ -283,20 +306,23 @@ def end_to_end(
         def broker_cpu_s() -> float:
             return process_cpu_s(broker.pid) if broker.pid is not None else float("nan")
 
-        settings = [(b, w) for b in batch_maxes for w in fetch_waits]
+        settings = [(b, w, False) for b in batch_maxes for w in fetch_waits]
         # A broker that has not served this traffic yet spends a third to a half more CPU per request
         # on it (278-284 against 194-211 µs in two runs; its JIT, most likely), and on 2 cores that
         # costs the scorer its p99: the setting measured first in a run had the
         # worst p99 in every run of the same setting twice. A long-running broker is warm, so the
         # first setting runs once more before the measured ones; its figures are printed, apart.
         warm_up = [settings[0]] if broker_warm_up else []
-        for n_setting, (batch_max, wait_ms) in enumerate(warm_up + settings):
+        echoes = [(batch_maxes[0], fetch_waits[0], True)] if echo else []
+        for n_setting, (batch_max, wait_ms, empty) in enumerate(warm_up + settings + echoes):
             label = "single-request" if batch_max == 1 else f"batches <={batch_max}"
             label += f", fetch wait {wait_ms} ms" if wait_ms else ""
             if n_setting < len(warm_up):
                 label += " (the broker's warm-up)"
-            elif settings.count((batch_max, wait_ms)) > 1:  # a setting run again (to see the order's effect)
+            elif settings.count((batch_max, wait_ms, empty)) > 1:  # a setting run again (to see the order's effect)
                 label += f" (#{n_setting - len(warm_up) + 1})"
+            if empty:
+                label += ", empty answers (scorer_echo.py)"
             app_id = f"bench{batch_max}w{wait_ms}n{n_setting}"
             ports = [free_port() for _ in range(scorers)]
             env = {
@@ -313,7 +339,7 @@ def end_to_end(
             }
             write_profiles(broker.bootstrap, f"{app_id}-profiles-changelog", scorers)
             procs = [
-                AdvrecProcess(
+                (EchoProcess if empty else AdvrecProcess)(
                     ["scorer"],
                     {**env, "ADVREC_SCORER_METRICS_PORT": str(port), "ADVREC_DATA_DIR": str(work / f"{app_id}-{n}")},
                     work / f"{app_id}-{n}.log",
@@ -414,7 +440,9 @@ def end_to_end(
                 if scorers > 1:
                     time.sleep(15)  # let the group settle on one partition per member before the warm-up
                 r = asyncio.run(drive())
-                if n_setting >= len(warm_up):
+                if empty:
+                    echoed = r
+                elif n_setting >= len(warm_up):
                     out[batch_max, wait_ms, n_setting] = r
                 print(
                     f"  {label:<14} paced at {rate:.0f}/s (sent {r['sent_rate']:.0f}/s): answered "
@@ -447,7 +475,7 @@ def end_to_end(
             finally:
                 for proc in procs:
                     proc.stop()
-    return out, baseline
+    return out, {**baseline, "echo": echoed}
 
 
 def main() -> None:
@@ -486,6 +514,7 @@ def main() -> None:
         help="items in each user's profile beyond its 20 trained ones (0: every user is ranked by its trained row)",
     )
     ap.add_argument("--no-kafka", action="store_true", help="only the in-process part")
+    ap.add_argument("--no-echo", action="store_true", help="skip the scorer's app answering empty lists")
     args = ap.parse_args()
     batch_maxes = [int(b) for b in args.batch_max.split(",")]
     inside = in_process(args.users, args.items, args.dim, args.requests, sorted({1, 8, 16, 32, 64, 256, *batch_maxes}))
@@ -506,6 +535,7 @@ def main() -> None:
         args.swap_s,
         not args.no_broker_warm_up,
         args.new_profile_items,
+        not args.no_echo,
     )
     print(
         "\nthrough Kafka beside in-process, same run, same batch bound "
@@ -520,6 +550,14 @@ def main() -> None:
             f"{alone['cpu_us']:4.0f} µs/request; at {args.rate:.0f}/s paced: p50 {kafka['p50_ms']:.1f} ms, "
             f"p99 {kafka['p99_ms']:.1f} ms, {kafka['paced_cpu_us']:.0f} µs/request"
             f" (the client alone: {baseline['p99_ms']:.1f} ms)"
+        )
+
+    echo = baseline["echo"]
+    if echo is not None:
+        print(
+            f"  the same app answering empty lists, batch <={batch_maxes[0]:>3}: {echo['burst_rate']:6.0f} requests/s "
+            f"burst; CPU {echo['cpu_us']:5.0f} µs/request; at {args.rate:.0f}/s paced: p50 {echo['p50_ms']:.1f} ms, "
+            f"p99 {echo['p99_ms']:.1f} ms, {echo['paced_cpu_us']:.0f} µs/request"
         )
 
 
