@@ -21,7 +21,7 @@ import torch
 
 from streams.contract.records import RecommendationRequest, shape_violation
 from training.models.popularity import PopularityRecommender
-from training.models.served import stale
+from training.models.served import profile_rows, stale
 
 __all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel", "ScorerCore"]
 
@@ -106,8 +106,13 @@ class ServingModel:
         self.item_index = {t: i for i, t in enumerate(items)}
         self.item_ids = np.asarray(items, dtype=object)
         self.user_matrix = np.ascontiguousarray(user_matrix, dtype=np.float32)
-        self.item_matrix_t = np.ascontiguousarray(np.asarray(item_matrix, dtype=np.float32).T)
+        # Both layouts: the product with every item runs a third faster on the transposed copy,
+        # and a profile's mean gathers rows, twice as fast from the row-major one.
+        self.item_matrix = np.ascontiguousarray(item_matrix, dtype=np.float32)
+        self.item_matrix_t = np.ascontiguousarray(self.item_matrix.T)
         self.seen_keys = np.sort(np.asarray(seen_keys, dtype=np.int64))
+        # where each user's trained pairs start in `seen_keys` (user u's: starts[u]:starts[u + 1])
+        self.seen_starts = np.searchsorted(self.seen_keys, np.arange(len(users) + 1, dtype=np.int64) << 31)
         counts = np.bincount(self.seen_keys & _MASK, minlength=len(items)) if len(items) else np.zeros(0)
         self.popularity = Popularity(items, counts)
 
@@ -135,9 +140,7 @@ class ServingModel:
 
     def seen_items(self, user: int) -> np.ndarray:
         """Item indexes the user trained on."""
-        lo = np.searchsorted(self.seen_keys, user << 31)
-        hi = np.searchsorted(self.seen_keys, (user + 1) << 31)
-        return self.seen_keys[lo:hi] & _MASK
+        return self.seen_keys[self.seen_starts[user] : self.seen_starts[user + 1]] & _MASK
 
 
 class _Ranked(NamedTuple):
@@ -213,26 +216,34 @@ class ScorerCore:
 
     def _rank(self, model: ServingModel, requests: list[Request], ranked: list[_Ranked], served: list) -> None:
         vectors = model.user_matrix[np.maximum([r.user for r in ranked], 0)]  # a copy: rows are replaced
-        for row, r in enumerate(ranked):
-            if r.fold:  # the mean of the profile's item vectors (`training.models.served`)
-                vectors[row] = model.item_matrix_t[:, r.profile].mean(axis=1)
+        folded = [row for row, r in enumerate(ranked) if r.fold]
+        if folded:  # each profile's mean item vector, all at once (`training.models.served`)
+            profiles = [ranked[row].profile for row in folded]
+            owners = np.repeat(np.arange(len(folded)), [len(profile) for profile in profiles])
+            vectors[folded], _ = profile_rows(model.item_matrix, owners, np.concatenate(profiles), len(folded))
         scores = vectors @ model.item_matrix_t  # (batch, n_items)
-        for row, r in enumerate(ranked):
-            if requests[r.pos].exclude_seen:
-                if r.trained is not None:
-                    scores[row, r.trained] = -np.inf
-                scores[row, r.profile] = -np.inf
+        hidden = [  # what each row leaves out: the profile's items, and the trained ones
+            (row, part)
+            for row, r in enumerate(ranked)
+            if requests[r.pos].exclude_seen
+            for part in (r.profile, r.trained)
+            if part is not None and len(part)
+        ]
+        if hidden:
+            rows = np.repeat([row for row, _ in hidden], [len(part) for _, part in hidden])
+            scores[rows, np.concatenate([part for _, part in hidden])] = -np.inf
         k = min(max(requests[r.pos].k for r in ranked), model.n_items)
         # torch's top-k (a partial sort per row, best first) takes a fifth of the CPU of numpy's
         # argpartition plus an argsort of the k: on 10k items it was half of a request's cost.
         top_scores, top = (t.numpy() for t in torch.topk(torch.from_numpy(scores), k, dim=1))
-        for row, pos in enumerate(r.pos for r in ranked):
-            keep = min(requests[pos].k, k)
-            finite = np.isfinite(top_scores[row, :keep])
-            served[pos] = Served(
-                requests[pos],
-                model.item_ids[top[row, :keep][finite]].tolist(),
-                top_scores[row, :keep][finite].astype(float).tolist(),
-                "profile" if ranked[row].fold else "model",
+        top_ids, finite, top_values = model.item_ids[top], np.isfinite(top_scores), top_scores.astype(float)
+        for row, r in enumerate(ranked):
+            keep = min(requests[r.pos].k, k)
+            shown = finite[row, :keep]
+            served[r.pos] = Served(
+                requests[r.pos],
+                top_ids[row, :keep][shown].tolist(),
+                top_values[row, :keep][shown].tolist(),
+                "profile" if r.fold else "model",
                 model.version,
             )
