@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.serving.core import Popularity, Rejected, Request, ScorerCore, ServingModel, parse_request
 
@@ -15,6 +17,22 @@ def tiny_model(version: int = 1) -> ServingModel:
     items = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [0.5, 4.0]])  # a, b, c, d
     seen = np.array([(0 << 31) + 2, (1 << 31) + 3, (1 << 31) + 2], dtype=np.int64)
     return ServingModel(version, ["u1", "u2"], ["a", "b", "c", "d"], users, items, seen)
+
+
+@given(st.integers(1, 6), st.lists(st.tuples(st.integers(0, 5), st.integers(0, 7)), max_size=40))
+def test_seen_items_are_each_users_trained_items(n_users, pairs):
+    pairs = [(u, i) for u, i in pairs if u < n_users]
+    keys = np.array(sorted({(u << 31) + i for u, i in pairs}), dtype=np.int64)
+    model = ServingModel(
+        1,
+        [f"u{u}" for u in range(n_users)],
+        [f"i{i}" for i in range(8)],
+        np.zeros((n_users, 2)),
+        np.zeros((8, 2)),
+        keys,
+    )
+    for user in range(n_users):
+        assert model.seen_items(user).tolist() == sorted({i for u, i in pairs if u == user})
 
 
 def test_parse_request_accepts_defaults_and_rejects_with_codes():
