@@ -21,7 +21,7 @@ import torch
 
 from streams.contract.records import RecommendationRequest, shape_violation
 from training.models.popularity import PopularityRecommender
-from training.models.served import profile_rows, stale
+from training.models.served import stale
 
 __all__ = ["REJECT_CODES", "Request", "Served", "Rejected", "parse_request", "Popularity", "ServingModel", "ScorerCore"]
 
@@ -216,11 +216,9 @@ class ScorerCore:
 
     def _rank(self, model: ServingModel, requests: list[Request], ranked: list[_Ranked], served: list) -> None:
         vectors = model.user_matrix[np.maximum([r.user for r in ranked], 0)]  # a copy: rows are replaced
-        folded = [row for row, r in enumerate(ranked) if r.fold]
-        if folded:  # each profile's mean item vector, all at once (`training.models.served`)
-            profiles = [ranked[row].profile for row in folded]
-            owners = np.repeat(np.arange(len(folded)), [len(profile) for profile in profiles])
-            vectors[folded], _ = profile_rows(model.item_matrix, owners, np.concatenate(profiles), len(folded))
+        for row, r in enumerate(ranked):
+            if r.fold:  # the mean of the profile's item vectors (`training.models.served`)
+                vectors[row] = model.item_matrix[r.profile].mean(axis=0)
         scores = vectors @ model.item_matrix_t  # (batch, n_items)
         hidden = [  # what each row leaves out: the profile's items, and the trained ones
             (row, part)
