@@ -37,7 +37,6 @@ import asyncio
 import atexit
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -190,17 +189,8 @@ async def round_trip(bootstrap: str, topic: str, n: int, rate: float) -> list[fl
 class EchoProcess(AdvrecProcess):
     """`benchmarks/scorer_echo.py` in place of `advrec scorer`: the same environment, log and stop."""
 
-    def start(self) -> EchoProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("scorer_echo.py"))],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
+    def command(self) -> list[str]:
+        return [sys.executable, str(Path(__file__).with_name("scorer_echo.py"))]
 
 
 def end_to_end(

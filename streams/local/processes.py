@@ -46,12 +46,16 @@ class AdvrecProcess:
         self.log_path = Path(log_path)
         self.process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        """The child's command line: `advrec <args>` under this Python."""
+        return [sys.executable, "-m", "streams.cli", *self.args]
+
     def start(self) -> AdvrecProcess:
         """Launch the child in a new process group."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", *self.args],
+            self.command(),
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
