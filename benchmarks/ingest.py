@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ingest.py [--events 200000] [--source sim|movielens|taobao] [--engines kafka,tansu]
         [--envelope 100] [--peer-python /path/to/python-with-quixstreams] [--repeat 3] [--workers 1,2,4]
-        [--detector-process]
+        [--detector-process] [--timeline]
 
 For each embedded broker engine (Apache Kafka, and Tansu, the fallback without Java), starts the
 broker, preloads the topic, then (1) drains it with a bare aiokafka consumer that only counts
@@ -21,7 +21,8 @@ changelog), on the same topic of single-event messages; (6) with `--workers 1,2,
 the envelopes sent live to that many workers in one consumer group (each count on a fresh topic).
 With `--detector-process` every worker run has the fraud detector in its own process (`advrec
 detector`, `ADVREC_FRAUD_IN_WORKER=false`): its CPU is added to the workers' and the clock waits
-for it as for any stage.
+for it as for any stage. With `--timeline` it prints, every 0.25 s of the median drained envelope
+run, the cores each process used (workers, detector, broker): when each stage works and waits.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from itertools import islice
 from pathlib import Path
@@ -49,6 +51,7 @@ from streams.sources.datasets import movielens_events, taobao_events  # noqa: E4
 from streams.sources.simulator import simulated_events  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TIMELINE_STEP_S = 0.25  # `--timeline`: how often each process's CPU is read
 
 
 def load_events(source: str, n: int):
@@ -125,6 +128,9 @@ class WorkerRun(NamedTuple):
     cpu: float
     samples: dict
     cpu_by_role: dict[str, float]
+    # with `timeline`: (seconds since the clock started, cores each role used over the step before)
+    timeline: tuple[tuple[float, dict[str, float]], ...] = ()
+    clock_s: float = 0.0  # seconds from the first processed event to the last stage's last intake
 
 
 def worker_run(
@@ -137,6 +143,7 @@ def worker_run(
     feed=None,
     workers: int = 1,
     broker_pid: int | None = None,
+    timeline: bool = False,
 ) -> WorkerRun:
     """The worker processes from the first processed event until every stage (ingest, the fraud
     detector, the item table, the windows) has taken in the last.
@@ -147,7 +154,8 @@ def worker_run(
     consumer group, as `advrec worker` scales out) needs `feed`: on a preloaded topic the first
     worker would start before the others join and the group would rebalance mid-run. With
     `ADVREC_FRAUD_IN_WORKER=false` in `env_extra` an `advrec detector` process runs beside the
-    workers, and its CPU and metrics are counted with theirs.
+    workers, and its CPU and metrics are counted with theirs. `timeline`: each role's CPU is also
+    read every `TIMELINE_STEP_S` from the processes' start to the end (where the cores go, and when).
     """
     if workers > 1 and feed is None:
         raise ValueError("several workers need `feed`: they must all hold partitions before the clock starts")
@@ -195,7 +203,20 @@ def worker_run(
         """CPU seconds of the worker processes and the detector: the broker's is not the worker's."""
         return sum(cpu for role, cpu in by_role.items() if role != "broker")
 
+    samples_cpu: list[tuple[float, dict[str, float]]] = []
+    sampling = threading.Event()
+
+    def sample_cpu() -> None:
+        while not sampling.wait(TIMELINE_STEP_S):
+            try:
+                samples_cpu.append((time.perf_counter(), cpu_by_role()))
+            except OSError:  # a process has ended: the run is over
+                return
+
     try:
+        if timeline:
+            samples_cpu.append((time.perf_counter(), cpu_by_role()))
+            threading.Thread(target=sample_cpu, daemon=True).start()
         for process, url in zip(processes, urls):
             process.wait_http(url)
         first = None
@@ -216,8 +237,6 @@ def worker_run(
                 time.sleep(0.1)
             total += len(primers)
             first = (time.perf_counter(), float(len(primers)), cpu_by_role())
-            import threading
-
             threading.Thread(target=feed, daemon=True).start()
         while True:
             try:
@@ -249,8 +268,15 @@ def worker_run(
             time.sleep(min(1.0, max(0.05, 0.3 * (total - done) / rate)) if rate > 0 else 0.05)
         n = done - first[1]
         split = {role: 1e6 * (by_role[role] - first[2][role]) / n for role in by_role}
-        return WorkerRun(n / (now - first[0]), 1e6 * (ours(by_role) - ours(first[2])) / n, samples, split)
+        sampling.set()
+        steps = tuple(
+            (t - first[0], {role: (cpu[role] - before[role]) / (t - t_before) for role in cpu})
+            for (t_before, before), (t, cpu) in zip(samples_cpu, samples_cpu[1:])
+        )
+        cpu = 1e6 * (ours(by_role) - ours(first[2])) / n
+        return WorkerRun(n / (now - first[0]), cpu, samples, split, steps, now - first[0])
     finally:
+        sampling.set()
         for process in processes:
             process.stop()
 
@@ -285,7 +311,6 @@ class PeerRun(NamedTuple):
 def peer_run(python: str, bootstrap: str, topic: str, total: int, broker_pid: int) -> PeerRun:
     """A quix-streams app counting events per user in its state, same topic (a subprocess)."""
     import subprocess
-    import threading
 
     script = Path(__file__).with_name("peer_quix.py")
     with (
@@ -361,7 +386,13 @@ def print_ratio(label: str, ratios: list[float]) -> None:
 
 
 def run_envelopes(
-    broker: KafkaBroker | TansuBroker, workdir: Path, records: list, total: int, env: dict, repeat: int = 1
+    broker: KafkaBroker | TansuBroker,
+    workdir: Path,
+    records: list,
+    total: int,
+    env: dict,
+    repeat: int = 1,
+    timeline: bool = False,
 ) -> dict:
     """The worker on envelopes: draining a preloaded topic (as every other figure here), `repeat`
     times (each a fresh app; the medians, and every run's rate), then live once (the worker started
@@ -376,9 +407,19 @@ def run_envelopes(
     ensure_topics(broker.bootstrap, ["bench-envelopes", "bench-live", "events.deadletter"], 4)
     send_raw(broker.bootstrap, "bench-envelopes", records)
     drained = [
-        worker_run(broker.bootstrap, "bench-envelopes", total, workdir / f"a{n}", env, tansu, broker_pid=broker.pid)
+        worker_run(
+            broker.bootstrap,
+            "bench-envelopes",
+            total,
+            workdir / f"a{n}",
+            env,
+            tansu,
+            broker_pid=broker.pid,
+            timeline=timeline,
+        )
         for n in range(repeat)
     ]
+    median_run = sorted(drained, key=lambda run: run.rate)[len(drained) // 2]
     live = worker_run(
         broker.bootstrap,
         "bench-live",
@@ -397,6 +438,8 @@ def run_envelopes(
         },
         live=live.rate,
         live_cpu=live.cpu,
+        timeline=median_run.timeline,
+        timeline_seconds=median_run.clock_s,
     )
 
 
@@ -441,6 +484,13 @@ def cores_busy(rate: float, cpu_by_role: dict[str, float]) -> float:
     return rate * sum(cpu_by_role.values()) / 1e6
 
 
+def print_timeline(steps: tuple, clock_s: float) -> None:
+    """The cores each process used over each step, by the step's end (0 s: the clock's start)."""
+    print(f"  cores used every {TIMELINE_STEP_S} s of the median drained run (the clock: 0 to {clock_s:.2f} s):")
+    for t, cores in steps:
+        print(f"    {t:6.2f} s  " + "  ".join(f"{role} {used:.2f}" for role, used in cores.items()))
+
+
 def by_role(cpu: dict[str, float]) -> str:
     """CPU µs/event per process role; the broker's is not in the worker's figure (it shares the cores)."""
     parts = [f"{role} {cpu[role]:.1f}" for role in ("workers", "detector", "broker") if role in cpu]
@@ -470,6 +520,11 @@ def main() -> None:
     parser.add_argument(
         "--workers", default="", help="scale-out: live runs on envelopes with these numbers of workers, e.g. 1,2,4"
     )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help=f"print the cores each process used every {TIMELINE_STEP_S} s of the median drained envelope run",
+    )
     args = parser.parse_args()
 
     events = load_events(args.source, args.events)
@@ -492,7 +547,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(Path(tmp) / "kafka", engine=engine) as broker:
             r = run_engine(broker, Path(tmp), records, env, args.repeat)
             if enveloped and not results:  # the envelope figures: first engine only, same broker
-                enveloped_run = run_envelopes(broker, Path(tmp) / "envelopes", enveloped, inputs, env, args.repeat)
+                enveloped_run = run_envelopes(
+                    broker, Path(tmp) / "envelopes", enveloped, inputs, env, args.repeat, args.timeline
+                )
         results.append(r)
         batch_n = metric_total(r["samples"], "advrec_ingest_batch_events_count")
         batch_s = metric_total(r["samples"], "advrec_ingest_batch_seconds_sum")
@@ -530,6 +587,8 @@ def main() -> None:
         )
         busy = cores_busy(r["worker"], r["cpu_by_role"])
         print(f"  cores busy (workers, detector, broker): {busy:.2f} of {os.cpu_count()}")
+        if args.timeline:
+            print_timeline(r["timeline"], r["timeline_seconds"])
         if args.peer_python:
             peer = run_peer(base["engine"], [(k, v) for k, v in records if k is not None], args.peer_python)
             print(
