@@ -1,6 +1,6 @@
 """BPR vs APR on MovieLens-100K: accuracy, scale-free FGSM robustness, epoch time; same seeds and budget.
 
-    python benchmarks/quality.py [--ratings FILE] [--seeds 0,1,2] [--epochs N] [--threads 1]
+    python benchmarks/quality.py [--ratings FILE] [--seeds 0,1,2] [--epochs N] [--threads 1] [--timing-rounds 6]
 
 Protocol: leave-last-out by timestamp, 99 sampled negatives (HR@10, NDCG@10), full ranking
 (Recall@20, NDCG@20); FGSM moves every embedding row by ε·‖row‖ along its BPR-loss gradient.
@@ -9,6 +9,8 @@ A bandwagon shilling attack (5% fake users, `training.bootstrap.bandwagon_probe`
 users, poisoned model vs clean model (`--no-poison` skips it).
 Both models use their tuned defaults (`MFConfig`, `APRConfig`) and the same epoch budget; APR spends
 the first `warmup` share of it as plain BPR. A popularity baseline is shown for scale.
+The time ratios are also measured with the two models' epochs in turn (`interleaved_epochs`), so
+that the machine's changes of speed fall on both alike.
 Runs in about a minute per seed on one core.
 """
 
@@ -50,6 +52,26 @@ def run_seed(frame: pd.DataFrame, seed: int, epochs: int | None, poison: bool) -
     return report, evaluate(PopularityRecommender().fit(split.train), split)
 
 
+def interleaved_epochs(frame: pd.DataFrame, seed: int, rounds: int) -> list[tuple[float, float, float, float]]:
+    """(BPR s, APR s, BPR CPU s, APR CPU s) of one epoch each, the two models fitted in turn `rounds` times.
+
+    The per-seed figures time BPR's whole fit, then APR's: a machine that slows down between the
+    two moves their ratio (one seed read 2.49 against 1.54-1.69 for the others, the same code).
+    Here each round fits a BPR and an all-adversarial APR (warm-up 0) for two epochs on the same
+    split, in ABBA order, and times the second epoch of each (the first allocates Adam's state).
+    """
+    train = leave_last_out(frame, seed=seed).train
+    out = []
+    for n in range(rounds):
+        times = {}
+        for kind in ("bpr", "apr") if n % 2 == 0 else ("apr", "bpr"):
+            overrides = {"warmup": 0.0} if kind == "apr" else {}
+            model = build_model(kind, seed=seed, **overrides).fit(train, epochs=2)
+            times[kind] = (model.epoch_seconds[-1], model.epoch_cpu_seconds[-1])
+        out.append((times["bpr"][0], times["apr"][0], times["bpr"][1], times["apr"][1]))
+    return out
+
+
 def mean_report(reports: list[dict]) -> dict:
     """Average the numeric leaves of several eval_models reports (one per seed)."""
     first = reports[0]
@@ -76,6 +98,12 @@ def main() -> None:
         "--keep", type=float, default=1.0, help="keep this seeded share of the interactions (a sparser dataset)"
     )
     ap.add_argument("--no-poison", action="store_true", help="skip the shilling-attack section")
+    ap.add_argument(
+        "--timing-rounds",
+        type=int,
+        default=6,
+        help="BPR and APR epochs timed in turn this many times, on the first seed's split (0: skip)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     frame = read_ratings(args.ratings)
@@ -130,6 +158,18 @@ def main() -> None:
             f"  {label}: adversarial epoch / BPR epoch {spread(epoch)}   whole budget (incl. BPR warm-up) "
             f"{spread(budget)}   BPR {bpr[f'epoch_{clock}seconds']:.3f} s/epoch, "
             f"APR adversarial {apr[f'adv_epoch_{clock}seconds']:.3f} s/epoch"
+        )
+    if args.timing_rounds:
+        pairs = interleaved_epochs(frame, seeds[0], args.timing_rounds)
+        wall = [apr_s / bpr_s for bpr_s, apr_s, _, _ in pairs]
+        cpu = [apr_c / bpr_c for _, _, bpr_c, apr_c in pairs]
+        warmup = apr["warmup"]
+        print(
+            f"  in turn ({len(pairs)} rounds, seed {seeds[0]}, one epoch of each model a round, ABBA; median "
+            f"[min-max] of the rounds' ratios): adversarial epoch / BPR epoch wall {np.median(wall):.2f} "
+            f"[{min(wall):.2f}-{max(wall):.2f}], CPU {np.median(cpu):.2f} [{min(cpu):.2f}-{max(cpu):.2f}]; "
+            f"whole budget at warm-up {warmup} ({warmup} + {1 - warmup} x the epoch ratio, CPU) "
+            f"{warmup + (1 - warmup) * np.median(cpu):.2f}"
         )
     print(
         "  accuracy beside it: "
