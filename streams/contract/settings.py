@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     tansu_workarounds: bool | None = Field(
         None, description="Apply the Tansu broker's workarounds; unset = only when the broker in use is Tansu."
     )
+    consumer_thread: bool = Field(
+        False,
+        description="Run each Faust app's Kafka consumer in a thread of its own, as Faust does, instead of on the "
+        "app's event loop. The thread keeps the group's heartbeats going while an agent blocks the loop (advrec's "
+        "agents yield every few milliseconds); it costs every fetch a hand-over between threads each way.",
+    )
 
     # Topics
     events_topic: str = "events"

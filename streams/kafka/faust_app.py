@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.exceptions import WebError
+from mode.utils.futures import maybe_async
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams.contract.settings import Settings
@@ -54,8 +55,8 @@ def processing_guarantee(settings: Settings, tansu_workarounds: bool) -> str:
     return "at_least_once" if tansu_workarounds else settings.processing_guarantee
 
 
-# Bytes per partition per fetch (Faust's default: 1 MB). A fetch is one round between the consumer
-# thread and the main loop, which is busy while an agent works through a batch. At 1 MB the one
+# Bytes per partition per fetch (Faust's default: 1 MB). A fetch is one round of the consumer's
+# fetcher, which shares the loop with agents busy working through batches. At 1 MB the one
 # partition of `fraud.events` (envelopes of up to 1,000 events, ~150 kB each) delivered ~40 of
 # them a second, fewer than ingest sent: the detector fell 3 s behind in a 200k-event run
 # (docs/broker.md). The total per fetch stays capped by aiokafka's fetch_max_bytes (50 MB).
@@ -63,8 +64,8 @@ CONSUMER_MAX_FETCH_BYTES = 16 * 1024 * 1024
 
 # How long the broker may hold a fetch that finds no new records (Faust hard-codes 1,500 ms).
 # aiokafka keeps one fetch in flight per broker, and leaves out of it the partitions whose fetched
-# records the app has not yet taken. While an agent works through a batch (Faust's consumer thread
-# fetching on), the next fetch asks only for the quiet partitions (the assignor's leader topic,
+# records the app has not yet taken. While an agent works through a batch (the fetcher fetching on
+# at each of its yields), the next fetch asks only for the quiet partitions (the assignor's leader topic,
 # idle inputs), and the broker holds it this long before the busy partitions can be fetched
 # again. A consumer fed 8,000 records/s that takes nothing 0.3 s of every 0.5 s: p99 lag 1.6-1.8 s
 # at 1,500 ms, 0.31-0.34 s at 100 ms (benchmarks/fetch_wait.py; docs/broker.md, twelfth session).
@@ -81,9 +82,46 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+class _InlineConsumerThread(_ConsumerThread):
+    """aiokafka's consumer on the app's own event loop: Faust's consumer "thread" without a thread.
+
+    Faust runs the consumer in a thread of its own so that heartbeats go on while an agent blocks
+    the loop; advrec's agents never block it for long (they yield between slices and flush
+    steps). The thread costs every fetch a hand-over each way (`call_soon_threadsafe`: a write to
+    the other loop's self-pipe and a wake-up) and the two threads' turns at the GIL.
+    """
+
+    def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
+
+    async def start(self) -> None:
+        self._thread_started.set()
+        await self._default_start()
+        await self.on_thread_started()
+
+    async def stop(self) -> None:
+        if self._started.is_set() and not self._stopped.is_set():
+            self._stopped.set()
+            await self.on_stop()
+            await self.on_thread_stop()
+            await self._default_stop_children()
+            await self._default_stop_futures()
+            await self._default_stop_exit_stacks()
+            self._shutdown.set()
+            await self.on_shutdown()
+
+    async def call_thread(self, fun: Any, *args: Any, **kwargs: Any) -> Any:
+        return await maybe_async(fun(*args, **kwargs))  # as the thread's method queue runs it
+
+    async def cast_thread(self, fun: Any, *args: Any, **kwargs: Any) -> None:
+        await maybe_async(fun(*args, **kwargs))
+
+
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        if self.app.consumer_thread:
+            return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+        return _InlineConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 class _Transport(faust_aiokafka.Transport):
@@ -95,11 +133,17 @@ class AdvrecApp(faust.App):
 
     `fetch_max_wait_ms`: how long the broker may hold a fetch that finds nothing new;
     `fetch_min_bytes`: how much it waits for (1: it answers as soon as anything is there).
-    Set them before the app starts (the scorer sets its own).
+    Set them before the app starts (the scorer sets its own). `consumer_thread`: the consumer in
+    a thread of its own (Faust's way) rather than on the app's loop (`_InlineConsumerThread`).
     """
 
     fetch_max_wait_ms: int = CONSUMER_FETCH_MAX_WAIT_MS
     fetch_min_bytes: int = 1
+    consumer_thread: bool = False
+
+    def __init__(self, *args: Any, consumer_thread: bool = False, **kwargs: Any) -> None:
+        self.consumer_thread = consumer_thread  # before Faust builds the consumer (at start)
+        super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -115,7 +159,7 @@ def app_options(
     tables: bool = True,
     producer_linger_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Keyword arguments of `faust.App` for an advrec process against `bootstrap` (host:port[,...]).
+    """Keyword arguments of `AdvrecApp` for an advrec process against `bootstrap` (host:port[,...]).
 
     `producer_linger_s`: how long the producer waits to fill a batch. 0 (Faust's default) sends
     at once, the scorer's need; a worker that writes thousands of changelog records per batch
@@ -149,6 +193,7 @@ def app_options(
         web_host=settings.web_host or socket.gethostname(),
         web_port=web_port,
         datadir=datadir,
+        consumer_thread=settings.consumer_thread,
         **quirks,
     )
 

@@ -30,8 +30,8 @@ from streams.serving.watcher import ModelWatcher
 __all__ = ["BatchSender", "create_scorer_app", "observe_freshness"]
 
 # The broker answers a fetch of requests as soon as one is there (`fetch_min_bytes` 1) and holds
-# one that finds none for at most this long: at 2,000 requests/s that is a fetch, a hand-over
-# between the consumer's thread and the event loop and a drain of 1-5 records every 0.5-1 ms.
+# one that finds none for at most this long: at 2,000 requests/s that is a fetch and a drain of
+# 1-5 records every 0.5-1 ms.
 FETCH_MAX_WAIT_MS = 10
 # With `scorer_fetch_wait_ms`, a fetch waits for this much data or that long: more than requests
 # fill in any wait worth setting, so the wait is what bounds it.

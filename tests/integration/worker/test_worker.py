@@ -95,26 +95,31 @@ def _comparable(profile: dict) -> dict:
     return {k: v for k, v in profile.items() if k != "item_popularity_mean"}
 
 
-@pytest.fixture(params=["kafka", "tansu"])
+@pytest.fixture(params=["kafka", "kafka-consumer-thread", "tansu"])
 def any_broker(request, kafka_broker):
-    """The session's Apache Kafka, and a Tansu broker (the fallback without Java, with its workarounds)."""
+    """(bootstrap, worker settings, a name for the case's topics): the session's Apache Kafka with the
+    consumer on the worker's loop and in a thread of its own (as Faust runs it; its own topics on
+    the shared broker), and a Tansu broker (the fallback without Java, with its workarounds)."""
     if request.param == "kafka":
-        yield kafka_broker, {}
-        return
-    with TansuBroker() as tansu:
-        yield tansu.bootstrap, {"ADVREC_TANSU_WORKAROUNDS": "1"}
+        yield kafka_broker, {}, "acct"
+    elif request.param == "kafka-consumer-thread":
+        yield kafka_broker, {"ADVREC_CONSUMER_THREAD": "true"}, "acct-thread"
+    else:
+        with TansuBroker() as tansu:
+            yield tansu.bootstrap, {"ADVREC_TANSU_WORKAROUNDS": "1"}, "acct"
 
 
 def test_valid_and_invalid_events_are_all_accounted_for(any_broker, tmp_path):
-    kafka_broker, quirks = any_broker
+    kafka_broker, quirks, name = any_broker
+    topic = f"{name}-events"
     events = list(simulated_events(n_events=1500, n_users=120, n_items=300, seed=3))
-    worker, base = _worker(tmp_path, kafka_broker, "acct", "acct-events", quirks)
+    worker, base = _worker(tmp_path, kafka_broker, name, topic, quirks)
     worker.start()
     try:
         worker.wait_http(f"{base}/metrics")
-        produce_events(kafka_broker, "acct-events", events[:700])
-        send_raw(kafka_broker, "acct-events", [(b"u1", payload) for payload in BAD_PAYLOADS])
-        produce_events(kafka_broker, "acct-events", events[700:])
+        produce_events(kafka_broker, topic, events[:700])
+        send_raw(kafka_broker, topic, [(b"u1", payload) for payload in BAD_PAYLOADS])
+        produce_events(kafka_broker, topic, events[700:])
         total = len(events) + len(BAD_PAYLOADS)
         wait_for(lambda: _processed(base) >= total, 90, "all inputs processed", worker)
 
@@ -136,10 +141,10 @@ def test_valid_and_invalid_events_are_all_accounted_for(any_broker, tmp_path):
             return len(lag) == 4 and all(v == 0 for v in lag.values()) and lag
 
         lag = wait_for(lag_drained, 30, "consumer lag exported for 4 partitions and drained", worker)
-        assert all('topic="acct-events"' in k for k in lag)
+        assert all(f'topic="{topic}"' in k for k in lag)
 
         consumer = KafkaConsumer(
-            "acct-events.deadletter",
+            f"{topic}.deadletter",
             bootstrap_servers=kafka_broker,
             auto_offset_reset="earliest",
             consumer_timeout_ms=5000,
@@ -150,7 +155,7 @@ def test_valid_and_invalid_events_are_all_accounted_for(any_broker, tmp_path):
         assert Counter(letter["code"] for letter in letters) == Counter(BAD_PAYLOADS.values())
         for letter in letters:
             assert letter["reason"].startswith(letter["code"] + ":")
-            assert letter["topic"] == "acct-events" and letter["offset"] >= 0 and letter["raw"]
+            assert letter["topic"] == topic and letter["offset"] >= 0 and letter["raw"]
     finally:
         worker.stop()
 
