@@ -217,8 +217,9 @@ class ScorerCore:
     def _rank(self, model: ServingModel, requests: list[Request], ranked: list[_Ranked], served: list) -> None:
         vectors = model.user_matrix[np.maximum([r.user for r in ranked], 0)]  # a copy: rows are replaced
         for row, r in enumerate(ranked):
-            if r.fold:  # the mean of the profile's item vectors (`training.models.served`)
-                vectors[row] = model.item_matrix[r.profile].mean(axis=0)
+            if r.fold:  # the mean of the profile's item vectors (`training.models.served`); a take and a
+                # reduce cost a third of `mean`'s wrappers on a 50-item profile (3.6 against 10.6 µs)
+                vectors[row] = np.add.reduce(model.item_matrix.take(r.profile, axis=0), axis=0) / len(r.profile)
         scores = vectors @ model.item_matrix_t  # (batch, n_items)
         hidden = [  # what each row leaves out: the profile's items, and the trained ones
             (row, part)
