@@ -118,11 +118,11 @@ def main() -> None:
         send_raw(broker.bootstrap, topic, records)
         for guarantee in GUARANTEES:
             work = Path(tmp) / guarantee
-            rate, cpu, _, _ = worker_run(
+            run = worker_run(
                 broker.bootstrap, topic, len(records), work / "rate", {"ADVREC_PROCESSING_GUARANTEE": guarantee}
             )
             crash = crash_run(broker.bootstrap, guarantee, crash_events, work / "crash")
-            results[guarantee] = dict(rate=rate, cpu=cpu, **crash)
+            results[guarantee] = dict(rate=run.rate, cpu=run.cpu, **crash)
 
     print(f"source={args.source} throughput events={len(records)} crash events={len(crash_events)} (Apache Kafka)")
     print(
