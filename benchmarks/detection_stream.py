@@ -55,7 +55,8 @@ def main() -> None:
                     "ADVREC_FRAUD_ENABLED": "true" if mode == "on" else "false",
                     "ADVREC_APP_ID": f"bench-{mode}-{k}-{int(time.time())}",
                 }
-                rate, cpu, samples, _ = worker_run(broker.bootstrap, topic, len(records), workdir, env)
+                run = worker_run(broker.bootstrap, topic, len(records), workdir, env)
+                rate, cpu, samples = run.rate, run.cpu, run.samples
                 rates[mode].append(rate)
                 cpus[mode].append(cpu)
                 print(f"run {k} fraud {mode:3}: {rate:8.0f} events/s wall, {cpu:6.1f} us/event CPU", flush=True)
