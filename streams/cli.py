@@ -48,12 +48,25 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module_name), attr)
 
     def invoke(self, ctx: click.Context):
+        from pydantic import ValidationError
+
         from streams.contract.errors import UserError
 
         try:
             return super().invoke(ctx)
         except UserError as exc:  # the user can fix it: say what, without a traceback
             raise click.ClickException(str(exc)) from None
+        except ValidationError as exc:  # a setting out of its domain (the only pydantic model is Settings)
+            raise click.ClickException(settings_problems(exc)) from None
+
+
+def settings_problems(exc) -> str:
+    """One line per rejected setting, named as it is set (`ADVREC_…`), with pydantic's reason."""
+    lines = []
+    for error in exc.errors():
+        name = "ADVREC_" + "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{name}={error.get('input')!r}: {error['msg']}")
+    return "bad settings:\n" + "\n".join(lines)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

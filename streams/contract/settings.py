@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     )
     processing_guarantee: str = Field(
         "at_least_once",
-        description="Faust's processing guarantee: at_least_once (idempotent updates) "
-        "or exactly_once (transactions; Apache Kafka only).",
+        description="at_least_once, the only guarantee advrec runs: inputs may be read again after a "
+        "crash, and every update is idempotent (docs/broker.md#processing-guarantee). exactly_once is refused.",
     )
     group_session_timeout_s: float = Field(
         10.0,
@@ -264,6 +264,25 @@ class Settings(BaseSettings):
     fraud_full_flush_s: float = Field(
         60.0, description="Seconds between full rescores of every user (only if events arrived)."
     )
+
+    @field_validator("processing_guarantee")
+    @classmethod
+    def _at_least_once(cls, value: str) -> str:
+        # Faust's exactly-once puts each output in the transaction of its *destination* partition
+        # and commits a transaction with the offsets of the input partition of the same number. The
+        # one partition of fraud.events is never an input with offsets to commit in that
+        # transaction, so its records stayed uncommitted and the detector never saw one (measured:
+        # docs/broker.md#processing-guarantee).
+        if value == "exactly_once":
+            raise ValueError(
+                "exactly_once is not supported: Faust's transactions assume each output goes to the "
+                "partition of its input, and the worker's topics do not (fraud.events has one partition, "
+                "item deltas are keyed by item), so a worker with it never fed the fraud detector. advrec "
+                "runs at_least_once with idempotent updates (docs/broker.md#processing-guarantee)."
+            )
+        if value != "at_least_once":
+            raise ValueError(f"must be at_least_once, not {value!r}")
+        return value
 
     @property
     def valid_topic(self) -> str:

@@ -1,8 +1,8 @@
 """What every advrec Faust app shares: broker options, the `/metrics` page, and how a worker process runs.
 
 Every Faust app (the stream worker, the detector process and the scorer) is an `AdvrecApp` built
-from these, so the broker's quirks, the consumer's fetch bounds, group timeouts and the processing
-guarantee are decided in one place.
+from these, so the broker's quirks, the consumer's fetch bounds and group timeouts are decided in
+one place. Every app is at-least-once (Faust's default; `Settings.processing_guarantee`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ __all__ = [
     "CONSUMER_FETCH_MAX_WAIT_MS",
     "table_view",
     "app_options",
-    "processing_guarantee",
     "add_metrics_page",
     "run_worker",
     "hold",
@@ -44,15 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-def processing_guarantee(settings: Settings, tansu_workarounds: bool) -> str:
-    """Faust's processing guarantee: as configured, but at-least-once on Tansu (it has no transactions)."""
-    if settings.processing_guarantee not in ("at_least_once", "exactly_once"):
-        raise ValueError(
-            f"processing_guarantee must be at_least_once or exactly_once, not {settings.processing_guarantee!r}"
-        )
-    return "at_least_once" if tansu_workarounds else settings.processing_guarantee
 
 
 # Bytes per partition per fetch (Faust's default: 1 MB). A fetch is one round of the consumer's
@@ -155,7 +145,6 @@ def app_options(
     tansu_workarounds: bool,
     web_port: int,
     datadir: str,
-    guarantee: str = "at_least_once",
     tables: bool = True,
     producer_linger_s: float = 0.0,
 ) -> dict[str, Any]:
@@ -187,7 +176,6 @@ def app_options(
         store="memory://",
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,
-        processing_guarantee=guarantee,
         web_enabled=True,
         web_bind=settings.web_bind,
         web_host=settings.web_host or socket.gethostname(),
@@ -334,9 +322,8 @@ class Changelogs:
 
     `bulk`: `write` puts a batch's rows into the table's store and sends their changelog records
     straight to aiokafka, one produce batch per partition, instead of one Faust send per row (a
-    future, a buffer hop, two callbacks and sensors each). Only for at-least-once on a broker that
-    counts offsets right: under exactly-once a write must go through Faust's transactions, and
-    Tansu needs one record per produce batch (`app_options`).
+    future, a buffer hop, two callbacks and sensors each). Only on a broker that counts offsets
+    right: Tansu needs one record per produce batch (`app_options`).
     """
 
     def __init__(self, tables, bulk: bool = False) -> None:

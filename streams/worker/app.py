@@ -24,7 +24,7 @@ from typing import Any
 import faust
 
 from streams.contract.settings import Settings
-from streams.kafka.faust_app import AdvrecApp, Changelogs, add_metrics_page, app_options, processing_guarantee
+from streams.kafka.faust_app import AdvrecApp, Changelogs, add_metrics_page, app_options
 from streams.worker import catalog_agent, fraud_agent, ingest_agent, item_agent, metrics, window_agent
 from streams.worker.validation import ValidationLimits
 
@@ -147,7 +147,6 @@ class DetectorTopology:
 
 def _faust_app(app_id: str, web_port: int, settings: Settings, bootstrap: str, tansu_workarounds: bool):
     """(the Faust app, whether its table writes go in bulk) of a worker or of the detector process."""
-    guarantee = processing_guarantee(settings, tansu_workarounds)
     app = AdvrecApp(
         app_id,
         **app_options(
@@ -156,7 +155,6 @@ def _faust_app(app_id: str, web_port: int, settings: Settings, bootstrap: str, t
             tansu_workarounds,
             web_port,
             str(settings.data_dir / "faust"),
-            guarantee=guarantee,
             producer_linger_s=PRODUCER_LINGER_S,
         ),
         stream_buffer_maxsize=max(4_096, 2 * settings.batch_max_events),
@@ -165,7 +163,7 @@ def _faust_app(app_id: str, web_port: int, settings: Settings, bootstrap: str, t
         # a rebalance must not wait for them.
         stream_wait_empty=False,
     )
-    return app, guarantee == "at_least_once" and not tansu_workarounds
+    return app, not tansu_workarounds
 
 
 def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:

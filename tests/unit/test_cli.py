@@ -81,3 +81,23 @@ def test_the_detector_process_refuses_to_run_beside_workers_that_run_the_detecto
     ):
         result = CliRunner().invoke(main, ["detector"], env=env)
         assert result.exit_code == 2 and "ADVREC_FRAUD_IN_WORKER=false" in result.output, result.output
+
+
+def test_exactly_once_is_refused_with_its_reason():
+    result = CliRunner().invoke(main, ["worker"], env={"ADVREC_PROCESSING_GUARANTEE": "exactly_once"})
+    assert result.exit_code != 0
+    assert "ADVREC_PROCESSING_GUARANTEE='exactly_once'" in result.output and "not supported" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_setting_is_named_as_it_is_set():
+    result = CliRunner().invoke(main, ["scorer"], env={"ADVREC_TOPIC_PARTITIONS": "four"})
+    assert result.exit_code != 0 and "ADVREC_TOPIC_PARTITIONS='four'" in result.output
+
+
+def test_at_least_once_is_the_guarantee(monkeypatch):
+    from streams.contract.settings import Settings
+
+    assert Settings().processing_guarantee == "at_least_once"
+    monkeypatch.setenv("ADVREC_PROCESSING_GUARANTEE", "at_least_once")
+    assert Settings().processing_guarantee == "at_least_once"
