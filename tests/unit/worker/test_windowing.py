@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
@@ -124,6 +125,19 @@ def test_parquet_round_trip_keeps_schema_nulls_and_values(tmp_path):
     assert table.to_pylist() == window.rows
     assert table.column("session_id").to_pylist() == [None, None]
     assert pq.read_schema(tmp_path / "windows" / window.path).metadata[b"advrec.format"] == b"advrec.window/1"
+
+
+def test_an_object_store_gets_the_window_whole_under_its_path():
+    # pyarrow's in-memory "mock://" filesystem is not a local one: the object-store branch (no temp
+    # name, no rename), as for s3:// or gs://. Each from_uri makes a new one, so read through the store's.
+    store = WindowStore("mock:///bucket/windows")
+    window = _window([3, 4], kind="rating", value=4.0)
+    uri = store.write(window.path, window_table(window))
+    assert uri == f"mock:///bucket/windows/{window.path}"
+    listed = store.fs.get_file_info(pafs.FileSelector("bucket/windows", recursive=True))
+    assert [f.path for f in listed if f.type == pafs.FileType.File] == [f"bucket/windows/{window.path}"]
+    table = pq.read_table(f"bucket/windows/{window.path}", filesystem=store.fs, schema=WINDOW_SCHEMA)
+    assert table.to_pylist() == window.rows
 
 
 def test_rewriting_a_window_replaces_the_same_file_and_leaves_no_temp_file(tmp_path):
