@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.web.exceptions import WebError
 from mode.utils.futures import maybe_async
@@ -51,6 +52,10 @@ log = logging.getLogger(__name__)
 # them a second, fewer than ingest sent: the detector fell 3 s behind in a 200k-event run
 # (docs/broker.md). The total per fetch stays capped by aiokafka's fetch_max_bytes (50 MB).
 CONSUMER_MAX_FETCH_BYTES = 16 * 1024 * 1024
+
+# Bytes per produce batch of an app that writes thousands of changelog records per batch (and of
+# the bulk writes on Tansu, whose producer is otherwise capped at one record per batch).
+BULK_BATCH_BYTES = 256 * 1024
 
 # How long the broker may hold a fetch that finds no new records (Faust hard-codes 1,500 ms).
 # aiokafka keeps one fetch in flight per broker, and leaves out of it the partitions whose fetched
@@ -162,14 +167,15 @@ def app_options(
         consumer_max_fetch_size=CONSUMER_MAX_FETCH_BYTES,
     )
     if producer_linger_s:
-        quirks.update(producer_linger=producer_linger_s, producer_max_batch_size=256 * 1024)
+        quirks.update(producer_linger=producer_linger_s, producer_max_batch_size=BULK_BATCH_BYTES)
     if tansu_workarounds:
         # Tansu's group join waits half the session timeout: keep it short.
         quirks.update(broker_session_timeout=6, broker_heartbeat_interval=1, broker_rebalance_timeout=6)
         if tables:
             # Tansu reports a partition's end offset as its last *batch's* base offset + 1, so Faust
-            # would stop changelog recovery short: one record per batch keeps end offsets exact.
-            # (An app without tables skips it: it caps sends at one round trip each.)
+            # would stop changelog recovery short: one record per batch keeps end offsets exact for
+            # Faust's own table sends (the bulk writes end each write with a one-record batch
+            # instead: `Changelogs`). An app without tables skips it: it caps sends at one round trip each.
             quirks["producer_max_batch_size"] = 1
     return dict(
         broker=",".join(f"kafka://{host}" for host in bootstrap.split(",")),
@@ -320,15 +326,21 @@ class Changelogs:
     `test_fraud_stream`'s kill -9 test lost 9 events of one profile in 2 of 11 runs). So `release`
     waits for the records themselves (`delivered`), not for Faust's flush.
 
-    `bulk`: `write` puts a batch's rows into the table's store and sends their changelog records
-    straight to aiokafka, one produce batch per partition, instead of one Faust send per row (a
-    future, a buffer hop, two callbacks and sensors each). Only on a broker that counts offsets
-    right: Tansu needs one record per produce batch (`app_options`).
+    `write` puts a batch's rows into the table's store and sends their changelog records straight
+    to aiokafka, one produce batch per partition, instead of one Faust send per row (a future, a
+    buffer hop, two callbacks and sensors each).
+
+    `single_record_tail` (Tansu): Tansu reports a partition's end offset as its last *batch's*
+    base offset + 1, so after a batch of many records Faust's recovery would stop short of them.
+    Each write then ends, per partition, with one more batch holding one record: its last row
+    again (the same key and value, harmless to every reader), so the end offset is exact once the
+    write is delivered, which is before its input is acknowledged. (Faust's own table sends, of the
+    tables not written here, get one record per batch on Tansu: `app_options`.)
     """
 
-    def __init__(self, tables, bulk: bool = False) -> None:
+    def __init__(self, tables, single_record_tail: bool = False) -> None:
         self.tables = list(tables)
-        self.bulk = bulk
+        self.single_record_tail = single_record_tail
         self.undelivered: set[asyncio.Future] = set()
         self._last_send: dict[tuple[str, int], asyncio.Future] = {}  # per changelog partition
         for table in self.tables:
@@ -364,30 +376,41 @@ class Changelogs:
         """
         if not rows:
             return
-        if not self.bulk:
-            for key, value in rows.items():
-                table[key] = value
-            return
         if (table.key_serializer, table.value_serializer) != ("raw", "raw"):
             raise TypeError(f"bulk writes need a table of raw bytes; {table.name} is not")
         producer = app.producer._ensure_producer()
+        new_batch = self._batch_builder(producer)
         topic = table.changelog_topic.get_topic_name()
         partitions = sorted(await producer.partitions_for(topic))
         store = table.data
         batches: dict[int, list] = {}
+        last_row: dict[int, tuple[bytes, bytes]] = {}
         for key, value in rows.items():
             store[key] = value
             partition = partitions[partition_of(key, len(partitions))]
-            open_batches = batches.setdefault(partition, [producer.create_batch()])
+            open_batches = batches.setdefault(partition, [new_batch()])
             while open_batches[-1].append(key=key, value=value, timestamp=None) is None:  # full (and closed)
-                open_batches.append(producer.create_batch())
+                open_batches.append(new_batch())
+            last_row[partition] = (key, value)
         for partition, built in batches.items():
             built[-1].close()  # complete: no linger
+            if self.single_record_tail:
+                tail = new_batch()
+                tail.append(key=last_row[partition][0], value=last_row[partition][1], timestamp=None)
+                tail.close()
+                built.append(tail)
             tp = (topic, partition)
             after = self._last_send.get(tp)
             sending = asyncio.ensure_future(self._send_in_order(producer, topic, partition, built, after))
             self._last_send[tp] = sending
             self._undelivered(sending)
+
+    def _batch_builder(self, producer):
+        """How this write's produce batches are made: the producer's own, except on Tansu, whose
+        producer is capped at one record per batch (`app_options`): full-size batches there."""
+        if not self.single_record_tail:
+            return producer.create_batch
+        return functools.partial(BatchBuilder, BULK_BATCH_BYTES, 0, is_transactional=False)
 
     @staticmethod
     async def _send_in_order(producer, topic: str, partition: int, batches: list, after) -> None:

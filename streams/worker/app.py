@@ -100,8 +100,9 @@ def _detector_tables(app: faust.App) -> dict[str, Any]:
     )
 
 
-def build_topology(app: faust.App, settings: Settings, bulk_writes: bool = False) -> WorkerTopology:
-    """Declare every topic and table of the worker (`bulk_writes`: see `Changelogs`).
+def build_topology(app: faust.App, settings: Settings, tansu: bool = False) -> WorkerTopology:
+    """Declare every topic and table of the worker (`tansu`: its changelog writes end in a
+    one-record batch, `Changelogs`).
 
     With `fraud_in_worker` off the detector's tables belong to `advrec detector`: not declared here.
     """
@@ -130,7 +131,7 @@ def build_topology(app: faust.App, settings: Settings, bulk_writes: bool = False
         **tables,
         suspicion=detector_tables.get("suspicion"),
         detector_state=detector_tables.get("detector_state"),
-        changelogs=Changelogs([*tables.values(), *detector_tables.values()], bulk=bulk_writes),
+        changelogs=Changelogs([*tables.values(), *detector_tables.values()], single_record_tail=tansu),
     )
 
 
@@ -146,7 +147,7 @@ class DetectorTopology:
 
 
 def _faust_app(app_id: str, web_port: int, settings: Settings, bootstrap: str, tansu_workarounds: bool):
-    """(the Faust app, whether its table writes go in bulk) of a worker or of the detector process."""
+    """The Faust app of a worker or of the detector process."""
     app = AdvrecApp(
         app_id,
         **app_options(
@@ -163,13 +164,13 @@ def _faust_app(app_id: str, web_port: int, settings: Settings, bootstrap: str, t
         # a rebalance must not wait for them.
         stream_wait_empty=False,
     )
-    return app, not tansu_workarounds
+    return app
 
 
 def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
     """Build the worker's Faust app against `bootstrap` (host:port[,...])."""
-    app, bulk = _faust_app(settings.app_id, settings.web_port, settings, bootstrap, tansu_workarounds)
-    topology = build_topology(app, settings, bulk_writes=bulk)
+    app = _faust_app(settings.app_id, settings.web_port, settings, bootstrap, tansu_workarounds)
+    topology = build_topology(app, settings, tansu=tansu_workarounds)
     limits = ValidationLimits.from_settings(settings)
     metrics.init_label_values()
     metrics.FRAUD_DETECTION_ON.set(1 if settings.fraud_enabled else 0)
@@ -193,13 +194,10 @@ def create_detector_app(settings: Settings, bootstrap: str, tansu_workarounds: b
     reads on a core of its own. It takes none of the workers' CPU and keeps the same verdicts:
     one detector still sees every event (`fraud.events` has one partition).
     """
-    app, bulk = _faust_app(
-        f"{settings.app_id}-detector", settings.detector_web_port, settings, bootstrap, tansu_workarounds
-    )
+    app = _faust_app(f"{settings.app_id}-detector", settings.detector_web_port, settings, bootstrap, tansu_workarounds)
     tables = _detector_tables(app)
-    topology = DetectorTopology(
-        **_detector_topics(app, settings), **tables, changelogs=Changelogs(tables.values(), bulk=bulk)
-    )
+    changelogs = Changelogs(tables.values(), single_record_tail=tansu_workarounds)
+    topology = DetectorTopology(**_detector_topics(app, settings), **tables, changelogs=changelogs)
     fraud_agent.install(app, settings, topology, bootstrap)
     add_metrics_page(app)
     return app

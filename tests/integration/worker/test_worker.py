@@ -12,7 +12,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 
 from streams.kafka.producer import produce_events, send_raw
 from streams.local.broker import TansuBroker, free_port
@@ -156,16 +156,45 @@ def test_valid_and_invalid_events_are_all_accounted_for(any_broker, tmp_path):
         for letter in letters:
             assert letter["reason"].startswith(letter["code"] + ":")
             assert letter["topic"] == topic and letter["offset"] >= 0 and letter["raw"]
+
+        # Recovery reads a changelog up to the end offset the broker reports: it must count every record
+        # (Tansu's counts from the last batch's base offset: `Changelogs.single_record_tail`).
+        last, ends = _last_offsets(kafka_broker, f"{name}-profiles-changelog")
+        assert sum(ends.values()) >= len({e["user_id"] for e in events})  # every user's profile, at least once
+        assert {p: end - 1 for p, end in ends.items() if end} == last
     finally:
         worker.stop()
 
 
-def test_kill_9_mid_stream_restores_profiles_exactly(kafka_broker, tmp_path):
+def _last_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
+    """({partition: offset of its last record, as read}, {partition: end offset, as the broker reports it})."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        consumer.assign(partitions)
+        last = {m.partition: m.offset for m in consumer}  # every record, until none comes for 3 s
+        return last, {tp.partition: end for tp, end in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+@pytest.fixture(params=["kafka", "tansu"])
+def kafka_or_tansu(request, kafka_broker):
+    """(bootstrap, worker settings): the session's Apache Kafka, and a Tansu broker with its workarounds."""
+    if request.param == "kafka":
+        yield kafka_broker, None
+    else:
+        with TansuBroker() as tansu:
+            yield tansu.bootstrap, {"ADVREC_TANSU_WORKAROUNDS": "1"}
+
+
+def test_kill_9_mid_stream_restores_profiles_exactly(kafka_or_tansu, tmp_path):
+    kafka_broker, quirks = kafka_or_tansu
     events = list(simulated_events(n_events=6000, n_users=150, n_items=400, seed=11))
     users = sorted({e["user_id"] for e in events})
 
     # Reference: the same events through a worker that is never killed.
-    reference, ref_base = _worker(tmp_path, kafka_broker, "ref", "ref-events")
+    reference, ref_base = _worker(tmp_path, kafka_broker, "ref", "ref-events", quirks)
     reference.start()
     try:
         reference.wait_http(f"{ref_base}/metrics")
@@ -175,7 +204,7 @@ def test_kill_9_mid_stream_restores_profiles_exactly(kafka_broker, tmp_path):
     finally:
         reference.stop()
 
-    victim, base = _worker(tmp_path, kafka_broker, "victim", "victim-events")
+    victim, base = _worker(tmp_path, kafka_broker, "victim", "victim-events", quirks)
     victim.start()
     victim.wait_http(f"{base}/metrics")
     producer = threading.Thread(

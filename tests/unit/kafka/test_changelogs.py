@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from streams.kafka import faust_app
 from streams.kafka.faust_app import Changelogs, release
 from streams.kafka.partitioner import partition_of
 
@@ -118,7 +119,7 @@ def test_bulk_write_updates_the_store_at_once_and_sends_each_key_to_its_partitio
     async def scenario():
         producer, table = StandInProducer(partitions=4), StandInRawTable()
         app = SimpleNamespace(producer=producer)
-        changelogs = Changelogs([table], bulk=True)
+        changelogs = Changelogs([table])
         rows = {f"user-{i}".encode(): f"profile-{i}".encode() for i in range(20)}
         await changelogs.write(app, table, rows)
         assert table.data == rows and not table.sent  # in the store; no per-row Faust send
@@ -140,7 +141,7 @@ def test_a_keys_later_value_never_reaches_its_partition_before_the_earlier_one()
     async def scenario():
         producer, table = StandInProducer(partitions=1, capacity=1), StandInRawTable()
         app = SimpleNamespace(producer=producer)
-        changelogs = Changelogs([table], bulk=True)
+        changelogs = Changelogs([table])
         await changelogs.write(app, table, {b"u1": b"old", b"u2": b"x"})  # two batches: one record each
         await changelogs.write(app, table, {b"u1": b"new"})
         for _ in range(10):
@@ -158,5 +159,35 @@ def test_a_keys_later_value_never_reaches_its_partition_before_the_earlier_one()
         producer.sent[-1][2].set_result(None)
         await changelogs.delivered()
         assert table.data[b"u1"] == b"new"
+
+    asyncio.run(scenario())
+
+
+def test_on_tansu_each_partition_of_a_write_ends_with_a_batch_of_its_last_record_alone(monkeypatch):
+    """Tansu counts a partition's end offset from its last batch: that batch must hold one record."""
+
+    class FullSizeBatch(StandInBatch):  # aiokafka's BatchBuilder(bytes, compression, is_transactional=)
+        def __init__(self, batch_bytes, compression, *, is_transactional):
+            super().__init__(capacity=3)
+
+    monkeypatch.setattr(faust_app, "BatchBuilder", FullSizeBatch)
+
+    async def scenario():
+        producer, table = StandInProducer(partitions=2, capacity=1), StandInRawTable()  # capped at one record
+        changelogs = Changelogs([table], single_record_tail=True)
+        rows = {f"user-{i}".encode(): f"profile-{i}".encode() for i in range(10)}
+        await changelogs.write(SimpleNamespace(producer=producer), table, rows)
+        for _ in range(20):
+            await asyncio.sleep(0)
+            for _, _, acknowledged in producer.sent:
+                if not acknowledged.done():
+                    acknowledged.set_result(None)
+        await changelogs.delivered()
+        for partition in (0, 1):
+            sent = [batch.records for p, batch, _ in producer.sent if p == partition]
+            expected = [(k, v) for k, v in rows.items() if partition_of(k, 2) == partition]
+            assert [r for records in sent[:-1] for r in records] == expected  # full batches, in order
+            assert max(len(records) for records in sent[:-1]) > 1  # not one record per batch
+            assert sent[-1] == [expected[-1]]  # then the partition's last row again, alone
 
     asyncio.run(scenario())
