@@ -178,16 +178,6 @@ def _last_offsets(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int,
         consumer.close()
 
 
-@pytest.fixture(params=["kafka", "tansu"])
-def kafka_or_tansu(request, kafka_broker):
-    """(bootstrap, worker settings): the session's Apache Kafka, and a Tansu broker with its workarounds."""
-    if request.param == "kafka":
-        yield kafka_broker, None
-    else:
-        with TansuBroker() as tansu:
-            yield tansu.bootstrap, {"ADVREC_TANSU_WORKAROUNDS": "1"}
-
-
 def test_kill_9_mid_stream_restores_profiles_exactly(kafka_or_tansu, tmp_path):
     kafka_broker, quirks = kafka_or_tansu
     events = list(simulated_events(n_events=6000, n_users=150, n_items=400, seed=11))
