@@ -100,9 +100,9 @@ def _detector_tables(app: faust.App) -> dict[str, Any]:
     )
 
 
-def build_topology(app: faust.App, settings: Settings, tansu: bool = False) -> WorkerTopology:
-    """Declare every topic and table of the worker (`tansu`: its changelog writes end in a
-    one-record batch, `Changelogs`).
+def build_topology(app: faust.App, settings: Settings, tansu_workarounds: bool = False) -> WorkerTopology:
+    """Declare every topic and table of the worker (`tansu_workarounds`: its changelog writes end
+    in a one-record batch, `Changelogs`).
 
     With `fraud_in_worker` off the detector's tables belong to `advrec detector`: not declared here.
     """
@@ -131,7 +131,7 @@ def build_topology(app: faust.App, settings: Settings, tansu: bool = False) -> W
         **tables,
         suspicion=detector_tables.get("suspicion"),
         detector_state=detector_tables.get("detector_state"),
-        changelogs=Changelogs([*tables.values(), *detector_tables.values()], single_record_tail=tansu),
+        changelogs=Changelogs([*tables.values(), *detector_tables.values()], single_record_tail=tansu_workarounds),
     )
 
 
@@ -170,7 +170,7 @@ def _faust_app(app_id: str, web_port: int, settings: Settings, bootstrap: str, t
 def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
     """Build the worker's Faust app against `bootstrap` (host:port[,...])."""
     app = _faust_app(settings.app_id, settings.web_port, settings, bootstrap, tansu_workarounds)
-    topology = build_topology(app, settings, tansu=tansu_workarounds)
+    topology = build_topology(app, settings, tansu_workarounds)
     limits = ValidationLimits.from_settings(settings)
     metrics.init_label_values()
     metrics.FRAUD_DETECTION_ON.set(1 if settings.fraud_enabled else 0)

@@ -46,13 +46,12 @@ def test_two_workers_one_killed_9_lose_nothing_and_flag_like_one_detector(kafka_
     sent = Counter(e["user_id"] for e in events)
     items = _expected_items(events)
     env = {
-        **(quirks or {}),
         "ADVREC_FRAUD_FLAGS_TOPIC": f"{TOPIC}.flags",
         "ADVREC_FRAUD_CHECKPOINT_S": "2",
         "ADVREC_FRAUD_FULL_FLUSH_S": "3",
     }
-    first, base_a = _worker(tmp_path / "a", kafka_broker, "pair", TOPIC, extra=env)
-    second, base_b = _worker(tmp_path / "b", kafka_broker, "pair", TOPIC, extra=env)
+    first, base_a = _worker(tmp_path / "a", kafka_broker, "pair", TOPIC, quirks, extra=env)
+    second, base_b = _worker(tmp_path / "b", kafka_broker, "pair", TOPIC, quirks, extra=env)
     producer = threading.Thread(target=produce_events, args=(kafka_broker, TOPIC, events), kwargs={"rate": 1_500.0})
     reader = FlagReader(kafka_broker, f"{TOPIC}.flags")
     try:
