@@ -56,19 +56,11 @@ KAFKA_LOG4J = KAFKA_POM.parent / "log4j2.properties"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "advrec"
 
 # Heap and GC sized for a 2-core machine that also runs the worker, trainer and scorer.
-# G1's regions would be 1 MB at this heap, and every buffer of half a region or more (a produce
-# request of the worker's bulk writes) a humongous object that starts a concurrent cycle: the
-# G1 threads cost 2-8 µs per event of a 200k-event envelope run; with 8 MB regions they are gone.
-# C1 only (no C2): a broker that lives minutes (the demo, the tests, one machine) spent 7-12 µs
-# per event in C2's compiler threads run after run, and its request handling is no slower
-# compiled by C1 (measured per thread: docs/broker.md, twenty-fourth session).
 _JVM_OPTS = [
     "-Xms256m",
     "-Xmx1g",
     "-XX:+UseG1GC",
-    "-XX:G1HeapRegionSize=8m",
     "-XX:MaxGCPauseMillis=20",
-    "-XX:TieredStopAtLevel=1",
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
 ]
