@@ -56,10 +56,16 @@ KAFKA_LOG4J = KAFKA_POM.parent / "log4j2.properties"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "advrec"
 
 # Heap and GC sized for a 2-core machine that also runs the worker, trainer and scorer.
+# G1's regions would be 1 MB at this heap, and every buffer of 512 kB or more humongous: the
+# broker reads each produce request into one buffer, aiokafka puts a batch of every ready
+# partition into one request (the worker's bulk writes: batches of up to 256 kB), and G1 met the
+# humongous buffers with concurrent cycles, up to 9 µs of broker CPU per event of an envelope
+# run. With 4 MB regions a request must pass 2 MB first (measured: docs/broker.md).
 _JVM_OPTS = [
     "-Xms256m",
     "-Xmx1g",
     "-XX:+UseG1GC",
+    "-XX:G1HeapRegionSize=4m",
     "-XX:MaxGCPauseMillis=20",
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
