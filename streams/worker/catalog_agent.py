@@ -29,7 +29,7 @@ def install(app: faust.App, settings: Settings, topology) -> None:
     async def fold_catalog(stream):
         """Check each catalog record; write valid entries (and deletions) to the table, dead-letter the rest."""
         async for events in stream.take_events(500, within=settings.batch_max_seconds):
-            async with processing(app, events, topology.changelogs, "catalog"):
+            async with processing(app, events, topology.changelogs, "catalog") as events:
                 for event in events:
                     m = event.message
                     verdict = check_catalog_record(event.key, event.value, limits, m.topic, m.partition, m.offset)

@@ -40,7 +40,7 @@ from streams.fraud.suspicion import (
     transition,
 )
 from streams.fraud.trust import TrustPolicy, gate
-from streams.kafka.faust_app import hold, release, table_view
+from streams.kafka.faust_app import current, hold, release, table_view
 from streams.kafka.tail import tail_topics
 from streams.worker import metrics
 from streams.worker.folding import FoldMarks
@@ -82,8 +82,9 @@ class FraudAgent:
     # ---- the stream ------------------------------------------------------------------------------
     async def on_batch(self, events: list) -> None:
         """Fold a batch of envelopes into the detector, flush once, publish changed verdicts."""
-        hold(events)
-        async with self.lock:
+        async with self.lock:  # a rebalance may come while this waits (`forget`): `current` after it
+            events = current(self.app, events)
+            hold(events)
             await self.topology.changelogs.track(self.app)
             if self.detector is None:
                 self._load()

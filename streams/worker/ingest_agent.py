@@ -76,7 +76,7 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
     async def ingest(stream):
         """Validate, dead-letter and fold events into profiles, one batch at a time; pass valid ones on."""
         async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_seconds):
-            async with processing(app, events, topology.changelogs, "ingest"):
+            async with processing(app, events, topology.changelogs, "ingest") as events:
                 records = [
                     RawRecord(e.value, e.message.topic, e.message.partition, e.message.offset, e.message.timestamp)
                     for e in events

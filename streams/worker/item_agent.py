@@ -31,7 +31,7 @@ def install(app: faust.App, settings: Settings, topology) -> None:
     async def fold_items(stream):
         """Fold each batch's item deltas into the item table (the deltas are ingest's own output)."""
         async for events in stream.take_events(500, within=settings.batch_max_seconds):
-            async with processing(app, events, topology.changelogs, "items"):
+            async with processing(app, events, topology.changelogs, "items") as events:
                 changed: dict[str, ItemStats] = {}
                 applied = 0
                 for event in events:
