@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ingest.py [--events 200000] [--source sim|movielens|taobao] [--engines kafka,tansu]
         [--envelope 100] [--peer-python /path/to/python-with-quixstreams] [--repeat 3] [--workers 1,2,4]
-        [--detector-process] [--timeline]
+        [--detector-process] [--windows-process] [--timeline]
 
 For each embedded broker engine (Apache Kafka, and Tansu, the fallback without Java), starts the
 broker, preloads the topic, then (1) drains it with a bare aiokafka consumer that only counts
@@ -21,7 +21,8 @@ changelog), on the same topic of single-event messages; (6) with `--workers 1,2,
 the envelopes sent live to that many workers in one consumer group (each count on a fresh topic).
 With `--detector-process` every worker run has the fraud detector in its own process (`advrec
 detector`, `ADVREC_FRAUD_IN_WORKER=false`): its CPU is added to the workers' and the clock waits
-for it as for any stage. With `--timeline` it prints, every 0.25 s of the median drained envelope
+for it as for any stage; with `--windows-process` likewise the window sink (`advrec windows`,
+`ADVREC_WINDOWS_IN_WORKER=false`). With `--timeline` it prints, every 0.25 s of the median drained envelope
 run, the cores each process used (workers, detector, broker): when each stage works and waits.
 """
 
@@ -109,14 +110,15 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def own_detector(env: dict) -> bool:
-    """Whether the worker's settings put the fraud detector in its own process (`advrec detector`).
+def apart(env: dict, setting: str) -> bool:
+    """Whether the worker's settings put a stage in its own process: `ADVREC_FRAUD_IN_WORKER`
+    (`advrec detector`) or `ADVREC_WINDOWS_IN_WORKER` (`advrec windows`) false.
 
     The value is read as Settings reads it (pydantic's bool), so the benchmark and the worker agree.
     """
     from pydantic import TypeAdapter
 
-    return not TypeAdapter(bool).validate_python(env.get("ADVREC_FRAUD_IN_WORKER", "true"))
+    return not TypeAdapter(bool).validate_python(env.get(setting, "true"))
 
 
 class WorkerRun(NamedTuple):
@@ -160,9 +162,9 @@ def worker_run(
     if workers > 1 and feed is None:
         raise ValueError("several workers need `feed`: they must all hold partitions before the clock starts")
     app_id = f"bench-{time.time()}"
-    processes, urls = [], []
+    processes, urls, roles = [], [], []
 
-    def start(command: str, name: str, port_setting: str) -> None:
+    def start(command: str, name: str, port_setting: str, role: str) -> None:
         port = free_port()
         env = {
             "ADVREC_KAFKA_BOOTSTRAP": bootstrap,
@@ -175,12 +177,16 @@ def worker_run(
         }
         processes.append(AdvrecProcess([command], env, workdir / f"{name}.log").start())
         urls.append(f"http://127.0.0.1:{port}/metrics")
+        roles.append(role)
 
     for n in range(workers):
-        start("worker", f"worker{n}", "ADVREC_WEB_PORT")
+        start("worker", f"worker{n}", "ADVREC_WEB_PORT", "workers")
     worker_urls = list(urls)
-    if own_detector(env_extra):  # its metrics and CPU count with the workers'
-        start("detector", "detector", "ADVREC_DETECTOR_WEB_PORT")
+    # the stages apart: their metrics and CPU count with the workers'
+    if apart(env_extra, "ADVREC_FRAUD_IN_WORKER"):
+        start("detector", "detector", "ADVREC_DETECTOR_WEB_PORT", "detector")
+    if apart(env_extra, "ADVREC_WINDOWS_IN_WORKER"):
+        start("windows", "windows", "ADVREC_WINDOWS_WEB_PORT", "windows")
 
     def scrape() -> dict:
         summed: dict = {}
@@ -188,8 +194,6 @@ def worker_run(
             for name, value in scrape_metrics(url, timeout_s=30).items():
                 summed[name] = summed.get(name, 0.0) + value
         return summed
-
-    roles = ["workers"] * workers + ["detector"] * (len(processes) - workers)
 
     def cpu_by_role() -> dict[str, float]:
         out: dict[str, float] = {}
@@ -493,7 +497,7 @@ def print_timeline(steps: tuple, clock_s: float) -> None:
 
 def by_role(cpu: dict[str, float]) -> str:
     """CPU µs/event per process role; the broker's is not in the worker's figure (it shares the cores)."""
-    parts = [f"{role} {cpu[role]:.1f}" for role in ("workers", "detector", "broker") if role in cpu]
+    parts = [f"{role} {cpu[role]:.1f}" for role in ("workers", "detector", "windows", "broker") if role in cpu]
     return ", ".join(parts) + (" (the broker's not counted above)" if "broker" in cpu else "")
 
 
@@ -508,6 +512,11 @@ def main() -> None:
         "--detector-process",
         action="store_true",
         help="the fraud detector in its own process (`advrec detector`), its CPU counted with the worker's",
+    )
+    parser.add_argument(
+        "--windows-process",
+        action="store_true",
+        help="the window sink in its own process (`advrec windows`), its CPU counted with the worker's",
     )
     parser.add_argument("--envelope", type=int, default=100, help="events per envelope for the envelope run (0: skip)")
     parser.add_argument("--peer-python", default=None, help="a Python with quixstreams installed, for the peer")
@@ -536,10 +545,16 @@ def main() -> None:
     env = dict(kv.split("=", 1) for kv in args.env)
     if args.detector_process:
         env["ADVREC_FRAUD_IN_WORKER"] = "false"
+    if args.windows_process:
+        env["ADVREC_WINDOWS_IN_WORKER"] = "false"
     users = len({e["user_id"] for e in events})
     print(f"source={args.source} inputs={len(records)} users={users} (1 malformed per {args.bad_every})")
-    where = "its own process (advrec detector)" if own_detector(env) else "the worker"
-    print(f"fraud detector in {where}; every worker figure below counts it (CPU, and the clock waits for it)")
+    for stage, setting, command in (
+        ("fraud detector", "ADVREC_FRAUD_IN_WORKER", "detector"),
+        ("window sink", "ADVREC_WINDOWS_IN_WORKER", "windows"),
+    ):
+        where = f"its own process (advrec {command})" if apart(env, setting) else "the worker"
+        print(f"{stage} in {where}; every worker figure below counts it (CPU, and the clock waits for it)")
     results, enveloped_run = [], None
     enveloped = envelope_records(events, args.envelope, 4, args.bad_every) if args.envelope else []
     inputs = len(events) + len(events) // args.bad_every if args.bad_every else len(events)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "streams.local.main:demo",
     "worker": "streams.worker.main:worker",
     "detector": "streams.worker.main:detector",
+    "windows": "streams.worker.main:windows",
     "scorer": "streams.serving.main:scorer",
     "attack": "streams.fraud.main:attack",
     "eval-detection": "streams.fraud.main:eval_detection",

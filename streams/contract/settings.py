@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         "", description="Where window Parquet files go (file://, s3://…); empty = file://DATA_DIR/windows."
     )
     batches_topic: str = Field("batches", description="Topic announcing each written window file.")
+    windows_in_worker: bool = Field(
+        True,
+        description="The window sink runs inside the stream workers; false: in its own process (`advrec windows`).",
+    )
+    windows_web_port: int = Field(
+        6070, description="Port of the window process's HTTP views (/metrics), with windows_in_worker off."
+    )
     trainer_metrics_port: int = Field(6067, description="Port of the trainer's Prometheus endpoint.")
 
     # --- item catalog and text features ---

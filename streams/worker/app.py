@@ -5,7 +5,7 @@ The data path (docs/architecture.md):
 
     events ─► ingest ─┬─► events.deadletter                 (one verdict per input)
                       ├─► profiles table                    (user-keyed, exact)
-                      ├─► events.valid  ─► window sink ─►  Parquet files ─► batches
+                      ├─► events.valid  ─► window sink ─►  Parquet files ─► batches, window-marks table
                       ├─► fraud.events  ─► fraud detector ─► suspicion table, fraud.flags
                       └─► items.deltas  ─► item table       (item-keyed, exact)
     catalog ─► catalog agent ─┬─► catalog table             (item-keyed; its changelog feeds the trainer)
@@ -13,6 +13,9 @@ The data path (docs/architecture.md):
 
 Only ingest reads the raw input; everything downstream gets validated events in envelopes, once
 per batch. Every table and topic of the worker is made here and handed to the agents that use it.
+Two stages can run in processes of their own, each its own Faust app, group and tables: the fraud
+detector (`create_detector_app`, with `fraud_in_worker` off) and the window sink
+(`create_windows_app`, with `windows_in_worker` off); the workers then only send them their topic.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from streams.kafka.faust_app import AdvrecApp, Changelogs, add_metrics_page, app
 from streams.worker import catalog_agent, fraud_agent, ingest_agent, item_agent, metrics, window_agent
 from streams.worker.validation import ValidationLimits
 
-__all__ = ["create_app", "create_detector_app", "WorkerTopology", "DetectorTopology"]
+__all__ = [
+    "create_app",
+    "create_detector_app",
+    "create_windows_app",
+    "WorkerTopology",
+    "DetectorTopology",
+    "WindowsTopology",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +63,7 @@ class WorkerTopology:
     profiles: Any
     items: Any
     catalog: Any
-    window_marks: Any
+    window_marks: Any  # None where the window sink runs in its own process (`windows_in_worker` off)
     suspicion: Any  # None where the detector runs in its own process (`fraud_in_worker` off)
     detector_state: Any
     changelogs: Changelogs  # all the tables above: an agent acknowledges input once its writes are delivered
@@ -100,11 +110,18 @@ def _detector_tables(app: faust.App) -> dict[str, Any]:
     )
 
 
+def _windows_tables(app: faust.App, settings: Settings) -> dict[str, Any]:
+    """The window sink's table, declared only in the app that runs it: the last offset written per
+    partition of `events.valid` (co-partitioned with it)."""
+    return dict(window_marks=_table(app, "window-marks", settings.topic_partitions))
+
+
 def build_topology(app: faust.App, settings: Settings, tansu_workarounds: bool = False) -> WorkerTopology:
     """Declare every topic and table of the worker (`tansu_workarounds`: its changelog writes end
     in a one-record batch, `Changelogs`).
 
-    With `fraud_in_worker` off the detector's tables belong to `advrec detector`: not declared here.
+    With `fraud_in_worker` off the detector's tables belong to `advrec detector`, with
+    `windows_in_worker` off the window sink's to `advrec windows`: not declared here.
     """
     partitions = settings.topic_partitions
     tables = dict(
@@ -113,7 +130,7 @@ def build_topology(app: faust.App, settings: Settings, tansu_workarounds: bool =
         profiles=_table(app, "profiles", partitions, value_type=bytes),
         items=_table(app, "items", partitions, value_type=bytes),
         catalog=_table(app, "catalog", partitions),
-        window_marks=_table(app, "window-marks", partitions),
+        **(_windows_tables(app, settings) if settings.windows_in_worker else {}),
     )
     detector_tables = _detector_tables(app) if settings.fraud_in_worker else {}
     return WorkerTopology(
@@ -128,7 +145,10 @@ def build_topology(app: faust.App, settings: Settings, tansu_workarounds: bool =
         labels=_raw_topic(app, settings.fraud_labels_topic, partitions),
         catalog_entries=_raw_topic(app, settings.catalog_topic, partitions),
         **_detector_topics(app, settings),
-        **tables,
+        profiles=tables["profiles"],
+        items=tables["items"],
+        catalog=tables["catalog"],
+        window_marks=tables.get("window_marks"),
         suspicion=detector_tables.get("suspicion"),
         detector_state=detector_tables.get("detector_state"),
         changelogs=Changelogs([*tables.values(), *detector_tables.values()], single_record_tail=tansu_workarounds),
@@ -174,11 +194,11 @@ def create_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> f
     limits = ValidationLimits.from_settings(settings)
     metrics.init_label_values()
     metrics.FRAUD_DETECTION_ON.set(1 if settings.fraud_enabled else 0)
-    flags_view = window_agent.FlagView()
     ingest_agent.install(app, settings, topology, limits)
     item_agent.install(app, settings, topology)
     catalog_agent.install(app, settings, topology)
-    window_agent.install(app, settings, topology, bootstrap, flags_view)
+    if settings.windows_in_worker:
+        window_agent.install(app, settings, topology, bootstrap)
     if settings.fraud_enabled and settings.fraud_in_worker:
         fraud_agent.install(app, settings, topology, bootstrap)
     add_metrics_page(app)
@@ -199,5 +219,37 @@ def create_detector_app(settings: Settings, bootstrap: str, tansu_workarounds: b
     changelogs = Changelogs(tables.values(), single_record_tail=tansu_workarounds)
     topology = DetectorTopology(**_detector_topics(app, settings), **tables, changelogs=changelogs)
     fraud_agent.install(app, settings, topology, bootstrap)
+    add_metrics_page(app)
+    return app
+
+
+@dataclass
+class WindowsTopology:
+    """What the window sink reads and writes when it runs in its own process (`create_windows_app`)."""
+
+    valid: Any
+    batches: Any
+    window_marks: Any
+    changelogs: Changelogs
+
+
+def create_windows_app(settings: Settings, bootstrap: str, tansu_workarounds: bool) -> faust.App:
+    """The window sink alone, as its own Faust app (`advrec windows`, with `windows_in_worker` off).
+
+    Its own app id (`<app id>-windows`), so its own consumer group and `window-marks` changelog: the
+    workers keep validating and sending `events.valid` (named after the workers' app id), which this
+    process turns into Parquet files and `batches` announcements on a core of its own. Several of
+    them split `events.valid`'s partitions like workers split `events`.
+    """
+    app = _faust_app(f"{settings.app_id}-windows", settings.windows_web_port, settings, bootstrap, tansu_workarounds)
+    tables = _windows_tables(app, settings)
+    partitions = settings.topic_partitions
+    topology = WindowsTopology(
+        valid=_raw_topic(app, settings.valid_topic, partitions),
+        batches=_raw_topic(app, settings.batches_topic, partitions),
+        **tables,
+        changelogs=Changelogs(tables.values(), single_record_tail=tansu_workarounds),
+    )
+    window_agent.install(app, settings, topology, bootstrap)
     add_metrics_page(app)
     return app

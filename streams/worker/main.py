@@ -1,6 +1,7 @@
-"""`advrec worker` and `advrec detector`: the composition roots of a stream worker (validation,
-dead letters, profiles, fraud detection, windows, HTTP views) and of the fraud detector in its
-own process (with `fraud_in_worker` off). Each builds the Settings once and wires its Faust app."""
+"""`advrec worker`, `advrec detector` and `advrec windows`: the composition roots of a stream worker
+(validation, dead letters, profiles, fraud detection, windows, HTTP views), of the fraud detector
+in its own process (with `fraud_in_worker` off) and of the window sink in its own (with
+`windows_in_worker` off). Each builds the Settings once and wires its Faust app."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import click
 
 from streams.contract.settings import Settings
 
-__all__ = ["worker", "detector"]
+__all__ = ["worker", "detector", "windows"]
 
 
 def _prepare(settings: Settings) -> str:
@@ -24,25 +25,37 @@ def _prepare(settings: Settings) -> str:
     return bootstrap
 
 
+def _run(create_app, settings: Settings, loglevel: str, ready) -> None:
+    """Build the app on the broker (its topics and changelogs made first) and run it until stopped;
+    `ready(bootstrap)` is the line it logs once serving."""
+    from streams.kafka.address import tansu_workarounds
+    from streams.kafka.faust_app import ensure_changelogs, run_worker
+
+    bootstrap = _prepare(settings)
+    app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
+    ensure_changelogs(app, bootstrap, settings.replication_factor)
+    run_worker(app, loglevel, ready(bootstrap))
+
+
 @click.command()
 @click.option("--loglevel", default="warning", show_default=True)
 def worker(loglevel: str) -> None:
     """Run a stream worker: validation, dead letters, profiles, HTTP views (/profiles, /metrics)."""
-    from streams.kafka.address import tansu_workarounds
-    from streams.kafka.faust_app import ensure_changelogs, run_worker
     from streams.worker.app import create_app
 
     settings = Settings()
-    bootstrap = _prepare(settings)
-    app = create_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
-    ensure_changelogs(app, bootstrap, settings.replication_factor)
     fraud = "in this worker" if settings.fraud_in_worker else "in `advrec detector`"
-    ready = (
-        f"worker ready: {settings.events_topic} on {bootstrap}, windows to {settings.windows_location}, "
-        f"fraud detector {fraud if settings.fraud_enabled else 'off'}, "
-        f"views and /metrics on {settings.web_bind}:{settings.web_port}"
+    windows = f"to {settings.windows_location}" if settings.windows_in_worker else "in `advrec windows`"
+    _run(
+        create_app,
+        settings,
+        loglevel,
+        lambda bootstrap: (
+            f"worker ready: {settings.events_topic} on {bootstrap}, windows {windows}, "
+            f"fraud detector {fraud if settings.fraud_enabled else 'off'}, "
+            f"views and /metrics on {settings.web_bind}:{settings.web_port}"
+        ),
     )
-    run_worker(app, loglevel, ready)
 
 
 @click.command()
@@ -52,8 +65,6 @@ def detector(loglevel: str) -> None:
 
     For deployments with ADVREC_FRAUD_IN_WORKER=false, so that the workers spend no CPU on it.
     """
-    from streams.kafka.address import tansu_workarounds
-    from streams.kafka.faust_app import ensure_changelogs, run_worker
     from streams.worker.app import create_detector_app
 
     settings = Settings()
@@ -62,11 +73,36 @@ def detector(loglevel: str) -> None:
             "the detector process needs ADVREC_FRAUD_IN_WORKER=false (else the workers run it) "
             "and ADVREC_FRAUD_ENABLED=true"
         )
-    bootstrap = _prepare(settings)
-    app = create_detector_app(settings, bootstrap, tansu_workarounds=tansu_workarounds(settings))
-    ensure_changelogs(app, bootstrap, settings.replication_factor)
-    ready = (
-        f"detector ready: {settings.fraud_events_topic} on {bootstrap}, flags to {settings.fraud_flags_topic}, "
-        f"views and /metrics on {settings.web_bind}:{settings.detector_web_port}"
+    _run(
+        create_detector_app,
+        settings,
+        loglevel,
+        lambda bootstrap: (
+            f"detector ready: {settings.fraud_events_topic} on {bootstrap}, flags to {settings.fraud_flags_topic}, "
+            f"views and /metrics on {settings.web_bind}:{settings.detector_web_port}"
+        ),
     )
-    run_worker(app, loglevel, ready)
+
+
+@click.command()
+@click.option("--loglevel", default="warning", show_default=True)
+def windows(loglevel: str) -> None:
+    """Run the window sink in its own process: events.valid in, Parquet windows and batches out (/metrics).
+
+    For deployments with ADVREC_WINDOWS_IN_WORKER=false, so that the workers spend no CPU on it.
+    Run as many as you like: they share events.valid's partitions (one consumer group).
+    """
+    from streams.worker.app import create_windows_app
+
+    settings = Settings()
+    if settings.windows_in_worker:
+        raise click.UsageError("the window process needs ADVREC_WINDOWS_IN_WORKER=false (else the workers run it)")
+    _run(
+        create_windows_app,
+        settings,
+        loglevel,
+        lambda bootstrap: (
+            f"windows ready: {settings.valid_topic} on {bootstrap}, windows to {settings.windows_location}, "
+            f"announced on {settings.batches_topic}, /metrics on {settings.web_bind}:{settings.windows_web_port}"
+        ),
+    )

@@ -83,7 +83,7 @@ STAGE_EVENTS = Counter(
     "behind advrec_events_processed_total is behind ingest.",
     ["stage"],
 )
-STAGES = ("fraud", "items", "windows")  # each created at 0 by its agent; "fraud" only where it is installed
+STAGES = ("fraud", "items", "windows")  # each created at 0 by its agent: "fraud" and "windows" only where installed
 ITEM_UPDATES = Counter("advrec_item_updates_total", "Item-table rows written (one per item per batch of deltas).")
 
 # --- catalog ---

@@ -7,7 +7,7 @@ the broker acknowledges it), then the partition's mark (last offset written) goe
 `window-marks` table, and only then are the window's envelopes acknowledged. A crash anywhere in
 between rewrites the same file under the same name and announces it again; the trainer skips
 windows it has trained. Rows of users flagged by then are marked `suspect` (from `fraud.flags`,
-read group-less by every worker).
+read group-less by every process that runs the sink).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import msgspec
 from streams.contract.records import ValidBatch, encode
 from streams.contract.settings import Settings
 from streams.contract.windows import WindowStore
-from streams.kafka.faust_app import hold, release
+from streams.kafka.faust_app import current, hold, release
 from streams.kafka.partitioner import watermark_key
 from streams.kafka.tail import tail_topics
 from streams.worker import metrics
@@ -73,8 +73,10 @@ async def _retry(what: str, attempt):
             delay = min(2 * delay, _RETRY_MAX_S)
 
 
-def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags: FlagView) -> None:
-    """Add the window sink agent, its closing timer and the flag view's tail to the worker's app."""
+def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> None:
+    """Add the window sink agent, its closing timer and the flag view's tail to a worker's app (or
+    to the window process's: `topology` needs `valid`, `batches`, `window_marks` and `changelogs`)."""
+    flags = FlagView()
     store = WindowStore(settings.windows_location)
     marks_table = topology.window_marks
     buffer = WindowBuffer(settings.window_max_events, settings.window_max_seconds)
@@ -127,8 +129,9 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str, flags:
     async def windows(stream):
         """Add envelopes to the open windows; write the ones that are full."""
         async for events in stream.take_events(64, within=1.0):
-            hold(events)  # released when their window is written and announced
-            async with lock:
+            async with lock:  # a rebalance may come while this waits: `current` after it
+                events = current(app, events)
+                hold(events)  # released when their window is written and announced
                 await topology.changelogs.track(app)
                 now = time.monotonic()
                 for event in events:

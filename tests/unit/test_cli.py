@@ -83,6 +83,12 @@ def test_the_detector_process_refuses_to_run_beside_workers_that_run_the_detecto
         assert result.exit_code == 2 and "ADVREC_FRAUD_IN_WORKER=false" in result.output, result.output
 
 
+def test_the_window_process_refuses_to_run_beside_workers_that_run_the_window_sink():
+    # Two sinks in two groups would each write every window, each with its own marks.
+    result = CliRunner().invoke(main, ["windows"], env={"ADVREC_WINDOWS_IN_WORKER": "true"})
+    assert result.exit_code == 2 and "ADVREC_WINDOWS_IN_WORKER=false" in result.output, result.output
+
+
 def test_exactly_once_is_refused_with_its_reason():
     result = CliRunner().invoke(main, ["worker"], env={"ADVREC_PROCESSING_GUARANTEE": "exactly_once"})
     assert result.exit_code != 0

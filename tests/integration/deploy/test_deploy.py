@@ -206,6 +206,7 @@ def test_scrape_jobs_match_compose_services_and_ports():
         "advrec-trainer": ("trainer", env["ADVREC_TRAINER_METRICS_PORT"]),
         "advrec-scorer": ("scorer", env["ADVREC_SCORER_METRICS_PORT"]),
         "advrec-detector": ("detector", env["ADVREC_DETECTOR_WEB_PORT"]),
+        "advrec-windows": ("windows", env["ADVREC_WINDOWS_WEB_PORT"]),
         "mlflow": ("mlflow", "5000"),
     }
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
@@ -368,7 +369,13 @@ def test_compose_services_are_wired_for_a_cluster():
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     mlflow = " ".join(services["mlflow"]["command"])
     assert "postgresql://" in mlflow and "--serve-artifacts" in mlflow
-    for name, command in [("worker", "worker"), ("trainer", "train"), ("scorer", "scorer"), ("detector", "detector")]:
+    for name, command in [
+        ("worker", "worker"),
+        ("trainer", "train"),
+        ("scorer", "scorer"),
+        ("detector", "detector"),
+        ("windows", "windows"),
+    ]:
         service = services[name]
         assert service["command"] == ["advrec", command]
         env = service["environment"]
@@ -381,6 +388,11 @@ def test_compose_services_are_wired_for_a_cluster():
     assert services["detector"]["profiles"] == ["detector"] and services["detector"]["deploy"]["replicas"] == 1
     assert services["detector"]["environment"]["ADVREC_FRAUD_IN_WORKER"] == "false"
     assert services["worker"]["environment"]["ADVREC_FRAUD_IN_WORKER"] == "${ADVREC_FRAUD_IN_WORKER:-true}"
+    # so is the window process, which writes where the workers would and the trainer reads
+    assert services["windows"]["profiles"] == ["windows"]
+    assert services["windows"]["environment"]["ADVREC_WINDOWS_IN_WORKER"] == "false"
+    assert services["worker"]["environment"]["ADVREC_WINDOWS_IN_WORKER"] == "${ADVREC_WINDOWS_IN_WORKER:-true}"
+    assert services["windows"]["volumes"] == services["worker"]["volumes"]
     assert "ports" not in services["worker"], "replicas cannot share a fixed host port"
     devices = services["trainer"]["deploy"]["resources"]["reservations"]["devices"]
     assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)

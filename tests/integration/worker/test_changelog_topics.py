@@ -13,7 +13,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.contract.settings import Settings
 from streams.kafka.faust_app import ensure_changelogs
-from streams.worker.app import create_app, create_detector_app
+from streams.worker.app import create_app, create_detector_app, create_windows_app
 from streams.worker.main import _prepare
 
 
@@ -34,7 +34,7 @@ def _changelogs(bootstrap: str, prefix: str) -> dict[str, tuple[int, str]]:
         admin.close()
 
 
-def test_the_worker_and_the_detector_changelogs_exist_compacted_before_they_start(kafka_broker, tmp_path):
+def test_the_worker_detector_and_windows_changelogs_exist_compacted_before_they_start(kafka_broker, tmp_path):
     worker = Settings(app_id="cl", data_dir=tmp_path / "w", topic_partitions=3)
     ensure_changelogs(create_app(worker, kafka_broker, tansu_workarounds=False), kafka_broker, 1)
     assert _changelogs(kafka_broker, "cl-") == {
@@ -52,6 +52,13 @@ def test_the_worker_and_the_detector_changelogs_exist_compacted_before_they_star
         "own-detector-suspicion-changelog": (1, "compact"),
         "own-detector-fraud-detector-changelog": (1, "compact"),
     }
+
+    # the window sink apart: its marks are the window process's, not the workers'
+    apart = Settings(app_id="cl-apart", data_dir=tmp_path / "a", topic_partitions=3, windows_in_worker=False)
+    ensure_changelogs(create_app(apart, kafka_broker, tansu_workarounds=False), kafka_broker, 1)
+    ensure_changelogs(create_windows_app(apart, kafka_broker, tansu_workarounds=False), kafka_broker, 1)
+    assert "cl-apart-window-marks-changelog" not in _changelogs(kafka_broker, "cl-apart-")
+    assert _changelogs(kafka_broker, "cl-apart-windows-") == {"cl-apart-windows-window-marks-changelog": (3, "compact")}
 
 
 def test_the_verdict_topics_are_compacted_the_event_topics_not(kafka_broker, tmp_path):
