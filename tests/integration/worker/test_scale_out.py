@@ -1,9 +1,10 @@
 """Two workers on four partitions, one killed -9 mid-stream and restarted: nothing lost, nothing counted twice.
 
 Every user's profile and every item's statistics must come out exact, whichever worker is asked
-(`/profiles/U` and `/items/I` route to the owner), and the fraud flags must be those of one
-detector that saw the whole input once (the same detector replayed offline: with one worker the
-stream gives exactly that, tests/integration/worker/test_fraud_stream.py). On Apache Kafka and on
+(`/profiles/U` and `/items/I` route to the owner), every event must be in a window file, and the
+fraud flags must be those of one detector that saw the whole input once (the same detector
+replayed offline: with one worker the stream gives exactly that,
+tests/integration/worker/test_fraud_stream.py). On Apache Kafka and on
 the Tansu fallback with its workarounds: without them this scenario crashed both workers on Tansu
 (ConsistencyError, its short end offsets); on Apache Kafka, aiokafka left never-committed
 partitions unread after the rebalance until streams.kafka.faust_app fixed it.
@@ -22,6 +23,7 @@ from streams.kafka.producer import produce_events
 from streams.local.demo import build_stream
 from tests.integration.conftest import wait_for
 from tests.integration.worker.test_fraud_stream import FlagReader, _get, _replayed_flags
+from tests.integration.worker.test_windows_process import repeated_only_by_a_rewrite, windowed
 from tests.integration.worker.test_worker import _processed, _worker
 
 pytestmark = pytest.mark.integration
@@ -96,6 +98,15 @@ def test_two_workers_one_killed_9_lose_nothing_and_flag_like_one_detector(kafka_
             wait_for(lambda: not item_gaps(), 30, "every item exact, seen from both", first, second)
         except AssertionError as exc:
             raise AssertionError(f"items differ from the events sent: {item_gaps()[:5]}") from exc
+
+        # every event in a window file of one worker or the other (each writes its partitions' windows)
+        stores = [tmp_path / side / "pair" / "windows" for side in ("a", "b")]
+        ids = {e["event_id"] for e in events}
+        held = wait_for(
+            lambda: (h := windowed(*stores)).keys() >= ids and h, 60, "every event in a window", first, second
+        )
+        assert held.keys() == ids
+        assert repeated_only_by_a_rewrite(held), [(e, f) for e, f in held.items() if len(f) > 1][:5]
 
         expected_flags = _replayed_flags(events)
         wait_for(
