@@ -601,7 +601,7 @@ def main() -> None:
             f"ratio envelopes worker / bare Faust agent (single-event messages): {r['worker'] / base['bare_faust']:.2f}"
         )
         busy = cores_busy(r["worker"], r["cpu_by_role"])
-        print(f"  cores busy (workers, detector, broker): {busy:.2f} of {os.cpu_count()}")
+        print(f"  cores busy ({', '.join(r['cpu_by_role'])}): {busy:.2f} of {os.cpu_count()}")
         if args.timeline:
             print_timeline(r["timeline"], r["timeline_seconds"])
         if args.peer_python:
@@ -611,7 +611,8 @@ def main() -> None:
                 f"({peer.cpu:.1f} us CPU/event; broker {peer.broker_cpu:.1f})"
             )
             print(f"ratio worker on envelopes / peer:      {r['worker'] / peer.rate:10.2f}")
-            print(f"ratio CPU/event, envelopes (workers+detector) / peer: {r['cpu'] / peer.cpu:.2f}")
+            stages = "+".join(role for role in r["cpu_by_role"] if role != "broker")
+            print(f"ratio CPU/event, envelopes ({stages}) / peer: {r['cpu'] / peer.cpu:.2f}")
     if args.workers and args.envelope:
         counts = [int(n) for n in args.workers.split(",")]
         runs = run_scale_out(base["engine"], enveloped, inputs, env, counts)
