@@ -54,6 +54,13 @@ from streams.sources.simulator import simulated_events  # noqa: E402
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TIMELINE_STEP_S = 0.25  # `--timeline`: how often each process's CPU is read
 
+# The stages that can run in a process of their own: (what, command and role, the worker setting
+# that sends them there when false, the setting of their /metrics port).
+STAGES_APART = (
+    ("fraud detector", "detector", "ADVREC_FRAUD_IN_WORKER", "ADVREC_DETECTOR_WEB_PORT"),
+    ("window sink", "windows", "ADVREC_WINDOWS_IN_WORKER", "ADVREC_WINDOWS_WEB_PORT"),
+)
+
 
 def load_events(source: str, n: int):
     if source == "movielens":
@@ -111,8 +118,7 @@ def process_cpu_s(pid: int) -> float:
 
 
 def apart(env: dict, setting: str) -> bool:
-    """Whether the worker's settings put a stage in its own process: `ADVREC_FRAUD_IN_WORKER`
-    (`advrec detector`) or `ADVREC_WINDOWS_IN_WORKER` (`advrec windows`) false.
+    """Whether the worker's settings put a stage in its own process (its `STAGES_APART` setting false).
 
     The value is read as Settings reads it (pydantic's bool), so the benchmark and the worker agree.
     """
@@ -182,11 +188,9 @@ def worker_run(
     for n in range(workers):
         start("worker", f"worker{n}", "ADVREC_WEB_PORT", "workers")
     worker_urls = list(urls)
-    # the stages apart: their metrics and CPU count with the workers'
-    if apart(env_extra, "ADVREC_FRAUD_IN_WORKER"):
-        start("detector", "detector", "ADVREC_DETECTOR_WEB_PORT", "detector")
-    if apart(env_extra, "ADVREC_WINDOWS_IN_WORKER"):
-        start("windows", "windows", "ADVREC_WINDOWS_WEB_PORT", "windows")
+    for _, command, setting, port_setting in STAGES_APART:  # their metrics and CPU count with the workers'
+        if apart(env_extra, setting):
+            start(command, command, port_setting, command)
 
     def scrape() -> dict:
         summed: dict = {}
@@ -497,7 +501,8 @@ def print_timeline(steps: tuple, clock_s: float) -> None:
 
 def by_role(cpu: dict[str, float]) -> str:
     """CPU µs/event per process role; the broker's is not in the worker's figure (it shares the cores)."""
-    parts = [f"{role} {cpu[role]:.1f}" for role in ("workers", "detector", "windows", "broker") if role in cpu]
+    roles = ("workers", *(command for _, command, _, _ in STAGES_APART), "broker")
+    parts = [f"{role} {cpu[role]:.1f}" for role in roles if role in cpu]
     return ", ".join(parts) + (" (the broker's not counted above)" if "broker" in cpu else "")
 
 
@@ -549,10 +554,7 @@ def main() -> None:
         env["ADVREC_WINDOWS_IN_WORKER"] = "false"
     users = len({e["user_id"] for e in events})
     print(f"source={args.source} inputs={len(records)} users={users} (1 malformed per {args.bad_every})")
-    for stage, setting, command in (
-        ("fraud detector", "ADVREC_FRAUD_IN_WORKER", "detector"),
-        ("window sink", "ADVREC_WINDOWS_IN_WORKER", "windows"),
-    ):
+    for stage, command, setting, _ in STAGES_APART:
         where = f"its own process (advrec {command})" if apart(env, setting) else "the worker"
         print(f"{stage} in {where}; every worker figure below counts it (CPU, and the clock waits for it)")
     results, enveloped_run = [], None
