@@ -6,9 +6,13 @@ spread over workers. Analysts' labels (`fraud.labels`, followed group-less by ev
 override the detector's verdict for the labelled user, and refit the supervised model that ranks
 the review queue (`GET /fraud/review`; it never sets or clears a flag itself: docs/detection.md).
 
-Per batch of envelopes: each event new to the detector (`FoldMarks`) goes to
-`FraudDetector.update`, then one `flush`; verdicts that changed go to the `suspicion` table
-(one partition, beside the detector) and crossings of the threshold to `fraud.flags`.
+Per take of envelopes (a short window: `FOLD_WINDOW_S`): each event new to the detector
+(`FoldMarks`) goes to `FraudDetector.update`. A flush (rescoring the users changed since the last
+one) follows every `batch_max_seconds`, or as soon as the input pauses (`FOLD_WINDOW_S` without
+a take): folding is cheap per event, while a flush costs per user it rescores, so the takes stay
+small (the detector keeps pace with ingest instead of idling out a long take window) and the
+flushes stay as few as before. Verdicts that changed go to the `suspicion` table (one partition,
+beside the detector) and crossings of the threshold to `fraud.flags`.
 
 Every `fraud_checkpoint_s` the state of the users changed since the last checkpoint is written to
 the `fraud-detector` table with their fold marks, and only then are the envelopes folded so far
@@ -51,6 +55,9 @@ log = logging.getLogger(__name__)
 _DECODER = msgspec.json.Decoder(ValidBatch)
 _ENCODER = msgspec.json.Encoder()
 _EVENTS_BETWEEN_PAUSES = 5_000
+# The take window of the detector's input, and the pause after the last take that brings the next
+# flush forward: the detector folds what arrived within this, then waits for the next take.
+FOLD_WINDOW_S = 0.05
 
 
 class FraudAgent:
@@ -67,6 +74,11 @@ class FraudAgent:
         self.marks = FoldMarks()
         self.held: list = []  # envelopes folded since the last checkpoint: acknowledged by it
         self.flagged: set[str] = set()
+        # folded since the last flush: the events, the verdicts `update` returned, the users touched
+        self.unflushed = 0
+        self.unflushed_verdicts: list[Verdict] = []
+        self.touched: set[str] = set()  # their trust may have changed with these events
+        self.flushed_at = self.folded_at = time.monotonic()
         self.events_since_full = 0
         self.full_ended_at: float | None = None  # monotonic end of the last full rescore
         self.full_cost_s = 0.0  # how long it took
@@ -81,7 +93,7 @@ class FraudAgent:
 
     # ---- the stream ------------------------------------------------------------------------------
     async def on_batch(self, events: list) -> None:
-        """Fold a batch of envelopes into the detector, flush once, publish changed verdicts."""
+        """Fold a take of envelopes into the detector; flush if one is due (`flush_due`)."""
         async with self.lock:  # a rebalance may come while this waits (`forget`): `current` after it
             events = current(self.app, events)
             hold(events)
@@ -89,8 +101,7 @@ class FraudAgent:
             if self.detector is None:
                 self._load()
             det, marks, folded = self.detector, self.marks, 0
-            verdicts: list[Verdict] = []
-            touched: set[str] = set()  # their trust may have changed with these events
+            verdicts, touched = self.unflushed_verdicts, self.touched
             next_pause = _EVENTS_BETWEEN_PAUSES
             for event in events:
                 if folded >= next_pause:  # a take can hold many envelopes: let heartbeats and views run
@@ -108,16 +119,39 @@ class FraudAgent:
                     if verdict is not None:
                         verdicts.append(verdict)
             self.events_since_full += folded
-            self.intake.inc(folded)
-            verdicts += await _flushed(det.flush_steps())
-            await self._publish(verdicts + self._relabelled_verdicts(), touched)
+            self.unflushed += folded
             self.held.extend(events)
+            self.folded_at = time.monotonic()
+            if self.unflushed and flush_due(
+                self.folded_at, self.flushed_at, self.folded_at, self.settings.batch_max_seconds
+            ):
+                await self._flush()
+
+    async def on_flush_tick(self) -> None:
+        """Flush what was folded once the input pauses (or the flush period is over)."""
+        async with self.lock:
+            now = time.monotonic()
+            if self.unflushed and flush_due(now, self.flushed_at, self.folded_at, self.settings.batch_max_seconds):
+                await self._flush()
+
+    async def _flush(self) -> None:
+        """Rescore the users changed since the last flush and publish the verdicts that changed."""
+        verdicts = self.unflushed_verdicts + await _flushed(self.detector.flush_steps())
+        await self._publish(verdicts + self._relabelled_verdicts(), self.touched)
+        self.intake.inc(self.unflushed)  # taken in: folded and scored
+        self._flushed()
+
+    def _flushed(self) -> None:
+        self.unflushed, self.unflushed_verdicts, self.touched = 0, [], set()
+        self.flushed_at = time.monotonic()
 
     async def on_checkpoint(self) -> None:
         """Write the state and marks of users changed since the last checkpoint, then acknowledge."""
         async with self.lock:
             if self.detector is None:
                 return
+            if self.unflushed:  # the envelopes acknowledged below have their verdicts published first
+                await self._flush()
             rows = {
                 user.encode(): _ENCODER.encode({"state": self.detector.user_state(user), "marks": self.marks.of(user)})
                 for user in self.marks.take_dirty()
@@ -136,11 +170,13 @@ class FraudAgent:
             if not full_rescore_due(since, self.full_cost_s):  # a large population: the period stretches
                 return
             self.events_since_full = 0
-            verdicts = await _flushed(self.detector.flush_steps(full=True))
+            verdicts = self.unflushed_verdicts + await _flushed(self.detector.flush_steps(full=True))
             self.full_ended_at = time.monotonic()
             self.full_cost_s = self.full_ended_at - started
             metrics.FRAUD_FULL_RESCORE_SECONDS.set(self.full_cost_s)
-            await self._publish(verdicts)
+            await self._publish(verdicts, self.touched)
+            self.intake.inc(self.unflushed)
+            self._flushed()
             log.info(
                 "fraud: full flush of %d users in %.2fs, %d verdicts changed",
                 len(self.detector.verdicts()),
@@ -185,6 +221,7 @@ class FraudAgent:
     def forget(self) -> None:
         """The partition went elsewhere: drop the in-memory detector (its envelopes come again there)."""
         self.detector, self.held, self.marks = None, [], FoldMarks()
+        self.unflushed, self.unflushed_verdicts, self.touched = 0, [], set()
 
     # ---- state -----------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -287,6 +324,13 @@ def flagged_users(suspicion) -> set[str]:
     return out
 
 
+def flush_due(now: float, flushed_at: float, folded_at: float, period_s: float) -> bool:
+    """Whether the events folded since the last flush (at `flushed_at`, monotonic seconds; the last
+    take at `folded_at`) are to be flushed `now`: the flush period is over, or the input has paused
+    (no take for `FOLD_WINDOW_S`)."""
+    return now - flushed_at >= period_s or now - folded_at >= FOLD_WINDOW_S
+
+
 async def _flushed(steps) -> list[Verdict]:
     """Run a detector's flush step by step, letting the event loop run between steps (a full
     flush of many users takes seconds: ingest, views and heartbeats would wait that long)."""
@@ -308,9 +352,10 @@ def install(app: faust.App, settings: Settings, topology, bootstrap: str) -> Fra
     @app.agent(topology.fraud_events, name="fraud")
     async def detect(stream):
         """Fold envelopes of validated events into the one detector."""
-        async for events in stream.take_events(256, within=settings.batch_max_seconds):
+        async for events in stream.take_events(256, within=FOLD_WINDOW_S):
             await agent.on_batch(events)
 
+    app.timer(interval=FOLD_WINDOW_S)(agent.on_flush_tick)
     app.timer(interval=settings.fraud_checkpoint_s)(agent.on_checkpoint)
     app.timer(interval=settings.fraud_full_flush_s)(agent.on_full_flush)
     app.timer(interval=2.0)(agent.on_labels_tick)
