@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import itertools
 import logging
 import socket
 import sys
@@ -352,7 +353,8 @@ class Changelogs:
 
     `write` puts a batch's rows into the table's store and sends their changelog records straight
     to aiokafka, one produce batch per partition, instead of one Faust send per row (a future, a
-    buffer hop, two callbacks and sensors each).
+    buffer hop, two callbacks and sensors each). `send_records` does the same for the records an
+    agent sends to other topics (dead letters, fraud flags), followed until delivered like them.
 
     `single_record_tail` (Tansu): Tansu reports a partition's end offset as its last *batch's*
     base offset + 1, so after a batch of many records Faust's recovery would stop short of them.
@@ -366,7 +368,8 @@ class Changelogs:
         self.tables = list(tables)
         self.single_record_tail = single_record_tail
         self.undelivered: set[asyncio.Future] = set()
-        self._last_send: dict[tuple[str, int], asyncio.Future] = {}  # per changelog partition
+        self._last_send: dict[tuple[str, int], asyncio.Future] = {}  # per partition written
+        self._unkeyed_turn = itertools.count()  # the partition of `send_records`' unkeyed records
         for table in self.tables:
             self._follow(table)
 
@@ -402,23 +405,43 @@ class Changelogs:
             return
         if (table.key_serializer, table.value_serializer) != ("raw", "raw"):
             raise TypeError(f"bulk writes need a table of raw bytes; {table.name} is not")
-        producer = app.producer._ensure_producer()
-        new_batch = self._batch_builder(producer)
-        topic = table.changelog_topic.get_topic_name()
-        partitions = sorted(await producer.partitions_for(topic))
         store = table.data
-        batches: dict[int, list] = {}
-        last_row: dict[int, tuple[bytes, bytes]] = {}
         for key, value in rows.items():
             store[key] = value
-            partition = partitions[partition_of(key, len(partitions))]
-            open_batches = batches.setdefault(partition, [new_batch()])
-            while open_batches[-1].append(key=key, value=value, timestamp=None) is None:  # full (and closed)
-                open_batches.append(new_batch())
+        await self._send(app, table.changelog_topic.get_topic_name(), rows.items(), self.single_record_tail)
+
+    async def send_records(self, app: faust.App, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        """Send `(key, value)` records to a topic that is not a changelog, in bulk and followed like
+        a table's writes (`delivered` waits for them too). A keyed record goes where Faust's own
+        send would put it; the unkeyed ones of a call go together to the next partition in turn.
+        """
+        if records:
+            # On Tansu, one record per batch, as Faust's own sends there (`app_options`): a reader
+            # that stops at the end offset sees them all, and no record is written twice.
+            await self._send(app, topic, records, one_record_batches=self.single_record_tail)
+
+    async def _send(
+        self, app: faust.App, topic: str, records, single_record_tail: bool = False, one_record_batches: bool = False
+    ) -> None:
+        producer = app.producer._ensure_producer()
+        new_batch = self._batch_builder(producer)
+        partitions = sorted(await producer.partitions_for(topic))
+        unkeyed = partitions[next(self._unkeyed_turn) % len(partitions)]
+        batches: dict[int, list] = {}
+        last_row: dict[int, tuple[bytes | None, bytes]] = {}
+        for key, value in records:
+            partition = unkeyed if key is None else partitions[partition_of(key, len(partitions))]
+            built = batches.setdefault(partition, [])
+            if not built or one_record_batches:
+                built.append(new_batch())
+            while built[-1].append(key=key, value=value, timestamp=None) is None:  # full (and closed)
+                built.append(new_batch())
+            if one_record_batches:
+                built[-1].close()
             last_row[partition] = (key, value)
         for partition, built in batches.items():
             built[-1].close()  # complete: no linger
-            if self.single_record_tail:
+            if single_record_tail:
                 tail = new_batch()
                 tail.append(key=last_row[partition][0], value=last_row[partition][1], timestamp=None)
                 tail.close()

@@ -30,11 +30,12 @@ def install(app: faust.App, settings: Settings, topology) -> None:
         """Check each catalog record; write valid entries (and deletions) to the table, dead-letter the rest."""
         async for events in stream.take_events(500, within=settings.batch_max_seconds):
             async with processing(app, events, topology.changelogs, "catalog") as events:
+                letters = []
                 for event in events:
                     m = event.message
                     verdict = check_catalog_record(event.key, event.value, limits, m.topic, m.partition, m.offset)
                     if isinstance(verdict, DeadLetter):
-                        await topology.deadletter.send(key=None, value=encode(verdict))
+                        letters.append((None, encode(verdict)))
                         metrics.CATALOG_DEAD_LETTERS.labels(verdict.code).inc()
                     elif isinstance(verdict, CatalogDeletion):
                         catalog.pop(verdict.item_id.encode(), None)
@@ -42,6 +43,8 @@ def install(app: faust.App, settings: Settings, topology) -> None:
                     else:
                         catalog[verdict.item_id.encode()] = msgspec.to_builtins(verdict)
                         metrics.CATALOG_UPDATES.labels("written").inc()
+                # followed until delivered, like the table writes, before the batch is acknowledged
+                await topology.changelogs.send_records(app, topology.deadletter.get_topic_name(), letters)
 
     @app.page("/catalog/{item_id}")
     @app.table_route(table=catalog, match_info="item_id")

@@ -291,8 +291,9 @@ class FraudAgent:
                 sends.append((key, flag))
         metrics.FRAUD_FLAGGED_USERS.set(len(self.flagged))
         await self.topology.changelogs.write(self.app, self.suspicion, rows)
-        for key, flag in sends:
-            await self.topology.flags.send(key=key, value=encode(flag))
+        await self.topology.changelogs.send_records(
+            self.app, self.topology.flags.get_topic_name(), [(key, encode(flag)) for key, flag in sends]
+        )
 
     def view(self, user: str) -> dict | None:
         """GET /fraud/{user}: the stored verdict, else the detector's live one; None if neither knows the user."""

@@ -57,8 +57,9 @@ def install(app: faust.App, settings: Settings, topology, limits: ValidationLimi
         return rows
 
     async def send(result: BatchResult) -> None:
-        for letter in result.dead_letters:
-            await topology.deadletter.send(key=None, value=encode(letter))
+        await topology.changelogs.send_records(
+            app, topology.deadletter.get_topic_name(), [(None, encode(letter)) for letter in result.dead_letters]
+        )
         for envelope in result.envelopes():
             for events in split_at_offsets(envelope.events, ENVELOPE_EVENTS):
                 chunk = encode(ValidBatch(envelope.topic, envelope.partition, events))

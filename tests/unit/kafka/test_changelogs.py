@@ -191,3 +191,68 @@ def test_on_tansu_each_partition_of_a_write_ends_with_a_batch_of_its_last_record
             assert sent[-1] == [expected[-1]]  # then the partition's last row again, alone
 
     asyncio.run(scenario())
+
+
+async def _acknowledge_all(producer: StandInProducer, changelogs: Changelogs) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+        for _, _, acknowledged in producer.sent:
+            if not acknowledged.done():
+                acknowledged.set_result(None)
+    await changelogs.delivered()
+
+
+def test_records_of_another_topic_are_sent_in_bulk_and_followed_until_delivered():
+    async def scenario():
+        producer = StandInProducer(partitions=4, capacity=100)
+        app, changelogs = SimpleNamespace(producer=producer), Changelogs([])
+        flags = [(f"user-{i}".encode(), f"flag-{i}".encode()) for i in range(12)]
+        await changelogs.send_records(app, "fraud.flags", flags)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        sent = [(p, key, value) for p, batch, _ in producer.sent for key, value in batch.records]
+        assert sorted(sent) == sorted((partition_of(k, 4), k, v) for k, v in flags)  # where Faust's send puts them
+        assert len(producer.sent) == len({partition_of(k, 4) for k, _ in flags})  # one batch per partition
+        event = StandInEvent()
+        releasing = asyncio.ensure_future(release([event], changelogs))
+        await asyncio.sleep(0.01)
+        assert not event.acked  # the batch that made them waits for them
+        await _acknowledge_all(producer, changelogs)
+        await releasing
+        assert event.acked
+
+    asyncio.run(scenario())
+
+
+def test_unkeyed_records_of_one_call_go_together_and_the_next_call_to_the_next_partition():
+    async def scenario():
+        producer = StandInProducer(partitions=3, capacity=100)
+        app, changelogs = SimpleNamespace(producer=producer), Changelogs([])
+        for call in range(3):
+            await changelogs.send_records(
+                app, "events.deadletter", [(None, f"letter-{call}-{i}".encode()) for i in range(5)]
+            )
+        await _acknowledge_all(producer, changelogs)
+        assert [(p, len(batch.records)) for p, batch, _ in producer.sent] == [(0, 5), (1, 5), (2, 5)]
+
+    asyncio.run(scenario())
+
+
+def test_on_tansu_records_of_another_topic_go_one_per_batch_and_none_twice(monkeypatch):
+    """A dead letter written twice would count its input twice: no repeated last record there."""
+
+    class FullSizeBatch(StandInBatch):
+        def __init__(self, batch_bytes, compression, *, is_transactional):
+            super().__init__(capacity=3)
+
+    monkeypatch.setattr(faust_app, "BatchBuilder", FullSizeBatch)
+
+    async def scenario():
+        producer = StandInProducer(partitions=2, capacity=1)
+        app, changelogs = SimpleNamespace(producer=producer), Changelogs([], single_record_tail=True)
+        letters = [(None, f"letter-{i}".encode()) for i in range(4)]
+        await changelogs.send_records(app, "events.deadletter", letters)
+        await _acknowledge_all(producer, changelogs)
+        assert [batch.records for _, batch, _ in producer.sent] == [[letter] for letter in letters]
+
+    asyncio.run(scenario())
