@@ -139,9 +139,10 @@ class FraudAgent:
         verdicts = self.unflushed_verdicts + await _flushed(self.detector.flush_steps())
         await self._publish(verdicts + self._relabelled_verdicts(), self.touched)
         self.intake.inc(self.unflushed)  # taken in: folded and scored
-        self._flushed()
+        self._forget_unflushed()
 
-    def _flushed(self) -> None:
+    def _forget_unflushed(self) -> None:
+        """The folded events are scored and published: start counting anew."""
         self.unflushed, self.unflushed_verdicts, self.touched = 0, [], set()
         self.flushed_at = time.monotonic()
 
@@ -176,7 +177,7 @@ class FraudAgent:
             metrics.FRAUD_FULL_RESCORE_SECONDS.set(self.full_cost_s)
             await self._publish(verdicts, self.touched)
             self.intake.inc(self.unflushed)
-            self._flushed()
+            self._forget_unflushed()
             log.info(
                 "fraud: full flush of %d users in %.2fs, %d verdicts changed",
                 len(self.detector.verdicts()),
@@ -221,7 +222,7 @@ class FraudAgent:
     def forget(self) -> None:
         """The partition went elsewhere: drop the in-memory detector (its envelopes come again there)."""
         self.detector, self.held, self.marks = None, [], FoldMarks()
-        self.unflushed, self.unflushed_verdicts, self.touched = 0, [], set()
+        self._forget_unflushed()
 
     # ---- state -----------------------------------------------------------------------------------
     def _load(self) -> None:
