@@ -115,6 +115,20 @@ class StandInRawTable(StandInTable):
         self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "app-profiles-changelog")
 
 
+class FullSizeBatch(StandInBatch):  # aiokafka's BatchBuilder(bytes, compression, is_transactional=)
+    def __init__(self, batch_bytes, compression, *, is_transactional):
+        super().__init__(capacity=3)
+
+
+async def _acknowledge_all(producer: StandInProducer, changelogs: Changelogs) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+        for _, _, acknowledged in producer.sent:
+            if not acknowledged.done():
+                acknowledged.set_result(None)
+    await changelogs.delivered()
+
+
 def test_bulk_write_updates_the_store_at_once_and_sends_each_key_to_its_partition():
     async def scenario():
         producer, table = StandInProducer(partitions=4), StandInRawTable()
@@ -166,10 +180,6 @@ def test_a_keys_later_value_never_reaches_its_partition_before_the_earlier_one()
 def test_on_tansu_each_partition_of_a_write_ends_with_a_batch_of_its_last_record_alone(monkeypatch):
     """Tansu counts a partition's end offset from its last batch: that batch must hold one record."""
 
-    class FullSizeBatch(StandInBatch):  # aiokafka's BatchBuilder(bytes, compression, is_transactional=)
-        def __init__(self, batch_bytes, compression, *, is_transactional):
-            super().__init__(capacity=3)
-
     monkeypatch.setattr(faust_app, "BatchBuilder", FullSizeBatch)
 
     async def scenario():
@@ -177,12 +187,7 @@ def test_on_tansu_each_partition_of_a_write_ends_with_a_batch_of_its_last_record
         changelogs = Changelogs([table], single_record_tail=True)
         rows = {f"user-{i}".encode(): f"profile-{i}".encode() for i in range(10)}
         await changelogs.write(SimpleNamespace(producer=producer), table, rows)
-        for _ in range(20):
-            await asyncio.sleep(0)
-            for _, _, acknowledged in producer.sent:
-                if not acknowledged.done():
-                    acknowledged.set_result(None)
-        await changelogs.delivered()
+        await _acknowledge_all(producer, changelogs)
         for partition in (0, 1):
             sent = [batch.records for p, batch, _ in producer.sent if p == partition]
             expected = [(k, v) for k, v in rows.items() if partition_of(k, 2) == partition]
@@ -191,15 +196,6 @@ def test_on_tansu_each_partition_of_a_write_ends_with_a_batch_of_its_last_record
             assert sent[-1] == [expected[-1]]  # then the partition's last row again, alone
 
     asyncio.run(scenario())
-
-
-async def _acknowledge_all(producer: StandInProducer, changelogs: Changelogs) -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
-        for _, _, acknowledged in producer.sent:
-            if not acknowledged.done():
-                acknowledged.set_result(None)
-    await changelogs.delivered()
 
 
 def test_records_of_another_topic_are_sent_in_bulk_and_followed_until_delivered():
@@ -240,10 +236,6 @@ def test_unkeyed_records_of_one_call_go_together_and_the_next_call_to_the_next_p
 
 def test_on_tansu_records_of_another_topic_go_one_per_batch_and_none_twice(monkeypatch):
     """A dead letter written twice would count its input twice: no repeated last record there."""
-
-    class FullSizeBatch(StandInBatch):
-        def __init__(self, batch_bytes, compression, *, is_transactional):
-            super().__init__(capacity=3)
 
     monkeypatch.setattr(faust_app, "BatchBuilder", FullSizeBatch)
 
