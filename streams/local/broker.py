@@ -354,6 +354,13 @@ class KafkaBroker(_BrokerProcess):
                 "group.initial.rebalance.delay.ms=0",
                 "num.network.threads=2",
                 "num.io.threads=4",
+                # Index files of 1 MB, not 10: Kafka preallocates each partition's offset and time
+                # index as a sparse file and maps it; on this kernel (ext4, large folios) a fault
+                # in it reads ahead over the holes, zero-filling them, and after a few runs of the
+                # benchmark (new partitions every run) that was half of the broker's CPU, all in
+                # kernel memset, every process waiting on it (docs/broker.md). A segment now rolls
+                # at 512 MB of log (131,072 index entries of one per 4 kB) instead of 1 GB.
+                "log.index.size.max.bytes=1048576",
                 "",
             ]
         )
