@@ -469,7 +469,8 @@ class Changelogs:
         await asyncio.gather(*acknowledged)
 
     async def delivered(self) -> None:
-        """Wait until every changelog record written so far is acknowledged (raises if one failed)."""
+        """Wait until every record written (`write`) or sent (`send_records`) so far is acknowledged
+        (raises if one failed)."""
         if self.undelivered:
             await asyncio.gather(*list(self.undelivered))
 
